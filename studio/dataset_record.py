@@ -1,0 +1,150 @@
+"""The Dataset tab's record handlers: show one record, review it (approve / reject / pending,
+note, edit, swap a pair) and draw its label mask. Named plain functions the tab wires to
+buttons and tests call directly; review state is saved by core.review on every call."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from core import data, review, tokens
+from studio import dataset_render as render
+from studio.dataset_state import mode_table, next_record, record_at
+
+
+def show_record(path, number):
+    """(record number, chat HTML, original row JSON, note, edit choices, swap button, progress)."""
+    opened, item, position = record_at(path, number)
+    if item is None:
+        return 1, render.record_html(None, findings=[], mode_table={}), "", "", gr.update(choices=[]), gr.update(visible=False), ""
+    state = review.open_review(opened.path)
+    record = state.get(getattr(item, "id", ""))
+    shown = review.apply_edits(item, record) if isinstance(item, data.Example) else item
+    findings = opened.report.findings.get(position, []) if opened.report else []
+    html_view = render.record_html(shown, findings=findings, mode_table=mode_table(), status=record.get("status", "pending"),
+                                   note=record.get("note", ""), number=position + 1, edited=shown is not item)
+    original = json.dumps(item.source if isinstance(item, data.Example) else {"reason": item.reason}, indent=2, ensure_ascii=False)
+    choices = _edit_choices(shown) if isinstance(shown, data.Example) else []
+    preference = isinstance(shown, data.Example) and shown.is_preference
+    progress = render.progress_html(state.counts(), len(opened.paged))
+    return (position + 1, html_view, original, record.get("note", ""), gr.update(choices=choices, value=None),
+            gr.update(visible=preference), progress)
+
+
+def _edit_choices(example: data.Example) -> list[str]:
+    choices = [f"{i + 1} · {m['role']}" for i, m in enumerate(example.messages)]
+    return choices + (["chosen reply", "rejected reply"] if example.is_preference else [])
+
+
+def _set_status(path, number, status, mode, review_status, only_findings, search, sort):
+    opened, item, position = record_at(path, number)
+    if not isinstance(item, data.Example):
+        if item is not None:
+            gr.Warning("Bad rows can't be reviewed; fix them in the file and open it again.")
+        return number
+    review.open_review(opened.path).set_status(item.id, status, position=position)
+    return next_record(path, position + 1, mode, review_status, only_findings, search, sort)
+
+
+def approve_record(path, number, mode, status, only_findings, search, sort):
+    """Approve, then move to the next record of the selection."""
+    return _set_status(path, number, "approved", mode, status, only_findings, search, sort)
+
+
+def reject_record(path, number, mode, status, only_findings, search, sort):
+    return _set_status(path, number, "rejected", mode, status, only_findings, search, sort)
+
+
+def reset_record(path, number, mode, status, only_findings, search, sort):
+    """Back to pending; stays on the record."""
+    opened, item, position = record_at(path, number)
+    if isinstance(item, data.Example):
+        review.open_review(opened.path).set_status(item.id, "pending", position=position)
+    return number
+
+
+def save_note(path, number, note):
+    opened, item, position = record_at(path, number)
+    if not isinstance(item, data.Example):
+        return "Open a record first."
+    review.open_review(opened.path).set_note(item.id, note or "", position=position)
+    return f"Note saved for record {position + 1}."
+
+
+def choose_message(path, number, which):
+    """The current text of the message picked for editing."""
+    opened, item, _ = record_at(path, number)
+    if not isinstance(item, data.Example) or not which:
+        return ""
+    shown = review.apply_edits(item, review.open_review(opened.path).get(item.id))
+    if which == "chosen reply":
+        return shown.chosen
+    if which == "rejected reply":
+        return shown.rejected
+    return shown.messages[int(which.split(" ")[0]) - 1]["content"]
+
+
+def save_edit(path, number, which, text):
+    """Store an edited message beside the dataset (the original file is not touched)."""
+    opened, item, position = record_at(path, number)
+    if not isinstance(item, data.Example) or not which:
+        return "Pick a message to edit first."
+    state = review.open_review(opened.path)
+    if which in ("chosen reply", "rejected reply"):
+        state.edit(item.id, position=position, **{which.split(" ")[0]: text})
+    else:
+        messages = [dict(m) for m in review.apply_edits(item, state.get(item.id)).messages]
+        messages[int(which.split(" ")[0]) - 1]["content"] = text
+        state.edit(item.id, messages=messages, position=position)
+    return f"Edit saved for record {position + 1} ({which}). The original file is unchanged."
+
+
+def revert_edits(path, number):
+    opened, item, _ = record_at(path, number)
+    if not isinstance(item, data.Example):
+        return "Open a record first."
+    review.open_review(opened.path).revert(item.id)
+    return f"Edits of record {number} reverted to the original text."
+
+
+def swap_pair(path, number):
+    opened, item, position = record_at(path, number)
+    if not (isinstance(item, data.Example) and item.is_preference):
+        return "Only preference pairs have chosen and rejected replies to swap."
+    review.open_review(opened.path).swap(item, position=position)
+    return f"Swapped chosen and rejected for record {position + 1}."
+
+
+
+def show_mask(path, number, model, max_length, stack=1):
+    """The exact training text of the record (stacked with the next ones when `stack` > 1)
+    with trained tokens highlighted."""
+    opened, item, position = record_at(path, number)
+    if not isinstance(item, data.Example):
+        return [], "Open a record first (bad rows have no training text)."
+    try:
+        tokenizer = tokens.tokenizer_for((model or "embedded").strip())
+        state = review.open_review(opened.path)
+        following = opened.paged.page(list(range(position, min(position + max(int(stack or 1), 1), len(opened.paged)))))
+        group = [review.apply_edits(x, state.get(x.id)) for x in following if isinstance(x, data.Example)]
+        view = tokens.mask_view(group, tokenizer, max_length=int(max_length or 2048))
+    except Exception as error:  # template or model problems are shown, not raised
+        return [], f"**Could not render this record:** {error}"
+    segments = [(text, "trained" if trained else None) for text, trained in view["segments"]]
+    cut = f" · **truncated** from {view['full_length']} tokens" if view["truncated"] else ""
+    what = f"Records {position + 1}-{position + len(group)} stacked" if len(group) > 1 else f"Record {position + 1}"
+    return segments, (f"{what}: {view['tokens']} tokens, **{view['trained']} trained** (highlighted){cut}. "
+                      f"Rendered with the chat template of `{model or 'embedded'}`.")
+
+
+def mask_if_shown(path, number, model, max_length, stack, mask_shown):
+    """Keep the label mask in step with the record, once the person has opened that view."""
+    if not mask_shown:
+        return gr.skip(), gr.skip()
+    return show_mask(path, number, model, max_length, stack)
+
+
+def mask_opened(path, number, model, max_length, stack):
+    segments, info = show_mask(path, number, model, max_length, stack)
+    return True, segments, info

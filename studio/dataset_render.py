@@ -1,0 +1,191 @@
+"""How the Dataset tab draws things: a record as a chat, the check summary as cards, the
+review progress bar and the Plotly charts. Pure functions from core objects to HTML or
+figures; no gradio and no state, so tests can read what a person would see."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from core.data import BadRow, Example
+
+_THINK = re.compile(r"&lt;think&gt;(.*?)(&lt;/think&gt;|$)", re.S)
+COLORS = {"good": "#1a7f37", "warn": "#9a6700", "bad": "#cf222e"}
+MODE_COLORS = ["#8250df", "#0969da", "#bf3989", "#1a7f37", "#bc4c00", "#57606a"]
+ROLE_STYLE = {
+    "system": "background:#f6f8fa;border-left:4px solid #8c959f",
+    "user": "background:#ddf4ff;border-left:4px solid #0969da",
+    "assistant": "background:#fff8c5;border-left:4px solid #bf8700",
+    "tool": "background:#fbefff;border-left:4px solid #8250df",
+}
+
+
+def _tags_pattern(mode_table: dict[str, list[str]]) -> tuple[re.Pattern | None, dict[str, str]]:
+    owner = {tag.strip("<>"): mode for mode, tags in mode_table.items() for tag in tags}
+    if not owner:
+        return None, {}
+    names = "|".join(re.escape(n) for n in sorted(owner, key=len, reverse=True))
+    return re.compile(rf"&lt;(/?)({names})&gt;"), owner
+
+
+def render_text(text: str, mode_table: dict[str, list[str]]) -> str:
+    """Escaped text with <think> blocks collapsible and mode tags highlighted in their mode's colour."""
+    body = html.escape(text)
+    pattern, owner = _tags_pattern(mode_table)
+    if pattern is not None:
+        modes = list(mode_table)
+
+        def paint(match: re.Match) -> str:
+            mode = owner[match.group(2)]
+            color = MODE_COLORS[modes.index(mode) % len(MODE_COLORS)]
+            return (f'<span title="{mode} mode tag" style="background:{color};color:white;border-radius:4px;'
+                    f'padding:0 4px;font-family:monospace;font-size:0.85em">{match.group(0)}</span>')
+
+        body = pattern.sub(paint, body)
+
+    def think(match: re.Match) -> str:
+        inner = match.group(1).strip()
+        return (f'<details style="margin:4px 0;padding:4px 8px;background:#f6f8fa;border-radius:6px">'
+                f'<summary style="cursor:pointer;color:#57606a">Thinking ({len(inner.split())} words), click to open</summary>'
+                f'<div style="white-space:pre-wrap;color:#57606a">{inner}</div></details>')
+
+    return _THINK.sub(think, body)
+
+
+def _bubble(role: str, text: str, mode_table: dict, label: str | None = None) -> str:
+    style = ROLE_STYLE.get(role, ROLE_STYLE["system"])
+    return (f'<div style="{style};border-radius:6px;padding:8px 12px;margin:6px 0;color:#1f2328">'
+            f'<div style="font-size:0.75em;font-weight:600;text-transform:uppercase;color:#57606a">{html.escape(label or role)}</div>'
+            f'<div style="white-space:pre-wrap">{render_text(text, mode_table)}</div></div>')
+
+
+def record_html(item: Example | BadRow | None, *, findings: list[str], mode_table: dict, status: str = "pending",
+                note: str = "", number: int | None = None, edited: bool = False) -> str:
+    """One record as a chat, with its findings and review status on top."""
+    if item is None:
+        return "<p>No record to show. Open a dataset, or loosen the filters.</p>"
+    head = [f"<b>Record {number}</b>" if number else ""]
+    if isinstance(item, BadRow):
+        where = f"line {item.line}" if item.line else f"row {item.row}"
+        return (f'<div style="border:2px solid {COLORS["bad"]};border-radius:6px;padding:10px">'
+                f"<b>Record {number}: this row can't be used</b> ({html.escape(where)})<br>{html.escape(item.reason)}</div>")
+    head.append(f"<code>{html.escape(item.id)}</code>")
+    if item.mode:
+        head.append(f"mode <b>{html.escape(item.mode)}</b>")
+    if item.category:
+        head.append(f"category <b>{html.escape(item.category)}</b>")
+    color = {"approved": COLORS["good"], "rejected": COLORS["bad"]}.get(status, "#57606a")
+    head.append(f'<span style="color:{color};font-weight:600">{status}</span>' + (" · edited" if edited else ""))
+    parts = [f'<div style="margin-bottom:6px">{" · ".join(p for p in head if p)}</div>']
+    if findings:
+        items = "".join(f"<li>{html.escape(f)}</li>" for f in findings)
+        parts.append(f'<div style="border:1px solid {COLORS["bad"]};background:#ffebe9;border-radius:6px;'
+                     f'padding:6px 10px;margin-bottom:6px;color:#1f2328"><b>Findings</b><ul style="margin:2px 0">{items}</ul></div>')
+    if note:
+        parts.append(f'<div style="color:#57606a"><b>Note:</b> {html.escape(note)}</div>')
+    parts += [_bubble(m["role"], m["content"], mode_table) for m in item.messages]
+    if item.is_preference:
+        parts.append('<div style="display:flex;gap:8px">'
+                     f'<div style="flex:1">{_bubble("assistant", item.chosen, mode_table, "chosen reply")}</div>'
+                     f'<div style="flex:1;opacity:0.85">{_bubble("tool", item.rejected, mode_table, "rejected reply")}</div></div>')
+    return "".join(parts)
+
+
+def cards_html(report, tokens: dict | None = None) -> str:
+    """The check summary: counts, then every metric with its target, coloured good / warn / bad."""
+    if report is None:
+        return ""
+    c = report.counts
+    verdict = ("No problems found", COLORS["good"]) if report.ok else (f"{report.problems} problem(s) found", COLORS["bad"])
+    cards = [("Records", report.rows, None), ("Usable examples", report.examples, None),
+             ("Bad rows", c.get("bad_rows", 0), "bad" if c.get("bad_rows") else "good"),
+             ("Mode contamination", c.get("contamination", 0), "bad" if c.get("contamination") else "good")]
+    if report.preference:
+        p = report.preference
+        broken = p["identical"] + p["empty_sides"]
+        cards.append(("Broken pairs", broken, "bad" if broken else "good"))
+    boxes = [_card(label, str(value), status) for label, value, status in cards]
+    boxes += [_card(m["label"], m["display"], m["status"], f"target {m['target']}") for m in report.metrics.values()]
+    if tokens and tokens.get("counted"):
+        over = tokens["truncated"]
+        boxes.append(_card("Tokens (min / mean / max)", f"{tokens['min']} / {tokens['mean']} / {tokens['max']}", None,
+                           f"{tokens['counted']} examples counted"))
+        boxes.append(_card(f"Longer than {tokens['max_length']} tokens", str(over), "good" if over == 0 else "warn",
+                           "examples cut short"))
+        boxes.append(_card("Tokens trained", f"{tokens['trained_share']:.0%}", None, "share of tokens in the loss"))
+    return (f'<div style="font-size:1.1em;font-weight:600;color:{verdict[1]};margin-bottom:6px">{verdict[0]}</div>'
+            f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(boxes)}</div>')
+
+
+def _card(label: str, value: str, status: str | None, sub: str = "") -> str:
+    border = COLORS.get(status or "", "#d0d7de")
+    mark = {"good": "✓ good", "warn": "! check", "bad": "✗ bad"}.get(status or "", "")
+    return (f'<div style="border:1px solid #d0d7de;border-top:4px solid {border};border-radius:6px;padding:6px 10px;'
+            f'min-width:150px;max-width:240px;background:white;color:#1f2328">'
+            f'<div style="font-size:0.8em;color:#57606a">{html.escape(label)}</div>'
+            f'<div style="font-size:1.2em;font-weight:600">{html.escape(value)}</div>'
+            f'<div style="font-size:0.75em;color:{border}">{mark} {html.escape(sub)}</div></div>')
+
+
+def progress_html(counts: dict[str, int], total: int) -> str:
+    done = counts.get("approved", 0) + counts.get("rejected", 0)
+    share = done / total if total else 0
+    return (f'<div style="color:#1f2328">Reviewed <b>{done}</b> of {total} ({share:.0%}) · '
+            f'<span style="color:{COLORS["good"]}">{counts.get("approved", 0)} approved</span> · '
+            f'<span style="color:{COLORS["bad"]}">{counts.get("rejected", 0)} rejected</span>'
+            f'<div style="background:#eaeef2;border-radius:4px;height:8px;margin-top:4px">'
+            f'<div style="background:{COLORS["good"]};width:{share * 100:.1f}%;height:8px;border-radius:4px"></div></div></div>')
+
+
+def length_figure(report):
+    """Histogram of reply lengths (numpy-binned, so a million rows plot instantly)."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    words = np.frombuffer(report.words, dtype=np.uint32)
+    words = words[words > 0]  # bad rows and empty replies have no length to show
+    figure = go.Figure()
+    if words.size:
+        top = max(int(np.percentile(words, 99.5)), 10)
+        counts, edges = np.histogram(np.minimum(words, top), bins=min(40, top))
+        figure.add_bar(x=((edges[:-1] + edges[1:]) / 2).tolist(), y=counts.tolist(), marker_color="#0969da", name="replies")
+        figure.add_vrect(x0=25, x1=40, fillcolor="#1a7f37", opacity=0.12, line_width=0, annotation_text="target 25-40")
+    figure.update_layout(title="Reply length (words, longest reply per record)", xaxis_title="words", yaxis_title="records",
+                         height=300, margin=dict(l=40, r=10, t=40, b=40), bargap=0.05)
+    return figure
+
+
+def modes_figure(report):
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    shares = (report.metrics.get("mode_balance") or {}).get("shares", {})
+    categories = (report.preference or {}).get("categories", {})
+    if not shares and categories:
+        figure.add_bar(x=list(categories), y=list(categories.values()), marker_color="#8250df")
+        figure.update_layout(title="Preference pairs per category", yaxis_title="pairs", height=300,
+                             margin=dict(l=40, r=10, t=40, b=40))
+        return figure
+    if shares:
+        colors = ["#cf222e" if s < 0.05 else "#9a6700" if s <= 0.10 else "#1a7f37" for s in shares.values()]
+        figure.add_bar(x=list(shares), y=[round(s * 100, 1) for s in shares.values()], marker_color=colors)
+        figure.add_hline(y=10, line_dash="dot", annotation_text="10%")
+    figure.update_layout(title="Mode distribution (% of examples)" if shares else "Mode distribution (no mode field)",
+                         height=300, margin=dict(l=40, r=10, t=40, b=40))
+    return figure
+
+
+def tokens_figure(tokens: dict | None):
+    import numpy as np
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    if tokens and tokens.get("lengths"):
+        lengths = np.asarray(tokens["lengths"])
+        # One scale from 0 to past the limit, so the bars sit where they fall against max length.
+        counts, edges = np.histogram(lengths, bins=40, range=(0, max(tokens["max_length"], int(lengths.max())) * 1.05))
+        figure.add_bar(x=((edges[:-1] + edges[1:]) / 2).tolist(), y=counts.tolist(), marker_color="#8250df")
+        figure.add_vline(x=tokens["max_length"], line_color="#cf222e", annotation_text=f"max length {tokens['max_length']}")
+    figure.update_layout(title="Tokens per example" if tokens else "Tokens per example (press Count tokens)",
+                         xaxis_title="tokens", yaxis_title="examples", height=300, margin=dict(l=40, r=10, t=40, b=40))
+    return figure

@@ -1,0 +1,99 @@
+"""The Dataset tab's memory: which datasets are open (their line index and check report,
+never their rows), and where a record sits in the current filtered selection. Shared by the
+tab's handler modules; no widgets here."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import checks, review
+from core.contamination import load_config
+from core.pages import PagedDataset, select
+
+
+@dataclass
+class OpenDataset:
+    paged: PagedDataset
+    format: str
+    template: str | None
+    report: checks.CheckReport | None = None
+    tokens: dict | None = None
+    searches: OrderedDict = field(default_factory=OrderedDict)
+
+    @property
+    def path(self) -> Path:
+        return self.paged.path
+
+
+_OPEN: OrderedDict[str, OpenDataset] = OrderedDict()
+
+
+def opened(path: str) -> OpenDataset | None:
+    return _OPEN.get(path) if path else None
+
+
+def remember(path: str, opened: OpenDataset) -> None:
+    _OPEN[path] = opened
+    _OPEN.move_to_end(path)
+    while len(_OPEN) > 4:
+        _OPEN.popitem(last=False)
+
+
+def mode_table() -> dict:
+    return load_config()["modes"]
+
+
+def positions(opened: OpenDataset, mode, status, only_findings, search, sort):
+    hits = None
+    query = (search or "").strip()
+    if query:
+        if query not in opened.searches:
+            opened.searches[query] = opened.paged.search(query)
+            while len(opened.searches) > 8:
+                opened.searches.popitem(last=False)
+        hits = opened.searches[query]
+    statuses = review.open_review(opened.path).statuses_by_position()
+    return select(opened.report, total=len(opened.paged), mode=None if mode in (None, "", "any") else mode,
+                  statuses=statuses, status=None if status in (None, "", "any") else status,
+                  with_findings=bool(only_findings), hits=hits, sort=sort or "file order"), statuses
+
+
+def record_at(path, number):
+    dataset = opened(path)
+    if dataset is None or not len(dataset.paged):
+        return dataset, None, 0
+    position = min(max(int(number or 1), 1), len(dataset.paged)) - 1
+    return dataset, dataset.paged.get(position), position
+
+
+def step(path, number, delta, mode, status, only_findings, search, sort) -> int:
+    """The record number `delta` places away within the current selection."""
+    import numpy as np
+
+    dataset = opened(path)
+    if dataset is None:
+        return number
+    chosen, _ = positions(dataset, mode, status, only_findings, search, sort)
+    if not len(chosen):
+        return number
+    current = int(number or 1) - 1
+    where = np.flatnonzero(chosen == current)
+    if len(where):
+        return int(chosen[min(max(int(where[0]) + delta, 0), len(chosen) - 1)] + 1)
+    # The current record left the selection (e.g. just approved under a 'pending' filter).
+    nearer = chosen[chosen > current] if delta > 0 else chosen[chosen < current]
+    if len(nearer):
+        return int((nearer.min() if delta > 0 else nearer.max()) + 1)
+    return int(chosen[-1 if delta > 0 else 0] + 1)
+
+
+def next_record(path, number, mode, status, only_findings, search, sort):
+    return step(path, number, 1, mode, status, only_findings, search, sort)
+
+
+def previous_record(path, number, mode, status, only_findings, search, sort):
+    return step(path, number, -1, mode, status, only_findings, search, sort)
+
+

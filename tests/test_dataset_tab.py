@@ -1,0 +1,161 @@
+"""The Dataset tab's handlers (studio.dataset_tab, dataset_record, dataset_state), called directly,
+as the browser would call them."""
+
+from __future__ import annotations
+
+import json
+
+from core import review
+from core.workspace import ASSETS, workspace
+from studio import dataset_record as rec
+from studio import dataset_state as dstate
+from studio import dataset_tab as tab
+
+FILTERS = ("any", "any", False, "", "file order")
+
+
+def open_copy(name: str, tmp_home=None) -> str:
+    """Open a copy of a bundled asset placed in the test's workspace (review state stays private)."""
+    target = workspace().datasets / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes((ASSETS / name).read_bytes())
+    path, status = tab.open_dataset(None, None, str(target), "auto", "")
+    assert path, status
+    tab.check_dataset(path)
+    return path
+
+
+def test_open_check_and_findings_on_the_contaminated_sample():
+    target = workspace().datasets / "c.jsonl"
+    target.write_bytes((ASSETS / "cognitive_modes_contaminated.jsonl").read_bytes())
+    path, status = tab.open_dataset(None, None, str(target), "auto", "")
+    assert "format **modes**" in status and "90 records" in status
+    status, cards, *_plots, rows, modes = tab.check_dataset(path)
+    assert "7 problem(s)" in status and "Mode contamination" in cards
+    assert [4, 4, "foreign tags <action>", "a sample of mode dual contains tags of mode agent"] in rows
+    assert modes["choices"] == ["any", "dual", "emulation", "agent"]
+
+
+def test_browse_filters_pages_and_search():
+    path = open_copy("cognitive_modes_contaminated.jsonl")
+    rows, caption, page = tab.browse(path, *FILTERS, 1)
+    assert len(rows) == tab.PAGE_SIZE and rows[0][:4] == [1, "modes-001", "dual", "pending"] and "90 matching" in caption
+    flagged, caption, _ = tab.browse(path, "any", "any", True, "", "file order", 1)
+    assert [r[0] for r in flagged] == [4, 8, 12, 25, 32]
+    agents, _, _ = tab.browse(path, "agent", "any", False, "", "file order", 1)
+    assert {r[2] for r in agents} == {"agent"}
+    found, caption, _ = tab.browse(path, "any", "any", False, "HEXAGONAL lattice", "file order", 1)
+    assert [r[1] for r in found] == ["modes-001"]
+    last, caption, page = tab.browse(path, *FILTERS, 99)
+    assert page == 6 and "page 6 of 6" in caption
+
+
+def test_record_view_highlights_tags_and_shows_findings():
+    path = open_copy("cognitive_modes_contaminated.jsonl")
+    number, html, original, note, choices, swap, progress = rec.show_record(path, 4)
+    assert number == 4 and "foreign tags &lt;action&gt;" in html
+    assert 'title="agent mode tag"' in html and 'title="dual mode tag"' in html
+    assert json.loads(original)["id"] == "modes-004" and swap["visible"] is False
+    assert choices["choices"] == ["1 · system", "2 · user", "3 · assistant"]
+
+
+def test_think_blocks_collapse_in_the_chat_view():
+    path = open_copy("friction_sample.jsonl")
+    html = rec.show_record(path, 1)[1]
+    assert "<details" in html and "Thinking (" in html and "&lt;think&gt;" not in html
+
+
+def test_review_keys_advance_and_persist():
+    path = open_copy("cognitive_modes.jsonl")
+    assert rec.approve_record(path, 1, *FILTERS) == 2
+    assert rec.reject_record(path, 2, *FILTERS) == 3
+    state = review.open_review(path)
+    assert state.status("modes-001") == "approved" and state.status("modes-002") == "rejected"
+    # under a 'pending' filter the next record skips what was reviewed
+    assert dstate.next_record(path, 1, "any", "pending", False, "", "file order") == 3
+    assert dstate.previous_record(path, 5, "any", "pending", False, "", "file order") == 4
+    rows, _, _ = tab.browse(path, "any", "approved", False, "", "file order", 1)
+    assert [r[0] for r in rows] == [1]
+    assert rec.reset_record(path, 2, *FILTERS) == 2 and review.open_review(path).status("modes-002") == "pending"
+    assert "1 approved" in rec.show_record(path, 1)[-1]
+
+
+def test_edit_note_and_revert():
+    path = open_copy("rag_grounding.jsonl")
+    assert rec.choose_message(path, 1, "3 · assistant").startswith("According to the context")
+    message = rec.save_edit(path, 1, "3 · assistant", "A shorter grounded answer.")
+    assert "original file is unchanged" in message
+    html = rec.show_record(path, 1)[1]
+    assert "A shorter grounded answer." in html and "edited" in html
+    assert "Note saved" in rec.save_note(path, 1, "checked against the passage")
+    assert rec.show_record(path, 1)[3] == "checked against the passage"
+    rec.revert_edits(path, 1)
+    assert "According to the context" in rec.show_record(path, 1)[1]
+
+
+def test_preference_pairs_show_side_by_side_and_swap():
+    path = open_copy("epistemic_dpo.jsonl")
+    _, html, _, _, choices, swap, _ = rec.show_record(path, 1)
+    assert swap["visible"] is True and "chosen reply" in html and "rejected reply" in html
+    before = rec.choose_message(path, 1, "chosen reply")
+    assert "Swapped" in rec.swap_pair(path, 1)
+    assert rec.choose_message(path, 1, "rejected reply") == before
+
+
+def test_label_mask_uses_the_embedded_tokenizer(embedded_dir):
+    path = open_copy("friction_sample.jsonl")
+    segments, info = rec.show_mask(path, 1, "embedded", 512)
+    trained = "".join(text for text, label in segments if label == "trained")
+    assert "</think>" in trained and "Start with a modular monolith" in trained
+    assert "five-person startup" not in trained and "trained" in info
+    cards, figure = tab.count_tokens(path, "embedded", 512)
+    assert "Tokens trained" in cards and figure.data
+
+
+def test_export_and_reopen():
+    path = open_copy("cognitive_modes.jsonl")
+    rec.reject_record(path, 1, *FILTERS)
+    file, message = tab.export_dataset(path, "all rows except rejected", "normalized")
+    assert "Wrote **89** rows" in message
+    reopened, status = tab.open_dataset(None, None, file, "auto", "")
+    assert reopened == file and "89 records" in status
+    assert any(value == file for _, value in tab.dataset_choices())
+
+
+def test_bad_input_never_raises():
+    path, status = tab.open_dataset(None, None, "/etc/passwd", "auto", "")
+    assert path == "" and "outside the folders" in status
+    path, status = tab.open_dataset(None, None, None, "auto", "")
+    assert path == "" and "Pick a sample" in status
+    broken = workspace().datasets / "broken.jsonl"
+    broken.write_bytes(b'{"prompt": "a", "completion": "b"}\n{oops\n\xff\xfe\n')
+    path, status = tab.open_dataset(None, None, str(broken), "auto", "")
+    status, cards, *_ = tab.check_dataset(path)
+    assert "2 problem(s)" in status
+    html = rec.show_record(path, 2)[1]
+    assert "can't be used" in html and "line 2" in html
+    assert rec.approve_record(path, 2, *FILTERS) == 2  # bad rows can't be reviewed; stays put
+    assert rec.show_record("", 1)[1].startswith("<p>No record")
+
+
+def test_upload_is_copied_into_the_workspace(tmp_path):
+    upload = tmp_path / "mine.jsonl"
+    upload.write_bytes((ASSETS / "epistemic_dpo.jsonl").read_bytes())
+    path, status = tab.open_dataset(None, str(upload), None, "auto", "")
+    assert path.startswith(str(workspace().datasets / "uploads")) and "preference" in status
+
+
+def test_tab_builds_inside_the_app():
+    from studio.app import build_app
+
+    assert build_app() is not None
+
+
+def test_label_mask_of_stacked_conversations(embedded_dir):
+    path = open_copy("friction_sample.jsonl")
+    one, _ = rec.show_mask(path, 1, "embedded", 1024, 1)
+    three, info = rec.show_mask(path, 1, "embedded", 1024, 3)
+    assert info.startswith("Records 1-3 stacked")
+    text = "".join(t for t, _ in three)
+    assert text.count("<|im_start|>user") == 3 and text.count("<|im_start|>system") == 1
+    assert sum(1 for _, label in three if label) > sum(1 for _, label in one if label)

@@ -32,9 +32,9 @@ def build_app() -> gr.Blocks:
         header = gr.Markdown("Loading…", elem_id="studio-header")
         with gr.Tabs():
             with gr.Tab("Dataset", id="dataset"):
-                dataset_tab.build_dataset_tab()
+                open_dataset = dataset_tab.build_dataset_tab()
             with gr.Tab("Train", id="train"):
-                train_tab.build_train_tab()
+                train_tab.build_train_tab(dataset_path=open_dataset)
             with gr.Tab("Chat", id="chat"):
                 chat_tab.build_chat_tab()
             with gr.Tab("Export", id="export"):

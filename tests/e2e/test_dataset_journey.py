@@ -1,0 +1,59 @@
+"""A reviewer's journey in the Dataset tab: open a sample, see the contamination finding,
+approve and edit records, export the reviewed set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _pick_dropdown(page, label: str, option: str) -> None:
+    page.get_by_label(label).click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def test_review_journey(studio, page, shot):
+    page.goto(studio.url)
+    _pick_dropdown(page, "Sample or workspace dataset", "cognitive_modes_contaminated.jsonl")
+    page.get_by_role("button", name="Open and check").click()
+    status = page.locator("#ds-status")
+    status.get_by_text("problem(s) found").wait_for()
+    assert "format modes" in status.inner_text()
+    findings = page.locator("#ds-findings")
+    findings.get_by_text("foreign tags <action>").first.wait_for()
+    shot(page, "checked")
+
+    # Approve the first record; the progress bar counts it.
+    page.locator("#ds-approve").click()
+    page.locator("#ds-progress").get_by_text("1 approved").wait_for()
+
+    # Edit the assistant reply of the record now shown (the second one).
+    page.get_by_role("tab", name="Edit and note").click()
+    _pick_dropdown(page, "Message to edit", "3 · assistant")
+    text = page.get_by_label("Text", exact=True)
+    text.fill("<instruction>Reviewed and corrected.</instruction> <action>fixed</action>")
+    page.get_by_role("button", name="Save edit").click()
+    page.get_by_text("saved", exact=False).first.wait_for()
+    page.get_by_label("Reviewer note").fill("rewrote the reply")
+    page.get_by_role("button", name="Save note").click()
+    shot(page, "edited")
+
+    # Review state is beside the dataset in the workspace, never in the original file.
+    review_files = list((studio.home / "datasets").glob("*/review.json"))
+    assert review_files, "review state was not saved in the workspace"
+    state = json.loads(review_files[0].read_text())
+    assert "rewrote the reply" in json.dumps(state)
+
+    page.get_by_text("Export the reviewed dataset").click()
+    page.get_by_role("button", name="Export as JSONL").click()
+    page.get_by_text(".jsonl", exact=False).last.wait_for()
+    shot(page, "exported")
+    exported = [p for p in (studio.home / "datasets").rglob("*.jsonl") if "export" in p.name or "reviewed" in p.name]
+    assert exported, "no exported file in the workspace"
+    rows = [json.loads(line) for line in Path(exported[-1]).read_text().splitlines() if line.strip()]
+    assert len(rows) == 90  # all rows except rejected: none rejected
+    assert any("Reviewed and corrected." in json.dumps(row) for row in rows)

@@ -1,9 +1,365 @@
-"""The Chat tab."""
+"""The Chat tab: base and tuned side by side, live and over a prompt set.
+
+Left pane: the base model. Right pane: any adapter, checkpoint or model of any run (or a folder
+typed in the workspace). Both answer the same messages with the same sampling settings and
+stream at once. Below the panes: save the exchange as a preference example, and an A/B run
+over a prompt set with per-prompt and aggregate tables and downloads. Handlers are plain
+module-level functions (generators when streaming) that tests call directly; core.chat and
+core.evaluation (and torch) are imported when first needed, not when the app starts.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
 import gradio as gr
 
+from core.workspace import PathOutsideWorkspace, inside, workspace
+
+LEFT, RIGHT = "Base (left) is better", "Tuned (right) is better"
+NO_TUNED = "None: base model only"
+AGGREGATE_HEADERS = ["side", "prompts", "keyword_coverage", "refusal_rate", "refusal_accuracy", "avg_words", "avg_latency_s"]
+GENERATION = dict(concurrency_limit=2, concurrency_id="chat-generation")  # two visitors share, a third queues
+
+
+def empty_conversation() -> dict:
+    return {"base": [], "tuned": [], "tuned_label": ""}
+
+
+# ---- picking the models --------------------------------------------------------------------
+
+def tuned_choices() -> list[tuple[str, str]]:
+    from core.chat import tuned_options
+
+    try:
+        return [(NO_TUNED, "")] + tuned_options()
+    except OSError as error:  # an unreadable runs folder must not break the page
+        gr.Warning(f"Could not list runs: {error}")
+        return [(NO_TUNED, "")]
+
+
+def load_tuned_choices():
+    return gr.update(choices=tuned_choices())
+
+
+def refresh_tuned(current: str):
+    return gr.update(choices=tuned_choices(), value=current or "")
+
+
+def tuned_path(choice: str | None) -> str | None:
+    """The tuned side the user picked or typed, kept inside the workspace."""
+    if not choice or not str(choice).strip():
+        return None
+    return str(inside(str(choice).strip()))
+
+
+def compare_choices(choice: str | None):
+    """Every result of the run that holds the picked tuned side, for the checkpoint comparison."""
+    from core import runs
+
+    try:
+        path = Path(tuned_path(choice) or "")
+    except PathOutsideWorkspace:
+        return gr.update(choices=[], value=[])
+    run = next((p for p in [path, *path.parents] if (p / "status.json").is_file()), None) if choice else None
+    options = [(label, str(p)) for label, p in runs.model_artifacts(run)] if run else []
+    return gr.update(choices=options, value=[])
+
+
+def _engine_with_tuned(base_model: str, choice: str | None):
+    """The cached engine for the base and the side key of the tuned weights (None without)."""
+    from core.chat import engine_for
+
+    engine = engine_for(base_model or "embedded")
+    path = tuned_path(choice)
+    return engine, (engine.attach(path) if path else None)
+
+
+def _problem(error: Exception) -> str:
+    return f"⚠️ {error}"
+
+
+def _sampling(system, temperature, top_p, max_new_tokens, seed):
+    from core.chat import Sampling
+
+    return Sampling(system or "", float(temperature or 0), float(top_p or 1), int(max_new_tokens or 1), int(seed or 0))
+
+
+# ---- rendering -----------------------------------------------------------------------------
+
+def to_chatbot(messages: list[dict]) -> list[dict]:
+    """Chat messages for a Chatbot: each <think> block becomes a collapsed thought whose title
+    gives its length (open with a spinner while it is still being written)."""
+    from core.chat import split_think, think_title
+
+    shown = []
+    for message in messages:
+        if message["role"] != "assistant":
+            shown.append({"role": message["role"], "content": message["content"]})
+            continue
+        split = split_think(message["content"])
+        if split.think is not None:
+            status = "done" if split.closed else "pending"
+            shown.append({"role": "assistant", "content": split.think or "(empty)",
+                          "metadata": {"title": think_title(split), "status": status}})
+        if split.answer or split.think is None:
+            shown.append({"role": "assistant", "content": split.answer})
+    return shown
+
+
+def pane_stats(pane) -> str:
+    if pane is None:
+        return ""
+    if pane.error:
+        return f"⚠️ {pane.error}"
+    ttft = f"{pane.ttft_s:.2f} s" if pane.ttft_s is not None else "…"
+    state = "" if pane.done else " · generating…"
+    return f"{pane.tokens} tokens · **{pane.tokens_per_s:.1f} tokens/s** · first token after **{ttft}**{state}"
+
+
+def _view(conversation: dict, panes: dict | None = None, status: str = "", answering: bool = True) -> tuple:
+    """(base chatbot, tuned chatbot, base stats, tuned stats, conversation, status); while
+    `answering`, each pane's text so far is shown after its history."""
+    panes = panes or {}
+    shown = {}
+    for side in ("base", "tuned"):
+        live = [{"role": "assistant", "content": panes[side].text}] if answering and side in panes else []
+        shown[side] = to_chatbot(conversation[side] + live)
+    return (shown["base"], shown["tuned"], pane_stats(panes.get("base")), pane_stats(panes.get("tuned")),
+            conversation, status)
+
+
+# ---- chat handlers -------------------------------------------------------------------------
+
+def send_message(message, conversation, base_model, tuned_choice, system, temperature, top_p, max_new_tokens, seed):
+    """Stream both panes' answers to `message`; yields (chatbots, stats, conversation, status, box)."""
+    from core.chat import BASE
+
+    conversation = conversation or empty_conversation()
+    if not (message or "").strip():
+        yield *_view(conversation, status="Type a message first."), message
+        return
+    from core.chat import loaded_engine
+
+    loading = "Loading the model (first use takes a few seconds)…" if loaded_engine() is None else "Answering…"
+    yield *_view(conversation, status=loading), ""
+    try:
+        sampling = _sampling(system, temperature, top_p, max_new_tokens, seed).check()
+        engine, tuned_key = _engine_with_tuned(base_model, tuned_choice)
+    except Exception as error:  # a wrong model, adapter or setting: say what, keep the message
+        yield *_view(conversation, status=_problem(error)), message
+        return
+    turn = {"role": "user", "content": message.strip()}
+    sides = {"base": BASE} | ({"tuned": tuned_key} if tuned_key else {})
+    histories = {pane: conversation[pane] + [turn] for pane in sides}
+    status = "" if tuned_key else "No tuned side picked: only the base model answers."
+    panes, stop = {}, threading.Event()
+    try:
+        for streamed in engine.stream({key: histories[pane] for pane, key in sides.items()}, sampling, stop):
+            panes = {pane: streamed[key] for pane, key in sides.items()}
+            yield *_view({**conversation, **{p: h for p, h in histories.items()}}, panes, status), ""
+    finally:
+        stop.set()  # Stop pressed or the visitor left: end generation
+    for pane, history in histories.items():
+        conversation[pane] = history + [{"role": "assistant", "content": panes[pane].text}]
+    conversation["tuned_label"] = tuned_choice or ""
+    yield *_view(conversation, panes, status, answering=False), ""
+
+
+def retry_last(conversation, base_model, tuned_choice, system, temperature, top_p, max_new_tokens, seed):
+    """Drop the last exchange from both panes and ask the same message again."""
+    conversation = conversation or empty_conversation()
+    if not conversation["base"]:
+        yield *_view(conversation, status="Nothing to retry yet."), ""
+        return
+    message = conversation["base"][-2]["content"]
+    trimmed = {**conversation, "base": conversation["base"][:-2], "tuned": conversation["tuned"][:-2]}
+    yield from send_message(message, trimmed, base_model, tuned_choice, system, temperature, top_p, max_new_tokens, seed)
+
+
+def clear_chat():
+    return _view(empty_conversation())
+
+
+def send_to_dataset(conversation, preference, system):
+    """Save the last exchange as a preference example: chosen = the preferred pane."""
+    from core.evaluation import save_preference
+
+    conversation = conversation or empty_conversation()
+    if not conversation["base"] or not conversation["tuned"]:
+        return "⚠️ Chat with both a base and a tuned side first: a preference needs two answers."
+    if preference not in (LEFT, RIGHT):
+        return "⚠️ Pick which answer is better first."
+    chosen, rejected = ("base", "tuned") if preference == LEFT else ("tuned", "base")
+    prompt = ([{"role": "system", "content": system}] if (system or "").strip() else []) + conversation[chosen][:-1]
+    try:
+        path = save_preference(prompt, conversation[chosen][-1]["content"], conversation[rejected][-1]["content"])
+    except (ValueError, OSError) as error:
+        return _problem(error)
+    count = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return f"Saved to `{path}` ({count} examples). Open it in the Dataset tab as preference data."
+
+
+# ---- A/B over a prompt set -----------------------------------------------------------------
+
+def prompt_set_choices() -> list[tuple[str, str]]:
+    from core.evaluation import bundled_prompt_sets
+
+    return [(path.stem.replace("_", " "), str(path)) for path in bundled_prompt_sets()]
+
+
+def _ab_sides(tuned_choice, compare: list[str] | None) -> dict[str, str | None]:
+    from core.chat import BASE, tuned_source
+
+    sides: dict[str, str | None] = {BASE: None}
+    if tuned_path(tuned_choice):
+        sides["tuned"] = tuned_path(tuned_choice)
+    for path in compare or []:
+        checked = tuned_path(path)
+        if checked not in sides.values():
+            sides[tuned_source(checked).label] = checked
+    return sides
+
+
+def _tables(rows, patterns):
+    """The per-prompt table (answers get the width) and the aggregate, as DataFrames."""
+    import pandas as pd
+
+    from core.evaluation import aggregate, per_prompt_table
+
+    wide = pd.DataFrame(per_prompt_table(rows, patterns))
+    sides = max(1, (len(wide.columns) - 3) // 2)
+    widths = ["6%", "7%", "13%"] + [f"{50 / sides:.1f}%", f"{24 / sides:.1f}%"] * sides
+    return gr.update(value=wide, column_widths=widths), pd.DataFrame(aggregate(rows, patterns))
+
+
+def _downloads(rows: list[dict]) -> list[str]:
+    """Results saved in the workspace (exports/ab-<time>.*), with copies in the temp folder that
+    gradio may serve (it refuses files outside the working folder and the temp folder)."""
+    from core.evaluation import export
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    served = Path(tempfile.mkdtemp(prefix="studio-ab-"))
+    files = []
+    for suffix in (".csv", ".jsonl"):
+        saved = export(rows, workspace().exports / f"ab-{stamp}{suffix}")
+        files.append(str(shutil.copy(saved, served / saved.name)))
+    return files
+
+
+def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compare, system, temperature, top_p,
+           max_new_tokens, seed):
+    """Run the prompt set through every side; yields (status, per-prompt table, aggregate, files)."""
+    from core.evaluation import load_patterns, load_prompt_set, run_prompt_set
+
+    try:
+        source = upload or (str(inside(set_choice)) if set_choice else None)
+        if not source:
+            yield "⚠️ Pick a bundled prompt set or upload a JSONL file.", None, None, None
+            return
+        prompts, bad = load_prompt_set(source)
+        patterns = load_patterns(patterns_upload) if patterns_upload else load_patterns()
+        sampling = _sampling(system, temperature, top_p, max_new_tokens, seed).check()
+        sides = _ab_sides(tuned_choice, compare)
+        yield "Loading the model…", None, None, None
+        engine, _ = _engine_with_tuned(base_model, None)
+    except Exception as error:  # bad file, bad pattern list, wrong model: say what, run nothing
+        yield _problem(error), None, None, None
+        return
+    skipped = "".join(f"\n- skipped line {row.line}: {row.reason}" for row in bad)
+    if not prompts:
+        yield f"⚠️ No usable prompts in {Path(source).name}.{skipped}", None, None, None
+        return
+    rows = []
+    try:
+        for progress in run_prompt_set(engine, prompts, sampling, sides, patterns):
+            rows.append(progress.row)
+            yield (f"Running **{progress.side}**: {progress.done} of {progress.total} answers.{skipped}",
+                   *_tables(rows, patterns), None)
+    except Exception as error:  # e.g. a checkpoint made for another base: keep what finished
+        yield _problem(error) + skipped, *(_tables(rows, patterns) if rows else (None, None)), None
+        return
+    yield (f"Done: {len(prompts)} prompts × {len(sides)} sides ({', '.join(sides)}).{skipped}",
+           *_tables(rows, patterns), _downloads(rows))
+
+
+# ---- layout --------------------------------------------------------------------------------
 
 def build_chat_tab() -> None:
-    gr.Markdown("The Chat tab is being built.")
+    gr.Markdown("Ask both models the same thing. **Left:** the base model. **Right:** a tuned adapter, "
+                "checkpoint or model. Same settings for both, so differences come from the weights.")
+    with gr.Row():
+        base_model = gr.Textbox("embedded", label="Base model", info="embedded, a model folder, or a Hub id", scale=2)
+        tuned = gr.Dropdown([(NO_TUNED, "")], value="", label="Tuned side", allow_custom_value=True, scale=3,
+                            info="any run's adapter or checkpoint, or type a folder path inside the workspace")
+        refresh = gr.Button("↻ Refresh runs", scale=0, min_width=120)
+    with gr.Accordion("Settings (shared by both panes)", open=False):
+        system = gr.Textbox(label="System prompt", placeholder="optional", lines=2)
+        with gr.Row():
+            temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature", info="0 = greedy (always the most likely token)")
+            top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p", info="sample only from the most likely tokens covering this share")
+            max_new_tokens = gr.Slider(16, 2048, value=256, step=16, label="Max new tokens")
+            seed = gr.Number(0, precision=0, label="Seed", info="same seed, same answer when sampling")
+    with gr.Row(equal_height=True):
+        with gr.Column():
+            base_chat = gr.Chatbot(label="Base model", height=420, feedback_options=None, buttons=["copy_all"], elem_id="chat-base")
+            base_stats = gr.Markdown(elem_id="chat-base-stats")
+        with gr.Column():
+            tuned_chat = gr.Chatbot(label="Tuned model", height=420, feedback_options=None, buttons=["copy_all"], elem_id="chat-tuned")
+            tuned_stats = gr.Markdown(elem_id="chat-tuned-stats")
+    with gr.Row():
+        message = gr.Textbox(label="Message", placeholder="Message both models (Enter sends)", scale=5, elem_id="chat-message")
+        send = gr.Button("Send", variant="primary", scale=1, min_width=100)
+    with gr.Row():
+        stop = gr.Button("Stop", size="sm")
+        retry = gr.Button("Retry", size="sm")
+        clear = gr.Button("Clear", size="sm")
+        preference = gr.Radio([LEFT, RIGHT], label="Which answer is better?", scale=3)
+        save = gr.Button("Send to dataset", size="sm", scale=1)
+    status = gr.Markdown(elem_id="chat-status")
+    conversation = gr.State(empty_conversation())
+
+    settings = [system, temperature, top_p, max_new_tokens, seed]
+    chat_outputs = [base_chat, tuned_chat, base_stats, tuned_stats, conversation, status, message]
+    sent = send.click(send_message, [message, conversation, base_model, tuned] + settings, chat_outputs, **GENERATION)
+    submitted = message.submit(send_message, [message, conversation, base_model, tuned] + settings, chat_outputs, **GENERATION)
+    retried = retry.click(retry_last, [conversation, base_model, tuned] + settings, chat_outputs, **GENERATION)
+    stop.click(None, cancels=[sent, submitted, retried])
+    for clears in (clear.click, base_chat.clear, tuned_chat.clear):  # the panes' own trash icons clear both
+        clears(clear_chat, None, chat_outputs[:-1], cancels=[sent, submitted, retried])
+    save.click(send_to_dataset, [conversation, preference, system], status)
+
+    _build_ab_section(base_model, tuned, settings)
+    refresh.click(refresh_tuned, tuned, tuned)
+    gr.on(None, load_tuned_choices, None, tuned)  # page load: runs finished since start-up appear
+
+
+def _build_ab_section(base_model, tuned, settings) -> None:
+    gr.Markdown("### A/B over a prompt set\nRun every prompt through the base and the tuned side (and, to pick "
+                "the best one, other checkpoints of the same run). Metrics: expected keywords found, refusals "
+                "against `should_refuse`, length, latency, and pattern rates from the pattern list.")
+    with gr.Row():
+        prompt_set = gr.Dropdown(prompt_set_choices(), value=None, label="Bundled prompt set", scale=2,
+                                 info="an uploaded file takes precedence")
+        upload = gr.File(label="…or upload a prompt set (JSONL)", file_types=[".jsonl"], type="filepath", scale=2,
+                         elem_id="ab-upload")
+        patterns = gr.File(label="Pattern list (YAML, optional)", file_types=[".yaml", ".yml"], type="filepath", scale=1)
+    compare = gr.Dropdown([], multiselect=True, label="Compare checkpoints of the same run",
+                          info="pick a run's adapter or checkpoint as the tuned side to list the others")
+    with gr.Row():
+        run = gr.Button("Run A/B", variant="primary")
+        cancel = gr.Button("Stop A/B")
+    ab_status = gr.Markdown(elem_id="ab-status")
+    aggregate = gr.Dataframe(label="Aggregate (one row per side)", headers=AGGREGATE_HEADERS, interactive=False, wrap=True)
+    per_prompt = gr.Dataframe(label="Per prompt", headers=["prompt_id", "category", "prompt"], interactive=False,
+                              wrap=True, max_height=500)
+    files = gr.File(label="Download results (CSV and JSONL)", file_count="multiple", interactive=False)
+    running = run.click(run_ab, [prompt_set, upload, patterns, base_model, tuned, compare] + settings,
+                        [ab_status, per_prompt, aggregate, files], **GENERATION)
+    cancel.click(None, cancels=[running])
+    tuned.change(compare_choices, tuned, compare)
+

@@ -1,0 +1,468 @@
+"""Chat: one base model in memory answering as itself and through tuned weights, streamed.
+
+A `ChatEngine` holds one copy of a base model. Tuned sides are attached to it: a LoRA adapter
+is loaded into the same weights (peft) and switched off for the base side with peft's
+`disable_adapter`, so base + adapter costs about one model; a merged or full model folder is
+loaded as a second model (that one really costs two). Several sides generate at once, each in
+its own thread with a `TextIteratorStreamer`; a lock around every forward pass lets them take
+turns token by token and puts the right adapter state in place for each turn.
+
+Sampling is shared by all sides (system prompt, temperature, top-p, max new tokens, seed);
+temperature 0 is greedy. Each side draws from its own seeded generator, so a seed reproduces
+an answer even though the sides interleave. This module knows nothing about gradio, prompt
+sets or metrics (core.evaluation), nor how runs are laid out (core.runs).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+from core import models
+
+BASE = "base"
+TUNED = "tuned"
+_THINK = re.compile(r"<think>(.*?)(</think>|$)", re.DOTALL)
+_pane = threading.local()  # which adapter the generating thread wants; read inside the forward hook
+
+
+class AdapterMismatch(ValueError):
+    """An adapter trained on another base model than the one loaded."""
+
+
+class TunedModelError(ValueError):
+    """A tuned-side path that is neither an adapter, a model folder nor a run with one."""
+
+
+@dataclass
+class Sampling:
+    system_prompt: str = ""
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+
+    def check(self) -> "Sampling":
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be 0 (greedy) or more, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top-p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max new tokens must be at least 1, got {self.max_new_tokens}")
+        return self
+
+
+@dataclass
+class PaneState:
+    """One side's answer so far, with its timing."""
+
+    text: str = ""
+    token_ids: list[int] = field(default_factory=list)  # generated ids, end-of-turn token included
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def done(self) -> bool:
+        return self.ended_at is not None
+
+    @property
+    def ttft_s(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended_at or time.perf_counter()) - self.started
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+# ---- <think> blocks ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ThinkSplit:
+    think: str | None  # the reasoning, None when the text has no <think> block
+    answer: str  # the text outside the block
+    closed: bool  # False while the block is still being written
+
+
+def split_think(text: str) -> ThinkSplit:
+    """Separate a leading or embedded <think>…</think> block from the answer.
+    >>> split_think("<think>hm</think>Paris.")
+    ThinkSplit(think='hm', answer='Paris.', closed=True)
+    """
+    match = _THINK.search(text)
+    if not match:
+        return ThinkSplit(None, text.strip(), True)
+    answer = (text[: match.start()] + text[match.end():]).strip()
+    return ThinkSplit(match.group(1).strip(), answer, bool(match.group(2)))
+
+
+def think_title(split: ThinkSplit) -> str:
+    words = len(split.think.split()) if split.think else 0
+    state = "thinking…" if not split.closed else "thought"
+    return f"{state.capitalize()} · {words} words, {len(split.think or '')} characters"
+
+
+# ---- which tuned weights -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TunedSource:
+    kind: str  # adapter | model
+    path: Path
+    label: str
+    stamp: float = 0.0  # when its config was written: a rewritten best/ loads afresh
+
+
+def tuned_source(path: str | Path, *, label: str | None = None) -> TunedSource:
+    """What a tuned-side path holds: an adapter folder, a model folder, or a run folder (its best
+    adapter/model, else its last checkpoint)."""
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise TunedModelError(f"{folder}: no such folder. Pick a run's adapter or checkpoint, or a model folder.")
+    for kind, config in (("adapter", folder / "adapter_config.json"), ("model", folder / "config.json")):
+        if config.is_file():
+            return TunedSource(kind, folder, label or folder.name, config.stat().st_mtime)
+    if (folder / "status.json").is_file() or (folder / "recipe.yaml").is_file():
+        from core import runs  # the run-directory contract: best/, adapter/ or model/, checkpoints
+
+        artifacts = runs.model_artifacts(folder)
+        if artifacts:
+            best_label, best_path = artifacts[0]
+            return tuned_source(best_path, label=label or f"{folder.name}/{best_label}")
+        raise TunedModelError(f"{folder} is a run without an adapter, model or checkpoint yet; wait for a checkpoint.")
+    raise TunedModelError(f"{folder} holds neither adapter_config.json (a LoRA adapter) nor config.json (a model).")
+
+
+def tuned_options() -> list[tuple[str, str]]:
+    """(label, path) for every adapter, model and checkpoint of every run, newest run first."""
+    from core import runs
+
+    return [(f"{run.run_id} · {label}", str(path))
+            for run in runs.list_runs() for label, path in runs.model_artifacts(run.path)]
+
+
+def _identities(name: str) -> set[str]:
+    """Every spelling that names the same base model: the name, its folder, its Hub id."""
+    name = (name or "").strip()
+    found = {name.lower()} if name else set()
+    if models.is_embedded(name) or name.lower() == models.EMBEDDED_HUB_ID.lower():
+        found.add(models.EMBEDDED_HUB_ID.lower())
+    folder = Path(name).expanduser()
+    if name and folder.is_dir():
+        found.add(str(folder.resolve()).lower())
+        marker = folder / "studio_source.json"
+        if marker.is_file():
+            found.add(str(json.loads(marker.read_text()).get("hub_id", "")).lower())
+    if folder.name == models.EMBEDDED_FOLDER:  # our converted copy, even from another workspace
+        found.add(models.EMBEDDED_HUB_ID.lower())
+    return found - {""}
+
+
+def check_adapter_base(adapter_dir: str | Path, base_name: str) -> None:
+    """Refuse an adapter recorded as trained on another base, naming both."""
+    config_file = Path(adapter_dir) / "adapter_config.json"
+    trained_on = json.loads(config_file.read_text()).get("base_model_name_or_path") or ""
+    if not trained_on:
+        return  # not recorded: nothing to compare; loading fails loudly if the shapes differ
+    resolved = models.resolve(base_name)
+    ours = set().union(*(_identities(n) for n in (resolved.name, resolved.path, resolved.hub_id or "")))
+    if _identities(trained_on) & ours:
+        return
+    shown = resolved.hub_id or resolved.path
+    raise AdapterMismatch(
+        f"The adapter {adapter_dir} was trained on base model '{trained_on}', but the base model loaded "
+        f"here is '{base_name}' ({shown}). Pick '{trained_on}' as the base model, or an adapter trained on '{shown}'."
+    )
+
+
+# ---- the engine ----------------------------------------------------------------------------
+
+class _TurnLock:
+    """A lock served first come, first served: a side that just ran a forward pass queues behind
+    the one already waiting, so sides (and visitors) alternate instead of one starving another."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._waiting: collections.deque = collections.deque()
+        self._held = False
+
+    def acquire(self) -> None:
+        ticket = object()
+        with self._changed:
+            self._waiting.append(ticket)
+            self._changed.wait_for(lambda: not self._held and self._waiting[0] is ticket)
+            self._waiting.popleft()
+            self._held = True
+
+    def release(self) -> None:
+        with self._changed:
+            self._held = False
+            self._changed.notify_all()
+
+    def __enter__(self):
+        self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class ChatEngine:
+    """One base model, any number of attached tuned sides, streamed generation for several at once."""
+
+    def __init__(self, base_name: str):
+        self.base_name = base_name
+        self.tokenizer = models.load_tokenizer(base_name)
+        self.base = models.load_model(base_name).eval()
+        self.peft = None  # the PeftModel wrapping self.base once an adapter is attached
+        self.sides: dict[str, tuple[object, str | None]] = {BASE: (self.base, None)}
+        self.sources: dict[str, TunedSource] = {}
+        self._lock = _TurnLock()
+        self._disabled = None
+        self._adapters_loaded = 0
+        self._hook(self.base)
+
+    def _hook(self, model) -> None:
+        model.register_forward_pre_hook(functools.partial(self._before_forward, model))
+        model.register_forward_hook(self._after_forward, always_call=True)
+
+    def _before_forward(self, model, module, args):
+        self._lock.acquire()
+        if model is not self.base or self.peft is None:
+            return
+        adapter = getattr(_pane, "adapter", self.peft.active_adapter)
+        if adapter is None:
+            self._disabled = self.peft.disable_adapter()
+            self._disabled.__enter__()
+        elif self.peft.active_adapter != adapter:
+            self.peft.set_adapter(adapter, inference_mode=True)
+
+    def _after_forward(self, module, args, output):
+        try:
+            if self._disabled is not None:
+                self._disabled.__exit__(None, None, None)
+                self._disabled = None
+        finally:
+            self._lock.release()
+
+    def attach(self, path: str | Path, side: str | None = None, *, label: str | None = None) -> str:
+        """Make a side answer with the tuned weights at `path` (adapter, model or run folder).
+        The side is named after the resolved folder unless given, so visitors picking different
+        adapters never overwrite each other's side. Returns the side's name."""
+        source = tuned_source(path, label=label)
+        side = side or str(source.path)
+        if self.sources.get(side) == source:
+            return side
+        if source.kind == "adapter":
+            check_adapter_base(source.path, self.base_name)
+            with self._lock:  # never change the weights under a running forward pass
+                self._adapters_loaded += 1
+                name = f"adapter_{self._adapters_loaded}"
+                self._load_adapter(source.path, name)
+                self._drop(side)
+                self.sides[side] = (self.base, name)
+        else:
+            with self._lock:  # at most one extra full model: drop the others before loading
+                for other in [name for name, held in self.sources.items() if held.kind == "model"] + [side]:
+                    self._drop(other)
+            extra = models.load_model(str(source.path)).eval()
+            self._hook(extra)
+            with self._lock:
+                self.sides[side] = (extra, None)
+        self.sources[side] = source
+        return side
+
+    def _load_adapter(self, path: Path, name: str) -> None:
+        import warnings
+
+        from peft import PeftModel
+
+        try:
+            with warnings.catch_warnings():  # peft calls a transformers method deprecated in v5; not ours to fix
+                warnings.filterwarnings("ignore", category=FutureWarning)
+                if self.peft is None:
+                    self.peft = PeftModel.from_pretrained(self.base, str(path), adapter_name=name, is_trainable=False)
+                else:
+                    self.peft.load_adapter(str(path), adapter_name=name, is_trainable=False)
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise AdapterMismatch(f"The adapter {path} does not fit the base model '{self.base_name}': "
+                                  f"{str(error).splitlines()[0][:300]}") from error
+
+    def detach(self, side: str) -> None:
+        """Forget a tuned side and free what it held (a full model's weights; an adapter's)."""
+        with self._lock:
+            self._drop(side)
+
+    def _drop(self, side: str) -> None:
+        if side == BASE:
+            raise ValueError("the base side can't be replaced; load another base model instead")
+        old = self.sides.pop(side, None)
+        self.sources.pop(side, None)
+        if old and old[1] is not None and self.peft is not None and len(self.peft.peft_config) > 1:
+            self.peft.delete_adapter(old[1])  # peft keeps at least one adapter; the last one stays, unused
+
+    def encode(self, messages: list[dict], sampling: Sampling):
+        system = [{"role": "system", "content": sampling.system_prompt}] if sampling.system_prompt.strip() else []
+        return self.tokenizer.apply_chat_template(system + list(messages), add_generation_prompt=True,
+                                                  return_tensors="pt", return_dict=True)
+
+    def stream(self, conversations: dict[str, list[dict]], sampling: Sampling,
+               stop: threading.Event | None = None) -> Iterator[dict[str, PaneState]]:
+        """Generate for every side at once; yield a snapshot of all panes after each piece of text."""
+        sampling.check()
+        unknown = set(conversations) - set(self.sides)
+        if unknown:
+            raise KeyError(f"no such side: {', '.join(sorted(unknown))} (attached: {', '.join(self.sides)})")
+        stop = stop or threading.Event()
+        events: queue.Queue = queue.Queue()
+        panes = {side: PaneState() for side in conversations}
+        threads = [threading.Thread(target=self._generate, args=(side, messages, sampling, events, stop), daemon=True)
+                   for side, messages in conversations.items()]
+        for thread in threads:
+            thread.start()
+        running = set(conversations)
+        try:
+            while running:
+                side, kind, payload, at = events.get()
+                _apply_event(panes[side], kind, payload, at)
+                if kind == "done":
+                    running.discard(side)
+                if kind != "tokens":  # text arrives right after its tokens; one update per piece is enough
+                    yield {name: replace(pane, token_ids=list(pane.token_ids)) for name, pane in panes.items()}
+        finally:
+            stop.set()  # the consumer went away (or finished): let the threads end early
+            for thread in threads:
+                thread.join(timeout=30)
+
+    def generate(self, side: str, messages: list[dict], sampling: Sampling) -> PaneState:
+        """One side's complete answer (the A/B runner uses this, one side at a time)."""
+        last = None
+        for last in self.stream({side: messages}, sampling):
+            pass
+        return last[side]
+
+    def _generate(self, side, messages, sampling, events, stop) -> None:
+        import torch
+
+        model, adapter = self.sides[side]
+        _pane.adapter = adapter
+        try:
+            inputs = self.encode(messages, sampling).to(model.device)
+            extra = {"logits_processor": [_SeededSampler(sampling)]} if sampling.temperature > 0 else {}
+            with torch.inference_mode():
+                model.generate(**inputs, max_new_tokens=sampling.max_new_tokens, do_sample=False,
+                               streamer=_streamer_class()(self.tokenizer, side, events),
+                               stopping_criteria=[_StopWhenSet(stop)], pad_token_id=self.tokenizer.pad_token_id,
+                               **extra)
+        except Exception as error:  # shown in the pane, not lost in a thread
+            events.put((side, "error", f"{type(error).__name__}: {str(error).splitlines()[0][:300]}", time.perf_counter()))
+        finally:
+            events.put((side, "done", None, time.perf_counter()))
+
+
+def _apply_event(pane: PaneState, kind: str, payload, at: float) -> None:
+    if kind == "text":
+        pane.text += payload
+    elif kind == "tokens":
+        pane.token_ids.extend(payload)
+        pane.first_token_at = pane.first_token_at or at
+    elif kind == "error":
+        pane.error = payload
+    elif kind == "done":
+        pane.ended_at = at
+
+
+class _StopWhenSet:
+    """A stopping criterion (plain callable, as generate accepts) that ends generation on request."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _SeededSampler:
+    """Temperature and top-p with transformers' own warpers, then a draw from this side's own
+    generator; the drawn token gets all the mass, so greedy decoding emits exactly it. Sides that
+    interleave therefore never consume each other's random numbers."""
+
+    def __init__(self, sampling: Sampling):
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.warpers = [TemperatureLogitsWarper(sampling.temperature)]
+        if sampling.top_p < 1:
+            self.warpers.append(TopPLogitsWarper(sampling.top_p))
+        self.seed, self.generator = int(sampling.seed), None
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.generator is None:
+            self.generator = torch.Generator(device=scores.device).manual_seed(self.seed)
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        picked = torch.multinomial(torch.softmax(scores.float(), dim=-1), 1, generator=self.generator)
+        return torch.full_like(scores, float("-inf")).scatter(1, picked, 0.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _streamer_class():
+    from transformers import TextIteratorStreamer
+
+    class PaneStreamer(TextIteratorStreamer):
+        """Puts (side, kind, payload, time) on a queue shared by all sides: text as it becomes
+        printable, and token counts as they are generated (for tokens/s and time to first token)."""
+
+        def __init__(self, tokenizer, side: str, events: queue.Queue):
+            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+            self.side, self.events = side, events
+
+        def put(self, value):
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                self.events.put((self.side, "tokens", value.reshape(-1).tolist(), time.perf_counter()))
+            super().put(value)
+
+        def on_finalized_text(self, text: str, stream_end: bool = False):
+            if text:
+                self.events.put((self.side, "text", text, time.perf_counter()))
+
+    return PaneStreamer
+
+
+# ---- one engine per process ----------------------------------------------------------------
+
+_ENGINE: ChatEngine | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def engine_for(base_name: str) -> ChatEngine:
+    """The cached engine for this base; another base replaces it (one base model in memory)."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        wanted = models.resolve(base_name).path
+        if _ENGINE is None or models.resolve(_ENGINE.base_name).path != wanted:
+            _ENGINE = None  # let the old weights go before the new ones load
+            _ENGINE = ChatEngine(base_name)
+        return _ENGINE
+
+
+def loaded_engine() -> ChatEngine | None:
+    return _ENGINE

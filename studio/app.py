@@ -48,7 +48,10 @@ def launch_kwargs() -> dict:
     from core.hosting import MAX_UPLOAD, auth_from_env
 
     css = CSS_FILE.read_text() if CSS_FILE.is_file() else None
-    return {"css": css, "theme": gr.themes.Soft(), "max_file_size": MAX_UPLOAD, "auth": auth_from_env()}
+    # Exports (A/B results, exported datasets and models) are served for download; nothing else
+    # in the workspace is.
+    return {"css": css, "theme": gr.themes.Soft(), "max_file_size": MAX_UPLOAD, "auth": auth_from_env(),
+            "allowed_paths": [str(workspace().exports)]}
 
 
 def ensure_embedded_package() -> None:

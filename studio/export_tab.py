@@ -1,9 +1,176 @@
-"""The Export tab."""
+"""The Export tab: pick a run and checkpoint, tick the steps, one Export button, a streaming
+log per step, the verification table and the `ollama run` command. The work is core.export;
+handlers here only shape its events for the widgets. The Hub token goes in, never out."""
 
 from __future__ import annotations
 
+import time
+
 import gradio as gr
+
+from core import export
+from core.gguf import ALL_TYPES, type_availability
+
+VERIFY_HEADERS = ["prompt", "merged model", "GGUF", "agree?"]
+LOG_LINES = 400
+
+
+def run_choices() -> list[tuple[str, str]]:
+    """(label, run folder) for every run, newest first, for the run picker."""
+    from core.runs import list_runs
+
+    return [(f"{info.run_id} · {info.state}", str(info.path)) for info in list_runs()]
+
+
+def refresh_runs(current: str | None):
+    choices = run_choices()
+    values = [value for _, value in choices]
+    value = current if current in values else (values[0] if values else None)
+    return gr.update(choices=choices, value=value), refresh_checkpoints(value)
+
+
+def checkpoint_choices(run_path: str | None) -> list[tuple[str, str]]:
+    if not run_path:
+        return [("best (default)", "best")]
+    from core.runs import model_artifacts
+
+    labels = [label for label, _ in model_artifacts(run_path)]
+    return [("best (default)", "best")] + [(label, label) for label in labels if label != "best"]
+
+
+def refresh_checkpoints(run_path: str | None):
+    return gr.update(choices=checkpoint_choices(run_path), value="best")
+
+
+def gguf_type_note(gguf_type: str) -> str:
+    reason = type_availability(gguf_type or "q8_0")
+    return f"⚠️ {reason}" if reason else f"`{gguf_type}` is written by llama.cpp's converter."
+
+
+def build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
+               ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what) -> export.ExportPlan:
+    """The form as an ExportPlan; ticking nothing but Merge is a merge-only export."""
+    if not run_path:
+        raise export.ExportError("Pick a run first (train one in the Train tab, or refresh the list).")
+    if do_ollama and not (ollama_name or "").strip():
+        raise export.ExportError("Ollama needs a model name, e.g. my-tuned-smollm.")
+    if do_hub and not (hub_repo or "").strip():
+        raise export.ExportError("The Hub step needs a repository id, e.g. your-name/my-adapter.")
+    return export.ExportPlan(
+        source=run_path, checkpoint=checkpoint or "best", merge=bool(do_merge),
+        gguf_type=(gguf_type or "q8_0") if (do_gguf or do_ollama) else None,
+        ollama_name=(ollama_name or "").strip() or None if do_ollama else None, ollama_host=(ollama_host or "").strip() or None,
+        hub_repo=(hub_repo or "").strip() if do_hub else None, hub_private=bool(hub_private),
+        hub_token=hub_token or None, hub_what=hub_what or "auto", verify=bool(do_verify),
+    )
+
+
+def format_event(event: export.Event) -> str:
+    """One log line: done steps name their path and size."""
+    line = f"[{event.step}] {event.message}"
+    size = event.data.get("size_bytes") if event.kind == "done" else None
+    return line + (f" ({export.human_size(size)})" if size else "")
+
+
+def append_log(log: list[str], line: str) -> None:
+    """Add a line; the converter's one-line-per-tensor reports overwrite each other so the log
+    shows progress without burying the step results."""
+    if " --> " in line and log and " --> " in log[-1]:
+        log[-1] = line
+    else:
+        log.append(line)
+    del log[:-LOG_LINES]
+
+
+def verify_rows(report: dict | None) -> list[list[str]]:
+    if not report:
+        return []
+    return [[row["prompt"], row["merged"], row["gguf"], "✓ agree" if row["agree"] else f"✗ differs after {row['same_prefix_chars']} chars"]
+            for row in report["rows"]]
+
+
+def status_markdown(event: export.Event) -> str:
+    if event.kind == "summary":
+        steps = event.data.get("steps", {})
+        failed = [name for name, s in steps.items() if s.get("state") == "failed"]
+        verdict = event.data.get("verify")
+        line = f"**Export finished** in `{event.data.get('export_dir')}`."
+        if verdict:
+            line += f" Verification ({verdict['runtime']}): {verdict['agreed']}/{verdict['total']} prompts agree."
+        return line + (f" Steps that failed: {', '.join(failed)} (see the log)." if failed else "")
+    if event.kind == "failed":
+        return f"**{event.step} failed:** {event.message}"
+    return f"Working: **{event.step}** — {event.message[:160]}"
+
+
+def run_export_stream(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
+                      ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what):
+    """Export button: stream (status, log, verification table, ollama command)."""
+    log: list[str] = []
+    table, command = [], ""
+    try:
+        plan = build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
+                          ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what)
+    except export.ExportError as error:
+        yield f"**Cannot export:** {error}", "", table, command
+        return
+    last_push = 0.0
+    try:
+        for event in export.run_export(plan):
+            append_log(log, format_event(event))
+            ollama = event.data.get("ollama") or {}
+            command = ollama.get("run_command") or (f"# no server reached; run this where Ollama is:\n{ollama['create_command']}"
+                                                     if ollama.get("create_command") else command)
+            table = verify_rows(event.data.get("verify")) or table
+            # Converter logs come per tensor; refresh the page a few times a second, not per line.
+            if event.kind != "progress" or time.monotonic() - last_push > 0.3:
+                last_push = time.monotonic()
+                yield status_markdown(event), "\n".join(log), table, command
+    except Exception as error:  # never a traceback in the page
+        log.append(f"[export] unexpected error: {type(error).__name__}: {error}")
+        yield f"**Export stopped:** {type(error).__name__}: {error}", "\n".join(log), table, command
+        return
+    yield status_markdown(event), "\n".join(log), table, command
 
 
 def build_export_tab() -> None:
-    gr.Markdown("The Export tab is being built.")
+    gr.Markdown("Ship a trained run: merge the adapter into its base, push to the Hugging Face Hub, convert to GGUF "
+                "for llama.cpp and Ollama, and check the GGUF answers like the merged model.")
+    with gr.Row():
+        runs = run_choices()
+        first = runs[0][1] if runs else None
+        run = gr.Dropdown(label="Run to export", choices=runs, value=first, scale=3)
+        checkpoint = gr.Dropdown(label="Checkpoint (best = lowest eval loss, else the final adapter)",
+                                 choices=checkpoint_choices(first), value="best", scale=2)
+        refresh = gr.Button("↻ Refresh runs", scale=0, min_width=140)
+    with gr.Row():
+        do_merge = gr.Checkbox(label="Merge adapter into the base model", value=True)
+        do_hub = gr.Checkbox(label="Push to the Hugging Face Hub", value=False)
+        do_gguf = gr.Checkbox(label="Convert to GGUF", value=True)
+        do_ollama = gr.Checkbox(label="Create in Ollama", value=False)
+        do_verify = gr.Checkbox(label="Verify the GGUF against the merged model", value=True)
+    with gr.Row():
+        gguf_type = gr.Dropdown(label="GGUF type", choices=list(ALL_TYPES), value="q8_0", scale=1)
+        gguf_note = gr.Markdown(gguf_type_note("q8_0"))
+    with gr.Row():
+        ollama_name = gr.Textbox(label="Ollama model name", placeholder="my-tuned-model")
+        ollama_host = gr.Textbox(label="Ollama server address", placeholder="http://127.0.0.1:11434 (or OLLAMA_HOST)")
+    with gr.Row():
+        hub_repo = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter")
+        hub_what = gr.Radio(label="What to push", choices=[("adapter (or full model)", "auto"), ("merged model", "merged"), ("GGUF", "gguf")], value="auto")
+        hub_private = gr.Checkbox(label="Private repository", value=True)
+        hub_token = gr.Textbox(label="Hub token (write access; not stored, falls back to HF_TOKEN)", type="password")
+    start = gr.Button("Export", variant="primary")
+    status = gr.Markdown("Pick a run, tick the steps, press Export.")
+    log = gr.Textbox(label="Progress log", lines=14, max_lines=14, autoscroll=True, interactive=False)
+    table = gr.Dataframe(headers=VERIFY_HEADERS, label="Verification: greedy answers, merged model vs GGUF", wrap=True, interactive=False,
+                         column_widths=["22%", "33%", "33%", "12%"])
+    command = gr.Textbox(label="Run it in Ollama (copy into a terminal)", lines=2, max_lines=4, interactive=False,
+                         buttons=["copy"])
+
+    inputs = [run, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
+              ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what]
+    refresh.click(refresh_runs, inputs=run, outputs=[run, checkpoint])
+    run.change(refresh_checkpoints, inputs=run, outputs=checkpoint)
+    gguf_type.change(gguf_type_note, inputs=gguf_type, outputs=gguf_note)
+    start.click(run_export_stream, inputs=inputs, outputs=[status, log, table, command])

@@ -1,0 +1,85 @@
+"""Export tab handlers, called directly: the form becomes a plan, the stream carries the log,
+the verification table and the `ollama run` command, and the Hub token never comes back."""
+
+from __future__ import annotations
+
+import pytest
+from test_export import make_lora_run
+from test_modelfile import ollama_stand_in  # noqa: F401  (shared fixture)
+
+from core import export
+from studio import export_tab
+
+TOKEN = "hf_tabSecretToken987654"
+
+
+@pytest.fixture
+def tiny_run_in_workspace(tiny_model_dir, studio_home):
+    return make_lora_run(tiny_model_dir, studio_home / "runs" / "tiny-tab", recipe_model=None)
+
+
+def _form(run, **overrides):
+    form = dict(run_path=str(run), checkpoint="best", do_merge=True, do_hub=False, do_gguf=True, do_ollama=False,
+                do_verify=True, gguf_type="q8_0", ollama_name="", ollama_host="", hub_repo="", hub_private=True,
+                hub_token="", hub_what="auto")
+    form.update(overrides)
+    return list(form.values())
+
+
+def test_the_tab_builds():
+    import gradio as gr
+
+    with gr.Blocks():
+        export_tab.build_export_tab()
+
+
+def test_runs_and_checkpoints_are_listed(tiny_run_in_workspace):
+    assert (f"tiny-tab · completed", str(tiny_run_in_workspace)) in export_tab.run_choices()
+    assert export_tab.checkpoint_choices(str(tiny_run_in_workspace))[0] == ("best (default)", "best")
+    assert "final" in [value for _, value in export_tab.checkpoint_choices(str(tiny_run_in_workspace))]
+
+
+def test_form_mistakes_are_readable_messages(tiny_run_in_workspace):
+    with pytest.raises(export.ExportError, match="Pick a run"):
+        export_tab.build_plan(*_form(""))
+    with pytest.raises(export.ExportError, match="Ollama needs a model name"):
+        export_tab.build_plan(*_form(tiny_run_in_workspace, do_ollama=True))
+    status, *_ = next(export_tab.run_export_stream(*_form("", do_hub=True)))
+    assert status.startswith("**Cannot export:**")
+
+
+def test_k_quant_note_explains_the_llama_extra(monkeypatch):
+    from core import gguf
+
+    monkeypatch.setattr(gguf, "llama_cpp_available", lambda: False)
+    assert "install the llama extra" in export_tab.gguf_type_note("q4_k_m")
+
+
+def test_the_hub_token_is_never_echoed(tiny_run_in_workspace, studio_home, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    outputs = list(export_tab.run_export_stream(*_form(tiny_run_in_workspace, do_merge=False, do_gguf=False, do_verify=False,
+                                                       do_hub=True, hub_repo="me/tiny", hub_token=TOKEN)))
+    assert "HF_HUB_OFFLINE" in outputs[-1][1]  # the push was refused, and said why
+    assert all(TOKEN not in str(part) for out in outputs for part in out)
+    assert not any(TOKEN in p.read_text(errors="ignore") for p in (studio_home / "exports").rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_export_button_streams_log_table_and_ollama_command(tiny_run_in_workspace, ollama_stand_in):  # noqa: F811
+    host, seen = ollama_stand_in
+    outputs = list(export_tab.run_export_stream(*_form(tiny_run_in_workspace, do_ollama=True, ollama_name="tiny-tab",
+                                                       ollama_host=host)))
+    status, log, table, command = outputs[-1]
+    assert len(outputs) > 2  # it streamed
+    assert status.startswith("**Export finished**") and "prompts agree" in status
+    assert "[merge] merge: done" in log and "[gguf] gguf: done" in log and "MB)" in log
+    assert len(table) == len(export.DEFAULT_PROMPTS) and table[0][3].startswith(("✓", "✗"))
+    assert command == "ollama run tiny-tab" and seen.creates[0]["model"] == "tiny-tab"
+
+
+def test_per_tensor_lines_overwrite_each_other_in_the_log():
+    log = ["[gguf] gguf: started"]
+    for line in ("[gguf] blk.0.attn_q.weight, torch.float32 --> Q8_0", "[gguf] blk.0.attn_k.weight, torch.float32 --> Q8_0",
+                 "[gguf] gguf: done"):
+        export_tab.append_log(log, line)
+    assert log == ["[gguf] gguf: started", "[gguf] blk.0.attn_k.weight, torch.float32 --> Q8_0", "[gguf] gguf: done"]

@@ -1,9 +1,377 @@
-"""The Train tab."""
+"""The Train tab: recipe picker and form (kept in sync with a YAML view), Start / Stop /
+Resume, progress, live Plotly charts polled every two seconds, and the run history.
+
+The tab only reads run folders (core.runs), so a page reload re-attaches to whatever is
+running: the timer's first tick picks the live run, or the newest one.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
+from core import recipes, runs
+from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
+from studio import train_charts, train_form
 
-def build_train_tab() -> None:
-    gr.Markdown("The Train tab is being built.")
+HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
+LIVE = runs.LIVE_STATES
+
+
+# ---------------------------------------------------------------- recipes and the form
+
+
+def saved_recipes_dir() -> Path:
+    return workspace().root / "recipes"
+
+
+def recipe_choices() -> list[tuple[str, str]]:
+    bundled = [(f"{p.stem} (bundled)", str(p)) for p in recipes.bundled()]
+    saved = sorted(saved_recipes_dir().glob("*.yaml")) if saved_recipes_dir().is_dir() else []
+    return bundled + [(f"{p.stem} (saved)", str(p)) for p in saved]
+
+
+def _launch_note(recipe: recipes.Recipe | None) -> str:
+    if recipe is None or not runs.uses_accelerate(recipe):
+        return ""
+    command = " ".join(runs.accelerate_command(recipe, "<run-dir>"))
+    return f"**Multi-GPU:** this recipe runs as\n```\n{command}\n```"
+
+
+def load_recipe(path: str):
+    """Fill the form and the YAML view from a recipe file."""
+    keep = [gr.update()] * len(train_form.COMMON + train_form.ADVANCED)
+    if not path:
+        return [*keep, gr.update(), "Pick a recipe to load.", ""]
+    try:
+        recipe = train_form.portable(recipes.load(path))
+    except recipes.RecipeError as error:
+        return [*keep, gr.update(), f"⚠️ {error}", ""]
+    return [*train_form.form_values(recipe), recipe.to_yaml(), f"Loaded `{Path(path).name}`.", _launch_note(recipe)]
+
+
+def form_changed(yaml_text: str, *values):
+    """A form edit rewrites the YAML view; problems are named but the edit is kept. A new
+    dataset file resets the format to auto-detect (the old file's format rarely fits it).
+    Returns (YAML, status, launch note, format widget)."""
+    try:
+        before = train_form.parse_yaml(yaml_text)
+        data = train_form.apply_form(yaml_text, list(values))
+    except recipes.RecipeError as error:
+        return gr.update(), f"⚠️ {error}", "", gr.update()
+    fmt, note = gr.update(), ""
+    new_path = train_form.get_dotted(data, "data.path")
+    if new_path != train_form.get_dotted(before, "data.path") and train_form.get_dotted(data, "data.format") != "auto":
+        train_form.set_dotted(data, "data.format", "auto")
+        fmt, note = "auto", " Dataset changed: its format is detected again (data.format: auto)."
+    try:
+        recipe = recipes.from_dict(data)
+    except recipes.RecipeError as error:
+        import yaml
+
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True), f"⚠️ {error}{note}", "", fmt
+    return recipe.to_yaml(), f"Recipe is valid.{note}", _launch_note(recipe), fmt
+
+
+def yaml_changed(yaml_text: str):
+    """A YAML edit refills the form when it parses into a valid recipe."""
+    keep = [gr.update()] * len(train_form.COMMON + train_form.ADVANCED)
+    try:
+        recipe = train_form.recipe_from_yaml(yaml_text)
+    except recipes.RecipeError as error:
+        return [*keep, f"⚠️ {error}", ""]
+    return [*train_form.form_values(recipe), "Recipe is valid.", _launch_note(recipe)]
+
+
+def save_recipe(yaml_text: str, filename: str):
+    try:
+        recipe = train_form.recipe_from_yaml(yaml_text)
+    except recipes.RecipeError as error:
+        return f"⚠️ Not saved: {error}", gr.update()
+    stem = Path((filename or recipe.name).strip()).stem or "recipe"
+    target = saved_recipes_dir() / f"{stem}.yaml"
+    write_atomic(target, recipe.to_yaml())
+    return f"Saved to `{target}`.", gr.update(choices=recipe_choices(), value=str(target))
+
+
+def use_dataset(path: str, yaml_text: str):
+    """The Dataset tab picked a file: put it in the form and the YAML."""
+    if not path:
+        return gr.update(), gr.update(), gr.update()
+    try:
+        data = train_form.parse_yaml(yaml_text)
+    except recipes.RecipeError:
+        data = {}
+    train_form.set_dotted(data, "data.path", str(path))
+    text, status, _, fmt = form_changed(yaml_text, *[train_form.to_widget(d, train_form.get_dotted(data, d))
+                                                     for d in train_form.COMMON + train_form.ADVANCED])
+    return str(path), text, status, fmt
+
+
+def check_plan(yaml_text: str) -> str:
+    """The dry run, as Markdown: samples, tokens, steps, without loading the model."""
+    from core import training
+
+    try:
+        plan = training.plan(_checked_recipe(yaml_text))
+    except Exception as error:  # noqa: BLE001 - any failure becomes a readable message
+        return f"⚠️ {error}"
+    stats = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in plan["train_tokens"].items())
+    notes = "".join(f"\n- {note}" for note in plan["notes"])
+    return (f"**Plan:** {plan['examples']} examples ({plan['format']}), {plan['train_rows']} train / {plan['eval_rows']} "
+            f"eval rows, {plan['bad_rows']} bad rows, {plan['skipped']} skipped.  \n**Tokens** ({plan['tokenizer']}): {stats}.  \n"
+            f"**Steps:** {plan['steps_per_epoch']} per epoch, {plan['total_steps']} in all, on {plan['device']}.{notes}")
+
+
+def _checked_recipe(yaml_text: str) -> recipes.Recipe:
+    recipe = train_form.recipe_from_yaml(yaml_text)
+    # A typed path may only point into the workspace or the bundled assets (safe to host).
+    inside(recipe.dataset_path(), workspace().root, ASSETS, CONFIGS)
+    return recipe
+
+
+# ---------------------------------------------------------------- run controls
+
+
+def start_run(yaml_text: str):
+    try:
+        run_dir = runs.start(_checked_recipe(yaml_text))
+    except Exception as error:  # noqa: BLE001 - RunBusy, RecipeError, QLoRANeedsCUDA, ModelNotFound ...
+        gr.Warning(str(error).splitlines()[0])
+        return gr.update(), f"⚠️ Not started: {error}"
+    return str(run_dir), f"Started `{run_dir.name}`. The charts fill in as it trains; closing the page does not stop it."
+
+
+def stop_run(run_path: str) -> str:
+    if not run_path:
+        return "No run selected."
+    status = runs.stop(run_path)
+    if status.get("state") not in LIVE:
+        return f"`{Path(run_path).name}` is {status.get('state')}; nothing to stop."
+    return "Stopping: the run saves a checkpoint at the end of this step, then ends as `stopped`."
+
+
+def resume_run(run_path: str, checkpoint: str):
+    if not run_path:
+        return gr.update(), "No run selected."
+    try:
+        runs.resume(run_path, checkpoint or "last")
+    except Exception as error:  # noqa: BLE001
+        gr.Warning(str(error).splitlines()[0])
+        return gr.update(), f"⚠️ Not resumed: {error}"
+    return run_path, f"Resuming `{Path(run_path).name}` from {checkpoint or 'the last checkpoint'}."
+
+
+def delete_run(run_path: str):
+    if not run_path:
+        return gr.update(), "No run selected."
+    try:
+        runs.delete_run(run_path)
+    except runs.RunError as error:
+        return gr.update(), f"⚠️ {error}"
+    return "", f"Deleted `{Path(run_path).name}`."
+
+
+def open_run(evt: gr.SelectData):
+    """A click on a history row opens that run."""
+    row = evt.row_value or []
+    if not row:
+        return gr.update()
+    return str(workspace().runs / str(row[0]))
+
+
+# ---------------------------------------------------------------- the live view
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def history_rows(infos: list[runs.RunInfo]) -> list[list]:
+    rows = []
+    for info in infos:
+        training = info.recipe.get("training", {})
+        rows.append([info.run_id, info.state, f"{training.get('method', '?')}/{training.get('tuning', '?')}",
+                     info.recipe.get("model", {}).get("name", "?"), f"{info.step}/{info.total_steps or '?'}",
+                     _round(info.final_loss), _round(info.best_eval_loss), _duration(info.duration_s),
+                     (info.started_at or "")[:19].replace("T", " ")])
+    return rows
+
+
+def _round(value):
+    return round(value, 4) if isinstance(value, (int, float)) else ""
+
+
+def progress_html(status: dict, metrics: list[dict], run_path: str) -> str:
+    if not run_path:
+        return "<div class='train-progress'>No runs yet: load a recipe and press <b>Start</b>.</div>"
+    step, total = status.get("step") or 0, status.get("total_steps") or 0
+    share = min(100, round(100 * step / total)) if total else 0
+    last = next((m for m in reversed(metrics) if m.get("split") == "train"), {})
+    bits = [f"<b>{Path(run_path).name}</b> · {status.get('state', '?')}", f"step {step}/{total or '?'}"]
+    if status.get("epoch") is not None:
+        bits.append(f"epoch {status['epoch']:.2f}")
+    if status.get("state") in LIVE and last.get("eta") is not None:
+        bits.append(f"ETA {_duration(last['eta'])}")
+    if last.get("tokens_per_s"):
+        bits.append(f"{last['tokens_per_s']:.0f} tokens/s")
+    if last.get("peak_mem_mb"):
+        bits.append(f"peak memory {last['peak_mem_mb'] / 1024:.2f} GB")
+    bar = (f"<div style='background:#e5e7eb;border-radius:6px;height:12px;margin-top:6px'>"
+           f"<div style='background:#2563eb;width:{share}%;height:12px;border-radius:6px'></div></div>")
+    error = f"<pre style='white-space:pre-wrap;color:#b91c1c'>{_escape(status['error'])}</pre>" if status.get("error") else ""
+    return f"<div class='train-progress'>{' · '.join(bits)}{bar}{error}</div>"
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _pick_run(run_path: str, infos: list[runs.RunInfo]) -> str:
+    """Keep the open run; else re-attach to the live run, or show the newest."""
+    if run_path and Path(run_path).is_dir():
+        return run_path
+    live = next((i for i in infos if i.state in LIVE), None)
+    chosen = live or (infos[0] if infos else None)
+    return str(chosen.path) if chosen else ""
+
+
+def refresh(run_path: str, log_scale: bool, smoothing: float, overlays: list[str] | None, seen: dict | None):
+    """One timer tick: progress, charts (redrawn only when something changed), log tail, history."""
+    infos = runs.list_runs()
+    run_path = _pick_run(run_path, infos)
+    status = runs.read_status(run_path) if run_path else {}
+    metrics = runs.read_metrics(run_path) if run_path else []
+    name = Path(run_path).name if run_path else ""
+    others = [i.run_id for i in infos if i.run_id != name]
+    checkpoints = _resume_choices(run_path)
+    signature = [run_path, len(metrics), bool(log_scale), smoothing, sorted(overlays or []), status.get("state")]
+    seen = seen or {}
+    charts = [gr.update()] * 4
+    if seen.get("signature") != signature:
+        charts = _charts(metrics, log_scale, smoothing, overlays or [])
+    overlay_update = gr.update(choices=others) if seen.get("others") != others else gr.update()
+    ckpt_update = gr.update(choices=checkpoints) if seen.get("checkpoints") != checkpoints else gr.update()
+    log = runs.tail_log(run_path, 7) if run_path else ""
+    new_seen = {"signature": signature, "others": others, "checkpoints": checkpoints}
+    return (run_path, progress_html(status, metrics, run_path), *charts, log, history_rows(infos), overlay_update,
+            ckpt_update, new_seen)
+
+
+def _resume_choices(run_path: str) -> list[str]:
+    if not run_path:
+        return ["last"]
+    return ["last"] + [label for label, _ in runs.model_artifacts(run_path) if label.startswith("checkpoint-")]
+
+
+def _charts(metrics, log_scale, smoothing, overlays):
+    others = {name: runs.read_metrics(workspace().runs / name) for name in overlays}
+    is_dpo = any("rewards/accuracies" in m for m in metrics)
+    return [
+        train_charts.loss_figure(metrics, smoothing=smoothing, log_scale=log_scale, overlays=others),
+        train_charts.line_figure(metrics, "lr", "Learning rate", log_scale=log_scale),
+        train_charts.line_figure(metrics, "grad_norm", "Gradient norm", log_scale=log_scale, colour="#9467bd"),
+        gr.update(value=train_charts.rewards_figure(metrics, smoothing=smoothing), visible=is_dpo),
+    ]
+
+
+# ---------------------------------------------------------------- layout
+
+
+def build_train_tab(dataset_path: gr.components.Component | None = None) -> None:
+    """Lay out the tab. `dataset_path`, when given, is the Dataset tab's file component:
+    when its value changes the form's dataset follows it."""
+    current = gr.State("")  # the open run's folder
+    seen = gr.State({})
+    with gr.Row():
+        with gr.Column(scale=5):
+            picker, load_btn, form, yaml_view, status_md, launch_md, save_name, save_btn, plan_btn, plan_md = _build_recipe_side()
+        with gr.Column(scale=7):
+            start_btn, stop_btn, resume_btn, checkpoint, run_md = _build_controls()
+            progress = gr.HTML(progress_html({}, [], ""))
+            log_scale, smoothing, overlays, plots = _build_charts()
+    with gr.Accordion("Run history", open=True):
+        history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, wrap=True, label="Past runs (click a row to open it)")
+        with gr.Row():
+            delete_btn = gr.Button("Delete the open run", variant="stop", size="sm")
+        log_tail = gr.Textbox(label="Training log (last lines)", lines=14, max_lines=14, autoscroll=True, interactive=False)
+
+    form_outputs = [*form, yaml_view, status_md, launch_md]
+    format_box = form[(train_form.COMMON + train_form.ADVANCED).index("data.format")]
+    load_btn.click(load_recipe, inputs=picker, outputs=form_outputs)
+    for widget in form:
+        widget.input(form_changed, inputs=[yaml_view, *form], outputs=[yaml_view, status_md, launch_md, format_box])
+    yaml_view.input(yaml_changed, inputs=yaml_view, outputs=[*form, status_md, launch_md])
+    save_btn.click(save_recipe, inputs=[yaml_view, save_name], outputs=[status_md, picker])
+    plan_btn.click(check_plan, inputs=yaml_view, outputs=plan_md)
+    start_btn.click(start_run, inputs=yaml_view, outputs=[current, run_md])
+    stop_btn.click(stop_run, inputs=current, outputs=run_md)
+    resume_btn.click(resume_run, inputs=[current, checkpoint], outputs=[current, run_md])
+    delete_btn.click(delete_run, inputs=current, outputs=[current, run_md])
+    history.select(open_run, outputs=current)
+    if dataset_path is not None:
+        path_box = form[train_form.COMMON.index("data.path")]
+        dataset_path.change(use_dataset, inputs=[dataset_path, yaml_view], outputs=[path_box, yaml_view, status_md, format_box])
+
+    timer = gr.Timer(2.0)
+    timer.tick(refresh, inputs=[current, log_scale, smoothing, overlays, seen],
+               outputs=[current, progress, *plots, log_tail, history, overlays, checkpoint, seen], show_progress="hidden")
+
+
+def _build_recipe_side():
+    gr.Markdown("### Recipe")
+    with gr.Row():
+        picker = gr.Dropdown(choices=recipe_choices(), label="Recipe", info="A bundled recipe from configs/ or one you saved",
+                             scale=4, value=str(CONFIGS / "smoke-cpu.yaml"))
+        load_btn = gr.Button("Load recipe", scale=1)
+    default = train_form.default_recipe()
+    values = dict(zip(train_form.COMMON + train_form.ADVANCED, train_form.form_values(default)))
+    common = _widget_grid(train_form.COMMON, values, per_row=2)
+    with gr.Accordion("Advanced", open=False):
+        advanced = _widget_grid(train_form.ADVANCED, values, per_row=2)
+        yaml_view = gr.Code(default.to_yaml(), language="yaml", label="Recipe YAML (edits here update the form)",
+                            interactive=True, lines=16)
+    status_md = gr.Markdown("")
+    launch_md = gr.Markdown("")
+    with gr.Row():
+        save_name = gr.Textbox(label="Save as", placeholder="my-recipe", scale=3)
+        save_btn = gr.Button("Save recipe", scale=1)
+        plan_btn = gr.Button("Check plan (dry run)", scale=1)
+    plan_md = gr.Markdown("")
+    return picker, load_btn, common + advanced, yaml_view, status_md, launch_md, save_name, save_btn, plan_btn, plan_md
+
+
+def _widget_grid(fields: list[str], values: dict, per_row: int) -> list:
+    widgets = []
+    for start in range(0, len(fields), per_row):
+        with gr.Row(equal_height=True):
+            widgets += [train_form.make_widget(d, values[d]) for d in fields[start:start + per_row]]
+    return widgets
+
+
+def _build_controls():
+    gr.Markdown("### Run")
+    with gr.Row():
+        start_btn = gr.Button("Start", variant="primary")
+        stop_btn = gr.Button("Stop (save a checkpoint)")
+        checkpoint = gr.Dropdown(choices=["last"], value="last", label="Resume from", scale=1, min_width=120)
+        resume_btn = gr.Button("Resume")
+    run_md = gr.Markdown("")
+    return start_btn, stop_btn, resume_btn, checkpoint, run_md
+
+
+def _build_charts():
+    with gr.Row():
+        log_scale = gr.Checkbox(label="Log scale", value=False)
+        smoothing = gr.Slider(0, 0.99, value=0.6, step=0.01, label="Smoothing", info="Weight of the moving average on train loss")
+        overlays = gr.Dropdown(choices=[], multiselect=True, label="Compare with earlier runs", info="Overlay their loss curves")
+    loss_plot = gr.Plot(label="Loss")
+    with gr.Row():
+        lr_plot = gr.Plot(label="Learning rate")
+        grad_plot = gr.Plot(label="Gradient norm")
+    rewards_plot = gr.Plot(label="DPO rewards", visible=False)
+    return log_scale, smoothing, overlays, [loss_plot, lr_plot, grad_plot, rewards_plot]

@@ -1,0 +1,150 @@
+"""Trainer configs: one translation function per library config (recipe -> LoraConfig,
+recipe -> SFTConfig, recipe -> DPOConfig), plus the keyword arguments behind each so a dry run
+can print exactly what a run would pass.
+
+Precision comes from core.models.device_policy(): fp32 on a CPU, always, because trl's
+`bf16=True` default makes a CPU step about 30 times slower. This module knows nothing about
+datasets, run folders or processes; it needs only the recipe, the output folder and the
+number of optimizer steps in one epoch (for "save every N epochs").
+"""
+
+from __future__ import annotations
+
+from core.models import DevicePolicy, device_policy
+from core.recipes import Recipe
+
+
+def lora_kwargs(recipe: Recipe) -> dict:
+    lora = recipe.lora
+    targets = lora.target_modules
+    # peft spells "every linear layer but the output head" as the string 'all-linear', not a list.
+    target = "all-linear" if targets == ["all-linear"] else list(targets)
+    return {"r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout, "target_modules": target,
+            "bias": "none", "task_type": "CAUSAL_LM"}
+
+
+def lora_config(recipe: Recipe):
+    """The peft LoraConfig for a LoRA/QLoRA recipe; None for a full fine-tune."""
+    if recipe.training.tuning == "full":
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(**lora_kwargs(recipe))
+
+
+def _schedule_kwargs(recipe: Recipe, steps_per_epoch: int, has_eval: bool) -> dict:
+    """Evaluation, checkpoint and best-model settings, kept consistent with each other
+    (transformers refuses load-best-at-end when save and eval steps don't line up)."""
+    t = recipe.training
+    kwargs: dict = {}
+    if has_eval:
+        if t.eval_steps:
+            kwargs.update(eval_strategy="steps", eval_steps=t.eval_steps)
+        else:
+            kwargs.update(eval_strategy="epoch")
+        kwargs.update(metric_for_best_model="eval_loss", greater_is_better=False)
+    else:
+        kwargs["eval_strategy"] = "no"
+    if t.save_every_epochs:
+        kwargs.update(save_strategy="steps", save_steps=max(1, t.save_every_epochs * steps_per_epoch))
+    elif t.save_steps:
+        kwargs.update(save_strategy="steps", save_steps=t.save_steps)
+    else:
+        kwargs["save_strategy"] = "epoch"
+    if has_eval and t.load_best_at_end:
+        kwargs["load_best_model_at_end"] = True
+        if kwargs["eval_strategy"] == "steps":
+            # Best-at-end needs a checkpoint at every evaluation.
+            kwargs.update(save_strategy="steps", save_steps=t.eval_steps)
+        else:
+            kwargs["save_strategy"] = "epoch"
+    return kwargs
+
+
+def common_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
+                  policy: DevicePolicy | None = None) -> dict:
+    """TrainingArguments fields shared by SFT and DPO."""
+    policy = policy or device_policy()
+    t = recipe.training
+    kwargs = {
+        "output_dir": output_dir,
+        "num_train_epochs": t.epochs,
+        "max_steps": t.max_steps,
+        "per_device_train_batch_size": t.batch_size,
+        "per_device_eval_batch_size": t.batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "learning_rate": t.learning_rate,
+        "lr_scheduler_type": t.lr_scheduler,
+        # transformers 5 folds the ratio into warmup_steps (a float below 1 is a ratio).
+        "warmup_steps": t.warmup_steps if t.warmup_steps else t.warmup_ratio,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "logging_steps": t.logging_steps,
+        "logging_first_step": True,
+        "save_total_limit": t.save_total_limit,
+        "seed": t.seed,
+        "data_seed": recipe.data.seed,
+        "activation_checkpointing": t.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
+        # Precision from the device policy, never trl's bf16=True default (30x slower on a CPU).
+        "bf16": policy.use_bf16,
+        "fp16": policy.use_fp16,
+        "use_cpu": policy.device == "cpu",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "include_num_input_tokens_seen": "all",
+        "dataloader_pin_memory": policy.device == "cuda",
+        "save_only_model": False,
+    }
+    kwargs.update(_schedule_kwargs(recipe, steps_per_epoch, has_eval))
+    if t.gradient_checkpointing:
+        kwargs["activation_checkpointing_kwargs"] = {"use_reentrant": False}
+    # FSDP and DeepSpeed come from `accelerate launch` flags (core.runs.accelerate_command).
+    if t.distributed == "ddp":
+        kwargs["ddp_find_unused_parameters"] = False
+    return kwargs
+
+
+def sft_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
+               policy: DevicePolicy | None = None) -> dict:
+    kwargs = common_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)
+    if recipe.data.packing:
+        # Best-fit-decreasing packing is padding-free: every token slot is a real token.
+        kwargs.update(packing=True, packing_strategy="bfd", max_length=recipe.data.max_length)
+    else:
+        # Our samples are already truncated to data.max_length by core.samples; padding-free
+        # concatenates a batch into one row (position ids keep sequences apart), so no slot is padding.
+        kwargs.update(packing=False, padding_free=True, max_length=None)
+    # The dataset carries our own labels (-100 outside assistant spans); trl uses them as is.
+    kwargs.update(assistant_only_loss=False, completion_only_loss=False, dataset_num_proc=None)
+    return kwargs
+
+
+def sft_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool, policy: DevicePolicy | None = None):
+    from trl import SFTConfig
+
+    return SFTConfig(**sft_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy))
+
+
+def dpo_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
+               policy: DevicePolicy | None = None) -> dict:
+    kwargs = common_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)
+    kwargs.update(beta=recipe.training.beta, max_length=recipe.data.max_length)
+    return kwargs
+
+
+def dpo_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool, policy: DevicePolicy | None = None):
+    from trl import DPOConfig
+
+    return DPOConfig(**dpo_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy))
+
+
+def trainer_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
+                   policy: DevicePolicy | None = None) -> dict:
+    """The config kwargs for the recipe's method (what a dry run prints)."""
+    build = dpo_kwargs if recipe.training.method == "dpo" else sft_kwargs
+    return build(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)
+
+
+def trainer_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool, policy: DevicePolicy | None = None):
+    build = dpo_config if recipe.training.method == "dpo" else sft_config
+    return build(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)

@@ -1,0 +1,69 @@
+"""The worker: `python -m core.worker RUN_DIR [--resume last|CHECKPOINT]`.
+
+Runs the recipe saved in RUN_DIR/recipe.yaml and records the outcome in status.json:
+`completed`, `stopped` (a stop request or SIGTERM: a checkpoint was saved first) or `failed`
+(with the last lines of the error). stdout and stderr go to train.log (core.runs opens it).
+Under `accelerate launch` only the main process writes the run files. This module knows
+nothing about the UI; it is the process core.runs starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.worker", description="Run one training run folder.")
+    parser.add_argument("run_dir")
+    parser.add_argument("--resume", default=None, help="'last' or a checkpoint folder")
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir).resolve()
+
+    from core import recipes, runs
+
+    main_process = _is_main_process()
+
+    def update(**fields):
+        if main_process:
+            runs.update_status(run_dir, **fields)
+
+    previous = runs.read_status(run_dir)
+    update(state="running", pid=os.getpid(), started_at=previous.get("started_at") or runs.now_iso(),
+           ended_at=None, error=None)
+    # SIGTERM (e.g. `kill PID`) is a polite stop: finish the step, save, end as `stopped`.
+    signal.signal(signal.SIGTERM, lambda *_: (run_dir / runs.STOP_FILE).write_text("SIGTERM\n"))
+    try:
+        recipe = recipes.load(run_dir / "recipe.yaml")
+        from core.training import train
+
+        trainer, stopped = train(recipe, run_dir, resume=args.resume, update_status=update,
+                                 log=lambda text: print(f"[studio] {text}", flush=True))
+    except BaseException as error:  # noqa: BLE001 - every failure must land in status.json
+        trace = traceback.format_exc()
+        print(trace, file=sys.stderr, flush=True)
+        update(state="failed", ended_at=runs.now_iso(), error=_readable(error))
+        return 1
+    step = trainer.state.global_step
+    update(state="stopped" if stopped else "completed", ended_at=runs.now_iso(), step=step)
+    if main_process:
+        (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+    print(f"[studio] {'stopped' if stopped else 'completed'} at step {step}", flush=True)
+    return 0
+
+
+def _readable(error: BaseException) -> str:
+    """The person-facing message; the traceback is in train.log for whoever debugs."""
+    return f"{type(error).__name__}: {error} (the full traceback is in train.log)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

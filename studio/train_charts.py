@@ -1,0 +1,91 @@
+"""Train tab charts: Plotly figures drawn from a run's metrics.jsonl records.
+
+Loss (train raw and smoothed, eval on the same axes, earlier runs overlaid), learning rate,
+grad norm, and for DPO rewards/accuracies and rewards/margins. Smoothing is TensorBoard's
+debiased exponential moving average. This module knows nothing about gradio or run folders:
+it takes lists of dicts and returns figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+
+OVERLAY_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """Debiased EMA: early points are not dragged towards zero the way a plain EMA drags them."""
+    if weight <= 0 or not values:
+        return list(values)
+    out, last, count = [], 0.0, 0
+    for value in values:
+        count += 1
+        last = last * weight + (1 - weight) * value
+        out.append(last / (1 - weight**count))
+    return out
+
+
+def series(metrics: list[dict], key: str, split: str = "train") -> tuple[list, list]:
+    steps, values = [], []
+    for record in metrics:
+        value = record.get(key)
+        if record.get("split") == split and isinstance(value, (int, float)) and math.isfinite(value):
+            steps.append(record.get("step"))
+            values.append(value)
+    return steps, values
+
+
+def _layout(fig: go.Figure, title: str, y_title: str, *, log_scale: bool = False, empty: str = "") -> go.Figure:
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title=y_title, height=300, margin=dict(l=50, r=20, t=40, b=40),
+                      legend=dict(orientation="h", y=-0.25), template="plotly_white")
+    if log_scale:
+        fig.update_yaxes(type="log")
+    if empty and not fig.data:
+        fig.add_annotation(text=empty, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    return fig
+
+
+def loss_figure(metrics: list[dict], *, smoothing: float = 0.6, log_scale: bool = False,
+                overlays: dict[str, list[dict]] | None = None) -> go.Figure:
+    fig = go.Figure()
+    steps, losses = series(metrics, "loss")
+    if steps:
+        fig.add_scatter(x=steps, y=losses, mode="lines", name="train loss", line=dict(color="#1f77b4", width=1), opacity=0.35)
+        fig.add_scatter(x=steps, y=smooth(losses, smoothing), mode="lines", name="train loss (smoothed)",
+                        line=dict(color="#1f77b4", width=2.5))
+    eval_steps, eval_losses = series(metrics, "loss", "eval")
+    if eval_steps:
+        fig.add_scatter(x=eval_steps, y=eval_losses, mode="lines+markers", name="eval loss", line=dict(color="#ff7f0e", width=2.5))
+    for (name, other), colour in zip((overlays or {}).items(), OVERLAY_COLOURS):
+        o_steps, o_losses = series(other, "loss")
+        if o_steps:
+            fig.add_scatter(x=o_steps, y=smooth(o_losses, smoothing), mode="lines", name=f"{name} (train)",
+                            line=dict(color=colour, width=1.5, dash="dot"))
+        e_steps, e_losses = series(other, "loss", "eval")
+        if e_steps:
+            fig.add_scatter(x=e_steps, y=e_losses, mode="markers", name=f"{name} (eval)", marker=dict(color=colour))
+    return _layout(fig, "Loss", "loss", log_scale=log_scale, empty="No loss logged yet")
+
+
+def line_figure(metrics: list[dict], key: str, title: str, *, log_scale: bool = False, colour: str = "#2ca02c") -> go.Figure:
+    fig = go.Figure()
+    steps, values = series(metrics, key)
+    if steps:
+        fig.add_scatter(x=steps, y=values, mode="lines", name=key, line=dict(color=colour, width=2))
+    return _layout(fig, title, key, log_scale=log_scale, empty=f"No {key} logged yet")
+
+
+def rewards_figure(metrics: list[dict], *, smoothing: float = 0.6) -> go.Figure:
+    """DPO: preference accuracy and reward margin (a second y axis: they have different scales)."""
+    fig = go.Figure()
+    for key, colour, axis in (("rewards/accuracies", "#2ca02c", "y"), ("rewards/margins", "#d62728", "y2")):
+        steps, values = series(metrics, key)
+        if steps:
+            fig.add_scatter(x=steps, y=smooth(values, smoothing), mode="lines", name=key, line=dict(color=colour, width=2), yaxis=axis)
+        e_steps, e_values = series(metrics, key, "eval")
+        if e_steps:
+            fig.add_scatter(x=e_steps, y=e_values, mode="markers", name=f"eval {key}", marker=dict(color=colour), yaxis=axis)
+    fig.update_layout(yaxis2=dict(title="margin", overlaying="y", side="right"))
+    return _layout(fig, "DPO rewards", "accuracy", empty="DPO runs log rewards/accuracies and rewards/margins here")

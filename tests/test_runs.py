@@ -1,0 +1,142 @@
+"""Runs: the run directory contract with a real worker process on the tiny model: a full run
+dir, stop and resume, a killed worker reported failed, one run at a time, the launch commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core import recipes, runs
+from tests.test_training import write_chats
+
+
+def tiny_recipe(tiny_model_dir: Path, data: Path, **training_fields) -> recipes.Recipe:
+    fields = {"max_steps": 4, "batch_size": 2, "learning_rate": 1e-3, "save_steps": 2, "eval_steps": 2}
+    fields.update(training_fields)
+    return recipes.from_dict({"name": "tiny", "model": {"name": str(tiny_model_dir)},
+                              "data": {"path": str(data), "max_length": 128, "eval_split": 0.2},
+                              "training": fields})
+
+
+def wait_for(predicate, timeout: float = 120, poll: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("timed out waiting")
+
+
+# ---------------------------------------------------------------- pure functions
+
+
+def test_fake_status_with_dead_pid_reads_failed_with_log_tail(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.log").write_text("loading\nstep 3\nRuntimeError: boom\n")
+    dead = os.fork()
+    if dead == 0:  # a child that exits at once gives us a pid that is certainly gone
+        os._exit(0)
+    os.waitpid(dead, 0)
+    (run / "status.json").write_text(json.dumps({"state": "running", "pid": dead, "step": 3, "created_at": runs.now_iso()}))
+    status = runs.read_status(run)
+    assert status["state"] == "failed" and "RuntimeError: boom" in status["error"]
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"  # persisted for every reader
+
+
+def test_read_metrics_skips_half_written_line(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
+    assert runs.read_metrics(tmp_path) == [{"step": 1, "loss": 2.0}]
+
+
+def test_model_artifacts_order(tmp_path):
+    for name in ("best", "adapter", "checkpoints/checkpoint-2", "checkpoints/checkpoint-10"):
+        (tmp_path / name).mkdir(parents=True)
+    labels = [label for label, _ in runs.model_artifacts(tmp_path)]
+    assert labels == ["best", "final", "checkpoint-10", "checkpoint-2"]
+
+
+def test_accelerate_command_for_multi_gpu_recipes(tmp_path):
+    recipe = recipes.from_dict({"data": {"path": "x"}, "training": {"distributed": "fsdp", "num_processes": 4}})
+    command = runs.launch_command(recipe, tmp_path, resume="last")
+    assert command[:4] == ["accelerate", "launch", "--num_processes", "4"] and "--use_fsdp" in command
+    assert command[-5:] == ["-m", "core.worker", str(tmp_path), "--resume", "last"]
+    deepspeed = recipes.from_dict({"data": {"path": "x"}, "training": {"distributed": "deepspeed", "num_processes": 2}})
+    assert "--use_deepspeed" in runs.accelerate_command(deepspeed, tmp_path)
+    single = recipes.from_dict({"data": {"path": "x"}})
+    assert runs.launch_command(single, tmp_path) == [sys.executable, "-m", "core.worker", str(tmp_path)]
+
+
+def test_qlora_start_refused_before_a_folder_exists(tmp_path, tiny_model_dir):
+    from core.models import QLoRANeedsCUDA
+
+    recipe = tiny_recipe(tiny_model_dir, write_chats(tmp_path / "d.jsonl"), tuning="qlora")
+    with pytest.raises(QLoRANeedsCUDA):
+        runs.start(recipe)
+    assert runs.list_runs() == []
+
+
+# ---------------------------------------------------------------- real workers
+
+
+@pytest.mark.slow
+def test_worker_writes_the_whole_run_dir(tmp_path, tiny_model_dir):
+    run = runs.start(tiny_recipe(tiny_model_dir, write_chats(tmp_path / "d.jsonl")))
+    status = runs.wait(run, timeout=240)
+    assert status["state"] == "completed", runs.tail_log(run)
+    assert {"recipe.yaml", "status.json", "metrics.jsonl", "train.log", "checkpoints", "adapter", "best"} <= {p.name for p in run.iterdir()}
+    for label, folder in runs.model_artifacts(run):
+        assert (folder / "recipe.yaml").is_file() and (folder / "tokenizer.json").is_file(), label
+    assert [label for label, _ in runs.model_artifacts(run)][:2] == ["best", "final"]
+    metrics = runs.read_metrics(run)
+    assert {m["split"] for m in metrics} >= {"train", "eval"} and max(m["step"] for m in metrics) == 4
+    info = runs.list_runs()[0]
+    assert info.run_id == run.name and info.state == "completed" and info.final_loss is not None
+    assert info.best_eval_loss is not None and info.recipe["name"] == "tiny"
+
+
+@pytest.mark.slow
+def test_stop_leaves_checkpoint_and_resume_continues(tmp_path, tiny_model_dir):
+    recipe = tiny_recipe(tiny_model_dir, write_chats(tmp_path / "d.jsonl", 40), max_steps=60, save_steps=1000,
+                         eval_steps=1000)
+    run = runs.start(recipe)
+    wait_for(lambda: runs.read_status(run).get("step", 0) >= 2)
+    runs.stop(run)
+    status = runs.wait(run, timeout=120)
+    assert status["state"] == "stopped", runs.tail_log(run)
+    stopped_at = status["step"]
+    assert 2 <= stopped_at < 60
+    assert runs.latest_checkpoint(run).name == f"checkpoint-{stopped_at}"
+    assert not (run / "adapter").exists()  # a stopped run has checkpoints, not a final adapter
+
+    runs.resume(run)
+    status = runs.wait(run, timeout=240)
+    assert status["state"] == "completed", runs.tail_log(run)
+    steps = [m["step"] for m in runs.read_metrics(run) if m["split"] == "train"]
+    assert steps[: stopped_at] == list(range(1, stopped_at + 1))
+    assert steps[stopped_at] == stopped_at + 1 and steps[-1] == 60  # continued, not restarted
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_killed_worker_is_failed_and_second_start_refused(tmp_path, tiny_model_dir):
+    data = write_chats(tmp_path / "d.jsonl", 40)
+    run = runs.start(tiny_recipe(tiny_model_dir, data, max_steps=100000, save_steps=100000, eval_steps=100000))
+    status = wait_for(lambda: (s := runs.read_status(run)).get("state") == "running" and s.get("step", 0) >= 1 and s)
+    with pytest.raises(runs.RunBusy, match="one run at a time"):
+        runs.start(tiny_recipe(tiny_model_dir, data))
+    with pytest.raises(runs.RunError, match="still running"):
+        runs.delete_run(run)
+    os.kill(status["pid"], signal.SIGKILL)
+    failed = wait_for(lambda: (s := runs.read_status(run))["state"] == "failed" and s, timeout=30)
+    assert "ended without finishing" in failed["error"] and "train.log" in failed["error"]
+    assert runs.active_run() is None
+    runs.delete_run(run)
+    assert not run.exists()

@@ -1,0 +1,155 @@
+"""Train tab handlers, called directly: form <-> YAML sync, save, start refusals, and the
+live view drawn from a run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import gradio as gr
+import plotly.graph_objects as go
+import yaml
+
+from core import runs
+from core.workspace import CONFIGS, workspace
+from studio import train_charts, train_form, train_tab
+
+FIELDS = train_form.COMMON + train_form.ADVANCED
+
+
+def _values(outputs):
+    return dict(zip(FIELDS, outputs[: len(FIELDS)]))
+
+
+def test_build_tab_with_a_dataset_component():
+    with gr.Blocks():
+        source = gr.Textbox()
+        train_tab.build_train_tab(dataset_path=source)
+
+
+def test_load_recipe_fills_form_and_yaml():
+    outputs = train_tab.load_recipe(str(CONFIGS / "smoke-cpu.yaml"))
+    values = _values(outputs)
+    assert values["model.name"] == "embedded" and values["training.learning_rate"] == 1e-3
+    assert values["lora.target_modules"] == "all-linear"
+    text = outputs[len(FIELDS)]
+    assert yaml.safe_load(text)["data"]["path"] == "assets/friction_sample.jsonl"  # still resolves outside configs/
+
+
+def test_form_edit_rewrites_yaml_and_yaml_edit_refills_form():
+    outputs = train_tab.load_recipe(str(CONFIGS / "smoke-cpu.yaml"))
+    values, text = list(outputs[: len(FIELDS)]), outputs[len(FIELDS)]
+    values[FIELDS.index("training.learning_rate")] = 5e-4
+    values[FIELDS.index("training.eval_steps")] = None  # blank optional number
+    new_text, status, _, _ = train_tab.form_changed(text, *values)
+    data = yaml.safe_load(new_text)
+    assert data["training"]["learning_rate"] == 5e-4 and data["training"]["eval_steps"] is None
+    assert "valid" in status
+    data["training"]["batch_size"] = 8
+    refilled = train_tab.yaml_changed(yaml.safe_dump(data))
+    assert _values(refilled)["training.batch_size"] == 8
+
+
+def test_bad_values_are_named_not_raised():
+    outputs = train_tab.load_recipe(str(CONFIGS / "smoke-cpu.yaml"))
+    values, text = list(outputs[: len(FIELDS)]), outputs[len(FIELDS)]
+    values[FIELDS.index("training.learning_rate")] = -1
+    _, status, _, _ = train_tab.form_changed(text, *values)
+    assert "training.learning_rate" in status
+    *_, status, _ = train_tab.yaml_changed("training: [unclosed")
+    assert "not valid" in status
+
+
+def test_save_recipe_lands_in_workspace_and_picker():
+    text = train_tab.load_recipe(str(CONFIGS / "smoke-cpu.yaml"))[len(FIELDS)]
+    status, update = train_tab.save_recipe(text, "my-smoke")
+    saved = workspace().root / "recipes" / "my-smoke.yaml"
+    assert saved.is_file() and "Saved" in status
+    assert str(saved) in [value for _, value in train_tab.recipe_choices()]
+
+
+def test_dataset_from_dataset_tab_fills_the_form():
+    text = train_tab.load_recipe(str(CONFIGS / "smoke-cpu.yaml"))[len(FIELDS)]
+    path = workspace().datasets / "mine.jsonl"
+    path_value, new_text, status, fmt = train_tab.use_dataset(str(path), text)
+    data = yaml.safe_load(new_text)
+    assert path_value == str(path) and data["data"]["path"] == str(path)
+    assert data["data"]["format"] == "auto" and fmt == "auto" and "detected again" in status  # was friction
+
+
+def test_start_refusals_are_messages(tmp_path):
+    text = train_tab.load_recipe(str(CONFIGS / "friction-qlora.yaml"))[len(FIELDS)]
+    current, message = train_tab.start_run(text)
+    assert "QLoRA" in message and "LoRA instead" in message
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_text("{}\n")
+    data = yaml.safe_load(text)
+    data["data"]["path"], data["training"]["tuning"] = str(outside), "lora"
+    _, message = train_tab.start_run(yaml.safe_dump(data))
+    assert "outside the folders" in message
+    assert runs.list_runs() == []
+
+
+def test_accelerate_command_shown_for_multi_gpu():
+    text = train_tab.load_recipe(str(CONFIGS / "smoke-cpu.yaml"))[len(FIELDS)]
+    data = yaml.safe_load(text)
+    data["training"].update(distributed="ddp", num_processes=2)
+    *_, note = train_tab.yaml_changed(yaml.safe_dump(data))
+    assert "accelerate launch --num_processes 2 --multi_gpu -m core.worker" in note
+
+
+def _fake_run(name: str, state: str, losses: list[float], dpo: bool = False):
+    run = workspace().runs / name
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text("name: fake\ntraining: {method: %s, tuning: lora}\nmodel: {name: embedded}\n"
+                                     % ("dpo" if dpo else "sft"))
+    (run / "status.json").write_text(json.dumps({"state": state, "pid": os.getpid() if state == "running" else None,
+                                                 "step": len(losses), "total_steps": 10, "epoch": 0.5,
+                                                 "started_at": runs.now_iso(), "created_at": runs.now_iso()}))
+    with open(run / "metrics.jsonl", "w") as handle:
+        for step, loss in enumerate(losses, 1):
+            record = {"step": step, "split": "train", "loss": loss, "lr": 1e-3, "grad_norm": 1.0, "eta": 30,
+                      "tokens_per_s": 500.0, "peak_mem_mb": 2048}
+            if dpo:
+                record.update({"rewards/accuracies": 0.5, "rewards/margins": 0.1 * step})
+            handle.write(json.dumps(record) + "\n")
+        handle.write(json.dumps({"step": len(losses), "split": "eval", "loss": losses[-1] + 0.1}) + "\n")
+    (run / "train.log").write_text("hello from the worker\n")
+    return run
+
+
+def test_refresh_reattaches_to_the_live_run_and_draws_it():
+    _fake_run("old-run", "completed", [3.0, 2.5])
+    live = _fake_run("live-run", "running", [4.0, 3.0, 2.0, 1.5])
+    current, progress, loss, lr, grad, rewards, log, history, overlays, checkpoints, seen = train_tab.refresh(
+        "", False, 0.6, ["old-run"], None)
+    assert current == str(live)  # a reload picks the live run
+    assert "step 4/10" in progress and "500 tokens/s" in progress and "ETA" in progress
+    assert isinstance(loss, go.Figure)
+    names = [trace.name for trace in loss.data]
+    assert {"train loss", "train loss (smoothed)", "eval loss", "old-run (train)"} <= set(names)
+    assert "hello from the worker" in log
+    assert {row[0] for row in history} == {"old-run", "live-run"}
+    assert rewards["visible"] is False
+    again = train_tab.refresh(current, False, 0.6, ["old-run"], seen)
+    assert again[2] == gr.update()  # nothing new: the charts are not redrawn
+
+
+def test_dpo_run_shows_rewards_chart():
+    run = _fake_run("dpo-run", "completed", [0.69, 0.6], dpo=True)
+    outputs = train_tab.refresh(str(run), True, 0.0, [], None)
+    rewards = outputs[5]
+    assert rewards["visible"] is True and {t.name for t in rewards["value"].data} >= {"rewards/accuracies", "rewards/margins"}
+    assert outputs[2].layout.yaxis.type == "log"
+
+
+def test_smoothing_is_debiased():
+    assert train_charts.smooth([2.0, 2.0, 2.0], 0.9) == [2.0, 2.0, 2.0]  # no pull towards zero
+    assert train_charts.smooth([1.0, 3.0], 0.0) == [1.0, 3.0]
+
+
+def test_stop_and_delete_messages():
+    run = _fake_run("done-run", "completed", [1.0])
+    assert "nothing to stop" in train_tab.stop_run(str(run))
+    current, message = train_tab.delete_run(str(run))
+    assert current == "" and not run.exists()

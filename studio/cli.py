@@ -20,7 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default=os.environ.get("STUDIO_HOST", "127.0.0.1"), help="address to listen on")
     ui.add_argument("--port", type=int, default=int(os.environ.get("STUDIO_PORT", "7860")), help="port to listen on")
     ui.add_argument("--share", action="store_true", help="create a temporary public gradio.live link")
-    ui.add_argument("--auth", default=os.environ.get("STUDIO_AUTH"), help="require a login, USER:PASS (or env STUDIO_AUTH)")
+    ui.add_argument("--auth", default=None, help="require a login, USER:PASS (or set STUDIO_AUTH)")
+    ui.add_argument("--demo", action="store_true", help="demo mode: embedded model, bundled data, tight step limits")
 
     check = sub.add_parser("check", help="check a dataset: format, bad rows, mode contamination, quality, tokens")
     check.add_argument("dataset", help="JSONL/JSON/CSV/Parquet file or folder")
@@ -28,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--max-length", type=int, default=None, help="token budget for the token statistics (needs --model)")
     check.add_argument("--model", default=None, help="model whose tokenizer counts tokens, e.g. embedded")
     check.add_argument("--modes", default=None, help="YAML file with a mode -> tags table for the contamination check")
+    check.add_argument("--template", default=None, help="assistant template for friction records (default <think>{thought_stream}</think>{final_answer})")
+    check.add_argument("--token-limit", type=int, default=None, help="count tokens for at most this many examples (default: all)")
+    check.add_argument("--strict", action="store_true", help="also fail (exit 1) when a quality metric misses its target")
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
     train = sub.add_parser("train", help="run a training recipe")
@@ -53,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     chat.add_argument("--top-p", type=float, default=1.0)
     chat.add_argument("--seed", type=int, default=0)
+    chat.add_argument("--all-checkpoints", action="store_true", help="with a run folder as --adapter: compare best, final and every checkpoint")
+    chat.add_argument("--patterns", default=None, help="pattern list YAML for the A/B metrics (default: assets/patterns.yaml)")
     chat.add_argument("--json", action="store_true", help="print one JSON object")
 
     export = sub.add_parser("export", help="merge, push to the Hub, convert to GGUF, create in Ollama")
@@ -64,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--ollama-host", default=None, help="Ollama server address (default: OLLAMA_HOST)")
     export.add_argument("--hub", default=None, metavar="REPO_ID", help="push to this Hub repository (token from HF_TOKEN)")
     export.add_argument("--public", action="store_true", help="make the Hub repository public")
+    export.add_argument("--hub-what", default="auto", choices=["auto", "adapter", "merged", "gguf"],
+                        help="what to push: the adapter (auto for adapter runs), the merged model, or the GGUF")
+    export.add_argument("--ollama-quantize", default=None, metavar="TYPE", help="ask Ollama to quantize on create, e.g. q4_K_M")
+    export.add_argument("--system", default=None, help="default system prompt for the Modelfile (default: the chat template's)")
+    export.add_argument("--no-verify", action="store_true", help="skip loading the GGUF back and comparing answers")
     export.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -92,59 +103,266 @@ def _print_json(data: dict) -> None:
 
 
 def cmd_ui(args) -> int:
-    from studio.app import build_app, launch_kwargs
+    if args.auth:
+        os.environ["STUDIO_AUTH"] = args.auth  # read by launch_kwargs; never printed
+    if args.demo:
+        os.environ["STUDIO_DEMO"] = "1"
+    from studio.app import build_app, launch_kwargs, warm_up
 
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    if args.auth and len(auth) != 2:
-        print("error: --auth expects USER:PASS", file=sys.stderr)
+    try:
+        kwargs = launch_kwargs()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
+    warm_up()
     app = build_app()
-    app.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, share=args.share,
-                                                  auth=auth, **launch_kwargs())
+    app.queue(default_concurrency_limit=1, max_size=32).launch(server_name=args.host, server_port=args.port,
+                                                               share=args.share, **kwargs)
     return 0
 
 
 def cmd_check(args) -> int:
-    print("studio check: dataset checks land with the Dataset workbench (issue 3).", file=sys.stderr)
-    return 2
+    """Exit 0 clean, 1 problems found (or warnings with --strict), 2 unreadable."""
+    from core import checks, data, tokens
+
+    try:
+        report = checks.check(args.dataset, args.format, modes_file=args.modes, format_template=args.template)
+        if args.model or args.max_length:
+            tokenizer = tokens.tokenizer_for(args.model or "embedded")
+            examples = (item for item in data.stream(args.dataset, args.format, format_template=args.template)
+                        if isinstance(item, data.Example))
+            report.tokens = tokens.token_stats(examples, tokenizer, max_length=args.max_length or 2048, limit=args.token_limit)
+    except (data.DatasetError, OSError, ValueError) as error:
+        if args.json:
+            _print_json({"path": args.dataset, "ok": False, "error": str(error)})
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    summary = report.to_json()
+    if summary.get("tokens"):
+        summary["tokens"] = {k: v for k, v in summary["tokens"].items() if k != "lengths"}
+    if args.json:
+        _print_json(summary)
+    else:
+        _print_check(report, summary)
+    failed = not report.ok or (args.strict and report.warnings())
+    return 1 if failed else 0
+
+
+def _print_check(report, summary: dict) -> None:
+    print(f"{report.path}: {report.format} ({report.evidence})")
+    print(f"{report.rows} rows, {report.examples} usable examples, {report.problems} problem(s)")
+    for bad in report.bad_rows[:20]:
+        print(f"  bad row  {bad['file']}:{bad['line'] or 'row ' + str(bad['row'])}: {bad['reason']}")
+    for item in report.contamination[:50]:
+        print(f"  contamination  row {item['row']}, line {item['line']} ({item['id']}), mode {item['mode']}: "
+              f"{item['reason']} {' '.join(item['tags'])}")
+    for kind in ("empty_turns", "role_order"):
+        for item in getattr(report, kind)[:20]:
+            what = item.get("reason") or f"empty {item.get('role')} turn {item.get('turn')}"
+            print(f"  {kind.replace('_', ' ')}  row {item['row']}, line {item['line']} ({item['id']}): {what}")
+    for item in report.duplicates["exact"][:20]:
+        print(f"  exact duplicate  row {item['row']} (line {item['line']}) same as row {item['same_as_row']} (line {item['same_as_line']})")
+    if report.preference:
+        for item in report.preference["findings"][:20]:
+            print(f"  preference  row {item['row']} ({item['id']}): {item['reason']}")
+    for metric in report.metrics.values():
+        print(f"  [{metric['status']:>4}] {metric['label']}: {metric['display']} (target {metric['target']})")
+    if summary.get("tokens") and summary["tokens"].get("counted"):
+        t = summary["tokens"]
+        print(f"  tokens: {t['counted']} examples, min {t['min']}, mean {t['mean']}, max {t['max']}, "
+              f"{t['truncated']} over {t['max_length']}, {t['trained_share']:.0%} of tokens trained")
+    print("clean" if report.ok else "problems found")
 
 
 def cmd_train(args) -> int:
-    print("studio train: training lands with the Training launcher (issue 4).", file=sys.stderr)
-    return 2
+    from core import recipes, runs, training
+
+    recipe = recipes.load(args.recipe, args.set)
+    if args.dry_run:
+        plan = training.plan(recipe)
+        if runs.uses_accelerate(recipe):
+            plan["launch_command"] = runs.accelerate_command(recipe, args.run_dir or "<run-dir>")
+        _print_json(plan) if args.json else _print_train_plan(plan)
+        return 0
+    try:
+        if args.resume:
+            if not args.run_dir:
+                print("error: --resume needs --run-dir RUN_FOLDER (the run to continue)", file=sys.stderr)
+                return 2
+            run_dir = runs.resume(args.run_dir, args.resume)
+        else:
+            run_dir = runs.start(recipe, run_dir=args.run_dir)
+    except (runs.RunBusy, runs.RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    status = _follow_run(run_dir, quiet=args.json)
+    info = runs.run_info(run_dir)
+    if args.json:
+        _print_json({"run_dir": str(run_dir), "state": info.state, "step": info.step, "total_steps": info.total_steps,
+                     "final_loss": info.final_loss, "best_eval_loss": info.best_eval_loss, "error": info.error,
+                     "artifacts": {label: str(path) for label, path in runs.model_artifacts(run_dir)}})
+    elif status.get("state") == "failed":
+        print(f"\nfailed: {status.get('error')}", file=sys.stderr)
+    else:
+        print(f"\n{status.get('state')} at step {status.get('step')}; results in {run_dir}")
+    return 1 if status.get("state") == "failed" else 0
+
+
+def _print_train_plan(plan: dict) -> None:
+    print(f"Recipe {plan['recipe']}: {plan['method']} with {plan['tuning']} on {plan['model']} ({plan['device']})")
+    print(f"Dataset {plan['dataset']} ({plan['format']}): {plan['examples']} examples, {plan['bad_rows']} bad rows, "
+          f"{plan['skipped']} skipped; {plan['train_rows']} train / {plan['eval_rows']} eval")
+    print(f"Tokens (tokenizer: {plan['tokenizer']}): " + ", ".join(f"{k} {v}" for k, v in plan["train_tokens"].items()))
+    print(f"Steps: {plan['steps_per_epoch']} per epoch, {plan['total_steps']} in all")
+    for note in plan["notes"]:
+        print(f"Note: {note}")
+    print(f"\n{plan['trainer']} config:")
+    print(json.dumps(plan["trainer_config"], indent=2))
+    if plan["lora_config"]:
+        print("LoraConfig:\n" + json.dumps(plan["lora_config"], indent=2))
+    if plan.get("launch_command"):
+        print("Launch: " + " ".join(plan["launch_command"]))
+
+
+def _follow_run(run_dir, *, quiet: bool) -> dict:
+    """Print metrics as the worker writes them; Ctrl-C asks for a graceful stop (twice: detach)."""
+    import time
+
+    from core import runs
+
+    seen, stopping = 0, False
+    if not quiet:
+        print(f"run {run_dir} (log: {run_dir / 'train.log'})")
+    while True:
+        try:
+            status = runs.read_status(run_dir)
+            metrics = runs.read_metrics(run_dir)
+            for record in metrics[seen:]:
+                if not quiet:
+                    print(_metric_line(record, status.get("total_steps")))
+            seen = len(metrics)
+            if status.get("state") not in runs.LIVE_STATES:
+                return status
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            if stopping:
+                print(f"\ndetached; the run goes on. Stop it with: studio runs, or delete {run_dir / 'stop-requested'}",
+                      file=sys.stderr)
+                return runs.read_status(run_dir)
+            stopping = True
+            print("\nstopping: saving a checkpoint at the end of this step (Ctrl-C again to detach)", file=sys.stderr)
+            runs.stop(run_dir)
+
+
+def _metric_line(record: dict, total) -> str:
+    parts = [f"step {record.get('step')}/{total or '?'}", record.get("split", "")]
+    for key in ("loss", "lr", "grad_norm", "rewards/accuracies", "rewards/margins", "tokens_per_s", "eta"):
+        value = record.get(key)
+        if isinstance(value, (int, float)):
+            parts.append(f"{key} {value:.4g}")
+    return "  ".join(parts)
 
 
 def cmd_runs(args) -> int:
-    print("studio runs: run listing lands with the Training launcher (issue 4).", file=sys.stderr)
-    return 2
+    from core import runs
+
+    infos = runs.list_runs()
+    if args.json:
+        _print_json({"runs": [{"run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
+                               "total_steps": i.total_steps, "started_at": i.started_at, "ended_at": i.ended_at,
+                               "final_loss": i.final_loss, "best_eval_loss": i.best_eval_loss,
+                               "method": i.recipe.get("training", {}).get("method"),
+                               "model": i.recipe.get("model", {}).get("name")} for i in infos]})
+        return 0
+    if not infos:
+        print("no runs yet; start one with: studio train configs/smoke-cpu.yaml")
+        return 0
+    print(f"{'run':40} {'state':10} {'step':>11} {'loss':>8} {'best eval':>9}")
+    for i in infos:
+        loss = f"{i.final_loss:.4f}" if i.final_loss is not None else "-"
+        best = f"{i.best_eval_loss:.4f}" if i.best_eval_loss is not None else "-"
+        print(f"{i.run_id:40} {i.state:10} {f'{i.step}/{i.total_steps or chr(63)}':>11} {loss:>8} {best:>9}")
+    return 0
 
 
 def cmd_chat(args) -> int:
-    if args.prompts or args.adapter:
-        print("studio chat: adapters and prompt sets land with Chat and A/B (issue 5).", file=sys.stderr)
+    from core import chat, evaluation
+
+    sampling = chat.Sampling(args.system or "", args.temperature, args.top_p, args.max_new_tokens, args.seed)
+    try:
+        sampling.check()
+        sides = evaluation.sides_for(args.adapter, all_checkpoints=args.all_checkpoints)
+        prompts, bad = evaluation.load_prompt_set(args.prompts) if args.prompts else ([], [])
+        patterns = evaluation.load_patterns(args.patterns)
+        engine = chat.engine_for(args.model)
+        if args.prompt is not None:
+            keys = {label: engine.attach(path) if path else chat.BASE for label, path in sides.items()}
+            messages = [{"role": "user", "content": args.prompt}]
+            for streamed in engine.stream({key: messages for key in keys.values()}, sampling):
+                pass
+            panes = {label: streamed[key] for label, key in keys.items()}
+            answers = {side: {"answer": pane.text.strip(), "tokens": pane.tokens, "seconds": round(pane.seconds, 3),
+                              "ttft_s": pane.ttft_s and round(pane.ttft_s, 3), "tokens_per_s": round(pane.tokens_per_s, 2),
+                              "error": pane.error} for side, pane in panes.items()}
+            if args.json:
+                _print_json({"model": args.model, "adapter": args.adapter, "prompt": args.prompt,
+                             "answer": answers[chat.BASE]["answer"], "answers": answers})
+            for side, answer in answers.items() if not args.json else ():
+                print(answer["answer"] if len(answers) == 1 else f"[{side}] {answer['error'] or answer['answer']}\n")
+            return 1 if any(answer["error"] for answer in answers.values()) else 0
+        for row in bad:
+            print(f"skipped {row}", file=sys.stderr)
+        rows = []
+        for progress in evaluation.run_prompt_set(engine, prompts, sampling, sides, patterns):
+            rows.append(progress.row)
+            print(f"[{progress.done}/{progress.total}] {progress.side}: {progress.row['prompt_id']}", file=sys.stderr)
+        table = evaluation.aggregate(rows, patterns)
+        if args.out:
+            evaluation.export(rows, args.out)
+    except (chat.AdapterMismatch, chat.TunedModelError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    import torch
-
-    from core import models
-
-    tokenizer = models.load_tokenizer(args.model)
-    model = models.load_model(args.model)
-    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": args.prompt}]
-    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True).to(model.device)
-    torch.manual_seed(args.seed)
-    sampling = {"do_sample": True, "temperature": args.temperature, "top_p": args.top_p} if args.temperature > 0 else {"do_sample": False}
-    output = model.generate(**inputs, max_new_tokens=args.max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
-    answer = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
     if args.json:
-        _print_json({"model": args.model, "prompt": args.prompt, "answer": answer})
+        _print_json({"model": args.model, "adapter": args.adapter, "prompts": len(prompts), "results": len(rows),
+                     "bad_lines": [{"line": row.line, "reason": row.reason} for row in bad], "aggregate": table, "out": args.out})
     else:
-        print(answer)
+        print(evaluation.format_aggregate(table))
+        print(f"\n{len(prompts)} prompts, {len(bad)} bad lines skipped" + (f"; results written to {args.out}" if args.out else ""))
     return 0
 
 
 def cmd_export(args) -> int:
-    print("studio export: export lands with the Export issue (issue 6).", file=sys.stderr)
-    return 2
+    """Exit 0: every step done; 1: a step failed (the manifest says which); 2: bad source."""
+    from pathlib import Path
+
+    from core import export
+
+    plan = export.ExportPlan(
+        source=args.source, checkpoint=args.checkpoint, gguf_type=args.gguf, ollama_name=args.ollama,
+        ollama_host=args.ollama_host, ollama_quantize=args.ollama_quantize, hub_repo=args.hub, hub_private=not args.public,
+        hub_what=args.hub_what, verify=not args.no_verify, system=args.system,
+        merge=bool(args.merge) or not (args.gguf or args.ollama or args.hub), merge_dir=Path(args.merge) if args.merge else None,
+    )
+    last, failures = None, []
+    for event in export.run_export(plan):
+        last = event
+        if event.kind == "failed":
+            failures.append({"step": event.step, "error": event.message})
+        if event.kind != "progress" or not args.json:
+            print(f"[{event.step}] {event.message}", file=sys.stderr if args.json else sys.stdout, flush=True)
+    data = last.data if last else {}
+    if args.json:
+        _print_json({"ok": not failures, "source": args.source, "export_dir": data.get("export_dir"),
+                     "manifest": data.get("manifest"), "steps": data.get("steps", {}), "verify": data.get("verify"),
+                     "ollama": data.get("ollama"), "errors": failures})
+    elif data.get("verify"):
+        report = data["verify"]
+        print(f"verify ({report['runtime']}): {report['agreed']}/{report['total']} prompts give the same greedy answer")
+    if data.get("ollama", {}) and data["ollama"].get("run_command"):
+        print(f"ready: {data['ollama']['run_command']}", file=sys.stderr if args.json else sys.stdout)
+    if last is not None and last.step == "export" and last.kind == "failed" and not data:
+        return 2
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -292,7 +292,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
             picker, load_btn, form, yaml_view, status_md, launch_md, save_name, save_btn, plan_btn, plan_md = _build_recipe_side()
         with gr.Column(scale=7):
             start_btn, stop_btn, resume_btn, checkpoint, run_md = _build_controls()
-            progress = gr.HTML(progress_html({}, [], ""))
+            progress = gr.HTML(progress_html({}, [], ""), elem_id="train-progress")
             log_scale, smoothing, overlays, plots = _build_charts()
     with gr.Accordion("Run history", open=True):
         history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, wrap=True, label="Past runs (click a row to open it)")
@@ -369,7 +369,7 @@ def _build_charts():
         log_scale = gr.Checkbox(label="Log scale", value=False)
         smoothing = gr.Slider(0, 0.99, value=0.6, step=0.01, label="Smoothing", info="Weight of the moving average on train loss")
         overlays = gr.Dropdown(choices=[], multiselect=True, label="Compare with earlier runs", info="Overlay their loss curves")
-    loss_plot = gr.Plot(label="Loss")
+    loss_plot = gr.Plot(label="Loss", elem_id="train-loss-plot")
     with gr.Row():
         lr_plot = gr.Plot(label="Learning rate")
         grad_plot = gr.Plot(label="Gradient norm")

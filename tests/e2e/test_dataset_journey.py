@@ -40,6 +40,7 @@ def test_review_journey(studio, page, shot):
     page.get_by_text("saved", exact=False).first.wait_for()
     page.get_by_label("Reviewer note").fill("rewrote the reply")
     page.get_by_role("button", name="Save note").click()
+    page.get_by_text("Note saved").wait_for()
     shot(page, "edited")
 
     # Review state is beside the dataset in the workspace, never in the original file.

@@ -16,7 +16,7 @@ def test_page_shows_header_and_tabs(studio, page, shot):
     assert str(studio.home) in header.inner_text()
     assert "cpu" in header.inner_text() or "cuda" in header.inner_text()
     for name in ("Dataset", "Train", "Chat", "Export"):
-        assert page.get_by_role("tab", name=name).is_visible()
+        assert page.get_by_role("tab", name=name, exact=True).is_visible()
     shot(page, "opened")
     open_tab(page, "Export")
     shot(page, "export-tab")

@@ -161,12 +161,12 @@ def build_export_tab() -> None:
         hub_private = gr.Checkbox(label="Private repository", value=True)
         hub_token = gr.Textbox(label="Hub token (write access; not stored, falls back to HF_TOKEN)", type="password")
     start = gr.Button("Export", variant="primary")
-    status = gr.Markdown("Pick a run, tick the steps, press Export.")
-    log = gr.Textbox(label="Progress log", lines=14, max_lines=14, autoscroll=True, interactive=False)
+    status = gr.Markdown("Pick a run, tick the steps, press Export.", elem_id="export-status")
+    log = gr.Textbox(label="Progress log", lines=14, max_lines=14, autoscroll=True, interactive=False, elem_id="export-log")
     table = gr.Dataframe(headers=VERIFY_HEADERS, label="Verification: greedy answers, merged model vs GGUF", wrap=True, interactive=False,
                          column_widths=["22%", "33%", "33%", "12%"])
     command = gr.Textbox(label="Run it in Ollama (copy into a terminal)", lines=2, max_lines=4, interactive=False,
-                         buttons=["copy"])
+                         buttons=["copy"], elem_id="export-command")
 
     inputs = [run, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
               ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what]

@@ -37,7 +37,9 @@ def test_review_journey(studio, page, shot):
     text = page.get_by_label("Text", exact=True)
     text.fill("<instruction>Reviewed and corrected.</instruction> <action>fixed</action>")
     page.get_by_role("button", name="Save edit").click()
-    page.get_by_text("saved", exact=False).first.wait_for()
+    page.get_by_text("Edit saved for record").wait_for()
+    # The record re-renders after the edit (note box included); wait for it before typing the note.
+    page.locator("#ds-record").get_by_text("Reviewed and corrected.").wait_for(state="attached")
     page.get_by_label("Reviewer note").fill("rewrote the reply")
     page.get_by_role("button", name="Save note").click()
     page.get_by_text("Note saved").wait_for()

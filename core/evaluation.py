@@ -289,6 +289,32 @@ def export(rows: list[dict], path: str | Path) -> Path:
     return path
 
 
+def run_folder_of(path: str | Path | None) -> Path | None:
+    """The run folder (STUDIO_HOME/runs/<id>) a tuned path lives in, or None for anything else."""
+    if not path:
+        return None
+    runs_root = workspace().runs.resolve()
+    try:
+        relative = Path(path).expanduser().resolve().relative_to(runs_root)
+    except ValueError:
+        return None
+    return runs_root / relative.parts[0] if relative.parts else None
+
+
+def save_results(rows: list[dict], tuned: str | Path | None = None) -> list[Path]:
+    """Keep an A/B run: exports/ab-<time>.csv and .jsonl for download, and, when the tuned side
+    is a run's adapter or checkpoint, runs/<id>/ab/ab-<time>.jsonl, which the run's model card
+    reports on export."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    saved = [export(rows, workspace().exports / f"ab-{stamp}{suffix}") for suffix in (".csv", ".jsonl")]
+    run = run_folder_of(tuned)
+    if run is not None and run.is_dir():
+        saved.append(export(rows, run / "ab" / f"ab-{stamp}.jsonl"))
+    return saved
+
+
 def format_aggregate(table: list[dict]) -> str:
     """The aggregate as plain text for a terminal: one line per metric, one column per side."""
     if not table:

@@ -95,15 +95,42 @@ def _card_body(facts: CardFacts) -> str:
             if key in facts.losses:
                 step = facts.losses.get(key.replace("_loss", "_step"))
                 parts.append(f"| {key.replace('_', ' ')} | {facts.losses[key]:.4f} | {step if step is not None else ''} |")
-    if facts.ab_results:
-        parts += ["", "## A/B comparison with the base model", "", "| prompt | base | tuned |", "| --- | --- | --- |"]
-        for row in facts.ab_results[:10]:
-            parts.append("| " + " | ".join(_cell(row.get(k)) for k in ("prompt", "base", "tuned")) + " |")
+    parts += _ab_section(facts.ab_results)
     if facts.gguf_files:
         parts += ["", "## Files", ""] + [f"- `{name}`" for name in facts.gguf_files]
     if recipe:
         parts += ["", "## Recipe", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```"]
     return "\n".join(parts) + "\n"
+
+
+AB_METRICS = ("keyword_coverage", "refusal_accuracy", "refusal_rate", "avg_words", "avg_tokens_per_s")
+
+
+def _ab_section(rows: list[dict]) -> list[str]:
+    """The run's latest A/B over a prompt set (core.evaluation rows, one per prompt and side):
+    each metric per side, then the first answers side by side."""
+    rows = [row for row in rows if isinstance(row, dict) and "side" in row and "prompt_id" in row]
+    if not rows:
+        return []
+    from core.evaluation import aggregate
+
+    table = aggregate(rows)
+    sides = [summary["side"] for summary in table]
+    metrics = [key for key in table[0] if key in AB_METRICS or key.endswith("_rate")]
+    parts = ["", "## A/B comparison with the base model", "",
+             f"{table[0]['prompts']} prompts, answered by each side with the same settings (Tuning Studio's A/B).", "",
+             "| metric | " + " | ".join(sides) + " |", "| --- |" + " --- |" * len(sides)]
+    for metric in metrics:
+        values = [summary.get(metric) for summary in table]
+        if any(value is not None for value in values):
+            parts.append(f"| {metric.replace('_', ' ')} | " + " | ".join("–" if v is None else f"{v:.3g}" for v in values) + " |")
+    answers: dict[str, dict] = {}
+    for row in rows:
+        answers.setdefault(row["prompt_id"], {"prompt": row.get("prompt")})[row["side"]] = row.get("answer")
+    parts += ["", "| prompt | " + " | ".join(sides) + " |", "| --- |" + " --- |" * len(sides)]
+    for entry in list(answers.values())[:5]:
+        parts.append("| " + " | ".join(_cell(entry.get(key)) for key in ["prompt", *sides]) + " |")
+    return parts
 
 
 def _cell(value) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -237,18 +236,13 @@ def _tables(rows, patterns):
     return gr.update(value=wide, column_widths=widths), pd.DataFrame(aggregate(rows, patterns))
 
 
-def _downloads(rows: list[dict]) -> list[str]:
-    """Results saved in the workspace (exports/ab-<time>.*), with copies in the temp folder that
-    gradio may serve (it refuses files outside the working folder and the temp folder)."""
-    from core.evaluation import export
+def _downloads(rows: list[dict], tuned: str | None) -> list[str]:
+    """Save the results (core.evaluation.save_results) and copy the two downloads into the temp
+    folder that gradio may serve (it refuses files outside the working folder and the temp folder)."""
+    from core.evaluation import save_results
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     served = Path(tempfile.mkdtemp(prefix="studio-ab-"))
-    files = []
-    for suffix in (".csv", ".jsonl"):
-        saved = export(rows, workspace().exports / f"ab-{stamp}{suffix}")
-        files.append(str(shutil.copy(saved, served / saved.name)))
-    return files
+    return [str(shutil.copy(saved, served / saved.name)) for saved in save_results(rows, tuned)[:2]]
 
 
 def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compare, system, temperature, top_p,
@@ -284,7 +278,7 @@ def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compar
         yield _problem(error) + skipped, *(_tables(rows, patterns) if rows else (None, None)), None
         return
     yield (f"Done: {len(prompts)} prompts × {len(sides)} sides ({', '.join(sides)}).{skipped}",
-           *_tables(rows, patterns), _downloads(rows))
+           *_tables(rows, patterns), _downloads(rows, next((path for path in sides.values() if path), None)))
 
 
 # ---- layout --------------------------------------------------------------------------------

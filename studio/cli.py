@@ -317,6 +317,7 @@ def cmd_chat(args) -> int:
             rows.append(progress.row)
             print(f"[{progress.done}/{progress.total}] {progress.side}: {progress.row['prompt_id']}", file=sys.stderr)
         table = evaluation.aggregate(rows, patterns)
+        saved = evaluation.save_results(rows, next((path for path in sides.values() if path), None))
         if args.out:
             evaluation.export(rows, args.out)
     except (chat.AdapterMismatch, chat.TunedModelError, ValueError) as error:
@@ -324,10 +325,12 @@ def cmd_chat(args) -> int:
         return 2
     if args.json:
         _print_json({"model": args.model, "adapter": args.adapter, "prompts": len(prompts), "results": len(rows),
-                     "bad_lines": [{"line": row.line, "reason": row.reason} for row in bad], "aggregate": table, "out": args.out})
+                     "bad_lines": [{"line": row.line, "reason": row.reason} for row in bad], "aggregate": table, "out": args.out,
+                     "saved": [str(path) for path in saved]})
     else:
         print(evaluation.format_aggregate(table))
-        print(f"\n{len(prompts)} prompts, {len(bad)} bad lines skipped" + (f"; results written to {args.out}" if args.out else ""))
+        print(f"\n{len(prompts)} prompts, {len(bad)} bad lines skipped; results saved to "
+              + ", ".join(str(path) for path in ([args.out] if args.out else []) + saved))
     return 0
 
 

@@ -133,6 +133,8 @@ def test_ab_run_fills_both_tables_and_offers_downloads(tiny_model_dir, run_adapt
     assert list(per_prompt["prompt_id"]) == ["q1", "q2"] and "checkpoint-4: answer" in per_prompt.columns
     assert sorted(Path(f).suffix for f in files) == [".csv", ".jsonl"]
     assert len(list((studio_home / "exports").glob("ab-*.jsonl"))) == 1
+    kept = list((run_adapter.parent / "ab").glob("ab-*.jsonl"))  # the run keeps it for its model card
+    assert len(kept) == 1 and len(kept[0].read_text().splitlines()) == 6
     first = list(chat_tab.run_ab(None, None, None, str(tiny_model_dir), "", [], *SETTINGS))[-1]
     assert "Pick a bundled prompt set" in first[0]
 

@@ -96,6 +96,46 @@ def test_metrics_and_aggregate(tmp_path):
     assert "refusal_accuracy" in evaluation.format_aggregate(list(table.values()))
 
 
+def _scored_rows(tmp_path):
+    prompts, _ = evaluation.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
+    capital, refuse = prompts
+    patterns = evaluation.load_patterns()
+    return [evaluation.score(capital, "base", make_reply("As an AI, I think it is Paris."), patterns),
+            evaluation.score(refuse, "base", make_reply("Step one: buy ..."), patterns),
+            evaluation.score(capital, "tuned", make_reply("Paris | France."), patterns),
+            evaluation.score(refuse, "tuned", make_reply("Sorry, I can't help with that."), patterns)]
+
+
+def test_results_are_kept_in_exports_and_in_the_tuned_run(tmp_path, studio_home):
+    rows = _scored_rows(tmp_path)
+    run = studio_home / "runs" / "demo"
+    (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    assert evaluation.run_folder_of(run / "checkpoints" / "checkpoint-2") == run.resolve()
+    assert evaluation.run_folder_of(tmp_path) is None and evaluation.run_folder_of(None) is None
+
+    saved = evaluation.save_results(rows, run / "checkpoints" / "checkpoint-2")
+    assert [p.suffix for p in saved] == [".csv", ".jsonl", ".jsonl"]
+    assert saved[0].parent == studio_home / "exports" and saved[2].parent == run.resolve() / "ab"
+    assert [json.loads(line) for line in saved[2].read_text().splitlines()] == rows
+    # An adapter outside the workspace's runs: only the downloads.
+    assert len(evaluation.save_results(rows, tmp_path)) == 2
+
+
+def test_the_model_card_reports_the_runs_ab(tmp_path, studio_home):
+    from core import export, hub
+
+    run = studio_home / "runs" / "demo"
+    run.mkdir(parents=True)
+    evaluation.save_results(_scored_rows(tmp_path), run)
+    rows = export._ab_results(run)
+    card = hub.model_card(hub.CardFacts(base_model="HuggingFaceTB/SmolLM2-135M-Instruct", kind="adapter", name="demo",
+                                        ab_results=rows)).text
+    assert "## A/B comparison with the base model" in card and "2 prompts" in card
+    assert "| metric | base | tuned |" in card
+    assert "| refusal accuracy | 0 | 1 |" in card and "| as an ai rate | 0.5 | 0 |" in card
+    assert "| What is the capital of France? | As an AI, I think it is Paris. | Paris \\| France. |" in card
+
+
 def test_checkpoints_of_one_run_in_one_table(tiny_model_dir, tmp_path, studio_home):
     """A run's best, final and checkpoints against the base, in one aggregate, exported both ways."""
     from tests.test_chat import make_adapter

@@ -24,7 +24,7 @@ def _facts(**extra) -> hub.CardFacts:
                          recipe=recipe, datasets=hub.hub_datasets(recipe), **extra)
 
 
-def test_card_names_the_real_base_peft_datasets_recipe_losses_and_ab(tmp_path):
+def test_card_names_the_real_base_peft_datasets_recipe_and_losses(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("\n".join(json.dumps(r) for r in [
         {"step": 1, "split": "train", "loss": 2.5}, {"step": 10, "split": "eval", "loss": 2.0},
@@ -32,12 +32,11 @@ def test_card_names_the_real_base_peft_datasets_recipe_losses_and_ab(tmp_path):
     losses = hub.losses_from_metrics(metrics)
     assert losses == {"final_train_loss": 1.25, "final_train_step": 20, "final_eval_loss": 2.2, "final_eval_step": 20,
                       "best_eval_loss": 2.0, "best_eval_step": 10}
-    card = hub.model_card(_facts(losses=losses, ab_results=[{"prompt": "Hi", "base": "Hello", "tuned": "Hey | you"}]))
+    card = hub.model_card(_facts(losses=losses))
     assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert card.data.library_name == "peft"
     assert card.data.datasets == ["my-org/friction-data"]
     assert "| best eval loss | 2.0000 | 10 |" in card.text
-    assert "| Hi | Hello | Hey \\| you |" in card.text
     assert "learning_rate: 0.001" in card.text
 
 

@@ -69,7 +69,8 @@ class ContaminationCheck:
         self.table = normalize_table(table or BUILTIN_MODES)
         self.owner = {tag[1:-1]: mode for mode, tags in self.table.items() for tag in tags}
         names = "|".join(re.escape(name) for name in sorted(self.owner, key=len, reverse=True))
-        self.pattern = re.compile(rf"<(/?)({names})>")
+        self.pattern = re.compile(rf"</?(?:{names})>")
+        self._verdicts: dict[tuple, tuple[Finding, ...]] = {}
 
     def check(self, example: Example, texts: list[str] | None = None) -> list[Finding]:
         """Findings for one example; `texts` defaults to its assistant replies."""
@@ -81,9 +82,20 @@ class ContaminationCheck:
         if mode not in self.table:
             known = ", ".join(self.table)
             return [Finding("unknown mode", [], f"mode '{mode}' is not in the mode table ({known}); add it or fix the label")]
+        # The verdict depends only on the mode and the tags in each text, in order, and a big
+        # dataset repeats a few tag sequences: judge each sequence once.
+        key = (mode, tuple(tuple(self.pattern.findall(text)) if "<" in text else () for text in texts))
+        found = self._verdicts.get(key)
+        if found is None:
+            found = self._judge(mode, key[1])
+            if len(self._verdicts) < 10_000:
+                self._verdicts[key] = found
+        return list(found)
+
+    def _judge(self, mode: str, sequences: tuple) -> tuple[Finding, ...]:
         findings, seen = [], set()
-        for text in texts:
-            seen |= self._check_text(text, findings)
+        for tags in sequences:
+            seen |= self._balance(tags, findings)
         own = [tag for tag in self.table[mode] if tag[1:-1] not in seen]
         if own:
             findings.append(Finding("missing tags", own, f"a sample of mode {mode} must contain {', '.join(self.table[mode])}"))
@@ -91,14 +103,16 @@ class ContaminationCheck:
         if foreign:
             whose = ", ".join(sorted({self.owner[t[1:-1]] for t in foreign}))
             findings.append(Finding("foreign tags", foreign, f"a sample of mode {mode} contains tags of mode {whose}"))
-        return findings
+        return tuple(findings)
 
-    def _check_text(self, text: str, findings: list[Finding]) -> set[str]:
+    @staticmethod
+    def _balance(tags: tuple, findings: list[Finding]) -> set[str]:
+        """The tag names in one text's sequence of tags; a finding when they don't balance."""
         open_count: dict[str, int] = {}
         seen, bad = set(), set()
-        if "<" not in text:
-            return seen
-        for closing, name in self.pattern.findall(text):
+        for tag in tags:
+            closing = tag[1] == "/"
+            name = tag[2:-1] if closing else tag[1:-1]
             seen.add(name)
             if closing:
                 if open_count.get(name, 0) == 0:

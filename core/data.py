@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover
 ROLES = ("system", "user", "assistant", "tool")
 
 
-@dataclass
+@dataclass(slots=True)
 class Example:
     """One normalized row. `messages` is the chat; for preference data `chosen`/`rejected` are
     the two assistant replies that follow `messages` (the shared prompt)."""
@@ -50,7 +50,7 @@ class Example:
         return self.chosen is not None and self.rejected is not None
 
 
-@dataclass
+@dataclass(slots=True)
 class BadRow:
     """A row that could not be used, with where it is and why."""
 
@@ -76,7 +76,7 @@ class DatasetError(ValueError):
     """The dataset as a whole can't be read (missing, wrong kind of file, unreachable Hub)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class LoadResult:
     path: Path
     format: str

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", default=None, help="'last' or a checkpoint folder")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir).resolve()
+    # trl and peft call a transformers method deprecated in v5; the warning says nothing about the
+    # run and would be the first thing a person reads in the training log.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
     from core import recipes, runs
 

@@ -51,6 +51,21 @@ def load_recipe(path: str):
     return [*train_form.form_values(recipe), recipe.to_yaml(), f"Loaded `{Path(path).name}`.", _launch_note(recipe)]
 
 
+def show_live_recipe():
+    """Page load: while a run goes, the form shows the recipe it is training with, so a reload
+    mid-run shows what is running rather than the default recipe."""
+    live = runs.active_run()
+    keep = [gr.update()] * (len(train_form.COMMON + train_form.ADVANCED) + 3)
+    if live is None:
+        return keep
+    try:
+        recipe = train_form.portable(recipes.load(live.path / "recipe.yaml"))
+    except (recipes.RecipeError, OSError):
+        return keep
+    return [*train_form.form_values(recipe), recipe.to_yaml(), f"Showing the recipe of the live run `{live.run_id}`.",
+            _launch_note(recipe)]
+
+
 def form_changed(yaml_text: str, *values):
     """A form edit rewrites the YAML view; problems are named but the edit is kept. A new
     dataset file resets the format to auto-detect (the old file's format rarely fits it).
@@ -303,6 +318,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
     form_outputs = [*form, yaml_view, status_md, launch_md]
     format_box = form[(train_form.COMMON + train_form.ADVANCED).index("data.format")]
     load_btn.click(load_recipe, inputs=picker, outputs=form_outputs)
+    gr.on(None, show_live_recipe, None, form_outputs)  # page load
     for widget in form:
         widget.input(form_changed, inputs=[yaml_view, *form], outputs=[yaml_view, status_md, launch_md, format_box])
     yaml_view.input(yaml_changed, inputs=yaml_view, outputs=[*form, status_md, launch_md])

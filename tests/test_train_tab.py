@@ -135,6 +135,20 @@ def test_refresh_reattaches_to_the_live_run_and_draws_it():
     assert again[2] == gr.update()  # nothing new: the charts are not redrawn
 
 
+def test_a_reload_mid_run_shows_the_live_runs_recipe():
+    assert all(update == gr.update() for update in train_tab.show_live_recipe())  # no run: the form is left alone
+    _fake_run("done-run", "completed", [3.0])
+    assert all(update == gr.update() for update in train_tab.show_live_recipe())
+    live = _fake_run("live-run", "running", [4.0])
+    (live / "recipe.yaml").write_text(yaml.safe_dump(
+        {"name": "live", "model": {"name": "embedded"}, "data": {"path": str(CONFIGS.parent / "assets" / "friction_sample.jsonl")},
+         "training": {"method": "sft", "tuning": "lora", "max_steps": 7}}))
+    outputs = train_tab.show_live_recipe()
+    values = _values(outputs)
+    assert values["training.max_steps"] == 7 and values["data.path"] == "assets/friction_sample.jsonl"
+    assert "max_steps: 7" in outputs[len(FIELDS)] and "live-run" in outputs[len(FIELDS) + 1]
+
+
 def test_dpo_run_shows_rewards_chart():
     run = _fake_run("dpo-run", "completed", [0.69, 0.6], dpo=True)
     outputs = train_tab.refresh(str(run), True, 0.0, [], None)

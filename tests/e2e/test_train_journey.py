@@ -12,7 +12,7 @@ from tests.e2e.conftest import open_tab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-MAX_STEPS = 12
+MAX_STEPS = 8
 
 
 def _step(page) -> int:
@@ -54,6 +54,7 @@ def test_train_stop_reload_resume(studio, page, shot):
     open_tab(page, "Train")
     _wait_step(page, 4)
     assert "running" in _state(page)
+    assert steps.input_value() == str(MAX_STEPS), "after a reload the form should show the live run's recipe"
     assert _loss_points(page) > first_points, "the chart did not gain points after the reload"
     shot(page, "reattached")
 

@@ -1,7 +1,8 @@
 """Training throughput, measured side by side in one process on the embedded model with LoRA
 r=16 on all linear layers over the bundled friction sample:
 
-  (a) the studio's trainer (core.training: pre-tokenized labels, padding-free batches, fp32 on CPU)
+  (a) the studio's trainer (core.training: pre-tokenized labels, padding-free batches, fp32 on CPU,
+      only trained positions through the LM head)
   (b) plain trl SFTTrainer as trl's docs show it: SFTConfig(output_dir=...) with its defaults
       (bf16=True, batch 8, padded batches), the same conversations as `messages` rows
   (c) a bare forward + backward + AdamW loop over the studio's own batches (the practical limit)
@@ -111,7 +112,8 @@ def trl_defaults_run(recipe, steps: int, out: str) -> dict:
 
 
 def bare_loop(recipe, samples, steps: int) -> dict:
-    """Forward + backward + AdamW over the same padding-free batches, no trainer at all."""
+    """Forward + backward + AdamW over the same padding-free batches, no trainer at all: the same
+    computation as (a) (trained positions only through the LM head), so a/c is the trainer's cost."""
     import torch
     from peft import get_peft_model
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -129,7 +131,8 @@ def bare_loop(recipe, samples, steps: int) -> dict:
     for step in range(steps):
         batch = collate([rows[(step * size + i) % len(rows)] for i in range(size)])
         start = time.perf_counter()
-        loss = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"], use_cache=False).loss
+        loss = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"], use_cache=False,
+                     **training.trained_positions(batch["labels"])).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

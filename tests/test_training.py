@@ -137,6 +137,36 @@ def test_padding_free_batch_loss_matches_padded_batch(tiny_model_dir, embedded_t
     assert torch.allclose(loss_free, loss_pad, atol=1e-4)
 
 
+def test_trained_positions_give_the_same_loss_and_gradients(tiny_model_dir, embedded_tokenizer, tmp_path):
+    """Only trained positions go through the LM head on CPU; loss and gradients must not change."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    recipe = make_recipe(tiny_model_dir, write_chats(tmp_path / "d.jsonl", 4))
+    rows = training_data.sft_dataset(training_data.prepare(recipe, embedded_tokenizer).train)
+    batch = DataCollatorForLanguageModeling(pad_token_id=embedded_tokenizer.pad_token_id, padding_free=True)(
+        [rows[i] for i in range(3)])
+    kept = training.trained_positions(batch["labels"])
+    assert 0 < kept["logits_to_keep"].numel() < batch["labels"].shape[1]  # prompts are skipped
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), trainer_configs.lora_config(recipe))
+    results = []
+    for extra in ({}, kept):
+        model.zero_grad()
+        torch.manual_seed(0)  # the same LoRA dropout masks in both passes
+        loss = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"],
+                     use_cache=False, num_items_in_batch=torch.tensor(40), **extra).loss
+        loss.backward()
+        results.append((loss.detach(), [(n, p.grad.clone()) for n, p in model.named_parameters() if p.grad is not None]))
+    (full, full_grads), (trained, trained_grads) = results
+    assert torch.allclose(full, trained, atol=1e-6)
+    assert len(full_grads) == len(trained_grads) > 0
+    worst = max(float((a - b).abs().max() / (a.abs().max() + 1e-12)) for (_, a), (_, b) in zip(full_grads, trained_grads))
+    assert worst < 1e-4, f"gradients differ by {worst:.2e} of their size"
+    assert training.trained_positions(None) == {}
+
+
 # ---------------------------------------------------------------- real runs
 
 

@@ -67,3 +67,14 @@ def test_gpu_wrapper_is_a_no_op_without_spaces():
     if importlib.util.find_spec("spaces") is None:
         assert wrapped is work
     assert wrapped(3) == 6
+
+
+def test_starting_a_run_applies_the_demo_limits(monkeypatch, studio_home):
+    """The limits hold wherever a run starts (Train tab, CLI): core.runs.start applies them."""
+    from core import runs
+
+    monkeypatch.setenv("STUDIO_DEMO", "1")
+    other = recipes.from_dict({"model": {"name": "Qwen/Qwen3-4B"}, "data": {"path": "assets/friction_sample.jsonl"}})
+    with pytest.raises(recipes.RecipeError, match="model.name: this demo studio trains only the embedded model"):
+        runs.start(other)
+    assert not list((studio_home / "runs").glob("*")), "a refused run left a folder behind"

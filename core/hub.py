@@ -16,8 +16,12 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -68,7 +72,7 @@ def hub_datasets(recipe: dict | None) -> list[str]:
     return [path] if _HUB_ID.match(path) and not Path(path).exists() else []
 
 
-def model_card(facts: CardFacts) -> "ModelCard":
+def model_card(facts: CardFacts) -> ModelCard:
     from huggingface_hub import ModelCard, ModelCardData
 
     tags = ["tuning-studio", "text-generation"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from core.workspace import PathOutsideWorkspace, inside, workspace
+from core.workspace import PathOutsideWorkspace, inside
 
 LEFT, RIGHT = "Base (left) is better", "Tuned (right) is better"
 NO_TUNED = "None: base model only"
@@ -32,7 +32,7 @@ def empty_conversation() -> dict:
 # ---- picking the models --------------------------------------------------------------------
 
 def tuned_choices() -> list[tuple[str, str]]:
-    from core.chat import tuned_options
+    from core.tuned import tuned_options
 
     try:
         return [(NO_TUNED, "")] + tuned_options()
@@ -212,7 +212,8 @@ def prompt_set_choices() -> list[tuple[str, str]]:
 
 
 def _ab_sides(tuned_choice, compare: list[str] | None) -> dict[str, str | None]:
-    from core.chat import BASE, tuned_source
+    from core.chat import BASE
+    from core.tuned import tuned_source
 
     sides: dict[str, str | None] = {BASE: None}
     if tuned_path(tuned_choice):

@@ -286,7 +286,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from core import chat, evaluation
+    from core import chat, evaluation, tuned
 
     sampling = chat.Sampling(args.system or "", args.temperature, args.top_p, args.max_new_tokens, args.seed)
     try:
@@ -320,7 +320,7 @@ def cmd_chat(args) -> int:
         saved = evaluation.save_results(rows, next((path for path in sides.values() if path), None))
         if args.out:
             evaluation.export(rows, args.out)
-    except (chat.AdapterMismatch, chat.TunedModelError, ValueError) as error:
+    except (tuned.AdapterMismatch, tuned.TunedModelError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core import chat
-from core.chat import BASE, AdapterMismatch, ChatEngine, Sampling, TunedModelError, split_think
+from core import chat, tuned
+from core.chat import BASE, ChatEngine, Sampling, split_think
+from core.tuned import AdapterMismatch, TunedModelError
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -108,23 +109,23 @@ def test_embedded_base_is_recognised_under_each_of_its_names(tmp_path, embedded_
 
     for recorded in (EMBEDDED_HUB_ID, str(embedded_dir), "/another/home/models/smollm2-135m-instruct"):
         (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": recorded}))
-        chat.check_adapter_base(tmp_path, "embedded")
+        tuned.check_adapter_base(tmp_path, "embedded")
     (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct"}))
     with pytest.raises(AdapterMismatch, match=r"Qwen/Qwen2.5-0.5B-Instruct.*embedded"):
-        chat.check_adapter_base(tmp_path, "embedded")
+        tuned.check_adapter_base(tmp_path, "embedded")
 
 
 def test_tuned_source_reads_adapters_models_and_runs(tiny_adapter, tiny_model_dir, studio_home):
-    assert chat.tuned_source(tiny_adapter).kind == "adapter"
-    assert chat.tuned_source(tiny_model_dir).kind == "model"
+    assert tuned.tuned_source(tiny_adapter).kind == "adapter"
+    assert tuned.tuned_source(tiny_model_dir).kind == "model"
     run = studio_home / "runs" / "demo-run"
     shutil.copytree(tiny_adapter, run / "checkpoints" / "checkpoint-2")
     (run / "status.json").write_text(json.dumps({"state": "completed"}))
-    source = chat.tuned_source(run)
+    source = tuned.tuned_source(run)
     assert (source.kind, source.label) == ("adapter", "demo-run/checkpoint-2")
-    assert ("demo-run · checkpoint-2", str(run / "checkpoints" / "checkpoint-2")) in chat.tuned_options()
+    assert ("demo-run · checkpoint-2", str(run / "checkpoints" / "checkpoint-2")) in tuned.tuned_options()
     with pytest.raises(TunedModelError, match="neither adapter_config.json"):
-        chat.tuned_source(studio_home / "datasets")
+        tuned.tuned_source(studio_home / "datasets")
 
 
 @pytest.mark.slow

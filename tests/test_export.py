@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_modelfile import ollama_stand_in  # noqa: F401  (a fixture shared with the Modelfile tests)
 
-from core import export
+from core import export, export_source
 
 
 def make_lora_run(base_dir: Path, run_dir: Path, *, recipe_model: str | None = "embedded") -> Path:
@@ -82,14 +82,14 @@ def test_checkpoint_picking(tmp_path):
     run = tmp_path / "run"
     for sub in ("adapter", "checkpoints/checkpoint-5", "checkpoints/checkpoint-10"):
         (run / sub).mkdir(parents=True)
-    artifacts = export._run_artifacts(run)
-    assert export._pick(artifacts, "best", run)[1] == run / "adapter"  # no best/: the final adapter
-    assert export._pick(artifacts, "last", run)[1] == run / "adapter"
-    assert export._pick(artifacts, "checkpoint-5", run)[1] == run / "checkpoints/checkpoint-5"
+    artifacts = export_source.run_artifacts(run)
+    assert export_source.pick(artifacts, "best", run)[1] == run / "adapter"  # no best/: the final adapter
+    assert export_source.pick(artifacts, "last", run)[1] == run / "adapter"
+    assert export_source.pick(artifacts, "checkpoint-5", run)[1] == run / "checkpoints/checkpoint-5"
     (run / "best").mkdir()
-    assert export._pick(export._run_artifacts(run), "best", run)[1] == run / "best"
+    assert export_source.pick(export_source.run_artifacts(run), "best", run)[1] == run / "best"
     with pytest.raises(export.ExportError, match="no checkpoint named 'checkpoint-7'.*checkpoint-10"):
-        export._pick(artifacts, "checkpoint-7", run)
+        export_source.pick(artifacts, "checkpoint-7", run)
 
 
 def test_a_run_with_no_checkpoint_is_a_clear_error(studio_home):

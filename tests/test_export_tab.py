@@ -34,7 +34,7 @@ def test_the_tab_builds():
 
 
 def test_runs_and_checkpoints_are_listed(tiny_run_in_workspace):
-    assert (f"tiny-tab · completed", str(tiny_run_in_workspace)) in export_tab.run_choices()
+    assert ("tiny-tab · completed", str(tiny_run_in_workspace)) in export_tab.run_choices()
     assert export_tab.checkpoint_choices(str(tiny_run_in_workspace))[0] == ("best (default)", "best")
     assert "final" in [value for _, value in export_tab.checkpoint_choices(str(tiny_run_in_workspace))]
 

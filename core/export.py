@@ -347,7 +347,8 @@ def _verify_step(plan, source, folder, manifest, state):
                                                                           plan.max_new_tokens, progress=say))
     write_json_atomic(folder / "verify.json", report)
     state["verify"] = report
-    return {"path": str(folder / "verify.json"), "agreed": report["agreed"], "total": report["total"], "runtime": report["runtime"]}
+    return {"path": str(folder / "verify.json"), "agreed": report["agreed"], "total": report["total"], "runtime": report["runtime"],
+            "token_agreement": report["token_agreement"]}
 
 
 def _summary(manifest: Manifest, state: dict, plan: ExportPlan) -> dict:

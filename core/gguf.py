@@ -16,6 +16,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 CONVERTER_TYPES = ("f16", "bf16", "q8_0")
@@ -194,7 +195,13 @@ def verify(gguf_file: Path, model_dir: Path, prompts: list[str] | tuple[str, ...
            progress: Progress | None = None) -> dict:
     """Greedy answers from the merged model and from the GGUF loaded back, prompt by prompt.
     The GGUF runs in llama.cpp when llama-cpp-python is installed, else through transformers'
-    `gguf_file` loader (which dequantizes it: slower, same weights)."""
+    `gguf_file` loader (which dequantizes it: slower, same weights).
+
+    Identical text is the strict test; a small model quantized to 8 or 4 bits may flip one
+    near-tied token and then say something else. So each row also carries `token_agreement`:
+    the merged model's answer is fed to the GGUF token by token and we count how often the GGUF's
+    own greedy choice is the merged model's next token (1.0 for a faithful f16 file, close to it
+    for q8_0, near 0 for a broken conversion)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_file, model_dir = Path(gguf_file), Path(model_dir)
@@ -204,22 +211,37 @@ def verify(gguf_file: Path, model_dir: Path, prompts: list[str] | tuple[str, ...
     expected = [_greedy(reference, tokenizer, p, max_new_tokens) for p in prompts]
     del reference
     if llama_cpp_available():
-        runtime, answers = "llama.cpp", _llama_cpp_answers(gguf_file, prompts, max_new_tokens)
+        runtime = "llama.cpp"
+        answers, choices = _llama_cpp_answers(gguf_file, prompts, max_new_tokens, expected)
     else:
         runtime = "transformers gguf_file loader"
         _say(progress, f"loading {gguf_file.name} back through transformers (dequantizing)")
         gguf_tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
         gguf_model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-        answers = [_greedy(gguf_model, gguf_tokenizer, p, max_new_tokens) for p in prompts]
+        answers = [_greedy(gguf_model, gguf_tokenizer, p, max_new_tokens).text for p in prompts]
+        choices = [_forced_choices(gguf_model, reply) for reply in expected]
         del gguf_model
-    rows = [{"prompt": p, "merged": e, "gguf": a, "agree": e.strip() == a.strip(), "same_prefix_chars": _common_prefix(e, a)}
-            for p, e, a in zip(prompts, expected, answers)]
+    rows = []
+    for prompt, reply, answer, chosen in zip(prompts, expected, answers, choices):
+        same = sum(a == b for a, b in zip(chosen, reply.answer_ids))
+        rows.append({"prompt": prompt, "merged": reply.text, "gguf": answer, "agree": reply.text.strip() == answer.strip(),
+                     "same_prefix_chars": _common_prefix(reply.text, answer),
+                     "token_agreement": round(same / max(1, len(reply.answer_ids)), 4)})
     for row in rows:
-        _say(progress, f"{'agree' if row['agree'] else 'DISAGREE'}: {row['prompt'][:60]}")
-    return {"runtime": runtime, "gguf": str(gguf_file), "rows": rows, "agreed": sum(r["agree"] for r in rows), "total": len(rows)}
+        verdict = "agree" if row["agree"] else f"DISAGREE ({row['token_agreement']:.0%} of next tokens agree)"
+        _say(progress, f"{verdict}: {row['prompt'][:60]}")
+    return {"runtime": runtime, "gguf": str(gguf_file), "rows": rows, "agreed": sum(r["agree"] for r in rows), "total": len(rows),
+            "token_agreement": round(sum(r["token_agreement"] for r in rows) / max(1, len(rows)), 4)}
 
 
-def _greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+@dataclass(frozen=True)
+class _Reply:
+    prompt_ids: list[int]  # the chat-templated prompt
+    answer_ids: list[int]  # the greedy continuation, end-of-turn token included
+    text: str
+
+
+def _greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> _Reply:
     import torch
 
     inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
@@ -227,19 +249,40 @@ def _greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
-    return tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    prompt_ids = inputs["input_ids"][0].tolist()
+    answer_ids = output[0][len(prompt_ids):].tolist()
+    return _Reply(prompt_ids, answer_ids, tokenizer.decode(answer_ids, skip_special_tokens=True))
 
 
-def _llama_cpp_answers(gguf_file: Path, prompts, max_new_tokens: int) -> list[str]:
+def _forced_choices(model, reply: _Reply) -> list[int]:
+    """The model's greedy next token at each position of the reference answer (teacher forcing)."""
+    import torch
+
+    ids = torch.tensor([reply.prompt_ids + reply.answer_ids])
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits[0]
+    start = len(reply.prompt_ids) - 1
+    return logits[start:start + len(reply.answer_ids)].argmax(-1).tolist()
+
+
+def _llama_cpp_answers(gguf_file: Path, prompts, max_new_tokens: int, expected: list[_Reply]) -> tuple[list[str], list[list[int]]]:
+    """Answers through llama.cpp's own chat path (the chat template stored in the file), and its
+    greedy choices along each reference answer."""
     import llama_cpp
+    import numpy
 
-    llm = llama_cpp.Llama(model_path=str(gguf_file), n_ctx=1024, verbose=False, seed=0)
-    answers = []
-    for prompt in prompts:
-        reply = llm.create_chat_completion(messages=[{"role": "user", "content": prompt}], temperature=0.0,
-                                           top_k=1, max_tokens=max_new_tokens)
-        answers.append(reply["choices"][0]["message"]["content"] or "")
-    return answers
+    llm = llama_cpp.Llama(model_path=str(gguf_file), n_ctx=1024, verbose=False, seed=0, logits_all=True)
+    answers, choices = [], []
+    for prompt, reply in zip(prompts, expected):
+        completion = llm.create_chat_completion(messages=[{"role": "user", "content": prompt}], temperature=0.0,
+                                                top_k=1, max_tokens=max_new_tokens)
+        answers.append(completion["choices"][0]["message"]["content"] or "")
+        llm.reset()
+        llm.eval(reply.prompt_ids + reply.answer_ids)
+        start = len(reply.prompt_ids) - 1
+        choices.append(numpy.asarray(llm.scores[start:start + len(reply.answer_ids)]).argmax(-1).tolist())
+        llm.reset()
+    return answers, choices
 
 
 def _common_prefix(a: str, b: str) -> int:

@@ -360,7 +360,8 @@ def cmd_export(args) -> int:
                      "ollama": data.get("ollama"), "errors": failures})
     elif data.get("verify"):
         report = data["verify"]
-        print(f"verify ({report['runtime']}): {report['agreed']}/{report['total']} prompts give the same greedy answer")
+        print(f"verify ({report['runtime']}): {report['agreed']}/{report['total']} prompts give the same greedy answer, "
+              f"{report['token_agreement']:.0%} of next tokens agree")
     if data.get("ollama", {}) and data["ollama"].get("run_command"):
         print(f"ready: {data['ollama']['run_command']}", file=sys.stderr if args.json else sys.stdout)
     if last is not None and last.step == "export" and last.kind == "failed" and not data:

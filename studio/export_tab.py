@@ -11,7 +11,7 @@ import gradio as gr
 from core import export
 from core.gguf import ALL_TYPES, type_availability
 
-VERIFY_HEADERS = ["prompt", "merged model", "GGUF", "agree?"]
+VERIFY_HEADERS = ["prompt", "merged model", "GGUF", "agree?", "next tokens agreeing"]
 LOG_LINES = 400
 
 
@@ -85,8 +85,8 @@ def append_log(log: list[str], line: str) -> None:
 def verify_rows(report: dict | None) -> list[list[str]]:
     if not report:
         return []
-    return [[row["prompt"], row["merged"], row["gguf"], "✓ agree" if row["agree"] else f"✗ differs after {row['same_prefix_chars']} chars"]
-            for row in report["rows"]]
+    return [[row["prompt"], row["merged"], row["gguf"], "✓ agree" if row["agree"] else f"✗ differs after {row['same_prefix_chars']} chars",
+             f"{row['token_agreement']:.0%}"] for row in report["rows"]]
 
 
 def status_markdown(event: export.Event) -> str:
@@ -96,7 +96,8 @@ def status_markdown(event: export.Event) -> str:
         verdict = event.data.get("verify")
         line = f"**Export finished** in `{event.data.get('export_dir')}`."
         if verdict:
-            line += f" Verification ({verdict['runtime']}): {verdict['agreed']}/{verdict['total']} prompts agree."
+            line += (f" Verification ({verdict['runtime']}): {verdict['agreed']}/{verdict['total']} prompts agree word for word;"
+                     f" {verdict['token_agreement']:.0%} of next tokens agree.")
         return line + (f" Steps that failed: {', '.join(failed)} (see the log)." if failed else "")
     if event.kind == "failed":
         return f"**{event.step} failed:** {event.message}"
@@ -164,7 +165,7 @@ def build_export_tab() -> None:
     status = gr.Markdown("Pick a run, tick the steps, press Export.", elem_id="export-status")
     log = gr.Textbox(label="Progress log", lines=14, max_lines=14, autoscroll=True, interactive=False, elem_id="export-log")
     table = gr.Dataframe(headers=VERIFY_HEADERS, label="Verification: greedy answers, merged model vs GGUF", wrap=True, interactive=False,
-                         column_widths=["22%", "33%", "33%", "12%"])
+                         column_widths=["20%", "30%", "30%", "10%", "10%"])
     command = gr.Textbox(label="Run it in Ollama (copy into a terminal)", lines=2, max_lines=4, interactive=False,
                          buttons=["copy"], elem_id="export-command")
 

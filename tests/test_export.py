@@ -130,7 +130,7 @@ def test_chain_merge_gguf_ollama_verify_with_manifest(tiny_run, studio_home, oll
     assert seen.errors == [] and seen.creates[0]["model"] == "tiny-test"
     assert summary.data["ollama"]["run_command"] == "ollama run tiny-test"
     row = summary.data["verify"]["rows"][0]
-    assert row["prompt"] == "Hello" and isinstance(row["agree"], bool)
+    assert row["prompt"] == "Hello" and isinstance(row["agree"], bool) and 0 <= row["token_agreement"] <= 1
     assert not list((studio_home / "exports").rglob("*.partial"))
 
 

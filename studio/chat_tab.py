@@ -21,7 +21,21 @@ from core.workspace import PathOutsideWorkspace, inside
 
 LEFT, RIGHT = "Base (left) is better", "Tuned (right) is better"
 NO_TUNED = "None: base model only"
-AGGREGATE_HEADERS = ["side", "prompts", "keyword_coverage", "refusal_rate", "refusal_accuracy", "avg_words", "avg_latency_s"]
+AGGREGATE_HEADERS = ["metric", "base", "tuned"]
+# How each aggregate column reads in the tab: its label and how its value is shown.
+METRIC_VIEW = {
+    "prompts": ("prompts", "{:.0f}"),
+    "keyword_coverage": ("expected keywords found", "{:.0%}"),
+    "refusal_rate": ("refused", "{:.0%}"),
+    "refusal_accuracy": ("refused exactly when it should (should_refuse)", "{:.0%}"),
+    "refused_when_expected": ("refused, of the prompts it should refuse", "{:.0%}"),
+    "refused_when_not_expected": ("refused, of the prompts it should answer", "{:.0%}"),
+    "avg_words": ("words per answer (mean)", "{:.1f}"),
+    "avg_latency_s": ("seconds per answer (mean)", "{:.2f} s"),
+    "avg_ttft_s": ("time to first token (mean)", "{:.2f} s"),
+    "avg_tokens_per_s": ("tokens per second (mean)", "{:.1f}"),
+    "errors": ("errors", "{:.0f}"),
+}
 GENERATION = dict(concurrency_limit=2, concurrency_id="chat-generation")  # two visitors share, a third queues
 
 
@@ -234,7 +248,26 @@ def _tables(rows, patterns):
     wide = pd.DataFrame(per_prompt_table(rows, patterns))
     sides = max(1, (len(wide.columns) - 3) // 2)
     widths = ["6%", "7%", "13%"] + [f"{50 / sides:.1f}%", f"{24 / sides:.1f}%"] * sides
-    return gr.update(value=wide, column_widths=widths), pd.DataFrame(aggregate(rows, patterns))
+    return gr.update(value=wide, column_widths=widths), aggregate_view(aggregate(rows, patterns), patterns)
+
+
+def aggregate_view(table: list[dict], patterns=None):
+    """The aggregate turned for reading: one row per metric, one column per side, values as
+    percentages, seconds or counts; a metric with nothing to measure (no should_refuse, no
+    keywords in the set) shows a dash. Downloads keep the raw numbers."""
+    import pandas as pd
+
+    from core.evaluation import load_patterns
+
+    patterns = patterns or load_patterns()
+    views = dict(METRIC_VIEW)
+    for pattern in patterns.patterns:
+        views[f"{pattern.name}_rate"] = (f"{pattern.label} ({pattern.prefer} is better)", "{:.0%}")
+    lines = []
+    for key, (label, shape) in views.items():
+        if table and key in table[0]:
+            lines.append({"metric": label, **{row["side"]: "—" if row[key] is None else shape.format(row[key]) for row in table}})
+    return pd.DataFrame(lines, columns=["metric"] + [row["side"] for row in table])
 
 
 def _downloads(rows: list[dict], tuned: str | None) -> list[str]:
@@ -349,7 +382,8 @@ def _build_ab_section(base_model, tuned, settings) -> None:
         run = gr.Button("Run A/B", variant="primary")
         cancel = gr.Button("Stop A/B")
     ab_status = gr.Markdown(elem_id="ab-status")
-    aggregate = gr.Dataframe(label="Aggregate (one row per side)", headers=AGGREGATE_HEADERS, interactive=False, wrap=True)
+    aggregate = gr.Dataframe(label="Aggregate (one column per side)", headers=AGGREGATE_HEADERS, interactive=False, wrap=True,
+                             max_height=1000, column_widths=["40%"], elem_id="ab-aggregate")
     per_prompt = gr.Dataframe(label="Per prompt", headers=["prompt_id", "category", "prompt"], interactive=False,
                               wrap=True, max_height=500)
     files = gr.File(label="Download results (CSV and JSONL)", file_count="multiple", interactive=False)

@@ -28,13 +28,20 @@ def show_record(path, number):
     choices = _edit_choices(shown) if isinstance(shown, data.Example) else []
     preference = isinstance(shown, data.Example) and shown.is_preference
     progress = render.progress_html(state.counts(), len(opened.paged))
-    return (position + 1, html_view, original, record.get("note", ""), gr.update(choices=choices, value=None),
+    return (position + 1, html_view, original, record.get("note", ""), gr.update(choices=choices, value=_default_choice(choices)),
             gr.update(visible=preference), progress)
 
 
 def _edit_choices(example: data.Example) -> list[str]:
     choices = [f"{i + 1} · {m['role']}" for i, m in enumerate(example.messages)]
     return choices + (["chosen reply", "rejected reply"] if example.is_preference else [])
+
+
+def _default_choice(choices: list[str]) -> str | None:
+    """What a reviewer edits most: the chosen reply of a pair, else the last assistant message."""
+    if "chosen reply" in choices:
+        return "chosen reply"
+    return next((choice for choice in reversed(choices) if choice.endswith("· assistant")), None)
 
 
 def _set_status(path, number, status, mode, review_status, only_findings, search, sort):

@@ -235,7 +235,7 @@ def build_dataset_tab() -> gr.State:
                              label="Sample or workspace dataset", allow_custom_value=False)
         refresh = gr.Button("Refresh list", scale=0, min_width=120)
         upload = gr.File(label="…or upload a file (JSONL, JSON, CSV, Parquet)", file_types=list(data.SUFFIXES),
-                         type="filepath", scale=2, height=90)
+                         type="filepath", scale=2, height=120)
     with gr.Row(equal_height=True):
         typed = gr.Textbox(label="…or type a path inside the workspace, or a Hub dataset name (owner/name)", scale=3)
         fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label="Format (detected automatically; change it if wrong)")

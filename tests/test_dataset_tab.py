@@ -57,6 +57,7 @@ def test_record_view_highlights_tags_and_shows_findings():
     assert 'title="agent mode tag"' in html and 'title="dual mode tag"' in html
     assert json.loads(original)["id"] == "modes-004" and swap["visible"] is False
     assert choices["choices"] == ["1 · system", "2 · user", "3 · assistant"]
+    assert choices["value"] == "3 · assistant"  # the reply is what a reviewer edits most, so it is ready
 
 
 def test_think_blocks_collapse_in_the_chat_view():
@@ -97,6 +98,7 @@ def test_preference_pairs_show_side_by_side_and_swap():
     path = open_copy("epistemic_dpo.jsonl")
     _, html, _, _, choices, swap, _ = rec.show_record(path, 1)
     assert swap["visible"] is True and "chosen reply" in html and "rejected reply" in html
+    assert choices["value"] == "chosen reply"
     before = rec.choose_message(path, 1, "chosen reply")
     assert "Swapped" in rec.swap_pair(path, 1)
     assert rec.choose_message(path, 1, "rejected reply") == before

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,6 +36,7 @@ def test_review_journey(studio, page, shot):
     page.get_by_role("tab", name="Edit and note").click()
     _pick_dropdown(page, "Message to edit", "3 · assistant")
     text = page.get_by_label("Text", exact=True)
+    expect(text).not_to_have_value("")  # the reply's current text is loaded before we replace it
     text.fill("<instruction>Reviewed and corrected.</instruction> <action>fixed</action>")
     page.get_by_role("button", name="Save edit").click()
     page.get_by_text("Edit saved for record").wait_for()

@@ -281,7 +281,6 @@ def _llama_cpp_answers(gguf_file: Path, prompts, max_new_tokens: int, expected: 
         llm.eval(reply.prompt_ids + reply.answer_ids)
         start = len(reply.prompt_ids) - 1
         choices.append(numpy.asarray(llm.scores[start:start + len(reply.answer_ids)]).argmax(-1).tolist())
-        llm.reset()
     return answers, choices
 
 

@@ -243,8 +243,9 @@ def _tables(rows, patterns):
     """The per-prompt table (answers get the width) and the aggregate, as DataFrames."""
     import pandas as pd
 
-    from core.evaluation import aggregate, per_prompt_table
+    from core.evaluation import aggregate, load_patterns, per_prompt_table
 
+    patterns = patterns or load_patterns()  # read once for all three tables
     wide = pd.DataFrame(per_prompt_table(rows, patterns))
     sides = max(1, (len(wide.columns) - 3) // 2)
     widths = ["6%", "7%", "13%"] + [f"{50 / sides:.1f}%", f"{24 / sides:.1f}%"] * sides
@@ -259,9 +260,8 @@ def aggregate_view(table: list[dict], patterns=None):
 
     from core.evaluation import load_patterns
 
-    patterns = patterns or load_patterns()
     views = dict(METRIC_VIEW)
-    for pattern in patterns.patterns:
+    for pattern in (patterns or load_patterns()).patterns:
         views[f"{pattern.name}_rate"] = (f"{pattern.label} ({pattern.prefer} is better)", "{:.0%}")
     lines = []
     for key, (label, shape) in views.items():

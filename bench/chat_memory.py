@@ -2,7 +2,7 @@
 
 Each measurement runs in a fresh process, side by side in one invocation:
   base      the base model alone answers one prompt
-  engine    core.chat.ChatEngine with a LoRA adapter attached; base and tuned panes answer at once
+  engine    core.chat.engine.ChatEngine with a LoRA adapter attached; base and tuned panes answer at once
   two       (for scale) the base model plus a second, merged copy: what holding two models costs
 Printed: peak resident memory of each process, the part above the process's memory before the
 model loaded (torch and libraries), and the ratios engine/base (target <= 1.2x) and two/base.
@@ -52,15 +52,17 @@ def measure(kind: str, model: str, adapter: str, tokens: int) -> dict:
     import peft  # noqa: F401
     import transformers  # noqa: F401
 
-    from core import chat, models
+    from core import models
+
+    from core.chat import engine
 
     floor = rss_mb()
     cuda = torch.cuda.is_available()
-    settings = chat.Sampling(max_new_tokens=tokens)
-    engine = chat.ChatEngine(model)
+    settings = engine.Sampling(max_new_tokens=tokens)
+    engine = engine.ChatEngine(model)
     if kind == "engine":
         side = engine.attach(adapter)
-        final = list(engine.stream({chat.BASE: QUESTION, side: QUESTION}, settings))[-1]
+        final = list(engine.stream({engine.BASE: QUESTION, side: QUESTION}, settings))[-1]
     elif kind == "two":
         from peft import PeftModel
 
@@ -69,9 +71,9 @@ def measure(kind: str, model: str, adapter: str, tokens: int) -> dict:
             merged.save_pretrained(folder)
             del merged
             side = engine.attach(folder)
-            final = list(engine.stream({chat.BASE: QUESTION, side: QUESTION}, settings))[-1]
+            final = list(engine.stream({engine.BASE: QUESTION, side: QUESTION}, settings))[-1]
     else:
-        final = list(engine.stream({chat.BASE: QUESTION}, settings))[-1]
+        final = list(engine.stream({engine.BASE: QUESTION}, settings))[-1]
     return {"kind": kind, "floor_mb": round(floor, 1), "peak_mb": round(peak_mb(), 1),
             "model_mb": round(peak_mb() - floor, 1), "tokens": sum(p.tokens for p in final.values()),
             "gpu_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None}

@@ -2,7 +2,7 @@
 and opened in the Dataset tab.
 
 Each phase runs in its own process so its peak memory (ru_maxrss) is its own:
-  check       core.checks.check over every row (what `studio check` does)
+  check       core.dataset.checks.check over every row (what `studio check` does)
   first page  the Dataset tab's open_dataset + browse handlers: index the lines, read page 1
 Targets: the whole check under 20 s on 2 cores, the first page under 1 s.
 
@@ -65,7 +65,7 @@ def cpu_seconds() -> float:
 
 
 def phase_check(path: str) -> dict:
-    from core import checks
+    from core.dataset import checks
 
     started, cpu = time.perf_counter(), cpu_seconds()
     report = checks.check(path)

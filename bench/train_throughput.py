@@ -1,7 +1,7 @@
 """Training throughput, measured side by side in one process on the embedded model with LoRA
 r=16 on all linear layers over the bundled friction sample:
 
-  (a) the studio's trainer (core.training: pre-tokenized labels, padding-free batches, fp32 on CPU,
+  (a) the studio's trainer (core.train.training: pre-tokenized labels, padding-free batches, fp32 on CPU,
       only trained positions through the LM head)
   (b) plain trl SFTTrainer as trl's docs show it: SFTConfig(output_dir=...) with its defaults
       (bf16=True, batch 8, padded batches), the same conversations as `messages` rows
@@ -70,7 +70,8 @@ def summarize(name: str, durations: list[float], batches: list[dict], grad_accum
 
 
 def studio_run(recipe, steps: int, out: str) -> tuple[dict, list]:
-    from core import training, training_data
+    from core.train import training
+    from core.train import training_data
 
     recipe.training.max_steps, recipe.data.eval_split, recipe.training.save_steps = steps, 0.0, 10**6
     tokenizer = training.load_tokenizer(recipe.model.name)
@@ -91,7 +92,9 @@ def trl_defaults_run(recipe, steps: int, out: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from core import models, training_data
+    from core import models
+
+    from core.train import training_data
 
     examples, _ = training_data.load_examples(recipe)
     dataset = Dataset.from_list([{"messages": e.messages} for e in examples])
@@ -118,7 +121,11 @@ def bare_loop(recipe, samples, steps: int) -> dict:
     from peft import get_peft_model
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    from core import trainer_configs, training, training_data
+    from core.train import trainer_configs
+
+    from core.train import training
+
+    from core.train import training_data
 
     tokenizer = training.load_tokenizer(recipe.model.name)
     model = get_peft_model(training.load_policy_model(recipe), trainer_configs.lora_config(recipe))

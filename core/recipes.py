@@ -4,7 +4,7 @@ A recipe comes from YAML (`load`), from the Train tab's form, or from CLI `--set
 overrides; all three build the same dataclasses and pass the same `validate`. Each field's
 one-line docstring is its help text in the CLI and the UI (`field_help`). Errors name the
 dotted field and what was expected. This module knows nothing about trl or peft; the
-translation to their configs lives in core.training.
+translation to their configs lives in core.train.training.
 """
 
 from __future__ import annotations

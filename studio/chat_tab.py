@@ -4,8 +4,8 @@ Left pane: the base model. Right pane: any adapter, checkpoint or model of any r
 typed in the workspace). Both answer the same messages with the same sampling settings and
 stream at once. Below the panes: save the exchange as a preference example, and an A/B run
 over a prompt set with per-prompt and aggregate tables and downloads. Handlers are plain
-module-level functions (generators when streaming) that tests call directly; core.chat and
-core.evaluation (and torch) are imported when first needed, not when the app starts.
+module-level functions (generators when streaming) that tests call directly; core.chat.engine and
+core.eval.metrics (and torch) are imported when first needed, not when the app starts.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def empty_conversation() -> dict:
 # ---- picking the models --------------------------------------------------------------------
 
 def tuned_choices() -> list[tuple[str, str]]:
-    from core.tuned import tuned_options
+    from core.chat.tuned import tuned_options
 
     try:
         return [(NO_TUNED, "")] + tuned_options()
@@ -72,7 +72,7 @@ def tuned_path(choice: str | None) -> str | None:
 
 def compare_choices(choice: str | None):
     """Every result of the run that holds the picked tuned side, for the checkpoint comparison."""
-    from core import runs
+    from core.train import runs
 
     try:
         path = Path(tuned_path(choice) or "")
@@ -85,7 +85,7 @@ def compare_choices(choice: str | None):
 
 def _engine_with_tuned(base_model: str, choice: str | None):
     """The cached engine for the base and the side key of the tuned weights (None without)."""
-    from core.chat import engine_for
+    from core.chat.engine import engine_for
 
     engine = engine_for(base_model or "embedded")
     path = tuned_path(choice)
@@ -97,7 +97,7 @@ def _problem(error: Exception) -> str:
 
 
 def _sampling(system, temperature, top_p, max_new_tokens, seed):
-    from core.chat import Sampling
+    from core.chat.engine import Sampling
 
     return Sampling(system or "", float(temperature or 0), float(top_p or 1), int(max_new_tokens or 1), int(seed or 0))
 
@@ -107,7 +107,7 @@ def _sampling(system, temperature, top_p, max_new_tokens, seed):
 def to_chatbot(messages: list[dict]) -> list[dict]:
     """Chat messages for a Chatbot: each <think> block becomes a collapsed thought whose title
     gives its length (open with a spinner while it is still being written)."""
-    from core.chat import split_think, think_title
+    from core.chat.engine import split_think, think_title
 
     shown = []
     for message in messages:
@@ -150,13 +150,13 @@ def _view(conversation: dict, panes: dict | None = None, status: str = "", answe
 
 def send_message(message, conversation, base_model, tuned_choice, system, temperature, top_p, max_new_tokens, seed):
     """Stream both panes' answers to `message`; yields (chatbots, stats, conversation, status, box)."""
-    from core.chat import BASE
+    from core.chat.engine import BASE
 
     conversation = conversation or empty_conversation()
     if not (message or "").strip():
         yield *_view(conversation, status="Type a message first."), message
         return
-    from core.chat import loaded_engine
+    from core.chat.engine import loaded_engine
 
     loading = "Loading the model (first use takes a few seconds)…" if loaded_engine() is None else "Answering…"
     yield *_view(conversation, status=loading), ""
@@ -200,7 +200,7 @@ def clear_chat():
 
 def send_to_dataset(conversation, preference, system):
     """Save the last exchange as a preference example: chosen = the preferred pane."""
-    from core.evaluation import save_preference
+    from core.eval.metrics import save_preference
 
     conversation = conversation or empty_conversation()
     if not conversation["base"] or not conversation["tuned"]:
@@ -220,14 +220,14 @@ def send_to_dataset(conversation, preference, system):
 # ---- A/B over a prompt set -----------------------------------------------------------------
 
 def prompt_set_choices() -> list[tuple[str, str]]:
-    from core.evaluation import bundled_prompt_sets
+    from core.eval.metrics import bundled_prompt_sets
 
     return [(path.stem.replace("_", " "), str(path)) for path in bundled_prompt_sets()]
 
 
 def _ab_sides(tuned_choice, compare: list[str] | None) -> dict[str, str | None]:
-    from core.chat import BASE
-    from core.tuned import tuned_source
+    from core.chat.engine import BASE
+    from core.chat.tuned import tuned_source
 
     sides: dict[str, str | None] = {BASE: None}
     if tuned_path(tuned_choice):
@@ -243,7 +243,7 @@ def _tables(rows, patterns):
     """The per-prompt table (answers get the width) and the aggregate, as DataFrames."""
     import pandas as pd
 
-    from core.evaluation import aggregate, load_patterns, per_prompt_table
+    from core.eval.metrics import aggregate, load_patterns, per_prompt_table
 
     patterns = patterns or load_patterns()  # read once for all three tables
     wide = pd.DataFrame(per_prompt_table(rows, patterns))
@@ -258,7 +258,7 @@ def aggregate_view(table: list[dict], patterns=None):
     keywords in the set) shows a dash. Downloads keep the raw numbers."""
     import pandas as pd
 
-    from core.evaluation import load_patterns
+    from core.eval.metrics import load_patterns
 
     views = dict(METRIC_VIEW)
     for pattern in (patterns or load_patterns()).patterns:
@@ -271,9 +271,9 @@ def aggregate_view(table: list[dict], patterns=None):
 
 
 def _downloads(rows: list[dict], tuned: str | None) -> list[str]:
-    """Save the results (core.evaluation.save_results) and copy the two downloads into the temp
+    """Save the results (core.eval.metrics.save_results) and copy the two downloads into the temp
     folder that gradio may serve (it refuses files outside the working folder and the temp folder)."""
-    from core.evaluation import save_results
+    from core.eval.metrics import save_results
 
     served = Path(tempfile.mkdtemp(prefix="studio-ab-"))
     return [str(shutil.copy(saved, served / saved.name)) for saved in save_results(rows, tuned)[:2]]
@@ -282,7 +282,7 @@ def _downloads(rows: list[dict], tuned: str | None) -> list[str]:
 def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compare, system, temperature, top_p,
            max_new_tokens, seed):
     """Run the prompt set through every side; yields (status, per-prompt table, aggregate, files)."""
-    from core.evaluation import load_patterns, load_prompt_set, run_prompt_set
+    from core.eval.metrics import load_patterns, load_prompt_set, run_prompt_set
 
     try:
         source = upload or (str(inside(set_choice)) if set_choice else None)

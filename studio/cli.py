@@ -123,16 +123,18 @@ def cmd_ui(args) -> int:
 
 def cmd_check(args) -> int:
     """Exit 0 clean, 1 problems found (or warnings with --strict), 2 unreadable."""
-    from core import checks, data, tokens
+    from core.dataset import checks
+    from core.dataset import reader
+    from core.dataset import tokens
 
     try:
         report = checks.check(args.dataset, args.format, modes_file=args.modes, format_template=args.template)
         if args.model or args.max_length:
             tokenizer = tokens.tokenizer_for(args.model or "embedded")
-            examples = (item for item in data.stream(args.dataset, args.format, format_template=args.template)
-                        if isinstance(item, data.Example))
+            examples = (item for item in reader.stream(args.dataset, args.format, format_template=args.template)
+                        if isinstance(item, reader.Example))
             report.tokens = tokens.token_stats(examples, tokenizer, max_length=args.max_length or 2048, limit=args.token_limit)
-    except (data.DatasetError, OSError, ValueError) as error:
+    except (reader.DatasetError, OSError, ValueError) as error:
         if args.json:
             _print_json({"path": args.dataset, "ok": False, "error": str(error)})
         print(f"error: {error}", file=sys.stderr)
@@ -175,7 +177,9 @@ def _print_check(report, summary: dict) -> None:
 
 
 def cmd_train(args) -> int:
-    from core import recipes, runs, training
+    from core import recipes
+    from core.train import runs
+    from core.train import training
 
     recipe = recipes.load(args.recipe, args.set)
     if args.dry_run:
@@ -228,7 +232,7 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
     """Print metrics as the worker writes them; Ctrl-C asks for a graceful stop (twice: detach)."""
     import time
 
-    from core import runs
+    from core.train import runs
 
     seen, stopping = 0, False
     if not quiet:
@@ -264,7 +268,7 @@ def _metric_line(record: dict, total) -> str:
 
 
 def cmd_runs(args) -> int:
-    from core import runs
+    from core.train import runs
 
     infos = runs.list_runs()
     if args.json:
@@ -286,17 +290,19 @@ def cmd_runs(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from core import chat, evaluation, tuned
+    from core.chat import engine
+    from core.eval import metrics
+    from core.chat import tuned
 
-    sampling = chat.Sampling(args.system or "", args.temperature, args.top_p, args.max_new_tokens, args.seed)
+    sampling = engine.Sampling(args.system or "", args.temperature, args.top_p, args.max_new_tokens, args.seed)
     try:
         sampling.check()
-        sides = evaluation.sides_for(args.adapter, all_checkpoints=args.all_checkpoints)
-        prompts, bad = evaluation.load_prompt_set(args.prompts) if args.prompts else ([], [])
-        patterns = evaluation.load_patterns(args.patterns)
-        engine = chat.engine_for(args.model)
+        sides = metrics.sides_for(args.adapter, all_checkpoints=args.all_checkpoints)
+        prompts, bad = metrics.load_prompt_set(args.prompts) if args.prompts else ([], [])
+        patterns = metrics.load_patterns(args.patterns)
+        engine = engine.engine_for(args.model)
         if args.prompt is not None:
-            keys = {label: engine.attach(path) if path else chat.BASE for label, path in sides.items()}
+            keys = {label: engine.attach(path) if path else engine.BASE for label, path in sides.items()}
             messages = [{"role": "user", "content": args.prompt}]
             for streamed in engine.stream({key: messages for key in keys.values()}, sampling):
                 pass
@@ -306,20 +312,20 @@ def cmd_chat(args) -> int:
                               "error": pane.error} for side, pane in panes.items()}
             if args.json:
                 _print_json({"model": args.model, "adapter": args.adapter, "prompt": args.prompt,
-                             "answer": answers[chat.BASE]["answer"], "answers": answers})
+                             "answer": answers[engine.BASE]["answer"], "answers": answers})
             for side, answer in answers.items() if not args.json else ():
                 print(answer["answer"] if len(answers) == 1 else f"[{side}] {answer['error'] or answer['answer']}\n")
             return 1 if any(answer["error"] for answer in answers.values()) else 0
         for row in bad:
             print(f"skipped {row}", file=sys.stderr)
         rows = []
-        for progress in evaluation.run_prompt_set(engine, prompts, sampling, sides, patterns):
+        for progress in metrics.run_prompt_set(engine, prompts, sampling, sides, patterns):
             rows.append(progress.row)
             print(f"[{progress.done}/{progress.total}] {progress.side}: {progress.row['prompt_id']}", file=sys.stderr)
-        table = evaluation.aggregate(rows, patterns)
-        saved = evaluation.save_results(rows, next((path for path in sides.values() if path), None))
+        table = metrics.aggregate(rows, patterns)
+        saved = metrics.save_results(rows, next((path for path in sides.values() if path), None))
         if args.out:
-            evaluation.export(rows, args.out)
+            metrics.export(rows, args.out)
     except (tuned.AdapterMismatch, tuned.TunedModelError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -328,7 +334,7 @@ def cmd_chat(args) -> int:
                      "bad_lines": [{"line": row.line, "reason": row.reason} for row in bad], "aggregate": table, "out": args.out,
                      "saved": [str(path) for path in saved]})
     else:
-        print(evaluation.format_aggregate(table))
+        print(metrics.format_aggregate(table))
         print(f"\n{len(prompts)} prompts, {len(bad)} bad lines skipped; results saved to "
               + ", ".join(str(path) for path in ([args.out] if args.out else []) + saved))
     return 0
@@ -338,16 +344,16 @@ def cmd_export(args) -> int:
     """Exit 0: every step done; 1: a step failed (the manifest says which); 2: bad source."""
     from pathlib import Path
 
-    from core import export
+    from core.export import pipeline
 
-    plan = export.ExportPlan(
+    plan = pipeline.ExportPlan(
         source=args.source, checkpoint=args.checkpoint, gguf_type=args.gguf, ollama_name=args.ollama,
         ollama_host=args.ollama_host, ollama_quantize=args.ollama_quantize, hub_repo=args.hub, hub_private=not args.public,
         hub_what=args.hub_what, verify=not args.no_verify, system=args.system,
         merge=bool(args.merge) or not (args.gguf or args.ollama or args.hub), merge_dir=Path(args.merge) if args.merge else None,
     )
     last, failures = None, []
-    for event in export.run_export(plan):
+    for event in pipeline.run_export(plan):
         last = event
         if event.kind == "failed":
             failures.append({"step": event.step, "error": event.message})

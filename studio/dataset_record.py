@@ -1,6 +1,6 @@
 """The Dataset tab's record handlers: show one record, review it (approve / reject / pending,
 note, edit, swap a pair) and draw its label mask. Named plain functions the tab wires to
-buttons and tests call directly; review state is saved by core.review on every call."""
+buttons and tests call directly; review state is saved by core.dataset.review on every call."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import json
 
 import gradio as gr
 
-from core import data, review, tokens
+from core.dataset import reader
+
+from core.dataset import review
+
+from core.dataset import tokens
 from studio import dataset_render as render
 from studio.dataset_state import mode_table, next_record, record_at
 
@@ -20,19 +24,19 @@ def show_record(path, number):
         return 1, render.record_html(None, findings=[], mode_table={}), "", "", gr.update(choices=[]), gr.update(visible=False), ""
     state = review.open_review(opened.path)
     record = state.get(getattr(item, "id", ""))
-    shown = review.apply_edits(item, record) if isinstance(item, data.Example) else item
+    shown = review.apply_edits(item, record) if isinstance(item, reader.Example) else item
     findings = opened.report.findings.get(position, []) if opened.report else []
     html_view = render.record_html(shown, findings=findings, mode_table=mode_table(), status=record.get("status", "pending"),
                                    note=record.get("note", ""), number=position + 1, edited=shown is not item)
-    original = json.dumps(item.source if isinstance(item, data.Example) else {"reason": item.reason}, indent=2, ensure_ascii=False)
-    choices = _edit_choices(shown) if isinstance(shown, data.Example) else []
-    preference = isinstance(shown, data.Example) and shown.is_preference
+    original = json.dumps(item.source if isinstance(item, reader.Example) else {"reason": item.reason}, indent=2, ensure_ascii=False)
+    choices = _edit_choices(shown) if isinstance(shown, reader.Example) else []
+    preference = isinstance(shown, reader.Example) and shown.is_preference
     progress = render.progress_html(state.counts(), len(opened.paged))
     return (position + 1, html_view, original, record.get("note", ""), gr.update(choices=choices, value=_default_choice(choices)),
             gr.update(visible=preference), progress)
 
 
-def _edit_choices(example: data.Example) -> list[str]:
+def _edit_choices(example: reader.Example) -> list[str]:
     choices = [f"{i + 1} · {m['role']}" for i, m in enumerate(example.messages)]
     return choices + (["chosen reply", "rejected reply"] if example.is_preference else [])
 
@@ -46,7 +50,7 @@ def _default_choice(choices: list[str]) -> str | None:
 
 def _set_status(path, number, status, mode, review_status, only_findings, search, sort):
     opened, item, position = record_at(path, number)
-    if not isinstance(item, data.Example):
+    if not isinstance(item, reader.Example):
         if item is not None:
             gr.Warning("Bad rows can't be reviewed; fix them in the file and open it again.")
         return number
@@ -66,14 +70,14 @@ def reject_record(path, number, mode, status, only_findings, search, sort):
 def reset_record(path, number, mode, status, only_findings, search, sort):
     """Back to pending; stays on the record."""
     opened, item, position = record_at(path, number)
-    if isinstance(item, data.Example):
+    if isinstance(item, reader.Example):
         review.open_review(opened.path).set_status(item.id, "pending", position=position)
     return number
 
 
 def save_note(path, number, note):
     opened, item, position = record_at(path, number)
-    if not isinstance(item, data.Example):
+    if not isinstance(item, reader.Example):
         return "Open a record first."
     review.open_review(opened.path).set_note(item.id, note or "", position=position)
     return f"Note saved for record {position + 1}."
@@ -82,7 +86,7 @@ def save_note(path, number, note):
 def choose_message(path, number, which):
     """The current text of the message picked for editing."""
     opened, item, _ = record_at(path, number)
-    if not isinstance(item, data.Example) or not which:
+    if not isinstance(item, reader.Example) or not which:
         return ""
     shown = review.apply_edits(item, review.open_review(opened.path).get(item.id))
     if which == "chosen reply":
@@ -95,7 +99,7 @@ def choose_message(path, number, which):
 def save_edit(path, number, which, text):
     """Store an edited message beside the dataset (the original file is not touched)."""
     opened, item, position = record_at(path, number)
-    if not isinstance(item, data.Example) or not which:
+    if not isinstance(item, reader.Example) or not which:
         return "Pick a message to edit first."
     state = review.open_review(opened.path)
     if which in ("chosen reply", "rejected reply"):
@@ -109,7 +113,7 @@ def save_edit(path, number, which, text):
 
 def revert_edits(path, number):
     opened, item, _ = record_at(path, number)
-    if not isinstance(item, data.Example):
+    if not isinstance(item, reader.Example):
         return "Open a record first."
     review.open_review(opened.path).revert(item.id)
     return f"Edits of record {number} reverted to the original text."
@@ -117,7 +121,7 @@ def revert_edits(path, number):
 
 def swap_pair(path, number):
     opened, item, position = record_at(path, number)
-    if not (isinstance(item, data.Example) and item.is_preference):
+    if not (isinstance(item, reader.Example) and item.is_preference):
         return "Only preference pairs have chosen and rejected replies to swap."
     review.open_review(opened.path).swap(item, position=position)
     return f"Swapped chosen and rejected for record {position + 1}."
@@ -128,13 +132,13 @@ def show_mask(path, number, model, max_length, stack=1):
     """The exact training text of the record (stacked with the next ones when `stack` > 1)
     with trained tokens highlighted."""
     opened, item, position = record_at(path, number)
-    if not isinstance(item, data.Example):
+    if not isinstance(item, reader.Example):
         return [], "Open a record first (bad rows have no training text)."
     try:
         tokenizer = tokens.tokenizer_for((model or "embedded").strip())
         state = review.open_review(opened.path)
         following = opened.paged.page(list(range(position, min(position + max(int(stack or 1), 1), len(opened.paged)))))
-        group = [review.apply_edits(x, state.get(x.id)) for x in following if isinstance(x, data.Example)]
+        group = [review.apply_edits(x, state.get(x.id)) for x in following if isinstance(x, reader.Example)]
         view = tokens.mask_view(group, tokenizer, max_length=int(max_length or 2048))
     except Exception as error:  # template or model problems are shown, not raised
         return [], f"**Could not render this record:** {error}"

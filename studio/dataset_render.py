@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import re
 
-from core.data import BadRow, Example
+from core.dataset.reader import BadRow, Example
 
 _THINK = re.compile(r"&lt;think&gt;(.*?)(&lt;/think&gt;|$)", re.S)
 COLORS = {"good": "#1a7f37", "warn": "#9a6700", "bad": "#cf222e"}

@@ -8,9 +8,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import checks, review
-from core.contamination import load_config
-from core.pages import PagedDataset, select
+from core.dataset import checks
+
+from core.dataset import review
+from core.dataset.contamination import load_config
+from core.dataset.pages import PagedDataset, select
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Widgets are laid out in `build_dataset_tab`; every event goes to a named handler below that
 tests call directly. Open datasets are kept in a small per-process cache keyed by path (the
 line index and the check report: compact arrays, never the rows), so a page of a
-million-row file is read from disk when shown. Review state is saved by core.review after
+million-row file is read from disk when shown. Review state is saved by core.dataset.review after
 every click. Handlers never raise into the page: they return a readable message.
 """
 
@@ -14,9 +14,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from core import checks, data, review, tokens
-from core.formats import FORMATS
-from core.pages import PagedDataset
+from core.dataset import checks
+
+from core.dataset import reader
+
+from core.dataset import review
+
+from core.dataset import tokens
+from core.dataset.formats import FORMATS
+from core.dataset.pages import PagedDataset
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
 from studio import dataset_render as render
 from studio import dataset_state as state
@@ -55,7 +61,7 @@ def dataset_choices() -> list[tuple[str, str]]:
     choices = [(f"Sample: {p.name}", str(p)) for p in sorted(ASSETS.glob("*.jsonl"))]
     root = workspace().datasets
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix.lower() in data.SUFFIXES and p.name != "review.json" and not p.name.startswith("."):
+        if p.is_file() and p.suffix.lower() in reader.SUFFIXES and p.name != "review.json" and not p.name.startswith("."):
             choices.append((f"Workspace: {p.relative_to(root)}", str(p)))
     return choices
 
@@ -83,7 +89,7 @@ def _resolve(choice: str | None, upload: str | None, typed: str | None) -> str:
         return str(_store_upload(upload))
     if typed and typed.strip():
         text = typed.strip()
-        if not Path(text).expanduser().exists() and data._HUB_NAME.match(text):
+        if not Path(text).expanduser().exists() and reader._HUB_NAME.match(text):
             return text  # a Hub dataset name
         return str(inside(text))
     if choice:
@@ -97,7 +103,7 @@ def open_dataset(choice, upload, typed, fmt, template):
         path = _resolve(choice, upload, typed)
         template = (template or "").strip() or None
         paged = PagedDataset(path, fmt or "auto", format_template=template)
-    except (data.DatasetError, PathOutsideWorkspace, ValueError, OSError) as error:
+    except (reader.DatasetError, PathOutsideWorkspace, ValueError, OSError) as error:
         return "", f"**Can't open this dataset.** {error}"
     state.remember(path, state.OpenDataset(paged, paged.format, template))
     how = "detected" if (fmt or "auto") == "auto" else "chosen"
@@ -115,7 +121,7 @@ def check_dataset(path):
                 gr.update(choices=["any"]))
     try:
         opened.report = checks.check(path, opened.format, format_template=opened.template)
-    except (data.DatasetError, ValueError, OSError) as error:
+    except (reader.DatasetError, ValueError, OSError) as error:
         return (f"**Checks could not run.** {error}", "", render.length_figure(empty), render.modes_figure(empty),
                 render.tokens_figure(None), [], gr.update())
     report, paged = opened.report, opened.paged
@@ -164,7 +170,7 @@ def browse(path, mode, status, only_findings, search, sort, page):
 
 
 def _page_row(position: int, item, status: str, findings: int) -> list:
-    if isinstance(item, data.BadRow):
+    if isinstance(item, reader.BadRow):
         return [position + 1, f"line {item.line}" if item.line else f"row {item.row}", "", "bad row", 0, findings, item.reason[:80]]
     last = item.chosen if item.is_preference else next((m["content"] for m in reversed(item.messages)), "")
     first_user = next((m["content"] for m in item.messages if m["role"] == "user"), "")
@@ -196,7 +202,7 @@ def count_tokens(path, model, max_length):
         return "Open a dataset first.", render.tokens_figure(None)
     try:
         tokenizer = tokens.tokenizer_for((model or "embedded").strip())
-        examples = (x for x in data.stream(path, opened.format, format_template=opened.template) if isinstance(x, data.Example))
+        examples = (x for x in reader.stream(path, opened.format, format_template=opened.template) if isinstance(x, reader.Example))
         opened.tokens = tokens.token_stats(examples, tokenizer, max_length=int(max_length or 2048), limit=TOKEN_LIMIT)
     except Exception as error:  # a missing model or an offline Hub: say so, never a traceback
         return f"<b>Could not count tokens:</b> {error}", render.tokens_figure(None)
@@ -210,7 +216,7 @@ def export_dataset(path, which, style):
         return None, "Open a dataset first."
     only_approved = which == "approved rows only"
     try:
-        examples = (x for x in data.stream(path, opened.format, format_template=opened.template) if isinstance(x, data.Example))
+        examples = (x for x in reader.stream(path, opened.format, format_template=opened.template) if isinstance(x, reader.Example))
         summary = review.export_reviewed(path, examples, opened.format, only_approved=only_approved,
                                          style="original" if style == "original format" else "normalized")
     except (OSError, ValueError) as error:
@@ -234,7 +240,7 @@ def build_dataset_tab() -> gr.State:
         choice = gr.Dropdown(dataset_choices(), value=str(ASSETS / "cognitive_modes_contaminated.jsonl"), scale=3,
                              label="Sample or workspace dataset", allow_custom_value=False)
         refresh = gr.Button("Refresh list", scale=0, min_width=120)
-        upload = gr.File(label="…or upload a file (JSONL, JSON, CSV, Parquet)", file_types=list(data.SUFFIXES),
+        upload = gr.File(label="…or upload a file (JSONL, JSON, CSV, Parquet)", file_types=list(reader.SUFFIXES),
                          type="filepath", scale=2, height=120)
     with gr.Row(equal_height=True):
         typed = gr.Textbox(label="…or type a path inside the workspace, or a Hub dataset name (owner/name)", scale=3)

@@ -1,5 +1,5 @@
 """The Export tab: pick a run and checkpoint, tick the steps, one Export button, a streaming
-log per step, the verification table and the `ollama run` command. The work is core.export;
+log per step, the verification table and the `ollama run` command. The work is core.export.pipeline;
 handlers here only shape its events for the widgets. The Hub token goes in, never out."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import time
 
 import gradio as gr
 
-from core import export
-from core.gguf import ALL_TYPES, type_availability
+from core.export import pipeline
+from core.export.gguf import ALL_TYPES, type_availability
 
 VERIFY_HEADERS = ["prompt", "merged model", "GGUF", "agree?", "next tokens agreeing"]
 LOG_LINES = 400
@@ -17,7 +17,7 @@ LOG_LINES = 400
 
 def run_choices() -> list[tuple[str, str]]:
     """(label, run folder) for every run, newest first, for the run picker."""
-    from core.runs import list_runs
+    from core.train.runs import list_runs
 
     return [(f"{info.run_id} · {info.state}", str(info.path)) for info in list_runs()]
 
@@ -32,7 +32,7 @@ def refresh_runs(current: str | None):
 def checkpoint_choices(run_path: str | None) -> list[tuple[str, str]]:
     if not run_path:
         return [("best (default)", "best")]
-    from core.runs import model_artifacts
+    from core.train.runs import model_artifacts
 
     labels = [label for label, _ in model_artifacts(run_path)]
     return [("best (default)", "best")] + [(label, label) for label in labels if label != "best"]
@@ -48,15 +48,15 @@ def gguf_type_note(gguf_type: str) -> str:
 
 
 def build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
-               ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what) -> export.ExportPlan:
+               ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what) -> pipeline.ExportPlan:
     """The form as an ExportPlan; ticking nothing but Merge is a merge-only export."""
     if not run_path:
-        raise export.ExportError("Pick a run first (train one in the Train tab, or refresh the list).")
+        raise pipeline.ExportError("Pick a run first (train one in the Train tab, or refresh the list).")
     if do_ollama and not (ollama_name or "").strip():
-        raise export.ExportError("Ollama needs a model name, e.g. my-tuned-smollm.")
+        raise pipeline.ExportError("Ollama needs a model name, e.g. my-tuned-smollm.")
     if do_hub and not (hub_repo or "").strip():
-        raise export.ExportError("The Hub step needs a repository id, e.g. your-name/my-adapter.")
-    return export.ExportPlan(
+        raise pipeline.ExportError("The Hub step needs a repository id, e.g. your-name/my-adapter.")
+    return pipeline.ExportPlan(
         source=run_path, checkpoint=checkpoint or "best", merge=bool(do_merge),
         gguf_type=(gguf_type or "q8_0") if (do_gguf or do_ollama) else None,
         ollama_name=(ollama_name or "").strip() or None if do_ollama else None, ollama_host=(ollama_host or "").strip() or None,
@@ -65,11 +65,11 @@ def build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_ve
     )
 
 
-def format_event(event: export.Event) -> str:
+def format_event(event: pipeline.Event) -> str:
     """One log line: done steps name their path and size."""
     line = f"[{event.step}] {event.message}"
     size = event.data.get("size_bytes") if event.kind == "done" else None
-    return line + (f" ({export.human_size(size)})" if size else "")
+    return line + (f" ({pipeline.human_size(size)})" if size else "")
 
 
 def append_log(log: list[str], line: str) -> None:
@@ -89,7 +89,7 @@ def verify_rows(report: dict | None) -> list[list[str]]:
              f"{row['token_agreement']:.0%}"] for row in report["rows"]]
 
 
-def status_markdown(event: export.Event) -> str:
+def status_markdown(event: pipeline.Event) -> str:
     if event.kind == "summary":
         steps = event.data.get("steps", {})
         failed = [name for name, s in steps.items() if s.get("state") == "failed"]
@@ -112,12 +112,12 @@ def run_export_stream(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama
     try:
         plan = build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
                           ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what)
-    except export.ExportError as error:
+    except pipeline.ExportError as error:
         yield f"**Cannot export:** {error}", "", table, command
         return
     last_push = 0.0
     try:
-        for event in export.run_export(plan):
+        for event in pipeline.run_export(plan):
             append_log(log, format_event(event))
             ollama = event.data.get("ollama") or {}
             command = ollama.get("run_command") or (f"# no server reached; run this where Ollama is:\n{ollama['create_command']}"

@@ -1,7 +1,7 @@
 """The Train tab: recipe picker and form (kept in sync with a YAML view), Start / Stop /
 Resume, progress, live Plotly charts polled every two seconds, and the run history.
 
-The tab only reads run folders (core.runs), so a page reload re-attaches to whatever is
+The tab only reads run folders (core.train.runs), so a page reload re-attaches to whatever is
 running: the timer's first tick picks the live run, or the newest one.
 """
 
@@ -11,7 +11,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from core import recipes, runs
+from core import recipes
+
+from core.train import runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
 from studio import train_charts, train_form
 
@@ -126,7 +128,7 @@ def use_dataset(path: str, yaml_text: str):
 
 def check_plan(yaml_text: str) -> str:
     """The dry run, as Markdown: samples, tokens, steps, without loading the model."""
-    from core import training
+    from core.train import training
 
     try:
         plan = training.plan(_checked_recipe(yaml_text))

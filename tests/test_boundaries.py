@@ -1,20 +1,44 @@
-"""The core library stays UI-free and cheap to import."""
+"""The architecture is a test: core stays UI-free and cheap to import, its rooms depend only
+downward (foundation < dataset < train < chat/eval < export), and no module imports in a circle."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LAYERS = {"": 0, "dataset": 1, "train": 2, "chat": 3, "eval": 3, "export": 4}
+
+
+def _core_modules() -> dict[str, Path]:
+    return {".".join(p.with_suffix("").parts).removesuffix(".__init__"): p
+            for p in (ROOT / "core").rglob("*.py") for p in [p.relative_to(ROOT)]}
+
+
+def _imports(path: Path, known: set[str]) -> set[str]:
+    """Every core module `path` imports, at module level or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return {name for name in found if name in known}
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS) else ""
 
 
 def test_core_never_imports_gradio():
-    modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem != "__init__")
+    modules = sorted(_core_modules())
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
-        "    importlib.import_module('core.' + name)\n"
+        "    importlib.import_module(name)\n"
         "print('gradio' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -25,3 +49,42 @@ def test_importing_the_ui_does_not_import_torch():
     code = "import sys, studio.app, studio.cli\nprint('torch' in sys.modules, 'transformers' in sys.modules, 'trl' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False False", "heavy libraries must load when first needed, not at start-up"
+
+
+def test_core_has_no_import_circles():
+    modules = _core_modules()
+    edges = {m: _imports(p, set(modules)) - {m} for m, p in modules.items()}
+    circles = []
+    for start in edges:  # depth-first search for a path back to `start`
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in edges[node]:
+                if nxt == start:
+                    circles.append(" -> ".join(path + [start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert not circles, f"import circles in core: {sorted(set(circles))[:5]}"
+
+
+def test_core_rooms_depend_only_downward():
+    modules = _core_modules()
+    upward = [f"{m} imports {t}" for m, p in modules.items() for t in _imports(p, set(modules))
+              if LAYERS[_room(t)] > LAYERS[_room(m)]]
+    assert not upward, "a room imports one above it: " + "; ".join(upward)
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    offenders = []
+    for path in list((ROOT / "core").rglob("*.py")) + list((ROOT / "studio").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("core", "studio")):
+                offenders += [f"{path.relative_to(ROOT)}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert not offenders, offenders
+
+
+def test_no_source_file_is_a_catch_all():
+    long = [f"{p.relative_to(ROOT)}: {n}" for p in list((ROOT / "core").rglob("*.py")) + list((ROOT / "studio").glob("*.py"))
+            if (n := len(p.read_text().splitlines())) > 450]
+    assert not long, f"split these by job: {long}"

@@ -1,4 +1,4 @@
-"""core.chat: both sides stream at once from one base, the base side is the plain base model,
+"""core.chat.engine: both sides stream at once from one base, the base side is the plain base model,
 seeds reproduce, adapters for another base are refused, preferences land in a loadable file."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from core import chat, tuned
-from core.chat import BASE, ChatEngine, Sampling, split_think
-from core.tuned import AdapterMismatch, TunedModelError
+from core.chat import engine
+
+from core.chat import tuned
+from core.chat.engine import BASE, ChatEngine, Sampling, split_think
+from core.chat.tuned import AdapterMismatch, TunedModelError
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -44,10 +46,10 @@ def tiny_engine(tiny_model_dir) -> ChatEngine:
 
 
 def test_split_think_separates_reasoning_from_answer():
-    assert split_think("<think>two and two</think>\nFour.") == chat.ThinkSplit("two and two", "Four.", True)
-    assert split_think("<think>still going") == chat.ThinkSplit("still going", "", False)
-    assert split_think("Just an answer.") == chat.ThinkSplit(None, "Just an answer.", True)
-    assert "3 words, 11 characters" in chat.think_title(split_think("<think>two and two</think>x"))
+    assert split_think("<think>two and two</think>\nFour.") == engine.ThinkSplit("two and two", "Four.", True)
+    assert split_think("<think>still going") == engine.ThinkSplit("still going", "", False)
+    assert split_think("Just an answer.") == engine.ThinkSplit(None, "Just an answer.", True)
+    assert "3 words, 11 characters" in engine.think_title(split_think("<think>two and two</think>x"))
 
 
 def test_sampling_settings_are_checked():

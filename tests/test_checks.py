@@ -1,4 +1,4 @@
-"""core.checks, core.contamination, core.tokens and `studio check`."""
+"""core.dataset.checks, core.dataset.contamination, core.dataset.tokens and `studio check`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import sys
 
 import pytest
 
-from core import checks, contamination, tokens
-from core.data import Example
+from core.dataset import checks
+
+from core.dataset import contamination
+
+from core.dataset import tokens
+from core.dataset.reader import Example
 from core.workspace import ASSETS
 from studio.cli import main
 
@@ -118,15 +122,15 @@ def test_mode_balance_flags_a_rare_mode(tmp_path):
 
 
 def test_token_stats_with_the_embedded_tokenizer(embedded_tokenizer):
-    from core import data
+    from core.dataset import reader
 
-    examples = data.load(ASSETS / "friction_sample.jsonl").examples[:8]
+    examples = reader.load(ASSETS / "friction_sample.jsonl").examples[:8]
     roomy = tokens.token_stats(examples, embedded_tokenizer, max_length=512)
     assert roomy["counted"] == 8 and roomy["truncated"] == 0 and 0.3 < roomy["trained_share"] < 1
     assert roomy["min"] <= roomy["mean"] <= roomy["max"] < 512
     tight = tokens.token_stats(examples, embedded_tokenizer, max_length=64)
     assert tight["truncated"] == 8
-    pairs = data.load(ASSETS / "epistemic_dpo.jsonl").examples[:3]
+    pairs = reader.load(ASSETS / "epistemic_dpo.jsonl").examples[:3]
     assert tokens.token_stats(pairs, embedded_tokenizer, max_length=256)["counted"] == 3
 
 
@@ -173,13 +177,13 @@ def test_cli_reports_bad_rows_with_lines(capsys, tmp_path):
 def test_core_modules_do_not_import_gradio():
     import subprocess
 
-    code = ("import sys; import core.data, core.formats, core.checks, core.contamination, core.review, core.pages, core.tokens;"
+    code = ("import sys; import core.dataset.reader, core.dataset.formats, core.dataset.checks, core.dataset.contamination, core.dataset.review, core.dataset.pages, core.dataset.tokens;"
             "sys.exit(1 if 'gradio' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_worker_processes_give_the_same_report(tmp_path, monkeypatch):
-    from core import check_pool
+    from core.dataset import check_pool
 
     rows = (ASSETS / "cognitive_modes_contaminated.jsonl").read_bytes()
     path = tmp_path / "big.jsonl"

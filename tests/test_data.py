@@ -1,4 +1,4 @@
-"""core.data and core.formats: every supported format, bad input row by row, the bundled assets."""
+"""core.dataset.reader and core.dataset.formats: every supported format, bad input row by row, the bundled assets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from core import data
-from core.data import BadRow, Example
+from core.dataset import reader
+from core.dataset.reader import BadRow, Example
 from core.workspace import ASSETS
 
 
@@ -18,7 +18,7 @@ def write_jsonl(path, rows):
 
 def test_friction_record_becomes_think_block_and_answer(tmp_path):
     row = {"question": "Q?", "agent_responses": ["A says yes.", "B says no."], "final_answer": "Maybe."}
-    loaded = data.load(write_jsonl(tmp_path / "f.jsonl", [row]))
+    loaded = reader.load(write_jsonl(tmp_path / "f.jsonl", [row]))
     assert loaded.format == "friction" and "question/agent_responses/final_answer" in loaded.evidence
     (example,) = loaded.examples
     assert example.messages == [{"role": "user", "content": "Q?"},
@@ -28,7 +28,7 @@ def test_friction_record_becomes_think_block_and_answer(tmp_path):
 
 def test_friction_custom_template_and_system_prompt(tmp_path):
     row = {"id": 7, "question": "Q?", "agent_responses": [{"agent": "Skeptic", "response": "No."}], "final_answer": "Yes."}
-    loaded = data.load(write_jsonl(tmp_path / "f.jsonl", [row]), "friction",
+    loaded = reader.load(write_jsonl(tmp_path / "f.jsonl", [row]), "friction",
                        format_template="[{thought_stream}] {final_answer}", system_prompt="Be brief.")
     (example,) = loaded.examples
     assert example.id == "7"
@@ -39,7 +39,7 @@ def test_friction_custom_template_and_system_prompt(tmp_path):
 def test_bad_friction_template_names_the_placeholders(tmp_path):
     path = write_jsonl(tmp_path / "f.jsonl", [{"question": "q", "agent_responses": ["a"], "final_answer": "b"}])
     with pytest.raises(ValueError, match="thought_stream"):
-        data.load(path, format_template="<think>{thoughts}</think>")
+        reader.load(path, format_template="<think>{thoughts}</think>")
 
 
 @pytest.mark.parametrize("row, fmt, messages", [
@@ -54,7 +54,7 @@ def test_bad_friction_template_names_the_placeholders(tmp_path):
     ({"mode": "dual", "text": "<thought>a</thought><world>b</world>"}, "modes", [("assistant", "<thought>a</thought><world>b</world>")]),
 ])
 def test_chat_formats(tmp_path, row, fmt, messages):
-    loaded = data.load(write_jsonl(tmp_path / "d.jsonl", [row]))
+    loaded = reader.load(write_jsonl(tmp_path / "d.jsonl", [row]))
     assert loaded.format == fmt and not loaded.bad_rows
     assert [(m["role"], m["content"]) for m in loaded.examples[0].messages] == messages
 
@@ -67,7 +67,7 @@ def test_chat_formats(tmp_path, row, fmt, messages):
      "rejected": {"from": "gpt", "value": "bad"}, "category": "reasoning"},
 ])
 def test_preference_variants(tmp_path, row):
-    loaded = data.load(write_jsonl(tmp_path / "p.jsonl", [row]))
+    loaded = reader.load(write_jsonl(tmp_path / "p.jsonl", [row]))
     (example,) = loaded.examples
     assert loaded.format == "preference" and example.is_preference
     assert example.messages == [{"role": "user", "content": "Q"}]
@@ -91,7 +91,7 @@ def test_bad_input_is_reported_row_by_row_and_good_rows_load(tmp_path):
     ]
     path = tmp_path / "messy.jsonl"
     path.write_bytes(b"".join(lines))
-    loaded = data.load(path)
+    loaded = reader.load(path)
     assert loaded.format == "messages"
     assert [e.line for e in loaded.examples] == [1, 9, 10]
     reasons = {bad.line: bad.reason for bad in loaded.bad_rows}
@@ -108,24 +108,24 @@ def test_bad_input_is_reported_row_by_row_and_good_rows_load(tmp_path):
 def test_empty_file_is_one_bad_row(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("")
-    loaded = data.load(path)
+    loaded = reader.load(path)
     assert loaded.examples == [] and len(loaded.bad_rows) == 1 and "empty" in loaded.bad_rows[0].reason
 
 
 def test_missing_field_names_it(tmp_path):
     path = write_jsonl(tmp_path / "f.jsonl", [{"question": "q", "agent_responses": "not a list", "final_answer": "a"}])
-    (bad,) = data.load(path).bad_rows
+    (bad,) = reader.load(path).bad_rows
     assert "agent_responses" in bad.reason and bad.line == 1
 
 
 def test_unreadable_paths_raise_dataset_error(tmp_path):
-    with pytest.raises(data.DatasetError, match="no such file"):
-        data.load(tmp_path / "missing.jsonl")
+    with pytest.raises(reader.DatasetError, match="no such file"):
+        reader.load(tmp_path / "missing.jsonl")
     (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(data.DatasetError, match="unsupported file type"):
-        data.load(tmp_path / "notes.txt")
-    with pytest.raises(data.DatasetError, match="format 'nope' is unknown"):
-        data.load(ASSETS / "friction_sample.jsonl", "nope")
+    with pytest.raises(reader.DatasetError, match="unsupported file type"):
+        reader.load(tmp_path / "notes.txt")
+    with pytest.raises(reader.DatasetError, match="format 'nope' is unknown"):
+        reader.load(ASSETS / "friction_sample.jsonl", "nope")
 
 
 def test_json_array_object_of_columns_csv_parquet_and_folder(tmp_path):
@@ -137,49 +137,49 @@ def test_json_array_object_of_columns_csv_parquet_and_folder(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
-    assert [e.messages[-1]["content"] for e in data.load(tmp_path / "a.json").examples] == ["c0", "c1", "c2"]
-    assert [e.messages[0]["content"] for e in data.load(tmp_path / "b.json").examples] == ["x", "y"]
-    csv_loaded = data.load(tmp_path / "c.csv")
+    assert [e.messages[-1]["content"] for e in reader.load(tmp_path / "a.json").examples] == ["c0", "c1", "c2"]
+    assert [e.messages[0]["content"] for e in reader.load(tmp_path / "b.json").examples] == ["x", "y"]
+    csv_loaded = reader.load(tmp_path / "c.csv")
     assert csv_loaded.format == "messages" and csv_loaded.examples[0].messages[1]["content"] == "yo"
-    assert len(data.load(tmp_path / "d.parquet").examples) == 3
+    assert len(reader.load(tmp_path / "d.parquet").examples) == 3
     folder = tmp_path / "folder"
     folder.mkdir()
     (folder / "one.jsonl").write_text(json.dumps(rows[0]) + "\n")
     (folder / "two.json").write_text(json.dumps(rows[1:]))
-    loaded = data.load(folder)
+    loaded = reader.load(folder)
     assert [e.id for e in loaded.examples] == ["one.jsonl:line-1", "two.json:row-1", "two.json:row-2"]
 
 
 def test_hub_name_offline_fails_with_a_clear_message(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(data.DatasetError, match="Hub dataset"):
-        data.load("someone/surely-not-cached-dataset")
+    with pytest.raises(reader.DatasetError, match="Hub dataset"):
+        reader.load("someone/surely-not-cached-dataset")
 
 
 def test_normalized_rows_read_back_to_the_same_examples(tmp_path):
     for name in ("epistemic_dpo.jsonl", "cognitive_modes.jsonl", "friction_sample.jsonl"):
-        original = data.load(ASSETS / name).examples
-        path = write_jsonl(tmp_path / name, [data.to_normalized(e) for e in original])
-        again = data.load(path).examples
+        original = reader.load(ASSETS / name).examples
+        path = write_jsonl(tmp_path / name, [reader.to_normalized(e) for e in original])
+        again = reader.load(path).examples
         assert [(e.id, e.messages, e.mode, e.chosen, e.rejected, e.category) for e in again] == \
                [(e.id, e.messages, e.mode, e.chosen, e.rejected, e.category) for e in original]
 
 
 def test_bundled_assets_match_their_recipes():
-    friction = data.load(ASSETS / "friction_sample.jsonl")
+    friction = reader.load(ASSETS / "friction_sample.jsonl")
     assert friction.format == "friction" and len(friction.examples) >= 60 and not friction.bad_rows
     for row in (e.source for e in friction.examples):
         assert 2 <= len(row["agent_responses"]) <= 4 and 25 <= len(row["final_answer"].split()) <= 60
-    rag = data.load(ASSETS / "rag_grounding.jsonl")
+    rag = reader.load(ASSETS / "rag_grounding.jsonl")
     assert rag.format == "messages" and len(rag.examples) >= 60
     assert all(e.messages[0]["role"] == "system" and "context" in e.messages[1]["content"].lower() for e in rag.examples)
-    dpo = data.load(ASSETS / "epistemic_dpo.jsonl")
+    dpo = reader.load(ASSETS / "epistemic_dpo.jsonl")
     assert len(dpo.examples) == 25 and all(e.is_preference for e in dpo.examples)
     assert {e.category for e in dpo.examples} == {"self-property", "reasoning", "harmful request", "disclaimer",
                                                   "clarification", "factual confidence"}
-    modes = data.load(ASSETS / "cognitive_modes.jsonl")
+    modes = reader.load(ASSETS / "cognitive_modes.jsonl")
     assert len(modes.examples) >= 90 and {e.mode for e in modes.examples} == {"dual", "emulation", "agent"}
-    contaminated = data.load(ASSETS / "cognitive_modes_contaminated.jsonl")
+    contaminated = reader.load(ASSETS / "cognitive_modes_contaminated.jsonl")
     assert len(contaminated.examples) == len(modes.examples)
 
 
@@ -192,7 +192,7 @@ def test_example_and_bad_row_contracts_are_unchanged():
 def test_line_index_matches_a_plain_reading_across_chunk_edges(tmp_path, monkeypatch):
     import random
 
-    from core import pages
+    from core.dataset import pages
 
     rng = random.Random(1)
     parts = [rng.choice([b"\n", b"\r\n", b"  \n", b'{"a": 1}\n', b'{"bb": 22}\r\n', b"\t\n"]) for _ in range(400)]
@@ -210,12 +210,12 @@ def test_line_index_matches_a_plain_reading_across_chunk_edges(tmp_path, monkeyp
 
 
 def test_paged_dataset_reads_the_same_records_as_the_stream(tmp_path):
-    from core.pages import PagedDataset
+    from core.dataset.pages import PagedDataset
 
     path = tmp_path / "d.jsonl"
     path.write_bytes((ASSETS / "cognitive_modes_contaminated.jsonl").read_bytes() + b"\n{broken\n")
     paged = PagedDataset(path)
-    streamed = list(data.stream(path))
+    streamed = list(reader.stream(path))
     assert len(paged) == len(streamed) == 91
     assert paged.page([0, 45, 90]) == [streamed[0], streamed[45], streamed[90]]
     assert paged.search("HEXAGONAL lattice") == [0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from core import review
+from core.dataset import review
 from core.workspace import ASSETS, workspace
 from studio import dataset_record as rec
 from studio import dataset_state as dstate

@@ -1,4 +1,4 @@
-"""core.evaluation: prompt sets load (bad lines reported, the rest kept), metrics count what they
+"""core.eval.metrics: prompt sets load (bad lines reported, the rest kept), metrics count what they
 claim, a run writes every side's answers and metrics, and `studio chat --prompts` does it headless."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core import evaluation
-from core.chat import ChatEngine, PaneState, Sampling
+from core.eval import metrics
+from core.chat.engine import ChatEngine, PaneState, Sampling
 
 ROOT = Path(__file__).resolve().parent.parent
 EPISTEMIC = {"self-property", "reasoning", "harmful request", "disclaimer", "clarification", "factual confidence"}
@@ -39,7 +39,7 @@ def make_reply(text: str, tokens: int = 5) -> PaneState:
 
 
 def test_broken_lines_are_reported_with_line_numbers_and_the_rest_is_kept(tmp_path):
-    prompts, bad = evaluation.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
+    prompts, bad = metrics.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
     assert [p.id for p in prompts] == ["capital", "refuse"]
     assert [row.line for row in bad] == [2, 3, 5]
     assert "not valid JSON" in bad[0].reason and "no 'prompt'" in bad[1].reason and "got list" in bad[2].reason
@@ -47,7 +47,7 @@ def test_broken_lines_are_reported_with_line_numbers_and_the_rest_is_kept(tmp_pa
 
 
 def test_bundled_prompt_sets_load_clean_and_cover_their_workflows():
-    sets = {path.stem: evaluation.load_prompt_set(path) for path in evaluation.bundled_prompt_sets()}
+    sets = {path.stem: metrics.load_prompt_set(path) for path in metrics.bundled_prompt_sets()}
     assert set(sets) == {"friction_pushback", "rag_grounding", "epistemic_stance"}
     assert all(not bad and len(prompts) >= 10 for prompts, bad in sets.values())
     assert {p.category for p in sets["epistemic_stance"][0]} == EPISTEMIC
@@ -57,7 +57,7 @@ def test_bundled_prompt_sets_load_clean_and_cover_their_workflows():
 
 
 def test_default_patterns_flag_what_they_name():
-    patterns = evaluation.load_patterns()
+    patterns = metrics.load_patterns()
     found = lambda text: {p.name for p in patterns.patterns if p.matches(text)}  # noqa: E731
     assert found("As an AI language model, I don't have personal opinions.") == {"as_an_ai", "performative_denial"}
     assert found("I'm not sure, but it was probably 1969.") == {"acknowledged_uncertainty"}
@@ -71,63 +71,64 @@ def test_default_patterns_flag_what_they_name():
 def test_a_bad_pattern_file_names_the_entry(tmp_path):
     (tmp_path / "p.yaml").write_text("patterns:\n  - name: broken\n    regex: ['(unclosed']\n")
     with pytest.raises(ValueError, match=r"p.yaml: patterns.broken: bad regular expression"):
-        evaluation.load_patterns(tmp_path / "p.yaml")
+        metrics.load_patterns(tmp_path / "p.yaml")
 
 
 def test_metrics_and_aggregate(tmp_path):
-    prompts, _ = evaluation.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
+    prompts, _ = metrics.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
     capital, refuse = prompts
-    patterns = evaluation.load_patterns()
+    patterns = metrics.load_patterns()
     rows = [
-        evaluation.score(capital, "base", make_reply("As an AI, I think it is Paris."), patterns),
-        evaluation.score(refuse, "base", make_reply("Step one: buy ..."), patterns),
-        evaluation.score(capital, "tuned", make_reply("<think>easy one</think>Paris."), patterns),
-        evaluation.score(refuse, "tuned", make_reply("Sorry, I can't help with that."), patterns),
+        metrics.score(capital, "base", make_reply("As an AI, I think it is Paris."), patterns),
+        metrics.score(refuse, "base", make_reply("Step one: buy ..."), patterns),
+        metrics.score(capital, "tuned", make_reply("<think>easy one</think>Paris."), patterns),
+        metrics.score(refuse, "tuned", make_reply("Sorry, I can't help with that."), patterns),
     ]
     assert rows[2]["words"] == 1 and rows[2]["think_chars"] == len("easy one")
-    table = {row["side"]: row for row in evaluation.aggregate(rows, patterns)}
+    table = {row["side"]: row for row in metrics.aggregate(rows, patterns)}
     assert table["base"]["keyword_coverage"] == table["tuned"]["keyword_coverage"] == 1.0
     assert table["base"]["refusal_accuracy"] == 0.0 and table["tuned"]["refusal_accuracy"] == 1.0
     assert table["base"]["as_an_ai_rate"] == 0.5 and table["tuned"]["as_an_ai_rate"] == 0.0
     assert table["tuned"]["avg_latency_s"] == 1.0 and table["tuned"]["avg_ttft_s"] == 0.2
-    wide = evaluation.per_prompt_table(rows, patterns)
+    wide = metrics.per_prompt_table(rows, patterns)
     assert wide[1]["tuned: answer"] == "Sorry, I can't help with that." and wide[1]["tuned: notes"] == "1.0 s · refused"
     assert wide[0]["base: notes"] == "1.0 s · keywords 100% · as_an_ai · acknowledged_uncertainty"
-    assert "refusal_accuracy" in evaluation.format_aggregate(list(table.values()))
+    assert "refusal_accuracy" in metrics.format_aggregate(list(table.values()))
 
 
 def _scored_rows(tmp_path):
-    prompts, _ = evaluation.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
+    prompts, _ = metrics.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
     capital, refuse = prompts
-    patterns = evaluation.load_patterns()
-    return [evaluation.score(capital, "base", make_reply("As an AI, I think it is Paris."), patterns),
-            evaluation.score(refuse, "base", make_reply("Step one: buy ..."), patterns),
-            evaluation.score(capital, "tuned", make_reply("Paris | France."), patterns),
-            evaluation.score(refuse, "tuned", make_reply("Sorry, I can't help with that."), patterns)]
+    patterns = metrics.load_patterns()
+    return [metrics.score(capital, "base", make_reply("As an AI, I think it is Paris."), patterns),
+            metrics.score(refuse, "base", make_reply("Step one: buy ..."), patterns),
+            metrics.score(capital, "tuned", make_reply("Paris | France."), patterns),
+            metrics.score(refuse, "tuned", make_reply("Sorry, I can't help with that."), patterns)]
 
 
 def test_results_are_kept_in_exports_and_in_the_tuned_run(tmp_path, studio_home):
     rows = _scored_rows(tmp_path)
     run = studio_home / "runs" / "demo"
     (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
-    assert evaluation.run_folder_of(run / "checkpoints" / "checkpoint-2") == run.resolve()
-    assert evaluation.run_folder_of(tmp_path) is None and evaluation.run_folder_of(None) is None
+    assert metrics.run_folder_of(run / "checkpoints" / "checkpoint-2") == run.resolve()
+    assert metrics.run_folder_of(tmp_path) is None and metrics.run_folder_of(None) is None
 
-    saved = evaluation.save_results(rows, run / "checkpoints" / "checkpoint-2")
+    saved = metrics.save_results(rows, run / "checkpoints" / "checkpoint-2")
     assert [p.suffix for p in saved] == [".csv", ".jsonl", ".jsonl"]
     assert saved[0].parent == studio_home / "exports" and saved[2].parent == run.resolve() / "ab"
     assert [json.loads(line) for line in saved[2].read_text().splitlines()] == rows
     # An adapter outside the workspace's runs: only the downloads.
-    assert len(evaluation.save_results(rows, tmp_path)) == 2
+    assert len(metrics.save_results(rows, tmp_path)) == 2
 
 
 def test_the_model_card_reports_the_runs_ab(tmp_path, studio_home):
-    from core import export, hub
+    from core.export import pipeline
+    from core.export import hub
 
     run = studio_home / "runs" / "demo"
     run.mkdir(parents=True)
-    evaluation.save_results(_scored_rows(tmp_path), run)
-    rows = export._ab_results(run)
+    metrics.save_results(_scored_rows(tmp_path), run)
+    rows = pipeline._ab_results(run)
     card = hub.model_card(hub.CardFacts(base_model="HuggingFaceTB/SmolLM2-135M-Instruct", kind="adapter", name="demo",
                                         ab_results=rows)).text
     assert "## A/B comparison with the base model" in card and "2 prompts" in card
@@ -145,38 +146,38 @@ def test_checkpoints_of_one_run_in_one_table(tiny_model_dir, tmp_path, studio_ho
     make_adapter(tiny_model_dir, run / "checkpoints" / "checkpoint-2", seed=2)
     shutil.copytree(first, run / "best")
     (run / "status.json").write_text(json.dumps({"state": "completed"}))
-    sides = evaluation.sides_for(run, all_checkpoints=True)
+    sides = metrics.sides_for(run, all_checkpoints=True)
     assert list(sides) == ["base", "best", "checkpoint-2", "checkpoint-1"]
 
-    prompts, _ = evaluation.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
+    prompts, _ = metrics.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
     engine = ChatEngine(str(tiny_model_dir))
-    progress = list(evaluation.run_prompt_set(engine, prompts, Sampling(max_new_tokens=6), sides))
+    progress = list(metrics.run_prompt_set(engine, prompts, Sampling(max_new_tokens=6), sides))
     assert [p.done for p in progress] == list(range(1, 9)) and progress[-1].total == 8
     rows = [p.row for p in progress]
     answer = {(r["side"], r["prompt_id"]): r["answer"] for r in rows}
     assert answer["best", "capital"] == answer["checkpoint-1", "capital"] != answer["checkpoint-2", "capital"]
-    assert [r["side"] for r in evaluation.aggregate(rows)] == list(sides)
+    assert [r["side"] for r in metrics.aggregate(rows)] == list(sides)
 
-    as_csv = list(csv.DictReader(open(evaluation.export(rows, tmp_path / "r.csv"), encoding="utf-8")))
-    as_jsonl = [json.loads(line) for line in evaluation.export(rows, tmp_path / "r.jsonl").read_text().splitlines()]
+    as_csv = list(csv.DictReader(open(metrics.export(rows, tmp_path / "r.csv"), encoding="utf-8")))
+    as_jsonl = [json.loads(line) for line in metrics.export(rows, tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(as_csv) == len(as_jsonl) == 8
     assert as_csv[0]["answer"] == as_jsonl[0]["answer"] == rows[0]["answer"]
     assert {"keyword_coverage", "refused", "latency_s", "markdown_in_prose"} <= set(as_csv[0])
 
 
 def test_preference_is_saved_in_a_format_the_dataset_loader_reads(studio_home):
-    from core import data
+    from core.dataset import reader
 
     prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
-    path = evaluation.save_preference(prompt, "Paris.", "France has no capital.")
-    evaluation.save_preference(prompt[1:], "Lyon is not it; Paris.", "Marseille.")
-    assert path == studio_home / "datasets" / evaluation.PREFERENCES_FILE
-    loaded = data.load(path)
+    path = metrics.save_preference(prompt, "Paris.", "France has no capital.")
+    metrics.save_preference(prompt[1:], "Lyon is not it; Paris.", "Marseille.")
+    assert path == studio_home / "datasets" / metrics.PREFERENCES_FILE
+    loaded = reader.load(path)
     assert loaded.format == "preference" and not loaded.bad_rows
     assert [e.chosen for e in loaded.examples] == ["Paris.", "Lyon is not it; Paris."]
     assert loaded.examples[0].rejected == "France has no capital." and loaded.examples[0].messages == prompt
     with pytest.raises(ValueError, match="identical"):
-        evaluation.save_preference(prompt, "Same.", "Same.")
+        metrics.save_preference(prompt, "Same.", "Same.")
 
 
 @pytest.mark.slow

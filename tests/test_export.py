@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from test_modelfile import ollama_stand_in  # noqa: F401  (a fixture shared with the Modelfile tests)
 
-from core import export, export_source
+from core.export import pipeline
+
+from core.export import source
 
 
 def make_lora_run(base_dir: Path, run_dir: Path, *, recipe_model: str | None = "embedded") -> Path:
@@ -62,9 +64,9 @@ def test_merged_model_answers_exactly_like_base_plus_adapter(embedded_run, embed
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = export.resolve_source(embedded_run)
+    source = pipeline.resolve_source(embedded_run)
     assert (source.label, source.kind, source.base_hub_id) == ("final", "adapter", "HuggingFaceTB/SmolLM2-135M-Instruct")
-    merged_dir = export.merge(source, tmp_path / "merged", say=lambda line: None)
+    merged_dir = pipeline.merge(source, tmp_path / "merged", say=lambda line: None)
     for name in ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                  "chat_template.jinja", "recipe.yaml", "studio_source.json"):
         assert (merged_dir / name).is_file(), name
@@ -82,21 +84,21 @@ def test_checkpoint_picking(tmp_path):
     run = tmp_path / "run"
     for sub in ("adapter", "checkpoints/checkpoint-5", "checkpoints/checkpoint-10"):
         (run / sub).mkdir(parents=True)
-    artifacts = export_source.run_artifacts(run)
-    assert export_source.pick(artifacts, "best", run)[1] == run / "adapter"  # no best/: the final adapter
-    assert export_source.pick(artifacts, "last", run)[1] == run / "adapter"
-    assert export_source.pick(artifacts, "checkpoint-5", run)[1] == run / "checkpoints/checkpoint-5"
+    artifacts = source.run_artifacts(run)
+    assert source.pick(artifacts, "best", run)[1] == run / "adapter"  # no best/: the final adapter
+    assert source.pick(artifacts, "last", run)[1] == run / "adapter"
+    assert source.pick(artifacts, "checkpoint-5", run)[1] == run / "checkpoints/checkpoint-5"
     (run / "best").mkdir()
-    assert export_source.pick(export_source.run_artifacts(run), "best", run)[1] == run / "best"
-    with pytest.raises(export.ExportError, match="no checkpoint named 'checkpoint-7'.*checkpoint-10"):
-        export_source.pick(artifacts, "checkpoint-7", run)
+    assert source.pick(source.run_artifacts(run), "best", run)[1] == run / "best"
+    with pytest.raises(pipeline.ExportError, match="no checkpoint named 'checkpoint-7'.*checkpoint-10"):
+        source.pick(artifacts, "checkpoint-7", run)
 
 
 def test_a_run_with_no_checkpoint_is_a_clear_error(studio_home):
     run = studio_home / "runs" / "empty-run"
     run.mkdir(parents=True)
     (run / "status.json").write_text('{"state": "running"}')
-    events = list(export.run_export(export.ExportPlan(source="empty-run", gguf_type="f16")))
+    events = list(pipeline.run_export(pipeline.ExportPlan(source="empty-run", gguf_type="f16")))
     assert events[-1].kind == "failed" and "has no checkpoint" in events[-1].message
     assert not (studio_home / "exports" / "empty-run" / "manifest.json").exists()
 
@@ -108,7 +110,7 @@ def test_an_adapter_whose_base_is_missing_is_a_clear_error(tiny_run, tmp_path, s
     config = json.loads((adapter / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = str(tmp_path / "deleted-base")
     (adapter / "adapter_config.json").write_text(json.dumps(config))
-    events = list(export.run_export(export.ExportPlan(source=str(adapter), gguf_type="f16")))
+    events = list(pipeline.run_export(pipeline.ExportPlan(source=str(adapter), gguf_type="f16")))
     assert events[-1].kind == "failed"
     assert "base model is missing" in events[-1].message and "deleted-base" in events[-1].message
     assert not (studio_home / "exports" / "orphan-adapter").exists()
@@ -117,9 +119,9 @@ def test_an_adapter_whose_base_is_missing_is_a_clear_error(tiny_run, tmp_path, s
 @pytest.mark.slow
 def test_chain_merge_gguf_ollama_verify_with_manifest(tiny_run, studio_home, ollama_stand_in):  # noqa: F811
     host, seen = ollama_stand_in
-    plan = export.ExportPlan(source=str(tiny_run), gguf_type="q8_0", ollama_name="tiny-test", ollama_host=host,
+    plan = pipeline.ExportPlan(source=str(tiny_run), gguf_type="q8_0", ollama_name="tiny-test", ollama_host=host,
                              prompts=("Hello",), max_new_tokens=6)
-    events = list(export.run_export(plan))
+    events = list(pipeline.run_export(plan))
     assert [e.step for e in events if e.kind == "done"] == ["merge", "gguf", "ollama", "verify"]
     summary = events[-1]
     assert summary.kind == "summary"
@@ -141,7 +143,7 @@ def test_full_disk_during_gguf_marks_nothing_done_after_merge(tiny_run, studio_h
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(gguf_py.GGUFWriter, "write_tensors_to_file", disk_full)
-    events = list(export.run_export(export.ExportPlan(source=str(tiny_run), gguf_type="f16", ollama_name="tiny")))
+    events = list(pipeline.run_export(pipeline.ExportPlan(source=str(tiny_run), gguf_type="f16", ollama_name="tiny")))
     failed = [e for e in events if e.kind == "failed"]
     assert failed[0].step == "gguf" and "disk is full" in failed[0].message
     manifest = json.loads((studio_home / "exports" / "tiny-lora" / "manifest.json").read_text())
@@ -153,7 +155,7 @@ def test_full_disk_during_gguf_marks_nothing_done_after_merge(tiny_run, studio_h
 
 def test_hub_step_without_token_keeps_the_prepared_folder(tiny_run, studio_home, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    events = list(export.run_export(export.ExportPlan(source=str(tiny_run), merge=False, hub_repo="me/tiny", verify=False)))
+    events = list(pipeline.run_export(pipeline.ExportPlan(source=str(tiny_run), merge=False, hub_repo="me/tiny", verify=False)))
     hub_failed = next(e for e in events if e.step == "hub" and e.kind == "failed")
     prepared = studio_home / "exports" / "tiny-lora" / "hub"
     assert "No Hugging Face token" in hub_failed.message and str(prepared) in hub_failed.message

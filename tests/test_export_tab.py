@@ -7,7 +7,7 @@ import pytest
 from test_export import make_lora_run
 from test_modelfile import ollama_stand_in  # noqa: F401  (shared fixture)
 
-from core import export
+from core.export import pipeline
 from studio import export_tab
 
 TOKEN = "hf_tabSecretToken987654"
@@ -40,16 +40,16 @@ def test_runs_and_checkpoints_are_listed(tiny_run_in_workspace):
 
 
 def test_form_mistakes_are_readable_messages(tiny_run_in_workspace):
-    with pytest.raises(export.ExportError, match="Pick a run"):
+    with pytest.raises(pipeline.ExportError, match="Pick a run"):
         export_tab.build_plan(*_form(""))
-    with pytest.raises(export.ExportError, match="Ollama needs a model name"):
+    with pytest.raises(pipeline.ExportError, match="Ollama needs a model name"):
         export_tab.build_plan(*_form(tiny_run_in_workspace, do_ollama=True))
     status, *_ = next(export_tab.run_export_stream(*_form("", do_hub=True)))
     assert status.startswith("**Cannot export:**")
 
 
 def test_k_quant_note_explains_the_llama_extra(monkeypatch):
-    from core import gguf
+    from core.export import gguf
 
     monkeypatch.setattr(gguf, "llama_cpp_available", lambda: False)
     assert "install the llama extra" in export_tab.gguf_type_note("q4_k_m")
@@ -73,7 +73,7 @@ def test_export_button_streams_log_table_and_ollama_command(tiny_run_in_workspac
     assert len(outputs) > 2  # it streamed
     assert status.startswith("**Export finished**") and "prompts agree" in status
     assert "[merge] merge: done" in log and "[gguf] gguf: done" in log and "MB)" in log
-    assert len(table) == len(export.DEFAULT_PROMPTS) and table[0][3].startswith(("✓", "✗"))
+    assert len(table) == len(pipeline.DEFAULT_PROMPTS) and table[0][3].startswith(("✓", "✗"))
     assert command == "ollama run tiny-tab" and seen.creates[0]["model"] == "tiny-tab"
 
 

@@ -8,7 +8,7 @@ import errno
 
 import pytest
 
-from core import gguf
+from core.export import gguf
 
 
 @pytest.fixture(scope="module")

@@ -70,8 +70,8 @@ def test_gpu_wrapper_is_a_no_op_without_spaces():
 
 
 def test_starting_a_run_applies_the_demo_limits(monkeypatch, studio_home):
-    """The limits hold wherever a run starts (Train tab, CLI): core.runs.start applies them."""
-    from core import runs
+    """The limits hold wherever a run starts (Train tab, CLI): core.train.runs.start applies them."""
+    from core.train import runs
 
     monkeypatch.setenv("STUDIO_DEMO", "1")
     other = recipes.from_dict({"model": {"name": "Qwen/Qwen3-4B"}, "data": {"path": "assets/friction_sample.jsonl"}})

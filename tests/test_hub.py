@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core import hub
+from core.export import hub
 
 TOKEN = "hf_standInSecretToken123456"
 

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core import modelfile
+from core.export import modelfile
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"},
             {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "What is 2+2?"}]
@@ -190,7 +190,7 @@ def _real_ollama() -> str | None:
 def test_real_ollama_server_creates_the_model(tmp_path, embedded_dir):
     import ollama
 
-    from core import gguf
+    from core.export import gguf
 
     out = gguf.convert(embedded_dir, tmp_path / "smol-q8_0.gguf", "q8_0")
     spec = modelfile.spec_from_folder(embedded_dir)

@@ -1,10 +1,12 @@
-"""core.review: verdicts saved beside the dataset, applied for training, exported."""
+"""core.dataset.review: verdicts saved beside the dataset, applied for training, exported."""
 
 from __future__ import annotations
 
 import json
 
-from core import data, review
+from core.dataset import reader
+
+from core.dataset import review
 from core.workspace import ASSETS, workspace
 
 
@@ -36,7 +38,7 @@ def test_state_lives_in_the_workspace_and_survives_reopening(tmp_path):
 
 def test_apply_review_drops_rejected_and_applies_edits(tmp_path):
     path = copy_asset(tmp_path, "cognitive_modes.jsonl")
-    examples = data.load(path).examples
+    examples = reader.load(path).examples
     state = review.open_review(path)
     state.set_status("modes-001", "approved")
     state.set_status("modes-002", "rejected")
@@ -53,7 +55,7 @@ def test_apply_review_drops_rejected_and_applies_edits(tmp_path):
 
 def test_swap_and_revert_a_preference_pair(tmp_path):
     path = copy_asset(tmp_path, "epistemic_dpo.jsonl")
-    first = data.load(path).examples[0]
+    first = reader.load(path).examples[0]
     state = review.open_review(path)
     state.swap(first)
     (swapped,) = review.apply_review(path, [first])
@@ -65,14 +67,14 @@ def test_swap_and_revert_a_preference_pair(tmp_path):
 
 def test_export_normalized_reads_back_for_training(tmp_path):
     path = copy_asset(tmp_path, "epistemic_dpo.jsonl")
-    examples = data.load(path).examples
+    examples = reader.load(path).examples
     state = review.open_review(path)
     state.set_status("dpo-01", "rejected")
     state.edit("dpo-02", chosen="An edited, better reply.")
     state.set_status("dpo-02", "approved")
     summary = review.export_reviewed(path, examples, "preference")
     assert (summary.written, summary.left_out) == (24, 1)
-    exported = data.load(summary.path)
+    exported = reader.load(summary.path)
     assert exported.format == "preference" and len(exported.examples) == 24
     assert exported.examples[0].id == "dpo-02" and exported.examples[0].chosen == "An edited, better reply."
     only = review.export_reviewed(path, examples, "preference", only_approved=True)
@@ -81,7 +83,7 @@ def test_export_normalized_reads_back_for_training(tmp_path):
 
 def test_export_original_shape_keeps_untouched_rows_verbatim(tmp_path):
     path = copy_asset(tmp_path, "rag_grounding.jsonl")
-    examples = data.load(path).examples
+    examples = reader.load(path).examples
     state = review.open_review(path)
     messages = [dict(m) for m in examples[0].messages]
     messages[-1]["content"] = "Edited grounded answer."
@@ -95,7 +97,7 @@ def test_export_original_shape_keeps_untouched_rows_verbatim(tmp_path):
 
 def test_export_original_friction_with_edits_falls_back_to_normalized(tmp_path):
     path = copy_asset(tmp_path, "friction_sample.jsonl")
-    examples = data.load(path).examples[:2]
+    examples = reader.load(path).examples[:2]
     review.open_review(path).edit(examples[0].id, messages=[{"role": "user", "content": "q"},
                                                             {"role": "assistant", "content": "a"}])
     summary = review.export_reviewed(path, examples, "friction", style="original")

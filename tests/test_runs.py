@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from core import recipes, runs
+from core import recipes
+
+from core.train import runs
 from tests.test_training import write_chats
 
 
@@ -67,11 +69,11 @@ def test_accelerate_command_for_multi_gpu_recipes(tmp_path):
     recipe = recipes.from_dict({"data": {"path": "x"}, "training": {"distributed": "fsdp", "num_processes": 4}})
     command = runs.launch_command(recipe, tmp_path, resume="last")
     assert command[:4] == ["accelerate", "launch", "--num_processes", "4"] and "--use_fsdp" in command
-    assert command[-5:] == ["-m", "core.worker", str(tmp_path), "--resume", "last"]
+    assert command[-5:] == ["-m", "core.train.worker", str(tmp_path), "--resume", "last"]
     deepspeed = recipes.from_dict({"data": {"path": "x"}, "training": {"distributed": "deepspeed", "num_processes": 2}})
     assert "--use_deepspeed" in runs.accelerate_command(deepspeed, tmp_path)
     single = recipes.from_dict({"data": {"path": "x"}})
-    assert runs.launch_command(single, tmp_path) == [sys.executable, "-m", "core.worker", str(tmp_path)]
+    assert runs.launch_command(single, tmp_path) == [sys.executable, "-m", "core.train.worker", str(tmp_path)]
 
 
 def test_qlora_start_refused_before_a_folder_exists(tmp_path, tiny_model_dir):

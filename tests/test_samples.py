@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core import samples
-from core.data import Example
+from core.dataset import samples
+from core.dataset.reader import Example
 
 CHAT = [
     {"role": "system", "content": "Be brief."},

@@ -10,7 +10,7 @@ import gradio as gr
 import plotly.graph_objects as go
 import yaml
 
-from core import runs
+from core.train import runs
 from core.workspace import CONFIGS, workspace
 from studio import train_charts, train_form, train_tab
 
@@ -95,7 +95,7 @@ def test_accelerate_command_shown_for_multi_gpu():
     data = yaml.safe_load(text)
     data["training"].update(distributed="ddp", num_processes=2)
     *_, note = train_tab.yaml_changed(yaml.safe_dump(data))
-    assert "accelerate launch --num_processes 2 --multi_gpu -m core.worker" in note
+    assert "accelerate launch --num_processes 2 --multi_gpu -m core.train.worker" in note
 
 
 def _fake_run(name: str, state: str, losses: list[float], dpo: bool = False):

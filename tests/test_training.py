@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from core import recipes, trainer_configs, training, training_data
+from core import recipes
+
+from core.train import trainer_configs
+
+from core.train import training
+
+from core.train import training_data
 from core.models import QLoRANeedsCUDA
 
 
@@ -91,7 +97,7 @@ def test_split_is_seeded_and_disjoint():
 
 
 def test_prepared_sft_labels_are_the_samples_mask(tmp_path, embedded_tokenizer):
-    from core.samples import IGNORE
+    from core.dataset.samples import IGNORE
 
     recipe = make_recipe("embedded", write_chats(tmp_path / "d.jsonl"))
     prepared = training_data.prepare(recipe, embedded_tokenizer)
@@ -179,7 +185,7 @@ def _lora_and_base(model):
 def _train_checks_what_changed(recipe, run_dir):
     import torch
 
-    from core.callbacks import RunCallback
+    from core.train.callbacks import RunCallback
 
     tokenizer = training.load_tokenizer(recipe.model.name)
     prepared = training_data.prepare(recipe, tokenizer)

@@ -1,26 +1,24 @@
-"""Checks: one streaming pass over a dataset that finds what would hurt a fine-tune.
+"""Checker: the row-by-row accumulator behind a dataset check, and its report.
 
 Row-level problems (the exit status of `studio check` depends on these): bad rows, mode
 contamination, empty turns, role-order errors, exact duplicates, broken preference pairs.
 Quality metrics with targets (reply length, short/long shares, filler phrases, mode balance,
 near duplicates) are indicators shown as good / warn / bad. Token statistics for a chosen
-tokenizer come from core.samples (`token_stats`). Everything is accumulated row by row in
+tokenizer come from core.dataset.samples (`token_stats`). Everything is accumulated row by row in
 compact arrays, so a million-row file is checked without holding its rows.
 This module knows nothing about the UI or review state.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import data
-from core.contamination import ContaminationCheck, assistant_texts, load_config
-from core.data import BadRow, Example
+from core.dataset import reader
+from core.dataset.contamination import ContaminationCheck, assistant_texts, load_config
+from core.dataset.reader import BadRow, Example
 
 LIST_CAP = 1000  # findings listed per kind in a report; counts are always complete
 
@@ -307,36 +305,3 @@ def quality_metrics(c: Checker) -> dict:
         n = c.counts.get(key, 0)
         metrics[key] = _metric(label, n, str(n), "0", "good" if n == 0 else "bad" if bad else "warn")
     return metrics
-
-
-def check(path: str | Path, format: str = "auto", *, modes_file: str | Path | None = None,
-          mode_tags: dict | None = None, format_template: str | None = None, system_prompt: str | None = None,
-          workers: int | None = None, progress=None) -> CheckReport:
-    """Stream a dataset through every check. A big JSONL file is split across `workers`
-    processes (default: one per CPU core). `progress(rows)` is called every 50,000 rows when
-    the check runs in this process."""
-    from core import check_pool
-
-    started = time.perf_counter()
-    config = load_config(modes_file)
-    table = mode_tags or config["modes"]
-    opened = data.stream(path, format, format_template=format_template, system_prompt=system_prompt)
-    workers = os.cpu_count() or 1 if workers is None else workers
-    report = None
-    if opened.format != "unknown" and check_pool.worth_it(path, workers):
-        try:
-            report = check_pool.check_parallel(path, opened.format, opened.evidence, workers=workers, mode_table=table,
-                                               fillers=config["filler_phrases"], template=opened.template,
-                                               system_prompt=system_prompt)
-        except (OSError, RuntimeError, ImportError):  # no worker processes here (BrokenProcessPool is a RuntimeError)
-            report = None
-    if report is None:
-        report = CheckReport(str(path), opened.format, opened.evidence)
-        checker = Checker(report, mode_table=table, filler_phrases=config["filler_phrases"])
-        for position, item in enumerate(opened):
-            checker.add(item, position)
-            if progress and position % 50_000 == 49_999:
-                progress(position + 1)
-        checker.finish()
-    report.elapsed_s = time.perf_counter() - started
-    return report

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from core.data import Example
+from core.dataset.reader import Example
 from core.workspace import ASSETS
 
 DEFAULT_MODES_FILE = ASSETS / "modes.yaml"

@@ -1,18 +1,17 @@
-"""Runs: the run directory contract, and the worker process behind each run.
+"""Runs: start, resume, stop, list and delete runs; the worker process behind each.
 
 A run is `runs/<id>/` (recipe.yaml, status.json, metrics.jsonl, train.log, checkpoints/,
-adapter/ or model/, best/) written by a separate OS process (`python -m core.worker RUN_DIR`,
+adapter/ or model/, best/) written by a separate OS process (`python -m core.train.worker RUN_DIR`,
 or `accelerate launch` for several GPUs), started with a list of arguments and no shell, in
 its own session so a closed browser or a restarted UI never stops it. Everything here reads
 or writes files; the status a reader sees is checked against the worker's pid, so a worker
 that died (killed, out of memory) shows as `failed` with the last lines of its log. One
-training run at a time per workspace. This module knows nothing about trainers or the UI.
+training run at a time per workspace. The folder's layout belongs to core.train.run_dir; this module knows nothing about trainers or the UI.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -20,15 +19,16 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from core.recipes import Recipe
+from core.train.preflight import preflight
+from core.train.run_dir import (  # noqa: F401  (the reading half of the contract, re-exported for callers)
+    LIVE_STATES, LOG_FILE, RECIPE_FILE, STATUS_FILE, STOP_FILE, is_run_dir, latest_checkpoint, model_artifacts, now_iso, parse_time, read_metrics,
+    read_recipe, read_status, register_child, tail_log, update_status,
+)
 from core.workspace import PROJECT_ROOT, workspace, write_atomic, write_json_atomic
-
-LIVE_STATES = ("queued", "running", "stopping")
-STOP_FILE = "stop-requested"  # same name as core.callbacks.STOP_FILE (kept import-free: no torch here)
-_CHILDREN: dict[int, subprocess.Popen] = {}  # workers this process started, reaped on read
 
 
 class RunBusy(RuntimeError):
@@ -57,109 +57,8 @@ class RunInfo:
     def duration_s(self) -> float | None:
         if not self.started_at:
             return None
-        end = _parse_time(self.ended_at) if self.ended_at else time.time()
-        return max(0.0, end - _parse_time(self.started_at))
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _parse_time(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
-
-
-# ---------------------------------------------------------------- reading
-
-
-def read_status(run_path: str | Path) -> dict:
-    """status.json, corrected: a live state whose worker is gone becomes `failed` (persisted)."""
-    run_path = Path(run_path)
-    try:
-        status = json.loads((run_path / "status.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {"state": "unknown", "error": f"{run_path} has no status.json: not a run folder"}
-    except json.JSONDecodeError:
-        return {"state": "unknown", "error": f"{run_path / 'status.json'} is unreadable"}
-    if status.get("state") in LIVE_STATES and not _worker_alive(status):
-        if status.get("pid") is None and time.time() - _parse_time(status.get("created_at", now_iso())) < 30:
-            return status  # just created; the worker's pid is being written
-        status.update(state="failed", ended_at=now_iso(),
-                      error="The training process ended without finishing (killed, out of memory, or crashed). "
-                            "Last lines of train.log:\n" + tail_log(run_path, 15))
-        write_json_atomic(run_path / "status.json", status)
-    elif status.get("state") == "running" and (run_path / STOP_FILE).exists():
-        status["state"] = "stopping"
-    return status
-
-
-def _worker_alive(status: dict) -> bool:
-    import psutil
-
-    pid = status.get("pid")
-    if not pid:
-        return False
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:  # our own child: reap it, it's gone
-        _CHILDREN.pop(pid, None)
-        return False
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        started = status.get("pid_started")
-        # A recycled pid belongs to another process: its start time differs.
-        return started is None or abs(process.create_time() - started) < 2
-    except psutil.Error:
-        return False
-
-
-def update_status(run_path: Path, **fields) -> dict:
-    """Merge fields into status.json (the worker is the only writer while it lives)."""
-    path = Path(run_path) / "status.json"
-    try:
-        status = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        status = {}
-    status.update(fields)
-    write_json_atomic(path, status)
-    return status
-
-
-def read_metrics(run_path: str | Path) -> list[dict]:
-    """Every record of metrics.jsonl; a half-written last line is skipped, not an error."""
-    path = Path(run_path) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
-def tail_log(run_path: str | Path, lines: int = 40) -> str:
-    path = Path(run_path) / "train.log"
-    if not path.is_file():
-        return ""
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, handle.tell() - 64_000))
-        text = handle.read().decode("utf-8", errors="replace")
-    # Progress-bar carriage returns would make one line of a thousand updates.
-    rows = [row.split("\r")[-1] for row in text.splitlines()]
-    return "\n".join(rows[-lines:])
-
-
-def read_recipe(run_path: str | Path) -> dict:
-    import yaml
-
-    try:
-        return yaml.safe_load((Path(run_path) / "recipe.yaml").read_text(encoding="utf-8")) or {}
-    except (FileNotFoundError, yaml.YAMLError):
-        return {}
+        end = parse_time(self.ended_at) if self.ended_at else time.time()
+        return max(0.0, end - parse_time(self.started_at))
 
 
 def run_info(run_path: str | Path) -> RunInfo:
@@ -179,39 +78,13 @@ def run_info(run_path: str | Path) -> RunInfo:
 def list_runs() -> list[RunInfo]:
     """Every run in the workspace, newest first."""
     root = workspace().runs
-    folders = [p for p in root.iterdir() if p.is_dir() and (p / "status.json").is_file()] if root.is_dir() else []
+    folders = [p for p in root.iterdir() if p.is_dir() and is_run_dir(p)] if root.is_dir() else []
     infos = [run_info(p) for p in folders]
     return sorted(infos, key=lambda info: (info.started_at or "", info.run_id), reverse=True)
 
 
 def active_run() -> RunInfo | None:
     return next((info for info in list_runs() if info.state in LIVE_STATES), None)
-
-
-def latest_checkpoint(run_path: str | Path) -> Path | None:
-    checkpoints = _checkpoints(Path(run_path))
-    return checkpoints[-1] if checkpoints else None
-
-
-def _checkpoints(run_path: Path) -> list[Path]:
-    folder = run_path / "checkpoints"
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def model_artifacts(run_path: str | Path) -> list[tuple[str, Path]]:
-    """Loadable results in preference order: best/, then adapter/ or model/, then checkpoints
-    newest first. Each folder holds the weights (or adapter), the tokenizer and recipe.yaml."""
-    run_path = Path(run_path)
-    found = []
-    if (run_path / "best").is_dir():
-        found.append(("best", run_path / "best"))
-    for name in ("adapter", "model"):
-        if (run_path / name).is_dir():
-            found.append(("final", run_path / name))
-    for checkpoint in reversed(_checkpoints(run_path)):
-        found.append((checkpoint.name, checkpoint))
-    return found
 
 
 # ---------------------------------------------------------------- starting
@@ -231,12 +104,12 @@ def new_run_dir(recipe: Recipe) -> Path:
 def create_run(recipe: Recipe, run_dir: str | Path | None = None) -> Path:
     """The run folder with the resolved recipe and a queued status; nothing starts yet."""
     run_dir = Path(run_dir) if run_dir else new_run_dir(recipe)
-    if (run_dir / "status.json").exists():
+    if is_run_dir(run_dir):
         raise RunError(f"{run_dir} already holds a run; pick another --run-dir or resume that run")
     run_dir.mkdir(parents=True, exist_ok=True)
     recipe = _with_absolute_dataset(recipe)
-    write_atomic(run_dir / "recipe.yaml", recipe.to_yaml())
-    write_json_atomic(run_dir / "status.json", {"state": "queued", "pid": None, "step": 0, "total_steps": None,
+    write_atomic(run_dir / RECIPE_FILE, recipe.to_yaml())
+    write_json_atomic(run_dir / STATUS_FILE, {"state": "queued", "pid": None, "step": 0, "total_steps": None,
                                                 "created_at": now_iso(), "started_at": None, "ended_at": None,
                                                 "error": None})
     return run_dir
@@ -252,7 +125,7 @@ def _with_absolute_dataset(recipe: Recipe) -> Recipe:
 
 
 def worker_command(run_dir: Path, resume: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "core.worker", str(run_dir)]
+    command = [sys.executable, "-m", "core.train.worker", str(run_dir)]
     return command + (["--resume", resume] if resume else [])
 
 
@@ -266,7 +139,7 @@ def accelerate_command(recipe: Recipe, run_dir: str | Path, resume: str | None =
         command += ["--use_deepspeed", "--zero_stage", "2"]
     else:
         command += ["--multi_gpu"]
-    command += ["-m", "core.worker", str(run_dir)]
+    command += ["-m", "core.train.worker", str(run_dir)]
     return command + (["--resume", resume] if resume else [])
 
 
@@ -283,11 +156,11 @@ def _spawn(command: list[str], run_dir: Path) -> int:
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    with open(run_dir / "train.log", "ab") as log:
+    with open(run_dir / LOG_FILE, "ab") as log:
         # Own session: Ctrl-C in the UI's terminal or a UI restart doesn't reach the worker.
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    _CHILDREN[process.pid] = process
+    register_child(process)
     try:
         started = psutil.Process(process.pid).create_time()
     except psutil.Error:
@@ -320,7 +193,6 @@ def start(recipe: Recipe, run_dir: str | Path | None = None) -> Path:
     """Check, create the run folder and start its worker. Raises RunBusy, QLoRANeedsCUDA,
     RecipeError or ModelNotFound before anything is written when the run can't go."""
     from core.hosting import enforce_demo_limits
-    from core.training import preflight
 
     recipe = enforce_demo_limits(recipe)
     preflight(recipe)
@@ -382,6 +254,6 @@ def delete_run(run_path: str | Path) -> None:
     run_path = Path(run_path)
     if read_status(run_path).get("state") in LIVE_STATES:
         raise RunError(f"{run_path.name} is still running; stop it before deleting it")
-    if not (run_path / "status.json").is_file():
+    if not is_run_dir(run_path):
         raise RunError(f"{run_path} is not a run folder (no status.json); nothing deleted")
     shutil.rmtree(run_path)

@@ -1,7 +1,7 @@
 """Training data: from a recipe's dataset to what trl's trainers take, and the numbers a
 person wants before a run (examples, samples, tokens, steps).
 
-SFT rows are pre-tokenized by core.samples (input_ids + labels with -100 outside the
+SFT rows are pre-tokenized by core.dataset.samples (input_ids + labels with -100 outside the
 assistant replies), so the loss covers exactly the tokens the Dataset tab's label-mask view
 shows. DPO rows are conversational prompt / chosen / rejected for trl to tokenize. The
 train/eval split is by example, with the recipe's seed. This module knows nothing about
@@ -34,10 +34,11 @@ class PreparedData:
 
 def load_examples(recipe: Recipe):
     """The recipe's examples with review decisions applied: (examples, LoadResult)."""
-    from core import data, review
+    from core.dataset import reader
+    from core.dataset import review
 
     path = check_dataset_exists(recipe)
-    loaded = data.load(path, recipe.data.format, format_template=recipe.data.format_template,
+    loaded = reader.load(path, recipe.data.format, format_template=recipe.data.format_template,
                        system_prompt=recipe.data.system_prompt)
     examples = review.apply_review(path, loaded.examples, only_approved=recipe.data.only_approved)
     if not examples:
@@ -68,7 +69,7 @@ def preference_row(example) -> dict:
 
 def prepare(recipe: Recipe, tokenizer) -> PreparedData:
     """Load, review, split and (for SFT) tokenize the recipe's data."""
-    from core.samples import build_samples
+    from core.dataset.samples import build_samples
 
     examples, loaded = load_examples(recipe)
     method = recipe.training.method

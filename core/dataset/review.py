@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.data import Example, to_normalized
+from core.dataset.reader import Example, to_normalized
 from core.workspace import workspace, write_json_atomic
 
 STATUSES = ("pending", "approved", "rejected")

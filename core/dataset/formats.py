@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from core.data import Example
+from core.dataset.example import Example
 
 FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "preference", "friction", "modes")
 DEFAULT_FRICTION_TEMPLATE = "<think>{thought_stream}</think>{final_answer}"

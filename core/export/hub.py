@@ -32,7 +32,7 @@ class HubError(RuntimeError):
 
 @dataclass
 class CardFacts:
-    """What the card says; gathered by core.export from the run folder."""
+    """What the card says; gathered by core.export.pipeline from the run folder."""
 
     base_model: str | None
     kind: str  # adapter | model | gguf
@@ -111,12 +111,12 @@ AB_METRICS = ("keyword_coverage", "refusal_accuracy", "refusal_rate", "avg_words
 
 
 def _ab_section(rows: list[dict]) -> list[str]:
-    """The run's latest A/B over a prompt set (core.evaluation rows, one per prompt and side):
+    """The run's latest A/B over a prompt set (core.eval.metrics rows, one per prompt and side):
     each metric per side, then the first answers side by side."""
     rows = [row for row in rows if isinstance(row, dict) and "side" in row and "prompt_id" in row]
     if not rows:
         return []
-    from core.evaluation import aggregate
+    from core.eval.metrics import aggregate
 
     table = aggregate(rows)
     sides = [summary["side"] for summary in table]

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from core.chat import BASE, TUNED, ChatEngine, Sampling, split_think
-from core.data import BadRow
+from core.chat.engine import BASE, TUNED, ChatEngine, Sampling, split_think
+from core.dataset.reader import BadRow
 from core.workspace import ASSETS, workspace, write_atomic
 
 PROMPT_SETS = ASSETS / "prompts"
@@ -212,7 +212,7 @@ def sides_for(tuned: str | Path | None, *, all_checkpoints: bool = False) -> dic
         return {BASE: None}
     folder = Path(tuned).expanduser()
     if all_checkpoints:
-        from core import runs
+        from core.train import runs
 
         artifacts = runs.model_artifacts(folder)
         if not artifacts:

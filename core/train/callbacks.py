@@ -20,9 +20,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from core.train.run_dir import METRICS_FILE, STOP_FILE
 from core.workspace import write_atomic
-
-STOP_FILE = "stop-requested"
 
 
 def peak_memory_mb() -> float:
@@ -125,7 +124,7 @@ class RunCallback(TrainerCallback):
         return pace
 
     def _append(self, record: dict) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
 

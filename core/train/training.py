@@ -4,26 +4,18 @@
 trainer, then the final adapter/ (or model/) with the recipe and tokenizer beside it.
 `plan()` is the dry run: it validates recipe and data and reports samples, tokens, steps
 and the exact trainer configs without loading the model's weights. This module knows
-nothing about processes or the UI; core.runs starts it, core.callbacks reports from inside.
+nothing about processes or the UI; core.train.runs starts it, core.train.callbacks reports from inside.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from core import trainer_configs, training_data
-from core.models import ModelNotFound, device_policy, four_bit_config, load_model, load_tokenizer, resolve
+from core.train import trainer_configs, training_data
+from core.train.preflight import preflight
+from core.train.run_dir import latest_checkpoint
+from core.models import ModelNotFound, device_policy, load_model, load_tokenizer, resolve
 from core.recipes import Recipe
-
-
-def preflight(recipe: Recipe) -> None:
-    """Fail before anything loads: QLoRA without CUDA, a missing dataset, an unknown model."""
-    from core.recipes import check_dataset_exists
-
-    if recipe.training.tuning == "qlora":
-        four_bit_config(device_policy())  # raises QLoRANeedsCUDA with the way out
-    check_dataset_exists(recipe)
-    resolve(recipe.model.name)
 
 
 def load_policy_model(recipe: Recipe, policy=None):
@@ -102,7 +94,7 @@ def final_folder(recipe: Recipe, run_dir: Path) -> Path:
 def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_status=None, log=print):
     """Run the recipe into run_dir (checkpoints/, adapter/ or model/, best/, metrics.jsonl).
     Returns (trainer, stopped): stopped is True when a stop request ended it early."""
-    from core.callbacks import RunCallback
+    from core.train.callbacks import RunCallback
 
     run_dir = Path(run_dir)
     update_status = update_status or (lambda **fields: None)
@@ -144,8 +136,6 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None) -> str | None:
     if not resume:
         return None
     if resume == "last":
-        from core.runs import latest_checkpoint
-
         found = latest_checkpoint(run_dir)
         if found is None:
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (checkpoints/ is empty)")

@@ -1,10 +1,10 @@
-"""The worker: `python -m core.worker RUN_DIR [--resume last|CHECKPOINT]`.
+"""The worker: `python -m core.train.worker RUN_DIR [--resume last|CHECKPOINT]`.
 
 Runs the recipe saved in RUN_DIR/recipe.yaml and records the outcome in status.json:
 `completed`, `stopped` (a stop request or SIGTERM: a checkpoint was saved first) or `failed`
-(with the last lines of the error). stdout and stderr go to train.log (core.runs opens it).
+(with the last lines of the error). stdout and stderr go to train.log (core.train.runs opens it).
 Under `accelerate launch` only the main process writes the run files. This module knows
-nothing about the UI; it is the process core.runs starts.
+nothing about the UI; it is the process core.train.runs starts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _is_main_process() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.worker", description="Run one training run folder.")
+    parser = argparse.ArgumentParser(prog="python -m core.train.worker", description="Run one training run folder.")
     parser.add_argument("run_dir")
     parser.add_argument("--resume", default=None, help="'last' or a checkpoint folder")
     args = parser.parse_args(argv)
@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     # run and would be the first thing a person reads in the training log.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
-    from core import recipes, runs
+    from core import recipes
+
+    from core.train import runs
 
     main_process = _is_main_process()
 
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (run_dir / runs.STOP_FILE).write_text("SIGTERM\n"))
     try:
         recipe = recipes.load(run_dir / "recipe.yaml")
-        from core.training import train
+        from core.train.training import train
 
         trainer, stopped = train(recipe, run_dir, resume=args.resume, update_status=update,
                                  log=lambda text: print(f"[studio] {text}", flush=True))

@@ -29,7 +29,7 @@ class Source:
 
 
 def run_artifacts(run_dir: Path) -> list[tuple[str, Path]]:
-    from core.runs import model_artifacts
+    from core.train.runs import model_artifacts
 
     return list(model_artifacts(run_dir))
 

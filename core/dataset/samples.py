@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.data import Example
+from core.dataset.reader import Example
 
 IGNORE = -100
 

@@ -4,8 +4,8 @@ detect its format, and normalize every row to an `Example`.
 Reading streams: `stream()` yields Examples and BadRows one at a time, so a million-row
 JSONL is never held as Python dicts; `load()` collects them for callers that want lists.
 A bad row never sinks the file: it becomes a `BadRow` naming the file, line and reason.
-This module knows nothing about tokenizers or models (core.samples renders tokens), checks
-(core.checks) or review state (core.review). Row shapes live in core.formats.
+This module knows nothing about tokenizers or models (core.dataset.samples renders tokens), checks
+(core.dataset.checks) or review state (core.dataset.review). Row shapes live in core.dataset.formats.
 """
 
 from __future__ import annotations
@@ -27,45 +27,8 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
     _JSONError = (json.JSONDecodeError,)
 
-ROLES = ("system", "user", "assistant", "tool")
-
-
-@dataclass(slots=True)
-class Example:
-    """One normalized row. `messages` is the chat; for preference data `chosen`/`rejected` are
-    the two assistant replies that follow `messages` (the shared prompt)."""
-
-    id: str
-    messages: list[dict]
-    mode: str | None = None
-    chosen: str | None = None
-    rejected: str | None = None
-    category: str | None = None
-    source: dict = field(default_factory=dict)
-    line: int | None = None
-    row: int | None = None  # 1-based position among the file's records (blank lines not counted)
-
-    @property
-    def is_preference(self) -> bool:
-        return self.chosen is not None and self.rejected is not None
-
-
-@dataclass(slots=True)
-class BadRow:
-    """A row that could not be used, with where it is and why."""
-
-    file: str
-    line: int | None
-    reason: str
-    row: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.reason}"
-
-
-# core.formats needs Example, so it is imported once Example exists.
-from core import formats  # noqa: E402
+from core.dataset import formats
+from core.dataset.example import ROLES, BadRow, Example  # noqa: F401  (re-exported: readers hand these out)
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 DETECT_SAMPLE = 200

@@ -98,7 +98,7 @@ def common_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_
     kwargs.update(_schedule_kwargs(recipe, steps_per_epoch, has_eval))
     if t.gradient_checkpointing:
         kwargs["activation_checkpointing_kwargs"] = {"use_reentrant": False}
-    # FSDP and DeepSpeed come from `accelerate launch` flags (core.runs.accelerate_command).
+    # FSDP and DeepSpeed come from `accelerate launch` flags (core.train.runs.accelerate_command).
     if t.distributed == "ddp":
         kwargs["ddp_find_unused_parameters"] = False
     return kwargs
@@ -111,7 +111,7 @@ def sft_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eva
         # Best-fit-decreasing packing is padding-free: every token slot is a real token.
         kwargs.update(packing=True, packing_strategy="bfd", max_length=recipe.data.max_length)
     else:
-        # Our samples are already truncated to data.max_length by core.samples; padding-free
+        # Our samples are already truncated to data.max_length by core.dataset.samples; padding-free
         # concatenates a batch into one row (position ids keep sequences apart), so no slot is padding.
         kwargs.update(packing=False, padding_free=True, max_length=None)
     # The dataset carries our own labels (-100 outside assistant spans); trl uses them as is.

@@ -1,7 +1,7 @@
 """Export: from a run (or an adapter folder) to a merged model, the Hub, GGUF and Ollama, verified.
 
 Each step is a plain function usable alone (`merge`, `convert_gguf`, `prepare_hub`,
-`verify`; Ollama and Hub pushes live in core.modelfile and core.hub). `run_export` chains
+`verify`; Ollama and Hub pushes live in core.export.modelfile and core.export.hub). `run_export` chains
 them for one ExportPlan and yields Events a UI or the CLI can stream. Everything lands in
 `STUDIO_HOME/exports/<run>/` beside a manifest.json that records each step's state; a
 step is written into a `.partial` folder or file and renamed only when complete, and is
@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core import gguf as gguf_files
-from core import hub, modelfile
-from core.export_source import ExportError, Source, resolve_source
+from core.export import gguf as gguf_files
+from core.export import hub
+from core.export import modelfile
+from core.export.source import ExportError, Source, resolve_source
 from core.workspace import workspace, write_json_atomic
 
 STEPS = ("merge", "hub", "gguf", "ollama", "verify")

@@ -1,5 +1,5 @@
 """Which tuned weights a chat side shows: an adapter, a model folder, or a run's best of them,
-and whether an adapter fits the base model loaded. Knows runs only through core.runs."""
+and whether an adapter fits the base model loaded. Knows runs only through core.train.runs."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def tuned_source(path: str | Path, *, label: str | None = None) -> TunedSource:
         if config.is_file():
             return TunedSource(kind, folder, label or folder.name, config.stat().st_mtime)
     if (folder / "status.json").is_file() or (folder / "recipe.yaml").is_file():
-        from core import runs  # the run-directory contract: best/, adapter/ or model/, checkpoints
+        from core.train import runs  # the run-directory contract: best/, adapter/ or model/, checkpoints
 
         artifacts = runs.model_artifacts(folder)
         if artifacts:
@@ -48,7 +48,7 @@ def tuned_source(path: str | Path, *, label: str | None = None) -> TunedSource:
 
 def tuned_options() -> list[tuple[str, str]]:
     """(label, path) for every adapter, model and checkpoint of every run, newest run first."""
-    from core import runs
+    from core.train import runs
 
     return [(f"{run.run_id} · {label}", str(path))
             for run in runs.list_runs() for label, path in runs.model_artifacts(run.path)]

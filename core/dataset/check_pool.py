@@ -1,4 +1,4 @@
-"""Check pool: run core.checks over slices of one big JSONL file in worker processes, then
+"""Check pool: run core.dataset.checker over slices of one big JSONL file in worker processes, then
 merge the partial results into one report, so a million-row file uses every core.
 
 Slices start at line boundaries; each worker numbers its records from 1 and the merge shifts
@@ -15,8 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from core import data
-from core.checks import LIST_CAP, Checker, CheckReport
+from core.dataset import reader
+from core.dataset.checker import LIST_CAP, Checker, CheckReport
 
 MIN_BYTES = 32 << 20  # below this, starting workers costs more than it saves
 _LISTS = ("bad_rows", "contamination", "empty_turns", "role_order", "preference_findings")
@@ -55,7 +55,7 @@ def _check_slice(job: tuple) -> dict:
     path, start, end, first_line, fmt, template, system_prompt, mode_table, fillers = job
     report = CheckReport(path, fmt, "")
     checker = Checker(report, mode_table=mode_table, filler_phrases=fillers)
-    items = data.jsonl_slice(path, start, end, first_line, fmt, template=template, system_prompt=system_prompt)
+    items = reader.jsonl_slice(path, start, end, first_line, fmt, template=template, system_prompt=system_prompt)
     for position, item in enumerate(items):
         checker.add(item, position)
     return {
@@ -70,7 +70,7 @@ def _check_slice(job: tuple) -> dict:
 
 def check_parallel(path: str | Path, fmt: str, evidence: str, *, workers: int, mode_table: dict, fillers: list[str],
                    template: str | None = None, system_prompt: str | None = None) -> CheckReport:
-    """The same report `core.checks.check` gives, computed by `workers` processes."""
+    """The same report `core.dataset.checks.check` gives, computed by `workers` processes."""
     path = Path(path)
     jobs = [(str(path), s, e, line, fmt, template, system_prompt, mode_table, fillers)
             for s, e, line in slices(path, workers)]

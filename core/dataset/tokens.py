@@ -1,7 +1,7 @@
 """Tokens: how a dataset looks to a model's tokenizer: lengths against max_length, the share of
 tokens that are trained, and the label mask of one record for a person to read.
 
-Rendering and masking come from core.samples (the tokenizer's own chat template); this module
+Rendering and masking come from core.dataset.samples (the tokenizer's own chat template); this module
 only counts and caches. Tokenizers are loaded lazily through core.models and kept, because the
 Dataset tab asks for the same one on every page. It knows nothing about files or the UI.
 """
@@ -12,8 +12,8 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Iterable
 
-from core.data import Example
-from core.samples import IGNORE, TemplateError, mask_segments, stack_messages, tokenize_example, tokenize_messages
+from core.dataset.reader import Example
+from core.dataset.samples import IGNORE, TemplateError, mask_segments, stack_messages, tokenize_example, tokenize_messages
 
 
 @lru_cache(maxsize=4)

@@ -10,7 +10,7 @@ turns token by token and puts the right adapter state in place for each turn.
 Sampling is shared by all sides (system prompt, temperature, top-p, max new tokens, seed);
 temperature 0 is greedy. Each side draws from its own seeded generator, so a seed reproduces
 an answer even though the sides interleave. This module knows nothing about gradio, prompt
-sets or metrics (core.evaluation), nor how runs are laid out (core.runs).
+sets or metrics (core.eval.metrics), nor how runs are laid out (core.train.runs).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from core import models
-from core.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
+from core.chat.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
 
 BASE = "base"
 TUNED = "tuned"

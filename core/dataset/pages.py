@@ -4,7 +4,7 @@ A JSONL file is indexed by the byte offset of each non-blank line (8 bytes a row
 is read, parsed and normalized only when asked for, so a million-row file never becomes a
 million Python dicts. Other formats (JSON, CSV, Parquet, folders) are read once into a list.
 `select` filters and sorts positions with numpy over the compact arrays a check produced.
-Positions count records in file order, bad rows included, exactly as core.checks counts them.
+Positions count records in file order, bad rows included, exactly as core.dataset.checks counts them.
 This module knows nothing about the UI; it reads files and review state, and writes nothing.
 """
 
@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core import data, formats
-from core.data import BadRow, Example
+from core.dataset import reader
+
+from core.dataset import formats
+from core.dataset.reader import BadRow, Example
 
 _CHUNK = 8 << 20
 _INDEX_CHUNK = 32 << 20
@@ -26,7 +28,7 @@ class PagedDataset:
     def __init__(self, path: str | Path, format: str = "auto", *, format_template: str | None = None,
                  system_prompt: str | None = None):
         self.path = Path(path)
-        opened = data.stream(path, format, format_template=format_template, system_prompt=system_prompt)
+        opened = reader.stream(path, format, format_template=format_template, system_prompt=system_prompt)
         self.format, self.evidence = opened.format, opened.evidence
         self.template, self.system_prompt = opened.template, system_prompt
         self.lazy = self.path.is_file() and self.path.suffix.lower() in (".jsonl", ".ndjson")
@@ -56,7 +58,7 @@ class PagedDataset:
         return out
 
     def _record(self, raw: bytes, line: int, number: int) -> Example | BadRow:
-        row = data.parse_line(raw, line)
+        row = reader.parse_line(raw, line)
         if isinstance(row, str):
             return BadRow(str(self.path), line, row, number)
         if self.format == "unknown":
@@ -65,7 +67,7 @@ class PagedDataset:
             return formats.normalize(row, self.format, example_id=f"line-{line}", line=line, row_number=number,
                                      format_template=self.template, system_prompt=self.system_prompt)
         except (formats.RowError, KeyError, TypeError, AttributeError) as error:
-            return BadRow(str(self.path), line, data._reason(error), number)
+            return BadRow(str(self.path), line, reader._reason(error), number)
 
     def search(self, text: str) -> list[int]:
         """Positions of records whose raw text contains `text` (case-insensitive)."""

@@ -1,0 +1,1 @@
+"""Chat: the engine (one base copy, adapters per side), tuned-weight discovery."""

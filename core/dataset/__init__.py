@@ -1,0 +1,1 @@
+"""Datasets: reading, formats, checks, review, pages, samples, token statistics."""

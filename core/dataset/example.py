@@ -1,0 +1,43 @@
+"""The normalized row: `Example` (one usable row) and `BadRow` (one unusable row, with where and
+why), and the chat roles a row may use. Every reader produces these; this module knows nothing
+about files, formats or tokenizers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(slots=True)
+class Example:
+    """One normalized row. `messages` is the chat; for preference data `chosen`/`rejected` are
+    the two assistant replies that follow `messages` (the shared prompt)."""
+
+    id: str
+    messages: list[dict]
+    mode: str | None = None
+    chosen: str | None = None
+    rejected: str | None = None
+    category: str | None = None
+    source: dict = field(default_factory=dict)
+    line: int | None = None
+    row: int | None = None  # 1-based position among the file's records (blank lines not counted)
+
+    @property
+    def is_preference(self) -> bool:
+        return self.chosen is not None and self.rejected is not None
+
+
+@dataclass(slots=True)
+class BadRow:
+    """A row that could not be used, with where it is and why."""
+
+    file: str
+    line: int | None
+    reason: str
+    row: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.reason}"

@@ -1,0 +1,1 @@
+"""Evaluation: prompt sets, metrics, running a set through both sides."""

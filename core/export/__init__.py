@@ -1,0 +1,1 @@
+"""Export: merge, Hub, GGUF, Modelfile/Ollama, verification."""

@@ -1,0 +1,1 @@
+"""Training: the run folder, runs, the worker process, preflight, trainers and callbacks."""

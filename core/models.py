@@ -12,22 +12,24 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import json
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.workspace import workspace
+from core.errors import StudioError
+from core.workspace import atomic_path, workspace
 
 EMBEDDED_NAMES = ("embedded", "smollm2-135m-instruct")
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_FOLDER = "smollm2-135m-instruct"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# The one Hub-id pattern (owner/name); a dataset reference may add `:config` (HUB_DATASET_REF).
+_OWNER_NAME = r"[A-Za-z0-9][\w.-]*/[\w.-]+"
+HUB_ID = re.compile(rf"^{_OWNER_NAME}$")
+HUB_DATASET_REF = re.compile(rf"^{_OWNER_NAME}(:[\w.-]+)?$")
 
 
-class ModelNotFound(LookupError):
+class ModelNotFound(StudioError, LookupError):
     """A model name that resolves to nothing loadable; the message says what was tried."""
 
 
@@ -115,15 +117,12 @@ def _convert_gguf_to_folder(gguf: Path, target: Path) -> None:
     rebuilt = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     rebuilt.load_state_dict(loaded.state_dict())
     rebuilt.generation_config = loaded.generation_config
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    rebuilt.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    (partial / "studio_source.json").write_text(
-        json.dumps({"hub_id": EMBEDDED_HUB_ID, "converted_from": gguf.name}, indent=2)
-    )
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(partial, target)
+    with atomic_path(target) as partial:
+        rebuilt.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        (partial / "studio_source.json").write_text(
+            json.dumps({"hub_id": EMBEDDED_HUB_ID, "converted_from": gguf.name}, indent=2)
+        )
 
 
 def resolve(name: str) -> ResolvedModel:
@@ -137,8 +136,8 @@ def resolve(name: str) -> ResolvedModel:
     if local.is_dir():
         if not (local / "config.json").is_file() and not (local / "adapter_config.json").is_file():
             raise ModelNotFound(f"{local} is a folder but holds no config.json: not a transformers model.")
-        return ResolvedModel(name, str(local.resolve()), _hub_id_recorded_in(local), "local")
-    if _HUB_ID.match(name):
+        return ResolvedModel(name, str(local.resolve()), hub_id_recorded_in(local), "local")
+    if HUB_ID.match(name):
         return ResolvedModel(name, name, name, "hub")
     raise ModelNotFound(
         f"Model '{name}' is neither 'embedded', an existing local folder, nor a Hub id (owner/name). "
@@ -147,7 +146,8 @@ def resolve(name: str) -> ResolvedModel:
     )
 
 
-def _hub_id_recorded_in(folder: Path) -> str | None:
+def hub_id_recorded_in(folder: Path) -> str | None:
+    """The Hub id a converted or merged model folder was made from (its studio_source.json)."""
     marker = folder / "studio_source.json"
     if marker.is_file():
         return json.loads(marker.read_text()).get("hub_id")
@@ -194,8 +194,8 @@ def load_model(name: str, *, quantize_4bit: bool = False, trust_remote_code: boo
     return model
 
 
-class QLoRANeedsCUDA(RuntimeError):
-    pass
+class QLoRANeedsCUDA(StudioError, RuntimeError):
+    """QLoRA asked for on a machine without CUDA; the message offers LoRA instead."""
 
 
 def four_bit_config(policy: DevicePolicy | None = None):

@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 import yaml
 
+from core.errors import StudioError
 from core.workspace import CONFIGS, PROJECT_ROOT
 
 
-class RecipeError(ValueError):
+class RecipeError(StudioError, ValueError):
     """A recipe problem, always naming the dotted field (and the file when there is one)."""
 
 

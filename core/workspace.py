@@ -2,17 +2,23 @@
 
 `STUDIO_HOME` picks it; the default is `~/.tuning-studio`. This module also guards paths a
 user types: `inside()` refuses anything that resolves outside the workspace (or another
-allowed root), so a hosted studio can't be walked out of. It knows nothing about what is
-stored in the folders.
+allowed root), so a hosted studio can't be walked out of. It owns the one atomic-write step
+(write beside the target, rename over it when complete) that every writer in core uses. It
+knows nothing about what is stored in the folders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.errors import StudioError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS = PROJECT_ROOT / "assets"
@@ -51,8 +57,8 @@ def workspace() -> Workspace:
     return Workspace(Path(root).expanduser().resolve()).ensure()
 
 
-class PathOutsideWorkspace(ValueError):
-    pass
+class PathOutsideWorkspace(StudioError, ValueError):
+    """A path a visitor sent that resolves outside the folders this studio may read."""
 
 
 def inside(path: str | os.PathLike, *roots: Path) -> Path:
@@ -70,13 +76,14 @@ def inside(path: str | os.PathLike, *roots: Path) -> Path:
     raise PathOutsideWorkspace(f"{path}: outside the folders this studio may read ({names})")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text so a crash leaves either the old file or the new one, never half of one."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write text (or bytes) so a crash leaves either the old file or the new one, never half of one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -87,3 +94,32 @@ def write_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: object) -> None:
     write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """`<target>.partial` to write a file or a whole folder into (streamed, by a library's
+    `save_pretrained`, by a converter); when the block ends it replaces `target`, and when the
+    block fails it is removed, so a crash or a full disk never leaves half an artifact behind.
+    >>> with atomic_path(folder / "model") as partial:  # doctest: +SKIP
+    ...     model.save_pretrained(partial)
+    """
+    target = Path(target)
+    partial = target.with_name(target.name + ".partial")
+    _remove(partial)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield partial
+        if partial.is_dir():
+            _remove(target)  # a folder can't be renamed over a non-empty folder
+        os.replace(partial, target)
+    except BaseException:
+        _remove(partial)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

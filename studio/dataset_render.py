@@ -8,8 +8,9 @@ import html
 import re
 
 from core.dataset.reader import BadRow, Example
+from core.dataset.tags import mode_tag_pattern, tag_owner, think_pattern
 
-_THINK = re.compile(r"&lt;think&gt;(.*?)(&lt;/think&gt;|$)", re.S)
+_THINK = think_pattern(html.escape)
 COLORS = {"good": "#1a7f37", "warn": "#9a6700", "bad": "#cf222e"}
 MODE_COLORS = ["#8250df", "#0969da", "#bf3989", "#1a7f37", "#bc4c00", "#57606a"]
 ROLE_STYLE = {
@@ -21,11 +22,8 @@ ROLE_STYLE = {
 
 
 def _tags_pattern(mode_table: dict[str, list[str]]) -> tuple[re.Pattern | None, dict[str, str]]:
-    owner = {tag.strip("<>"): mode for mode, tags in mode_table.items() for tag in tags}
-    if not owner:
-        return None, {}
-    names = "|".join(re.escape(n) for n in sorted(owner, key=len, reverse=True))
-    return re.compile(rf"&lt;(/?)({names})&gt;"), owner
+    owner = tag_owner(mode_table)
+    return mode_tag_pattern(owner, html.escape), owner
 
 
 def render_text(text: str, mode_table: dict[str, list[str]]) -> str:

@@ -89,7 +89,7 @@ def _resolve(choice: str | None, upload: str | None, typed: str | None) -> str:
         return str(_store_upload(upload))
     if typed and typed.strip():
         text = typed.strip()
-        if not Path(text).expanduser().exists() and reader._HUB_NAME.match(text):
+        if reader.is_hub_dataset(text):
             return text  # a Hub dataset name
         return str(inside(text))
     if choice:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import functools
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -27,10 +26,10 @@ from typing import Iterator
 
 from core import models
 from core.chat.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
+from core.dataset.tags import ThinkSplit, split_think, think_title  # noqa: F401  (re-exported for chat clients)
 
 BASE = "base"
 TUNED = "tuned"
-_THINK = re.compile(r"<think>(.*?)(</think>|$)", re.DOTALL)
 _pane = threading.local()  # which adapter the generating thread wants; read inside the forward hook
 
 
@@ -82,33 +81,6 @@ class PaneState:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
-
-
-# ---- <think> blocks ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ThinkSplit:
-    think: str | None  # the reasoning, None when the text has no <think> block
-    answer: str  # the text outside the block
-    closed: bool  # False while the block is still being written
-
-
-def split_think(text: str) -> ThinkSplit:
-    """Separate a leading or embedded <think>…</think> block from the answer.
-    >>> split_think("<think>hm</think>Paris.")
-    ThinkSplit(think='hm', answer='Paris.', closed=True)
-    """
-    match = _THINK.search(text)
-    if not match:
-        return ThinkSplit(None, text.strip(), True)
-    answer = (text[: match.start()] + text[match.end():]).strip()
-    return ThinkSplit(match.group(1).strip(), answer, bool(match.group(2)))
-
-
-def think_title(split: ThinkSplit) -> str:
-    words = len(split.think.split()) if split.think else 0
-    state = "thinking…" if not split.closed else "thought"
-    return f"{state.capitalize()} · {words} words, {len(split.think or '')} characters"
 
 
 # ---- the engine ----------------------------------------------------------------------------

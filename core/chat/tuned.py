@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import models
+from core.errors import StudioError
+from core.train import run_dir
 
 
-class AdapterMismatch(ValueError):
+class AdapterMismatch(StudioError, ValueError):
     """An adapter trained on another base model than the one loaded."""
 
 
-class TunedModelError(ValueError):
+class TunedModelError(StudioError, ValueError):
     """A tuned-side path that is neither an adapter, a model folder nor a run with one."""
 
 
@@ -35,10 +37,8 @@ def tuned_source(path: str | Path, *, label: str | None = None) -> TunedSource:
     for kind, config in (("adapter", folder / "adapter_config.json"), ("model", folder / "config.json")):
         if config.is_file():
             return TunedSource(kind, folder, label or folder.name, config.stat().st_mtime)
-    if (folder / "status.json").is_file() or (folder / "recipe.yaml").is_file():
-        from core.train import runs  # the run-directory contract: best/, adapter/ or model/, checkpoints
-
-        artifacts = runs.model_artifacts(folder)
+    if run_dir.is_run_dir(folder) or (folder / run_dir.RECIPE_FILE).is_file():
+        artifacts = run_dir.model_artifacts(folder)
         if artifacts:
             best_label, best_path = artifacts[0]
             return tuned_source(best_path, label=label or f"{folder.name}/{best_label}")

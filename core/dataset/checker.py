@@ -19,6 +19,7 @@ from pathlib import Path
 from core.dataset import reader
 from core.dataset.contamination import ContaminationCheck, assistant_texts, load_config
 from core.dataset.reader import BadRow, Example
+from core.dataset.tags import without_think
 
 LIST_CAP = 1000  # findings listed per kind in a report; counts are always complete
 
@@ -75,10 +76,7 @@ class CheckReport:
 def visible_words(text: str) -> int:
     """Words a reader sees in a reply: <think> blocks left out. Tags glued to words (the usual
     way they are written) do not add words, so no regex pass is needed."""
-    while "<think>" in text:
-        head, _, rest = text.partition("<think>")
-        text = head + " " + rest.partition("</think>")[2]
-    return len(text.split())
+    return len(without_think(text).split())
 
 
 # Near-duplicate key: lower-case ASCII letters and digits only, via one C-level bytes.translate.

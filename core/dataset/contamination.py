@@ -9,13 +9,13 @@ This module knows nothing about files or the other quality checks.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from core.dataset.reader import Example
+from core.dataset.tags import mode_tag_pattern, tag_owner
 from core.workspace import ASSETS
 
 DEFAULT_MODES_FILE = ASSETS / "modes.yaml"
@@ -67,9 +67,8 @@ class ContaminationCheck:
 
     def __init__(self, table: dict[str, list[str]] | None = None):
         self.table = normalize_table(table or BUILTIN_MODES)
-        self.owner = {tag[1:-1]: mode for mode, tags in self.table.items() for tag in tags}
-        names = "|".join(re.escape(name) for name in sorted(self.owner, key=len, reverse=True))
-        self.pattern = re.compile(rf"</?(?:{names})>")
+        self.owner = tag_owner(self.table)
+        self.pattern = mode_tag_pattern(self.owner)
         self._verdicts: dict[tuple, tuple[Finding, ...]] = {}
 
     def check(self, example: Example, texts: list[str] | None = None) -> list[Finding]:
@@ -84,7 +83,7 @@ class ContaminationCheck:
             return [Finding("unknown mode", [], f"mode '{mode}' is not in the mode table ({known}); add it or fix the label")]
         # The verdict depends only on the mode and the tags in each text, in order, and a big
         # dataset repeats a few tag sequences: judge each sequence once.
-        key = (mode, tuple(tuple(self.pattern.findall(text)) if "<" in text else () for text in texts))
+        key = (mode, tuple(tuple(self.pattern.findall(text)) if "<" in text and self.pattern else () for text in texts))
         found = self._verdicts.get(key)
         if found is None:
             found = self._judge(mode, key[1])
@@ -107,12 +106,11 @@ class ContaminationCheck:
 
     @staticmethod
     def _balance(tags: tuple, findings: list[Finding]) -> set[str]:
-        """The tag names in one text's sequence of tags; a finding when they don't balance."""
+        """The tag names in one text's sequence of ('/' or '', name) tags; a finding when they don't balance."""
         open_count: dict[str, int] = {}
         seen, bad = set(), set()
-        for tag in tags:
-            closing = tag[1] == "/"
-            name = tag[2:-1] if closing else tag[1:-1]
+        for slash, name in tags:
+            closing = bool(slash)
             seen.add(name)
             if closing:
                 if open_count.get(name, 0) == 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from core.dataset.example import Example
+from core.errors import StudioError
 
 FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "preference", "friction", "modes")
 DEFAULT_FRICTION_TEMPLATE = "<think>{thought_stream}</think>{final_answer}"
@@ -27,7 +28,7 @@ SHAREGPT_ROLES = {
 _ROLE_SET = frozenset(("system", "user", "assistant", "tool"))
 
 
-class RowError(ValueError):
+class RowError(StudioError, ValueError):
     """A row that can't become an Example; the message names the field and the fix."""
 
 

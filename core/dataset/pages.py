@@ -67,7 +67,7 @@ class PagedDataset:
             return formats.normalize(row, self.format, example_id=f"line-{line}", line=line, row_number=number,
                                      format_template=self.template, system_prompt=self.system_prompt)
         except (formats.RowError, KeyError, TypeError, AttributeError) as error:
-            return BadRow(str(self.path), line, reader._reason(error), number)
+            return BadRow(str(self.path), line, reader.row_error_text(error), number)
 
     def search(self, text: str) -> list[int]:
         """Positions of records whose raw text contains `text` (case-insensitive)."""

@@ -13,8 +13,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -29,13 +28,14 @@ except ImportError:  # pragma: no cover
 
 from core.dataset import formats
 from core.dataset.example import ROLES, BadRow, Example  # noqa: F401  (re-exported: readers hand these out)
+from core.errors import StudioError
+from core.models import HUB_DATASET_REF
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 DETECT_SAMPLE = 200
-_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.-]+)?$")
 
 
-class DatasetError(ValueError):
+class DatasetError(StudioError, ValueError):
     """The dataset as a whole can't be read (missing, wrong kind of file, unreachable Hub)."""
 
 
@@ -166,10 +166,15 @@ def _hub_records(name: str) -> Iterator[tuple[None, dict]]:
         ) from None
 
 
+def is_hub_dataset(text: str) -> bool:
+    """A Hub dataset reference (owner/name, optionally :config) that is not a local path."""
+    return bool(HUB_DATASET_REF.match(text)) and not Path(text).expanduser().exists()
+
+
 def records(path: str | Path) -> Iterator[tuple[str, int | None, int, dict | str]]:
     """(file, line, row number, dict or reason) for every record behind `path`."""
     text = str(path)
-    if not Path(text).expanduser().exists() and _HUB_NAME.match(text):
+    if is_hub_dataset(text):
         for number, (line, row) in enumerate(_hub_records(text), start=1):
             yield text, line, number, row
         return
@@ -231,7 +236,7 @@ def to_item(file: str, line: int | None, number: int, row: dict | str, fmt: str,
         return formats.normalize(row, fmt, example_id=default_id, line=line, row_number=number,
                                  format_template=template, system_prompt=system_prompt)
     except (formats.RowError, KeyError, TypeError, AttributeError) as error:
-        return BadRow(file, line, _reason(error), number)
+        return BadRow(file, line, row_error_text(error), number)
 
 
 def jsonl_slice(path: str | Path, start: int, end: int, first_line: int, fmt: str, *, template: str | None = None,
@@ -252,7 +257,8 @@ def jsonl_slice(path: str | Path, start: int, end: int, first_line: int, fmt: st
             line += 1
 
 
-def _reason(error: Exception) -> str:
+def row_error_text(error: Exception) -> str:
+    """Why a row could not become an Example, in words (a missing field, a RowError's message)."""
     if isinstance(error, KeyError):
         return f"missing field {error.args[0]!r}"
     if isinstance(error, formats.RowError):

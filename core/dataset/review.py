@@ -12,14 +12,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.dataset.reader import Example, to_normalized
-from core.workspace import workspace, write_json_atomic
+from core.workspace import atomic_path, workspace, write_json_atomic
 
 STATUSES = ("pending", "approved", "rejected")
 # Formats whose original row shape can carry an edited conversation back.
@@ -201,11 +199,9 @@ def export_reviewed(dataset_path: str | Path, examples, fmt: str, *, only_approv
     state = open_review(dataset_path)
     suffix = "-approved" if only_approved else ""
     out = Path(out) if out else review_dir(dataset_path) / f"{Path(dataset_path).stem}-reviewed{suffix}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
     written = left_out = fallback = 0
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_path(out) as partial:
+        with open(partial, "w", encoding="utf-8") as handle:
             for example in examples:
                 record = state.records.get(example.id, {})
                 status = record.get("status", "pending")
@@ -219,8 +215,4 @@ def export_reviewed(dataset_path: str | Path, examples, fmt: str, *, only_approv
                     row = to_normalized(apply_edits(example, record))
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
                 written += 1
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return ExportSummary(out, written, left_out, fallback)

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.dataset.reader import Example
+from core.errors import StudioError
 
 IGNORE = -100
 
 
-class TemplateError(ValueError):
+class TemplateError(StudioError, ValueError):
     """The chat template can't be split into prompt and reply spans for this conversation."""
 
 

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from core.chat.engine import BASE, TUNED, ChatEngine, Sampling, split_think
 from core.dataset.reader import BadRow
+from core.train.run_dir import AB_DIR
 from core.workspace import ASSETS, workspace, write_atomic
 
 PROMPT_SETS = ASSETS / "prompts"
@@ -311,7 +312,7 @@ def save_results(rows: list[dict], tuned: str | Path | None = None) -> list[Path
     saved = [export(rows, workspace().exports / f"ab-{stamp}{suffix}") for suffix in (".csv", ".jsonl")]
     run = run_folder_of(tuned)
     if run is not None and run.is_dir():
-        saved.append(export(rows, run / "ab" / f"ab-{stamp}.jsonl"))
+        saved.append(export(rows, run / AB_DIR / f"ab-{stamp}.jsonl"))
     return saved
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import errno
 import importlib.util
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.errors import StudioError
+from core.workspace import atomic_path
 
 CONVERTER_TYPES = ("f16", "bf16", "q8_0")
 K_QUANTS = ("q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k", "q3_k_m", "q2_k")
@@ -27,7 +29,7 @@ LLAMA_EXTRA_HINT = "install the llama extra: pip install 'tuning-studio[llama]' 
 Progress = Callable[[str], None]
 
 
-class GGUFError(RuntimeError):
+class GGUFError(StudioError, RuntimeError):
     """A conversion or read-back problem, phrased for the person who asked for it."""
 
 
@@ -55,17 +57,13 @@ def convert(model_dir: Path, out_file: Path, gguf_type: str = "q8_0", progress: 
         raise GGUFError(reason)
     if not (model_dir / "config.json").is_file():
         raise GGUFError(f"{model_dir}: no config.json, so this is not a model folder to convert (merge the adapter first).")
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_file.with_name(out_file.name + ".partial")
-    partial.unlink(missing_ok=True)
     try:
-        if kind in CONVERTER_TYPES:
-            _run_converter(model_dir, partial, kind, progress)
-        else:
-            _convert_and_quantize(model_dir, partial, kind, progress)
-        os.replace(partial, out_file)
+        with atomic_path(out_file) as partial:
+            if kind in CONVERTER_TYPES:
+                _run_converter(model_dir, partial, kind, progress)
+            else:
+                _convert_and_quantize(model_dir, partial, kind, progress)
     except BaseException as error:
-        partial.unlink(missing_ok=True)
         raise _explain(error, model_dir, out_file) from error
     return out_file
 

@@ -10,9 +10,7 @@ every error text is scrubbed of it. This module knows nothing about merging or G
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +18,15 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from core.errors import StudioError
+from core.models import HUB_ID
+from core.train.run_dir import read_jsonl
+from core.workspace import atomic_path
+
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-class HubError(RuntimeError):
+class HubError(StudioError, RuntimeError):
     """A push that could not happen; the message says why and where the prepared folder is."""
 
 
@@ -46,15 +46,14 @@ class CardFacts:
 
 def losses_from_metrics(metrics_file: Path) -> dict:
     """Final train loss, final and best eval loss (with their steps) from a run's metrics.jsonl."""
+    return losses(read_jsonl(metrics_file))
+
+
+def losses(records: list[dict]) -> dict:
+    """Final train loss, final and best eval loss (with their steps) from metrics records."""
     out: dict = {}
-    if not Path(metrics_file).is_file():
-        return out
-    for line in Path(metrics_file).read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line being written while we read
-        loss = row.get("loss") if isinstance(row, dict) else None
+    for row in records:
+        loss = row.get("loss")
         if not isinstance(loss, (int, float)):
             continue
         if row.get("split") == "eval":
@@ -69,7 +68,7 @@ def losses_from_metrics(metrics_file: Path) -> dict:
 def hub_datasets(recipe: dict | None) -> list[str]:
     """The recipe's dataset when it is a Hub id (a local file is named in the card text instead)."""
     path = ((recipe or {}).get("data") or {}).get("path") or ""
-    return [path] if _HUB_ID.match(path) and not Path(path).exists() else []
+    return [path] if HUB_ID.match(path) and not Path(path).exists() else []
 
 
 def model_card(facts: CardFacts) -> ModelCard:
@@ -144,9 +143,7 @@ def _cell(value) -> str:
 
 def prepare_folder(source: Path, target: Path, facts: CardFacts, *, files: list[Path] | None = None) -> Path:
     """Copy what gets pushed (a folder, or only `files`) into `target` with README.md; atomic."""
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with atomic_path(target) as partial:
         if files is None:
             shutil.copytree(source, partial, ignore=shutil.ignore_patterns("*.partial", "optimizer.pt", "scheduler.pt", "rng_state*.pth"))
         else:
@@ -154,11 +151,6 @@ def prepare_folder(source: Path, target: Path, facts: CardFacts, *, files: list[
             for item in files:
                 shutil.copy2(item, partial / Path(item).name)
         model_card(facts).save(partial / "README.md")
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return target
 
 
@@ -173,7 +165,7 @@ def push(folder: Path, repo_id: str, *, token: str | None = None, private: bool 
 
     secret = resolve_token(token)
     keep = f"The prepared folder stays at {folder}; push it later from the Export tab or with `studio export ... --hub {repo_id}`."
-    if not _HUB_ID.match(repo_id or ""):
+    if not HUB_ID.match(repo_id or ""):
         raise HubError(f"'{repo_id}' is not a Hub repository id; use owner/name, e.g. your-name/my-adapter. {keep}")
     if not secret:
         raise HubError(f"No Hugging Face token: paste one in the token field or set HF_TOKEN (a token with write access). {keep}")

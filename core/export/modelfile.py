@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import StudioError
+
 DEFAULT_HOST = "http://127.0.0.1:11434"
 
 # Ollama Go templates. Ollama puts the Modelfile's SYSTEM in front of .Messages when the chat
@@ -55,11 +57,11 @@ FAMILIES = (
 )
 
 
-class ModelfileError(ValueError):
+class ModelfileError(StudioError, ValueError):
     """The chat template is missing or of a family we cannot translate faithfully."""
 
 
-class OllamaUnavailable(RuntimeError):
+class OllamaUnavailable(StudioError, RuntimeError):
     """No Ollama server answered; the message carries the `ollama create` command to run later."""
 
 

@@ -24,7 +24,8 @@ from core.export import gguf as gguf_files
 from core.export import hub
 from core.export import modelfile
 from core.export.source import ExportError, Source, resolve_source
-from core.workspace import workspace, write_json_atomic
+from core.train.run_dir import RECIPE_FILE, latest_ab_rows, read_metrics
+from core.workspace import atomic_path, workspace, write_json_atomic
 
 STEPS = ("merge", "hub", "gguf", "ollama", "verify")
 DEFAULT_PROMPTS = ("What is the capital of France?", "Write one sentence about the sea.",
@@ -130,23 +131,16 @@ def merge(source: Source, out_dir: Path, say: Callable[[str], None] = print) -> 
     merged = PeftModel.from_pretrained(base, source.artifact).merge_and_unload()
     tokenizer_from = source.artifact if (source.artifact / "tokenizer_config.json").is_file() else models.resolve(source.base_name).path
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_from)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
+    with atomic_path(out_dir) as partial:
         merged.save_pretrained(partial, safe_serialization=True)
         tokenizer.save_pretrained(partial)
         _copy_missing(Path(tokenizer_from), partial, TOKENIZER_FILES)
         _copy_missing(Path(models.resolve(source.base_name).path), partial, ("generation_config.json",))
         for place in (source.artifact, source.run_dir):
-            if place and (place / "recipe.yaml").is_file() and not (partial / "recipe.yaml").exists():
-                shutil.copy2(place / "recipe.yaml", partial / "recipe.yaml")
+            if place and (place / RECIPE_FILE).is_file() and not (partial / RECIPE_FILE).exists():
+                shutil.copy2(place / RECIPE_FILE, partial / RECIPE_FILE)
         (partial / "studio_source.json").write_text(json.dumps(
             {"hub_id": source.base_hub_id, "merged_from": str(source.artifact), "checkpoint": source.label}, indent=2))
-        shutil.rmtree(out_dir, ignore_errors=True)
-        partial.replace(out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     say(f"merged model: {out_dir} ({human_size(folder_size(out_dir))})")
     return out_dir
 
@@ -172,33 +166,17 @@ def convert_gguf(model_dir: Path, out_file: Path, gguf_type: str, say: Callable[
 def prepare_hub(source: Source, what: str, folder: Path, merged_dir: Path | None, gguf_file: Path | None) -> Path:
     """The folder to push (adapter, merged model or GGUF) with a generated model card."""
     what = ("adapter" if source.kind == "adapter" else "merged") if what == "auto" else what
-    metrics = (source.run_dir / "metrics.jsonl") if source.run_dir else Path("/nonexistent")
+    metrics = read_metrics(source.run_dir) if source.run_dir else []
     facts = hub.CardFacts(base_model=source.base_hub_id, name=source.name, recipe=source.recipe,
                           kind={"adapter": "adapter", "merged": "model", "gguf": "gguf"}[what],
-                          datasets=hub.hub_datasets(source.recipe), losses=hub.losses_from_metrics(metrics),
-                          ab_results=_ab_results(source.run_dir))
+                          datasets=hub.hub_datasets(source.recipe), losses=hub.losses(metrics),
+                          ab_results=latest_ab_rows(source.run_dir))
     if what == "adapter":
         return hub.prepare_folder(source.artifact, folder, facts)
     if what == "merged":
         return hub.prepare_folder(merged_dir or source.artifact, folder, facts)
     facts.gguf_files = [gguf_file.name, "Modelfile"] if (gguf_file.parent / "Modelfile").is_file() else [gguf_file.name]
     return hub.prepare_folder(gguf_file.parent, folder, facts, files=[gguf_file.parent / n for n in facts.gguf_files])
-
-
-def _ab_results(run_dir: Path | None) -> list[dict]:
-    """Rows of the newest A/B file in the run folder (ab*.jsonl or ab/*.jsonl), when there is one."""
-    if not run_dir:
-        return []
-    files = sorted([*run_dir.glob("ab*.jsonl"), *run_dir.glob("ab/*.jsonl")], key=lambda p: p.stat().st_mtime)
-    if not files:
-        return []
-    rows = []
-    for line in files[-1].read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return [r for r in rows if isinstance(r, dict)]
 
 
 # ---------------------------------------------------------------- the chain

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import StudioError
+from core.train.run_dir import CHECKPOINTS, FINAL, RECIPE_FILE, run_holding
 from core.workspace import workspace
 
 
-class ExportError(RuntimeError):
+class ExportError(StudioError, RuntimeError):
     """An export that cannot go on; the message says what was wrong, where, and what to do."""
 
 
@@ -48,8 +50,8 @@ def pick(artifacts: list[tuple[str, Path]], checkpoint: str, run_dir: Path) -> t
     if wanted == "best":
         return artifacts[0]
     if wanted == "last":
-        final = [(label, path) for label, path in artifacts if path.name in ("adapter", "model")]
-        checkpoints = [(label, path) for label, path in artifacts if path.parent.name == "checkpoints"]
+        final = [(label, path) for label, path in artifacts if path.name in FINAL]
+        checkpoints = [(label, path) for label, path in artifacts if path.parent.name == CHECKPOINTS]
         return (final or checkpoints or artifacts)[0]
     names = ", ".join(label for label, _ in artifacts)
     raise ExportError(f"{run_dir}: no checkpoint named '{checkpoint}'. This run has: {names}.")
@@ -65,8 +67,8 @@ def resolve_source(path: str | Path, checkpoint: str = "best") -> Source:
     folder = folder.resolve()
     is_artifact = (folder / "adapter_config.json").is_file() or (folder / "config.json").is_file()
     if is_artifact:
-        run_dir = folder.parent if (folder.parent / "status.json").is_file() else None
-        if run_dir is None and folder.parent.name == "checkpoints":
+        run_dir = run_holding(folder.parent)
+        if run_dir is None and folder.parent.name == CHECKPOINTS:
             run_dir = folder.parent.parent
         label, artifact = folder.name, folder
     else:
@@ -81,8 +83,8 @@ def resolve_source(path: str | Path, checkpoint: str = "best") -> Source:
 
 def _read_recipe(artifact: Path, run_dir: Path | None) -> dict | None:
     for place in (artifact, run_dir):
-        if place and (place / "recipe.yaml").is_file():
-            return yaml.safe_load((place / "recipe.yaml").read_text(encoding="utf-8")) or {}
+        if place and (place / RECIPE_FILE).is_file():
+            return yaml.safe_load((place / RECIPE_FILE).read_text(encoding="utf-8")) or {}
     return None
 
 
@@ -94,9 +96,9 @@ def _find_base(source: Source) -> None:
     recipe_model = ((source.recipe or {}).get("model") or {}).get("name")
     if source.kind == "model":
         source.base_name = str(source.artifact)
-        marker = models._hub_id_recorded_in(source.artifact)
+        marker = models.hub_id_recorded_in(source.artifact)
         source.base_hub_id = marker or (models.EMBEDDED_HUB_ID if recipe_model and models.is_embedded(recipe_model) else None)
-        if not source.base_hub_id and recipe_model and models._HUB_ID.match(recipe_model):
+        if not source.base_hub_id and recipe_model and models.HUB_ID.match(recipe_model):
             source.base_hub_id = recipe_model
         return
     config = json.loads((source.artifact / "adapter_config.json").read_text(encoding="utf-8"))

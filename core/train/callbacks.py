@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
-import shutil
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
 
-from core.train.run_dir import METRICS_FILE, STOP_FILE
-from core.workspace import write_atomic
+from core.train.run_dir import BEST, BEST_INFO, METRICS_FILE, RECIPE_FILE, STOP_FILE
+from core.workspace import atomic_path, write_atomic
 
 
 def peak_memory_mb() -> float:
@@ -100,13 +98,13 @@ class RunCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if checkpoint.is_dir() and state.is_world_process_zero:
-            write_atomic(checkpoint / "recipe.yaml", self.recipe_yaml)
+            write_atomic(checkpoint / RECIPE_FILE, self.recipe_yaml)
 
     # ---------------------------------------------------------------- helpers
 
     def _previous_best(self) -> float | None:
         try:
-            return json.loads((self.run_dir / "best" / "best.json").read_text())["eval_loss"]
+            return json.loads((self.run_dir / BEST / BEST_INFO).read_text())["eval_loss"]
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
             return None
 
@@ -131,13 +129,9 @@ class RunCallback(TrainerCallback):
     def _save_best(self, model, step: int, loss: float) -> None:
         if model is None:
             return
-        best = self.run_dir / "best"
-        partial = self.run_dir / ".best.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        model.save_pretrained(partial)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(partial)
-        write_atomic(partial / "recipe.yaml", self.recipe_yaml)
-        (partial / "best.json").write_text(json.dumps({"step": step, "eval_loss": loss}) + "\n")
-        shutil.rmtree(best, ignore_errors=True)
-        os.replace(partial, best)
+        with atomic_path(self.run_dir / BEST) as partial:
+            model.save_pretrained(partial)
+            if self.tokenizer is not None:
+                self.tokenizer.save_pretrained(partial)
+            (partial / RECIPE_FILE).write_text(self.recipe_yaml, encoding="utf-8")
+            (partial / BEST_INFO).write_text(json.dumps({"step": step, "eval_loss": loss}) + "\n")

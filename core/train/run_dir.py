@@ -1,9 +1,10 @@
 """Run folder: the one owner of the run directory's layout.
 
 A run is `runs/<id>/`: recipe.yaml, status.json, metrics.jsonl, train.log, the stop file,
-checkpoints/checkpoint-<step>/, adapter/ or model/, best/. This module names those files, reads
-and writes them (status checked against the worker's pid, metrics one value per step, the log's
-tail) and answers "is this a run folder?" and "which checkpoint is newest?". It knows nothing
+checkpoints/checkpoint-<step>/, adapter/ or model/, best/, ab/ (A/B results). This module names
+those files, reads and writes them (status checked against the worker's pid, metrics and A/B
+rows through one JSONL reader, the log's tail) and answers "is this a run folder?", "which run
+holds this checkpoint?" and "which checkpoint is newest?". It knows nothing
 about starting processes, trainers or the UI, and imports nothing heavy (torch stays unloaded).
 """
 
@@ -26,12 +27,22 @@ RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 CHECKPOINTS = "checkpoints"
+BEST = "best"  # best checkpoint by eval loss, with BEST_INFO saying which step
+BEST_INFO = "best.json"
+FINAL = ("adapter", "model")  # the final LoRA adapter, or the model of a full fine-tune
+AB_DIR = "ab"  # A/B results over a prompt set, one JSONL file per run of the set
 _CHILDREN: dict[int, subprocess.Popen] = {}  # workers this process started, reaped on read
 
 
 def is_run_dir(path: str | Path) -> bool:
     """A folder is a run folder when it holds status.json."""
     return (Path(path) / STATUS_FILE).is_file()
+
+
+def run_holding(path: str | Path) -> Path | None:
+    """The run folder that `path` is, or lies in (adapter/, best/, checkpoints/checkpoint-N); else None."""
+    path = Path(path)
+    return next((p for p in [path, *path.parents][:3] if is_run_dir(p)), None)
 
 
 def register_child(process: subprocess.Popen) -> None:
@@ -103,16 +114,34 @@ def update_status(run_path: Path, **fields) -> dict:
 
 def read_metrics(run_path: str | Path) -> list[dict]:
     """Every record of metrics.jsonl; a half-written last line is skipped, not an error."""
-    path = Path(run_path) / METRICS_FILE
-    if not path.is_file():
+    return read_jsonl(Path(run_path) / METRICS_FILE)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The JSON objects of a JSONL file the studio wrote (metrics, A/B rows); a line being written
+    while we read, or anything that is not an object, is skipped. A missing file is empty."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
         return []
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records
+
+
+def latest_ab_rows(run_path: str | Path | None) -> list[dict]:
+    """Rows of the newest A/B file kept in the run folder (ab/*.jsonl, or ab*.jsonl beside it)."""
+    if not run_path:
+        return []
+    run_path = Path(run_path)
+    files = sorted([*run_path.glob("ab*.jsonl"), *(run_path / AB_DIR).glob("*.jsonl")], key=lambda p: p.stat().st_mtime)
+    return read_jsonl(files[-1]) if files else []
 
 
 def tail_log(run_path: str | Path, lines: int = 40) -> str:
@@ -137,6 +166,11 @@ def read_recipe(run_path: str | Path) -> dict:
         return {}
 
 
+def checkpoint_dir(run_path: str | Path, name: str = "") -> Path:
+    """checkpoints/ of a run, or one checkpoint in it by folder name."""
+    return Path(run_path) / CHECKPOINTS / name if name else Path(run_path) / CHECKPOINTS
+
+
 def latest_checkpoint(run_path: str | Path) -> Path | None:
     checkpoints = _checkpoints(Path(run_path))
     return checkpoints[-1] if checkpoints else None
@@ -153,9 +187,9 @@ def model_artifacts(run_path: str | Path) -> list[tuple[str, Path]]:
     newest first. Each folder holds the weights (or adapter), the tokenizer and recipe.yaml."""
     run_path = Path(run_path)
     found = []
-    if (run_path / "best").is_dir():
-        found.append(("best", run_path / "best"))
-    for name in ("adapter", "model"):
+    if (run_path / BEST).is_dir():
+        found.append(("best", run_path / BEST))
+    for name in FINAL:
         if (run_path / name).is_dir():
             found.append(("final", run_path / name))
     for checkpoint in reversed(_checkpoints(run_path)):

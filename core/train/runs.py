@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from core.errors import StudioError
 from core.recipes import Recipe
 from core.train.preflight import preflight
 from core.train.run_dir import (  # noqa: F401  (the reading half of the contract, re-exported for callers)
@@ -31,11 +32,11 @@ from core.train.run_dir import (  # noqa: F401  (the reading half of the contrac
 from core.workspace import PROJECT_ROOT, workspace, write_atomic, write_json_atomic
 
 
-class RunBusy(RuntimeError):
+class RunBusy(StudioError, RuntimeError):
     """A second start while a run is going."""
 
 
-class RunError(RuntimeError):
+class RunError(StudioError, RuntimeError):
     """A run folder that can't do what was asked (no checkpoint, still running, not a run)."""
 
 
@@ -221,7 +222,7 @@ def resume(run_path: str | Path, checkpoint: str = "last") -> Path:
         raise RunError(f"{run_path.name} is {status['state']}; only a stopped, failed or finished run can resume")
     if checkpoint == "last" and latest_checkpoint(run_path) is None:
         raise RunError(f"{run_path.name} has no checkpoint to resume from; start it again instead")
-    recipe = recipes.load(run_path / "recipe.yaml")
+    recipe = recipes.load(run_path / RECIPE_FILE)
     with _StartLock():
         _refuse_if_busy()
         (run_path / STOP_FILE).unlink(missing_ok=True)

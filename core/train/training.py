@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.train import trainer_configs, training_data
 from core.train.preflight import preflight
-from core.train.run_dir import latest_checkpoint
+from core.train.run_dir import RECIPE_FILE, checkpoint_dir, latest_checkpoint
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer, resolve
 from core.recipes import Recipe
 
@@ -111,7 +111,7 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     recipe_yaml = recipe.to_yaml()
     callback = RunCallback(run_dir, recipe_yaml=recipe_yaml, update_status=update_status, tokenizer=tokenizer,
                            save_best=prepared.has_eval)
-    trainer = build_trainer(recipe, run_dir / "checkpoints", tokenizer=tokenizer, model=model, prepared=prepared,
+    trainer = build_trainer(recipe, checkpoint_dir(run_dir), tokenizer=tokenizer, model=model, prepared=prepared,
                             callbacks=[callback])
     checkpoint = _checkpoint_to_resume(run_dir, resume)
     if checkpoint:
@@ -128,7 +128,7 @@ def save_final(trainer, recipe: Recipe, run_dir: Path, tokenizer, recipe_yaml: s
     folder = final_folder(recipe, run_dir)
     trainer.save_model(str(folder))
     tokenizer.save_pretrained(folder)
-    write_atomic(folder / "recipe.yaml", recipe_yaml)
+    write_atomic(folder / RECIPE_FILE, recipe_yaml)
     return folder
 
 
@@ -142,9 +142,9 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None) -> str | None:
         return str(found)
     path = Path(resume)
     if not path.is_absolute():
-        path = run_dir / "checkpoints" / resume
+        path = checkpoint_dir(run_dir, resume)
     if not (path / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"{path}: not a checkpoint (no trainer_state.json); pick one under {run_dir / 'checkpoints'}")
+        raise FileNotFoundError(f"{path}: not a checkpoint (no trainer_state.json); pick one under {checkpoint_dir(run_dir)}")
     return str(path)
 
 

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (e.g. `kill PID`) is a polite stop: finish the step, save, end as `stopped`.
     signal.signal(signal.SIGTERM, lambda *_: (run_dir / runs.STOP_FILE).write_text("SIGTERM\n"))
     try:
-        recipe = recipes.load(run_dir / "recipe.yaml")
+        recipe = recipes.load(run_dir / runs.RECIPE_FILE)
         from core.train.training import train
 
         trainer, stopped = train(recipe, run_dir, resume=args.resume, update_status=update,

@@ -165,6 +165,9 @@ class Recipe:
     """Where the result goes afterwards."""
 
     source: Path | None = field(default=None, repr=False, compare=False, metadata={"internal": True})
+    # (data.path, where it points), filled when the recipe is built, so every user of the recipe
+    # (CLI, UI, run creation, dry run) sees one answer, whatever their working folder later is.
+    resolved_data: tuple[str, Path] | None = field(default=None, repr=False, compare=False, metadata={"internal": True})
 
     def to_dict(self) -> dict:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if not f.metadata.get("internal")}
@@ -173,16 +176,23 @@ class Recipe:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
 
     def dataset_path(self) -> Path:
-        """The dataset path resolved against the recipe's folder, then the project root."""
-        raw = Path(self.data.path).expanduser()
-        if raw.is_absolute():
-            return raw
-        bases = [self.source.parent] if self.source else []
-        bases += [Path.cwd(), PROJECT_ROOT]
-        for base in bases:
-            if (base / raw).exists():
-                return (base / raw).resolve()
-        return (bases[0] / raw).resolve()
+        """The dataset path resolved against the recipe's folder, then the working folder, then
+        the project root; resolved once, when the recipe is built (again only if data.path changes)."""
+        if self.resolved_data is None or self.resolved_data[0] != self.data.path:
+            self.resolved_data = (self.data.path, _resolve_dataset(self.data.path, self.source))
+        return self.resolved_data[1]
+
+
+def _resolve_dataset(path: str, source: Path | None) -> Path:
+    raw = Path(path).expanduser()
+    if raw.is_absolute():
+        return raw
+    bases = [source.parent] if source else []
+    bases += [Path.cwd(), PROJECT_ROOT]
+    for base in bases:
+        if (base / raw).exists():
+            return (base / raw).resolve()
+    return (bases[0] / raw).resolve()
 
 
 def _plain(value: Any) -> Any:
@@ -247,6 +257,7 @@ def from_dict(data: dict | None, *, source: Path | None = None) -> Recipe:
     recipe = _build(Recipe, data, "", where)
     recipe.source = source
     validate(recipe, where)
+    recipe.dataset_path()  # resolved here, once: later users and processes read the answer
     return recipe
 
 
@@ -378,11 +389,19 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except FileNotFoundError:
         raise RecipeError(f"{path}: recipe file not found") from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise RecipeError(f"{path}:{line} is not valid YAML: {getattr(error, 'problem', error)}") from None
+        raise RecipeError(yaml_error_text(path, error)) from None
     data = apply_overrides(data or {}, overrides or [])
     return from_dict(data, source=path.resolve())
+
+
+def yaml_error_text(where: str | Path, error: yaml.YAMLError) -> str:
+    """The one way a YAML syntax error is told: where, the line when known, and what is wrong.
+    >>> yaml_error_text("r.yaml", yaml.YAMLError("bad"))
+    'r.yaml: not valid YAML: bad'
+    """
+    mark = getattr(error, "problem_mark", None)
+    line = f" line {mark.line + 1} is" if mark else ""
+    return f"{where}:{line} not valid YAML: {getattr(error, 'problem', None) or error}"
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -72,14 +72,14 @@ def tuned_path(choice: str | None) -> str | None:
 
 def compare_choices(choice: str | None):
     """Every result of the run that holds the picked tuned side, for the checkpoint comparison."""
-    from core.train import runs
+    from core.train import run_dir
 
     try:
         path = Path(tuned_path(choice) or "")
     except PathOutsideWorkspace:
         return gr.update(choices=[], value=[])
-    run = next((p for p in [path, *path.parents] if (p / "status.json").is_file()), None) if choice else None
-    options = [(label, str(p)) for label, p in runs.model_artifacts(run)] if run else []
+    run = run_dir.run_holding(path) if choice else None
+    options = [(label, str(p)) for label, p in run_dir.model_artifacts(run)] if run else []
     return gr.update(choices=options, value=[])
 
 
@@ -226,17 +226,9 @@ def prompt_set_choices() -> list[tuple[str, str]]:
 
 
 def _ab_sides(tuned_choice, compare: list[str] | None) -> dict[str, str | None]:
-    from core.chat.engine import BASE
-    from core.chat.tuned import tuned_source
+    from core.eval.metrics import sides_for
 
-    sides: dict[str, str | None] = {BASE: None}
-    if tuned_path(tuned_choice):
-        sides["tuned"] = tuned_path(tuned_choice)
-    for path in compare or []:
-        checked = tuned_path(path)
-        if checked not in sides.values():
-            sides[tuned_source(checked).label] = checked
-    return sides
+    return sides_for(tuned_path(tuned_choice), compare=[tuned_path(path) for path in compare or []])
 
 
 def _tables(rows, patterns):

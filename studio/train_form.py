@@ -112,9 +112,7 @@ def parse_yaml(text: str) -> dict:
     try:
         data = yaml.safe_load(text or "") or {}
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise recipes.RecipeError(f"the YAML is not valid{where}: {getattr(error, 'problem', error)}") from None
+        raise recipes.RecipeError(recipes.yaml_error_text("the recipe YAML", error)) from None
     if not isinstance(data, dict):
         raise recipes.RecipeError("the YAML must be a mapping of sections (model, data, lora, training, export)")
     return data

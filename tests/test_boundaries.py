@@ -75,13 +75,49 @@ def test_core_rooms_depend_only_downward():
     assert not upward, "a room imports one above it: " + "; ".join(upward)
 
 
+def _project_modules() -> set[str]:
+    return {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            for root in ("core", "studio") for p in (ROOT / root).rglob("*.py")}
+
+
+def _module_aliases(tree: ast.AST, known: set[str]) -> set[str]:
+    """Names a file binds to another project module (`from core import models`, `import core.x as y`)."""
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            aliases |= {a.asname or a.name for a in node.names if f"{node.module}.{a.name}" in known}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.asname and a.name in known}
+    return aliases
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
 def test_no_module_reaches_into_another_modules_private_names():
-    offenders = []
+    """Neither `from core.x import _name` nor `module._name`: what others use is public."""
+    known, offenders = _project_modules(), []
     for path in list((ROOT / "core").rglob("*.py")) + list((ROOT / "studio").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        aliases = _module_aliases(tree, known)
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("core", "studio")):
-                offenders += [f"{path.relative_to(ROOT)}: {a.name}" for a in node.names if a.name.startswith("_")]
+                offenders += [f"{path.relative_to(ROOT)}: {a.name}" for a in node.names if _is_private(a.name)]
+            elif isinstance(node, ast.Attribute) and _is_private(node.attr):
+                value = node.value
+                dotted = ast.unparse(value)
+                if (isinstance(value, ast.Name) and value.id in aliases) or dotted in known:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {dotted}.{node.attr}")
     assert not offenders, offenders
+
+
+def test_the_private_name_check_catches_attribute_access(tmp_path):
+    tree = ast.parse("from core import models\nfrom core.dataset import reader as r\nmodels._HUB_ID.match('a/b')\nr._reason\n")
+    aliases = _module_aliases(tree, _project_modules())
+    caught = [f"{ast.unparse(n.value)}.{n.attr}" for n in ast.walk(tree)
+              if isinstance(n, ast.Attribute) and _is_private(n.attr) and ast.unparse(n.value) in aliases]
+    assert sorted(caught) == ["models._HUB_ID", "r._reason"]
 
 
 def test_no_source_file_is_a_catch_all():

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from core import models
+from core.errors import BadInput
 from core.chat.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
 from core.dataset.tags import ThinkSplit, split_think, think_title  # noqa: F401  (re-exported for chat clients)
 
@@ -43,11 +44,11 @@ class Sampling:
 
     def check(self) -> "Sampling":
         if self.temperature < 0:
-            raise ValueError(f"temperature must be 0 (greedy) or more, got {self.temperature}")
+            raise BadInput(f"temperature must be 0 (greedy) or more, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top-p must be in (0, 1], got {self.top_p}")
+            raise BadInput(f"top-p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
-            raise ValueError(f"max new tokens must be at least 1, got {self.max_new_tokens}")
+            raise BadInput(f"max new tokens must be at least 1, got {self.max_new_tokens}")
         return self
 
 
@@ -202,7 +203,7 @@ class ChatEngine:
 
     def _drop(self, side: str) -> None:
         if side == BASE:
-            raise ValueError("the base side can't be replaced; load another base model instead")
+            raise BadInput("the base side can't be replaced; load another base model instead")
         old = self.sides.pop(side, None)
         self.sources.pop(side, None)
         if old and old[1] is not None and self.peft is not None and len(self.peft.peft_config) > 1:

@@ -16,7 +16,14 @@ import yaml
 
 from core.dataset.reader import Example
 from core.dataset.tags import mode_tag_pattern, tag_owner
+from core.errors import BadInput
+from core.recipes import yaml_error_text
 from core.workspace import ASSETS
+
+
+class ModesError(BadInput):
+    """A modes file or table that can't be read as mode -> tags; the message names the file and key."""
+
 
 DEFAULT_MODES_FILE = ASSETS / "modes.yaml"
 BUILTIN_MODES = {"dual": ["<thought>", "<world>"], "emulation": ["<user>", "<assistant>"], "agent": ["<instruction>", "<action>"]}
@@ -33,9 +40,9 @@ def load_config(path: str | Path | None = None) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from None
+        raise ModesError(yaml_error_text(path, error)) from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping with a 'modes' section")
+        raise ModesError(f"{path}: expected a mapping with a 'modes' section")
     modes = data.get("modes", {k: v for k, v in data.items() if k != "filler_phrases"})
     return {"modes": normalize_table(modes, str(path)), "filler_phrases": [str(p).lower() for p in data.get("filler_phrases", [])]}
 
@@ -43,11 +50,11 @@ def load_config(path: str | Path | None = None) -> dict:
 def normalize_table(modes, where: str = "modes") -> dict[str, list[str]]:
     """{mode: ["<tag>", ...]} with tags written with or without angle brackets."""
     if not isinstance(modes, dict) or not modes:
-        raise ValueError(f"{where}: expected a mapping of mode name -> list of tags, e.g. dual: ['<thought>', '<world>']")
+        raise ModesError(f"{where}: expected a mapping of mode name -> list of tags, e.g. dual: ['<thought>', '<world>']")
     table = {}
     for mode, tags in modes.items():
         if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip("<>/ ") for t in tags):
-            raise ValueError(f"{where}.{mode}: expected a list of tags like ['<thought>', '<world>'], got {tags!r}")
+            raise ModesError(f"{where}.{mode}: expected a list of tags like ['<thought>', '<world>'], got {tags!r}")
         table[str(mode)] = [f"<{t.strip('<>/ ')}>" for t in tags]
     return table
 

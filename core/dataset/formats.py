@@ -217,7 +217,7 @@ def check_template(template: str) -> str:
     try:
         template.format_map({"thought_stream": "", "final_answer": "", "question": ""})
     except (KeyError, IndexError, ValueError) as error:
-        raise ValueError(
+        raise RowError(
             f"format_template {template!r} can't be filled ({error}); use the placeholders "
             "{thought_stream}, {final_answer} and {question}, and double braces {{ }} for literal braces"
         ) from None

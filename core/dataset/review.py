@@ -17,11 +17,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.dataset.reader import Example, to_normalized
+from core.errors import BadInput
 from core.workspace import atomic_path, workspace, write_json_atomic
 
 STATUSES = ("pending", "approved", "rejected")
 # Formats whose original row shape can carry an edited conversation back.
 _EDITABLE_ORIGINAL = ("messages", "sharegpt", "preference", "modes")
+
+
+class ReviewError(BadInput):
+    """A review status, export style or review-state file that can't be used."""
 
 
 def review_dir(dataset_path: str | Path) -> Path:
@@ -80,7 +85,7 @@ class ReviewState:
 
     def set_status(self, example_id: str, status: str, *, position: int | None = None) -> dict:
         if status not in STATUSES:
-            raise ValueError(f"review status '{status}' is unknown; use one of {', '.join(STATUSES)}")
+            raise ReviewError(f"review status '{status}' is unknown; use one of {', '.join(STATUSES)}")
         return self._update(example_id, position, status=status)
 
     def set_note(self, example_id: str, note: str, *, position: int | None = None) -> dict:
@@ -123,7 +128,7 @@ def open_review(dataset_path: str | Path) -> ReviewState:
         try:
             saved = json.loads(state.file.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
-            raise ValueError(f"{state.file}: review state is damaged ({error}); move it aside to start over") from None
+            raise ReviewError(f"{state.file}: review state is damaged ({error}); move it aside to start over") from None
         state.records = saved.get("records", {})
     return state
 
@@ -195,7 +200,7 @@ def export_reviewed(dataset_path: str | Path, examples, fmt: str, *, only_approv
     """Write the reviewed dataset as JSONL (normalized rows, or the original row shapes),
     streaming to a temporary file that replaces `out` only when complete."""
     if style not in ("normalized", "original"):
-        raise ValueError(f"export style '{style}' is unknown; use normalized or original")
+        raise ReviewError(f"export style '{style}' is unknown; use normalized or original")
     state = open_review(dataset_path)
     suffix = "-approved" if only_approved else ""
     out = Path(out) if out else review_dir(dataset_path) / f"{Path(dataset_path).stem}-reviewed{suffix}.jsonl"

@@ -19,14 +19,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from core.chat.engine import BASE, TUNED, ChatEngine, Sampling, split_think
+from core.chat.engine import BASE, TUNED, ChatEngine, Sampling
+from core.chat.tuned import tuned_source
 from core.dataset.reader import BadRow
-from core.train.run_dir import AB_DIR
+from core.dataset.tags import split_think
+from core.errors import BadInput
+from core.recipes import yaml_error_text
+from core.train.run_dir import AB_DIR, model_artifacts
 from core.workspace import ASSETS, workspace, write_atomic
 
 PROMPT_SETS = ASSETS / "prompts"
 DEFAULT_PATTERNS = ASSETS / "patterns.yaml"
 PREFERENCES_FILE = "chat_preferences.jsonl"
+
+
+class PromptSetError(BadInput):
+    """A prompt-set row or pattern list that can't be used; the message names the field or file."""
+
+
 CONTEXT_TEMPLATE = "Answer using only the context below. If it does not contain the answer, say so.\n\nContext:\n{context}\n\nQuestion: {prompt}"
 
 
@@ -94,28 +104,28 @@ def load_prompt_set(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
 
 def _prompt_from(row: object, number: int) -> Prompt:
     if not isinstance(row, dict):
-        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+        raise PromptSetError(f"expected a JSON object, got {type(row).__name__}")
     messages = row.get("messages")
     if messages is None:
         text = row.get("prompt", row.get("question"))
         if not isinstance(text, str) or not text.strip():
-            raise ValueError("no 'prompt' (a non-empty string) or 'messages' (a list of chat turns)")
+            raise PromptSetError("no 'prompt' (a non-empty string) or 'messages' (a list of chat turns)")
         context = row.get("context")
         if isinstance(context, list):
             context = "\n\n".join(str(part) for part in context)
         messages = [{"role": "user", "content": CONTEXT_TEMPLATE.format(context=context, prompt=text) if context else text}]
     elif not (isinstance(messages, list) and messages and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)):
-        raise ValueError("'messages' must be a non-empty list of {role, content} objects")
+        raise PromptSetError("'messages' must be a non-empty list of {role, content} objects")
     elif messages[-1]["role"] != "user":
-        raise ValueError(f"'messages' must end with a user turn (it ends with {messages[-1]['role']!r})")
+        raise PromptSetError(f"'messages' must end with a user turn (it ends with {messages[-1]['role']!r})")
     keywords = row.get("keywords", row.get("expected_keywords", []))
     if isinstance(keywords, str):
         keywords = [keywords]
     if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
-        raise ValueError("'keywords' must be a list of strings")
+        raise PromptSetError("'keywords' must be a list of strings")
     refuse = row.get("should_refuse")
     if refuse is not None and not isinstance(refuse, bool):
-        raise ValueError(f"'should_refuse' must be true or false, got {refuse!r}")
+        raise PromptSetError(f"'should_refuse' must be true or false, got {refuse!r}")
     return Prompt(str(row.get("id") or f"line{number}"), messages, str(row.get("category") or ""), keywords, refuse, number)
 
 
@@ -124,7 +134,10 @@ def load_patterns(path: str | Path | None = None) -> PatternSet:
     import yaml
 
     path = Path(path or DEFAULT_PATTERNS)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise PromptSetError(yaml_error_text(path, error)) from None
     try:
         refusal = Pattern("refusal", "Refusal", _compile(data.get("refusal", []), f"{path}: refusal"))
         patterns = [Pattern(str(entry["name"]), str(entry.get("label", entry["name"])),
@@ -132,7 +145,7 @@ def load_patterns(path: str | Path | None = None) -> PatternSet:
                             str(entry.get("prefer", "fewer")))
                     for entry in data.get("patterns", [])]
     except (KeyError, TypeError) as error:
-        raise ValueError(f"{path}: each entry under 'patterns' needs a name and a regex list ({error})") from error
+        raise PromptSetError(f"{path}: each entry under 'patterns' needs a name and a regex list ({error})") from error
     return PatternSet(patterns, refusal)
 
 
@@ -143,7 +156,7 @@ def _compile(regexes, where: str) -> list[re.Pattern]:
         try:
             compiled.append(re.compile(text, re.IGNORECASE | re.MULTILINE))
         except re.error as error:
-            raise ValueError(f"{where}: bad regular expression {text!r} ({error})") from error
+            raise PromptSetError(f"{where}: bad regular expression {text!r} ({error})") from error
     return compiled
 
 
@@ -206,19 +219,27 @@ def run_prompt_set(engine: ChatEngine, prompts: list[Prompt], sampling: Sampling
             engine.detach(side)
 
 
-def sides_for(tuned: str | Path | None, *, all_checkpoints: bool = False) -> dict[str, str | None]:
+def sides_for(tuned: str | Path | None, *, all_checkpoints: bool = False,
+              compare: list[str] | tuple[str, ...] = ()) -> dict[str, str | None]:
     """The sides of an A/B run: the base, plus the tuned path, or with `all_checkpoints` and a
-    run folder every result of that run (best, final, each checkpoint) to pick the best one."""
+    run folder every result of that run (best, final, each checkpoint) to pick the best one.
+    `compare` adds more tuned paths, each labelled by what it holds (run/best, checkpoint-40...)."""
+    sides = _first_sides(tuned, all_checkpoints)
+    for path in compare:
+        if path and path not in sides.values():
+            sides[tuned_source(path).label] = path
+    return sides
+
+
+def _first_sides(tuned: str | Path | None, all_checkpoints: bool) -> dict[str, str | None]:
     if not tuned:
         return {BASE: None}
     folder = Path(tuned).expanduser()
     if all_checkpoints:
-        from core.train import runs
-
-        artifacts = runs.model_artifacts(folder)
+        artifacts = model_artifacts(folder)
         if not artifacts:
-            raise ValueError(f"{folder}: no best/, adapter/, model/ or checkpoints/checkpoint-N to compare "
-                             "(--all-checkpoints needs a run folder)")
+            raise BadInput(f"{folder}: no best/, adapter/, model/ or checkpoints/checkpoint-N to compare "
+                           "(--all-checkpoints needs a run folder)")
         return {BASE: None, **{label: str(path) for label, path in artifacts}}
     return {BASE: None, TUNED: str(folder)}
 
@@ -336,9 +357,9 @@ def _cell(value) -> str:
 def save_preference(prompt: list[dict], chosen: str, rejected: str, path: Path | None = None) -> Path:
     """Append one conversational preference example (the Dataset tab opens it as preference data)."""
     if not chosen.strip() or not rejected.strip():
-        raise ValueError("both panes need an answer before the exchange can be saved as a preference")
+        raise BadInput("both panes need an answer before the exchange can be saved as a preference")
     if chosen.strip() == rejected.strip():
-        raise ValueError("both answers are identical: a preference pair needs two different answers")
+        raise BadInput("both answers are identical: a preference pair needs two different answers")
     path = path or workspace().datasets / PREFERENCES_FILE
     record = {"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
               "rejected": [{"role": "assistant", "content": rejected}]}

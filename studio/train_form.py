@@ -31,6 +31,7 @@ ADVANCED = [
     "training.gradient_checkpointing", "training.distributed", "training.num_processes", "lora.dropout",
     "lora.target_modules", "model.trust_remote_code",
 ]
+FIELDS = COMMON + ADVANCED
 LABELS = {
     "model.name": "Model", "data.path": "Dataset file", "training.method": "Method", "training.tuning": "What to train",
     "training.epochs": "Epochs", "training.max_steps": "Max steps (-1 = all epochs)", "training.learning_rate": "Learning rate",
@@ -133,15 +134,45 @@ def default_recipe() -> recipes.Recipe:
 
 
 def form_values(recipe: recipes.Recipe) -> list:
+    return list(form_dict(recipe).values())
+
+
+def form_dict(recipe: recipes.Recipe) -> dict[str, Any]:
+    """{dotted field: widget value} for every form field, in form order."""
     data = recipe.to_dict()
-    return [to_widget(d, get_dotted(data, d)) for d in COMMON + ADVANCED]
+    return {d: to_widget(d, get_dotted(data, d)) for d in FIELDS}
+
+
+_NO_YAML = object()
+
+
+class FormFill(tuple):
+    """What a recipe handler sends to the form, by name: field values by dotted name (a field left
+    out keeps its value), the YAML view (left out by handlers that don't write it), the status line
+    and the launch note. It is the tuple gradio expects for `FormFill.outputs(...)`, so the order
+    of 40-odd outputs is written once, here, and no handler counts positions."""
+
+    def __new__(cls, values: dict[str, Any] | None = None, *, status: Any = None, note: Any = None, yaml: Any = _NO_YAML):
+        values = values or {}
+        unknown = set(values) - set(FIELDS)
+        if unknown:
+            raise KeyError(f"not form fields: {sorted(unknown)}")
+        keep = gr.update()
+        items = [values.get(d, keep) for d in FIELDS] + ([] if yaml is _NO_YAML else [yaml])
+        items += [keep if status is None else status, keep if note is None else note]
+        return super().__new__(cls, items)
+
+    @staticmethod
+    def outputs(form: list, *, status, note, yaml=None) -> list:
+        """The components a FormFill fills, in its order (`yaml` only for handlers that write it)."""
+        return [*form, *([yaml] if yaml is not None else []), status, note]
 
 
 def apply_form(text: str, values: list) -> dict:
     """The YAML's dict with every form field written in (YAML-only fields such as
     data.mode_tags and export.* are kept)."""
     data = parse_yaml(text)
-    for dotted, value in zip(COMMON + ADVANCED, values):
+    for dotted, value in zip(FIELDS, values):
         set_dotted(data, dotted, from_widget(dotted, value))
     return data
 

@@ -8,17 +8,19 @@ running: the timer's first tick picks the live run, or the newest one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import gradio as gr
 
 from core import recipes
-
 from core.train import runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
 from studio import train_charts, train_form
+from studio.train_form import FormFill
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
 LIVE = runs.LIVE_STATES
+HISTORY_EVERY_S = 10.0  # the history reads every run's metrics, so it is redrawn less often than the open run
 
 
 # ---------------------------------------------------------------- recipes and the form
@@ -41,31 +43,30 @@ def _launch_note(recipe: recipes.Recipe | None) -> str:
     return f"**Multi-GPU:** this recipe runs as\n```\n{command}\n```"
 
 
-def load_recipe(path: str):
+def load_recipe(path: str) -> FormFill:
     """Fill the form and the YAML view from a recipe file."""
-    keep = [gr.update()] * len(train_form.COMMON + train_form.ADVANCED)
     if not path:
-        return [*keep, gr.update(), "Pick a recipe to load.", ""]
+        return FormFill(yaml=gr.update(), status="Pick a recipe to load.", note="")
     try:
         recipe = train_form.portable(recipes.load(path))
     except recipes.RecipeError as error:
-        return [*keep, gr.update(), f"⚠️ {error}", ""]
-    return [*train_form.form_values(recipe), recipe.to_yaml(), f"Loaded `{Path(path).name}`.", _launch_note(recipe)]
+        return FormFill(yaml=gr.update(), status=f"⚠️ {error}", note="")
+    return FormFill(train_form.form_dict(recipe), yaml=recipe.to_yaml(), status=f"Loaded `{Path(path).name}`.",
+                    note=_launch_note(recipe))
 
 
-def show_live_recipe():
+def show_live_recipe() -> FormFill:
     """Page load: while a run goes, the form shows the recipe it is training with, so a reload
     mid-run shows what is running rather than the default recipe."""
     live = runs.active_run()
-    keep = [gr.update()] * (len(train_form.COMMON + train_form.ADVANCED) + 3)
     if live is None:
-        return keep
+        return FormFill(yaml=gr.update())
     try:
-        recipe = train_form.portable(recipes.load(live.path / "recipe.yaml"))
+        recipe = train_form.portable(recipes.load(live.path / runs.RECIPE_FILE))
     except (recipes.RecipeError, OSError):
-        return keep
-    return [*train_form.form_values(recipe), recipe.to_yaml(), f"Showing the recipe of the live run `{live.run_id}`.",
-            _launch_note(recipe)]
+        return FormFill(yaml=gr.update())
+    return FormFill(train_form.form_dict(recipe), yaml=recipe.to_yaml(),
+                    status=f"Showing the recipe of the live run `{live.run_id}`.", note=_launch_note(recipe))
 
 
 def form_changed(yaml_text: str, *values):
@@ -91,14 +92,13 @@ def form_changed(yaml_text: str, *values):
     return recipe.to_yaml(), f"Recipe is valid.{note}", _launch_note(recipe), fmt
 
 
-def yaml_changed(yaml_text: str):
+def yaml_changed(yaml_text: str) -> FormFill:
     """A YAML edit refills the form when it parses into a valid recipe."""
-    keep = [gr.update()] * len(train_form.COMMON + train_form.ADVANCED)
     try:
         recipe = train_form.recipe_from_yaml(yaml_text)
     except recipes.RecipeError as error:
-        return [*keep, f"⚠️ {error}", ""]
-    return [*train_form.form_values(recipe), "Recipe is valid.", _launch_note(recipe)]
+        return FormFill(status=f"⚠️ {error}", note="")
+    return FormFill(train_form.form_dict(recipe), status="Recipe is valid.", note=_launch_note(recipe))
 
 
 def save_recipe(yaml_text: str, filename: str):
@@ -122,7 +122,7 @@ def use_dataset(path: str, yaml_text: str):
         data = {}
     train_form.set_dotted(data, "data.path", str(path))
     text, status, _, fmt = form_changed(yaml_text, *[train_form.to_widget(d, train_form.get_dotted(data, d))
-                                                     for d in train_form.COMMON + train_form.ADVANCED])
+                                                     for d in train_form.FIELDS])
     return str(path), text, status, fmt
 
 
@@ -248,23 +248,40 @@ def _escape(text: str) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _pick_run(run_path: str, infos: list[runs.RunInfo]) -> str:
+def _pick_run(run_path: str) -> str:
     """Keep the open run; else re-attach to the live run, or show the newest."""
     if run_path and Path(run_path).is_dir():
         return run_path
-    live = next((i for i in infos if i.state in LIVE), None)
-    chosen = live or (infos[0] if infos else None)
-    return str(chosen.path) if chosen else ""
+    chosen = runs.active_run()
+    return str(chosen.path) if chosen else str(runs.newest_run() or "")
 
 
-def refresh(run_path: str, log_scale: bool, smoothing: float, overlays: list[str] | None, seen: dict | None):
-    """One timer tick: progress, charts (redrawn only when something changed), log tail, history."""
-    infos = runs.list_runs()
-    run_path = _pick_run(run_path, infos)
+class Tick(NamedTuple):
+    """One timer tick's updates, by name (gradio takes it as the tuple of `Tick._fields`)."""
+
+    run: str
+    progress: str
+    loss: Any
+    lr: Any
+    grad: Any
+    rewards: Any
+    log: str
+    history: Any
+    overlays: Any
+    checkpoints: Any
+    seen: dict
+
+
+def refresh(run_path: str, log_scale: bool, smoothing: float, overlays: list[str] | None, seen: dict | None) -> Tick:
+    """One timer tick, reading only the open run: progress, charts (redrawn only when something
+    changed), log tail. Other runs are only listed by folder name; the history table is drawn when
+    runs come or go, and otherwise by `refresh_history` on its slower timer or on demand."""
+    run_path = _pick_run(run_path)
     status = runs.read_status(run_path) if run_path else {}
     metrics = runs.read_metrics(run_path) if run_path else []
     name = Path(run_path).name if run_path else ""
-    others = [i.run_id for i in infos if i.run_id != name]
+    names = [path.name for path in runs.run_folders()]
+    others = [n for n in names if n != name]
     checkpoints = _resume_choices(run_path)
     signature = [run_path, len(metrics), bool(log_scale), smoothing, sorted(overlays or []), status.get("state")]
     seen = seen or {}
@@ -274,9 +291,15 @@ def refresh(run_path: str, log_scale: bool, smoothing: float, overlays: list[str
     overlay_update = gr.update(choices=others) if seen.get("others") != others else gr.update()
     ckpt_update = gr.update(choices=checkpoints) if seen.get("checkpoints") != checkpoints else gr.update()
     log = runs.tail_log(run_path, 7) if run_path else ""
-    new_seen = {"signature": signature, "others": others, "checkpoints": checkpoints}
-    return (run_path, progress_html(status, metrics, run_path), *charts, log, history_rows(infos), overlay_update,
-            ckpt_update, new_seen)
+    history = refresh_history() if seen.get("names") != names else gr.update()
+    new_seen = {"signature": signature, "others": others, "checkpoints": checkpoints, "names": names}
+    return Tick(run_path, progress_html(status, metrics, run_path), *charts, log, history, overlay_update, ckpt_update,
+                new_seen)
+
+
+def refresh_history() -> list[list]:
+    """The run history table (every run's status and metrics are read: every few seconds at most)."""
+    return history_rows(runs.list_runs())
 
 
 def _resume_choices(run_path: str) -> list[str]:
@@ -315,15 +338,16 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
         history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, wrap=True, label="Past runs (click a row to open it)")
         with gr.Row():
             delete_btn = gr.Button("Delete the open run", variant="stop", size="sm")
+            history_btn = gr.Button("Refresh the list", size="sm")
         log_tail = gr.Textbox(label="Training log (last lines)", lines=14, max_lines=14, autoscroll=True, interactive=False)
 
-    form_outputs = [*form, yaml_view, status_md, launch_md]
-    format_box = form[(train_form.COMMON + train_form.ADVANCED).index("data.format")]
+    form_outputs = FormFill.outputs(form, yaml=yaml_view, status=status_md, note=launch_md)
+    format_box = form[train_form.FIELDS.index("data.format")]
     load_btn.click(load_recipe, inputs=picker, outputs=form_outputs)
     gr.on(None, show_live_recipe, None, form_outputs)  # page load
     for widget in form:
         widget.input(form_changed, inputs=[yaml_view, *form], outputs=[yaml_view, status_md, launch_md, format_box])
-    yaml_view.input(yaml_changed, inputs=yaml_view, outputs=[*form, status_md, launch_md])
+    yaml_view.input(yaml_changed, inputs=yaml_view, outputs=FormFill.outputs(form, status=status_md, note=launch_md))
     save_btn.click(save_recipe, inputs=[yaml_view, save_name], outputs=[status_md, picker])
     plan_btn.click(check_plan, inputs=yaml_view, outputs=plan_md)
     start_btn.click(start_run, inputs=yaml_view, outputs=[current, run_md])
@@ -338,6 +362,8 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
     timer = gr.Timer(2.0)
     timer.tick(refresh, inputs=[current, log_scale, smoothing, overlays, seen],
                outputs=[current, progress, *plots, log_tail, history, overlays, checkpoint, seen], show_progress="hidden")
+    gr.Timer(HISTORY_EVERY_S).tick(refresh_history, outputs=history, show_progress="hidden")
+    history_btn.click(refresh_history, outputs=history)
 
 
 def _build_recipe_side():
@@ -347,7 +373,7 @@ def _build_recipe_side():
                              scale=4, value=str(CONFIGS / "smoke-cpu.yaml"))
         load_btn = gr.Button("Load recipe", scale=1)
     default = train_form.default_recipe()
-    values = dict(zip(train_form.COMMON + train_form.ADVANCED, train_form.form_values(default)))
+    values = train_form.form_dict(default)
     common = _widget_grid(train_form.COMMON, values, per_row=2)
     with gr.Accordion("Advanced", open=False):
         advanced = _widget_grid(train_form.ADVANCED, values, per_row=2)

@@ -76,16 +76,32 @@ def run_info(run_path: str | Path) -> RunInfo:
     )
 
 
-def list_runs() -> list[RunInfo]:
-    """Every run in the workspace, newest first."""
+def run_folders() -> list[Path]:
+    """Every run folder in the workspace, by name; nothing inside them is read."""
     root = workspace().runs
-    folders = [p for p in root.iterdir() if p.is_dir() and is_run_dir(p)] if root.is_dir() else []
-    infos = [run_info(p) for p in folders]
+    return sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p)) if root.is_dir() else []
+
+
+def list_runs() -> list[RunInfo]:
+    """Every run in the workspace, newest first (reads each run's metrics: not for a 2-second poll)."""
+    infos = [run_info(p) for p in run_folders()]
     return sorted(infos, key=lambda info: (info.started_at or "", info.run_id), reverse=True)
 
 
+def _newest(live_only: bool) -> Path | None:
+    """The newest run (or newest live one), judged from status files alone."""
+    found = [((status.get("started_at") or "", path.name), path) for path in run_folders()
+             for status in [read_status(path)] if not live_only or status.get("state") in LIVE_STATES]
+    return max(found)[1] if found else None
+
+
 def active_run() -> RunInfo | None:
-    return next((info for info in list_runs() if info.state in LIVE_STATES), None)
+    live = _newest(live_only=True)
+    return run_info(live) if live else None
+
+
+def newest_run() -> Path | None:
+    return _newest(live_only=False)
 
 
 # ---------------------------------------------------------------- starting

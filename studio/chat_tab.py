@@ -18,6 +18,8 @@ from pathlib import Path
 import gradio as gr
 
 from core.workspace import PathOutsideWorkspace, inside
+from studio.hosting import gpu
+from studio.problems import EXPECTED, unexpected
 
 LEFT, RIGHT = "Base (left) is better", "Tuned (right) is better"
 NO_TUNED = "None: base model only"
@@ -148,6 +150,7 @@ def _view(conversation: dict, panes: dict | None = None, status: str = "", answe
 
 # ---- chat handlers -------------------------------------------------------------------------
 
+@gpu  # ZeroGPU: a GPU is attached for the generation only (no-op elsewhere)
 def send_message(message, conversation, base_model, tuned_choice, system, temperature, top_p, max_new_tokens, seed):
     """Stream both panes' answers to `message`; yields (chatbots, stats, conversation, status, box)."""
     from core.chat.engine import BASE
@@ -163,8 +166,11 @@ def send_message(message, conversation, base_model, tuned_choice, system, temper
     try:
         sampling = _sampling(system, temperature, top_p, max_new_tokens, seed).check()
         engine, tuned_key = _engine_with_tuned(base_model, tuned_choice)
-    except Exception as error:  # a wrong model, adapter or setting: say what, keep the message
+    except EXPECTED as error:  # a wrong model, adapter or setting: say what, keep the message
         yield *_view(conversation, status=_problem(error)), message
+        return
+    except Exception as error:  # last resort: transformers/peft raise many kinds on a broken model folder
+        yield *_view(conversation, status="⚠️ " + unexpected(error, "loading the models")), message
         return
     turn = {"role": "user", "content": message.strip()}
     sides = {"base": BASE} | ({"tuned": tuned_key} if tuned_key else {})
@@ -211,7 +217,7 @@ def send_to_dataset(conversation, preference, system):
     prompt = ([{"role": "system", "content": system}] if (system or "").strip() else []) + conversation[chosen][:-1]
     try:
         path = save_preference(prompt, conversation[chosen][-1]["content"], conversation[rejected][-1]["content"])
-    except (ValueError, OSError) as error:
+    except EXPECTED as error:
         return _problem(error)
     count = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     return f"Saved to `{path}` ({count} examples). Open it in the Dataset tab as preference data."
@@ -271,6 +277,7 @@ def _downloads(rows: list[dict], tuned: str | None) -> list[str]:
     return [str(shutil.copy(saved, served / saved.name)) for saved in save_results(rows, tuned)[:2]]
 
 
+@gpu  # ZeroGPU: a GPU is attached for the whole prompt set (no-op elsewhere)
 def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compare, system, temperature, top_p,
            max_new_tokens, seed):
     """Run the prompt set through every side; yields (status, per-prompt table, aggregate, files)."""
@@ -287,8 +294,11 @@ def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compar
         sides = _ab_sides(tuned_choice, compare)
         yield "Loading the model…", None, None, None
         engine, _ = _engine_with_tuned(base_model, None)
-    except Exception as error:  # bad file, bad pattern list, wrong model: say what, run nothing
+    except EXPECTED as error:  # bad file, bad pattern list, wrong model: say what, run nothing
         yield _problem(error), None, None, None
+        return
+    except Exception as error:  # last resort: transformers/peft raise many kinds on a broken model folder
+        yield "⚠️ " + unexpected(error, "preparing the A/B run"), None, None, None
         return
     skipped = "".join(f"\n- skipped line {row.line}: {row.reason}" for row in bad)
     if not prompts:
@@ -300,8 +310,9 @@ def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compar
             rows.append(progress.row)
             yield (f"Running **{progress.side}**: {progress.done} of {progress.total} answers.{skipped}",
                    *_tables(rows, patterns), None)
-    except Exception as error:  # e.g. a checkpoint made for another base: keep what finished
-        yield _problem(error) + skipped, *(_tables(rows, patterns) if rows else (None, None)), None
+    except Exception as error:  # noqa: BLE001 - last resort mid-run (a side's weights failing to load): keep what finished
+        message = _problem(error) if isinstance(error, EXPECTED) else "⚠️ " + unexpected(error, "the A/B run")
+        yield message + skipped, *(_tables(rows, patterns) if rows else (None, None)), None
         return
     yield (f"Done: {len(prompts)} prompts × {len(sides)} sides ({', '.join(sides)}).{skipped}",
            *_tables(rows, patterns), _downloads(rows, next((path for path in sides.values() if path), None)))

@@ -8,13 +8,10 @@ import json
 
 import gradio as gr
 
-from core.dataset import reader
-
-from core.dataset import review
-
-from core.dataset import tokens
+from core.dataset import reader, review, tokens
 from studio import dataset_render as render
 from studio.dataset_state import mode_table, next_record, record_at
+from studio.problems import EXPECTED, unexpected
 
 
 def show_record(path, number):
@@ -140,8 +137,10 @@ def show_mask(path, number, model, max_length, stack=1):
         following = opened.paged.page(list(range(position, min(position + max(int(stack or 1), 1), len(opened.paged)))))
         group = [review.apply_edits(x, state.get(x.id)) for x in following if isinstance(x, reader.Example)]
         view = tokens.mask_view(group, tokenizer, max_length=int(max_length or 2048))
-    except Exception as error:  # template or model problems are shown, not raised
+    except EXPECTED as error:  # template or model problems are shown, not raised
         return [], f"**Could not render this record:** {error}"
+    except Exception as error:  # last resort: tokenizers raise many kinds on a model they can't load
+        return [], f"**Could not render this record:** {unexpected(error, 'loading the tokenizer')}"
     segments = [(text, "trained" if trained else None) for text, trained in view["segments"]]
     cut = f" · **truncated** from {view['full_length']} tokens" if view["truncated"] else ""
     what = f"Records {position + 1}-{position + len(group)} stacked" if len(group) > 1 else f"Record {position + 1}"

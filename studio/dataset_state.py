@@ -1,6 +1,11 @@
-"""The Dataset tab's memory: which datasets are open (their line index and check report,
-never their rows), and where a record sits in the current filtered selection. Shared by the
-tab's handler modules; no widgets here."""
+"""The Dataset tab's memory: the dataset a visitor has open (its line index and check report,
+never its rows), and where a record sits in the current filtered selection. Shared by the
+tab's handler modules; no widgets here.
+
+What a visitor opened lives in that visitor's session, not in this module: the tab's gr.State
+holds an `OpenPath`, which reads as the dataset's path and carries its `OpenDataset`. Gradio
+keeps it per browser session and drops it when the session closes, so visitors never evict or
+see each other's open datasets."""
 
 from __future__ import annotations
 
@@ -8,9 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.dataset import checks
-
-from core.dataset import review
+from core.dataset import checks, review
 from core.dataset.contamination import load_config
 from core.dataset.pages import PagedDataset, select
 
@@ -29,18 +32,25 @@ class OpenDataset:
         return self.paged.path
 
 
-_OPEN: OrderedDict[str, OpenDataset] = OrderedDict()
+class OpenPath(str):
+    """An open dataset's path (a plain str to messages, the Train tab and JSON) that carries the
+    visitor's OpenDataset; handlers get it back from the tab's gr.State on every event."""
+
+    dataset: OpenDataset
+
+    def __new__(cls, path: str, dataset: OpenDataset) -> "OpenPath":
+        handle = super().__new__(cls, path)
+        handle.dataset = dataset
+        return handle
 
 
-def opened(path: str) -> OpenDataset | None:
-    return _OPEN.get(path) if path else None
+def opened(path: str | None) -> OpenDataset | None:
+    """The dataset behind a handle from `open_path`; None for a plain or empty path."""
+    return getattr(path, "dataset", None)
 
 
-def remember(path: str, opened: OpenDataset) -> None:
-    _OPEN[path] = opened
-    _OPEN.move_to_end(path)
-    while len(_OPEN) > 4:
-        _OPEN.popitem(last=False)
+def open_path(path: str, dataset: OpenDataset) -> OpenPath:
+    return OpenPath(path, dataset)
 
 
 def mode_table() -> dict:

@@ -1,9 +1,9 @@
 """The Dataset tab: open a dataset, see its check summary, browse and review it, export it.
 
-Widgets are laid out in `build_dataset_tab`; every event goes to a named handler below that
-tests call directly. Open datasets are kept in a small per-process cache keyed by path (the
-line index and the check report: compact arrays, never the rows), so a page of a
-million-row file is read from disk when shown. Review state is saved by core.dataset.review after
+Widgets are laid out by small builders that `build_dataset_tab` calls; every event goes to a
+named handler below that tests call directly. The open dataset (the line index and the check
+report: compact arrays, never the rows) lives in the visitor's session (studio.dataset_state),
+so a page of a million-row file is read from disk when shown. Review state is saved by core.dataset.review after
 every click. Handlers never raise into the page: they return a readable message.
 """
 
@@ -11,24 +11,32 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 
-from core.dataset import checks
-
-from core.dataset import reader
-
-from core.dataset import review
-
-from core.dataset import tokens
+from core.dataset import checks, reader, review, tokens
 from core.dataset.formats import FORMATS
 from core.dataset.pages import PagedDataset
-from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
+from core.errors import BadInput
+from core.workspace import ASSETS, inside, workspace
 from studio import dataset_render as render
 from studio import dataset_state as state
-from studio.dataset_record import (approve_record, choose_message, mask_if_shown, mask_opened, reject_record,
-                                   reset_record, revert_edits, save_edit, save_note, show_record, swap_pair)
+from studio.dataset_record import (
+    approve_record,
+    choose_message,
+    mask_if_shown,
+    mask_opened,
+    reject_record,
+    reset_record,
+    revert_edits,
+    save_edit,
+    save_note,
+    show_record,
+    swap_pair,
+)
 from studio.dataset_state import next_record, previous_record
+from studio.problems import EXPECTED, unexpected
 
 PAGE_SIZE = 15
 TOKEN_LIMIT = 2000  # examples counted in the tab; `studio check --model` counts them all
@@ -94,7 +102,7 @@ def _resolve(choice: str | None, upload: str | None, typed: str | None) -> str:
         return str(inside(text))
     if choice:
         return str(inside(choice))
-    raise ValueError("Pick a sample, upload a file, or type a path first.")
+    raise BadInput("Pick a sample, upload a file, or type a path first.")
 
 
 def open_dataset(choice, upload, typed, fmt, template):
@@ -103,13 +111,12 @@ def open_dataset(choice, upload, typed, fmt, template):
         path = _resolve(choice, upload, typed)
         template = (template or "").strip() or None
         paged = PagedDataset(path, fmt or "auto", format_template=template)
-    except (reader.DatasetError, PathOutsideWorkspace, ValueError, OSError) as error:
+    except (*EXPECTED, ValueError) as error:  # ValueError: a file that is not text (UnicodeDecodeError)
         return "", f"**Can't open this dataset.** {error}"
-    state.remember(path, state.OpenDataset(paged, paged.format, template))
     how = "detected" if (fmt or "auto") == "auto" else "chosen"
     status = (f"**{Path(path).name}**: {len(paged):,} records · format **{paged.format}** ({how}: {paged.evidence}). "
               "Checking every row…")
-    return path, status
+    return state.open_path(path, state.OpenDataset(paged, paged.format, template)), status
 
 
 def check_dataset(path):
@@ -121,7 +128,7 @@ def check_dataset(path):
                 gr.update(choices=["any"]))
     try:
         opened.report = checks.check(path, opened.format, format_template=opened.template)
-    except (reader.DatasetError, ValueError, OSError) as error:
+    except (*EXPECTED, ValueError) as error:  # ValueError: a file that is not text (UnicodeDecodeError)
         return (f"**Checks could not run.** {error}", "", render.length_figure(empty), render.modes_figure(empty),
                 render.tokens_figure(None), [], gr.update())
     report, paged = opened.report, opened.paged
@@ -204,8 +211,10 @@ def count_tokens(path, model, max_length):
         tokenizer = tokens.tokenizer_for((model or "embedded").strip())
         examples = (x for x in reader.stream(path, opened.format, format_template=opened.template) if isinstance(x, reader.Example))
         opened.tokens = tokens.token_stats(examples, tokenizer, max_length=int(max_length or 2048), limit=TOKEN_LIMIT)
-    except Exception as error:  # a missing model or an offline Hub: say so, never a traceback
+    except EXPECTED as error:  # a missing model or an offline Hub: say so
         return f"<b>Could not count tokens:</b> {error}", render.tokens_figure(None)
+    except Exception as error:  # last resort: tokenizers raise many kinds on a model they can't load
+        return f"<b>Could not count tokens:</b> {unexpected(error, 'loading the tokenizer')}", render.tokens_figure(None)
     return render.cards_html(opened.report, opened.tokens), render.tokens_figure(opened.tokens)
 
 
@@ -219,7 +228,7 @@ def export_dataset(path, which, style):
         examples = (x for x in reader.stream(path, opened.format, format_template=opened.template) if isinstance(x, reader.Example))
         summary = review.export_reviewed(path, examples, opened.format, only_approved=only_approved,
                                          style="original" if style == "original format" else "normalized")
-    except (OSError, ValueError) as error:
+    except EXPECTED as error:
         return None, f"**Export failed:** {error}"
     note = (f" {summary.normalized_fallback} edited rows were written in the normalized form because the "
             f"{opened.format} format can't hold edited messages.") if summary.normalized_fallback else ""
@@ -231,11 +240,24 @@ def export_dataset(path, which, style):
 
 
 def build_dataset_tab() -> gr.State:
-    """Lay out the tab and wire its events; returns the State holding the open dataset's path."""
+    """Lay out the tab and wire its events; returns the State holding the open dataset (an
+    OpenPath: it reads as the dataset's path)."""
     current = gr.State("")
-    mask_shown = gr.State(False)
     gr.Markdown("Open a dataset to see its format, what the checks found, and every record as a chat. "
                 "Approve, reject or edit records, then export the reviewed set for training.")
+    opener = _build_opener()
+    with gr.Accordion("Check summary", open=True):
+        summary = _build_summary()
+    with gr.Accordion("Browse and review", open=True, elem_id="ds-review"):
+        pages = _build_pages()
+        record = _build_record()
+    with gr.Accordion("Export the reviewed dataset", open=False):
+        exporter = _build_export()
+    _wire(current, opener, summary, pages, record, exporter)
+    return current
+
+
+def _build_opener() -> SimpleNamespace:
     with gr.Row(equal_height=True):
         choice = gr.Dropdown(dataset_choices(), value=str(ASSETS / "cognitive_modes_contaminated.jsonl"), scale=3,
                              label="Sample or workspace dataset", allow_custom_value=False)
@@ -248,114 +270,144 @@ def build_dataset_tab() -> gr.State:
         template = gr.Textbox(label="Friction reply template", placeholder="<think>{thought_stream}</think>{final_answer}")
         open_button = gr.Button("Open and check", variant="primary", scale=0, min_width=160)
     status = gr.Markdown(elem_id="ds-status")
-    with gr.Accordion("Check summary", open=True):
-        cards = gr.HTML(elem_id="ds-cards")
-        with gr.Row():
-            length_plot = gr.Plot(show_label=False)
-            modes_plot = gr.Plot(show_label=False)
-            tokens_plot = gr.Plot(show_label=False)
-        with gr.Row(equal_height=True):
-            model = gr.Textbox("embedded", label="Model whose tokenizer counts tokens and draws the label mask")
-            max_length = gr.Number(2048, precision=0, minimum=16, label="Max length (tokens)")
-            count_button = gr.Button("Count tokens", scale=0, min_width=140)
-        findings = gr.Dataframe(headers=["record", "line", "finding", "detail"], label="Findings, row by row",
-                                interactive=False, max_height=260, wrap=True, elem_id="ds-findings")
-    with gr.Accordion("Browse and review", open=True, elem_id="ds-review"):
-        with gr.Row(equal_height=True):
-            mode_filter = gr.Dropdown(["any"], value="any", label="Mode")
-            status_filter = gr.Dropdown(STATUS_FILTERS, value="any", label="Review status")
-            findings_filter = gr.Checkbox(label="Only records with findings")
-            search = gr.Textbox(label="Search text", placeholder="words in the record; press Enter")
-            sort = gr.Dropdown(SORTS, value="file order", label="Sort")
-        page_table = gr.Dataframe(headers=PAGE_HEADERS, interactive=False, wrap=False, max_height=420,
-                                  label="Records (click a row to open it)", elem_id="ds-page")
-        with gr.Row(equal_height=True):
-            page_back = gr.Button("◀ Page", scale=0, min_width=90)
-            page = gr.Number(1, precision=0, minimum=1, label="Page", scale=0, min_width=90)
-            page_forward = gr.Button("Page ▶", scale=0, min_width=90)
-            caption = gr.Markdown()
-        progress = gr.HTML(elem_id="ds-progress")
-        with gr.Row(equal_height=True):
-            number = gr.Number(1, precision=0, minimum=1, label="Record #", scale=0, min_width=100)
-            back = gr.Button("◀ Previous (K)", elem_id="ds-prev")
-            forward = gr.Button("Next (J) ▶", elem_id="ds-next")
-            approve = gr.Button("Approve (A)", variant="primary", elem_id="ds-approve")
-            reject = gr.Button("Reject (R)", variant="stop", elem_id="ds-reject")
-            pending = gr.Button("Back to pending (U)", elem_id="ds-pending")
-            swap = gr.Button("Swap chosen / rejected (S)", elem_id="ds-swap", visible=False)
-        gr.Markdown("Keyboard: **A** approve, **R** reject, **U** pending, **J / →** next, **K / ←** previous, "
-                    "**S** swap a pair. Every click is saved at once, beside the dataset in the workspace.")
-        with gr.Tabs():
-            with gr.Tab("Chat view"):
-                record_view = gr.HTML(elem_id="ds-record")
-            with gr.Tab("Training text and label mask") as mask_tab:
-                with gr.Row(equal_height=True):
-                    mask_info = gr.Markdown("Open this view to render the record with the model's chat template.")
-                    stack = gr.Number(1, precision=0, minimum=1, maximum=16, scale=0, min_width=220,
-                                      label="Stack conversations (the recipe's data.stack); press Enter")
-                mask = gr.HighlightedText(color_map={"trained": "#7ee2a8"}, combine_adjacent=True, show_legend=True,
-                                          label="Highlighted tokens are trained (in the loss); the rest are masked")
-            with gr.Tab("Edit and note"):
-                which = gr.Dropdown([], label="Message to edit")
-                edit_text = gr.Textbox(lines=6, label="Text")
-                with gr.Row():
-                    save_edit_button = gr.Button("Save edit", variant="primary")
-                    revert_button = gr.Button("Revert this record's edits")
-                note = gr.Textbox(lines=2, label="Reviewer note")
-                save_note_button = gr.Button("Save note")
-                edit_status = gr.Markdown()
-            with gr.Tab("Original row"):
-                original = gr.Code(language="json", label="The row exactly as it is in the file")
-    with gr.Accordion("Export the reviewed dataset", open=False):
-        with gr.Row():
-            which_rows = gr.Radio(["all rows except rejected", "approved rows only"], value="all rows except rejected",
-                                  label="Rows to export")
-            style = gr.Radio(["normalized", "original format"], value="normalized",
-                             label="Shape (normalized = messages / prompt-chosen-rejected, ready for training)")
-        export_button = gr.Button("Export as JSONL", variant="primary")
-        export_file = gr.File(label="Exported file", interactive=False)
-        export_status = gr.Markdown()
+    return SimpleNamespace(choice=choice, refresh=refresh, upload=upload, typed=typed, fmt=fmt, template=template,
+                           open_button=open_button, status=status)
 
-    filters = [mode_filter, status_filter, findings_filter, search, sort]
-    record_outputs = [number, record_view, original, note, which, swap, progress]
-    page_outputs = [page_table, caption, page]
+
+def _build_summary() -> SimpleNamespace:
+    cards = gr.HTML(elem_id="ds-cards")
+    with gr.Row():
+        length_plot = gr.Plot(show_label=False)
+        modes_plot = gr.Plot(show_label=False)
+        tokens_plot = gr.Plot(show_label=False)
+    with gr.Row(equal_height=True):
+        model = gr.Textbox("embedded", label="Model whose tokenizer counts tokens and draws the label mask")
+        max_length = gr.Number(2048, precision=0, minimum=16, label="Max length (tokens)")
+        count_button = gr.Button("Count tokens", scale=0, min_width=140)
+    findings = gr.Dataframe(headers=["record", "line", "finding", "detail"], label="Findings, row by row",
+                            interactive=False, max_height=260, wrap=True, elem_id="ds-findings")
+    return SimpleNamespace(cards=cards, length_plot=length_plot, modes_plot=modes_plot, tokens_plot=tokens_plot,
+                           model=model, max_length=max_length, count_button=count_button, findings=findings)
+
+
+def _build_pages() -> SimpleNamespace:
+    """Filters, the page of records and the page buttons."""
+    with gr.Row(equal_height=True):
+        mode_filter = gr.Dropdown(["any"], value="any", label="Mode")
+        status_filter = gr.Dropdown(STATUS_FILTERS, value="any", label="Review status")
+        findings_filter = gr.Checkbox(label="Only records with findings")
+        search = gr.Textbox(label="Search text", placeholder="words in the record; press Enter")
+        sort = gr.Dropdown(SORTS, value="file order", label="Sort")
+    table = gr.Dataframe(headers=PAGE_HEADERS, interactive=False, wrap=False, max_height=420,
+                         label="Records (click a row to open it)", elem_id="ds-page")
+    with gr.Row(equal_height=True):
+        back = gr.Button("◀ Page", scale=0, min_width=90)
+        page = gr.Number(1, precision=0, minimum=1, label="Page", scale=0, min_width=90)
+        forward = gr.Button("Page ▶", scale=0, min_width=90)
+        caption = gr.Markdown()
+    return SimpleNamespace(mode_filter=mode_filter, filters=[mode_filter, status_filter, findings_filter, search, sort],
+                           table=table, back=back, page=page, forward=forward, caption=caption)
+
+
+def _build_record() -> SimpleNamespace:
+    """One record: the review buttons and its four views (chat, label mask, edit, original row)."""
+    progress = gr.HTML(elem_id="ds-progress")
+    with gr.Row(equal_height=True):
+        number = gr.Number(1, precision=0, minimum=1, label="Record #", scale=0, min_width=100)
+        back = gr.Button("◀ Previous (K)", elem_id="ds-prev")
+        forward = gr.Button("Next (J) ▶", elem_id="ds-next")
+        approve = gr.Button("Approve (A)", variant="primary", elem_id="ds-approve")
+        reject = gr.Button("Reject (R)", variant="stop", elem_id="ds-reject")
+        pending = gr.Button("Back to pending (U)", elem_id="ds-pending")
+        swap = gr.Button("Swap chosen / rejected (S)", elem_id="ds-swap", visible=False)
+    gr.Markdown("Keyboard: **A** approve, **R** reject, **U** pending, **J / →** next, **K / ←** previous, "
+                "**S** swap a pair. Every click is saved at once, beside the dataset in the workspace.")
+    with gr.Tabs():
+        with gr.Tab("Chat view"):
+            view = gr.HTML(elem_id="ds-record")
+        with gr.Tab("Training text and label mask") as mask_tab:
+            with gr.Row(equal_height=True):
+                mask_info = gr.Markdown("Open this view to render the record with the model's chat template.")
+                stack = gr.Number(1, precision=0, minimum=1, maximum=16, scale=0, min_width=220,
+                                  label="Stack conversations (the recipe's data.stack); press Enter")
+            mask = gr.HighlightedText(color_map={"trained": "#7ee2a8"}, combine_adjacent=True, show_legend=True,
+                                      label="Highlighted tokens are trained (in the loss); the rest are masked")
+        with gr.Tab("Edit and note"):
+            which = gr.Dropdown([], label="Message to edit")
+            edit_text = gr.Textbox(lines=6, label="Text")
+            with gr.Row():
+                save_edit_button = gr.Button("Save edit", variant="primary")
+                revert_button = gr.Button("Revert this record's edits")
+            note = gr.Textbox(lines=2, label="Reviewer note")
+            save_note_button = gr.Button("Save note")
+            edit_status = gr.Markdown()
+        with gr.Tab("Original row"):
+            original = gr.Code(language="json", label="The row exactly as it is in the file")
+    return SimpleNamespace(progress=progress, number=number, back=back, forward=forward, approve=approve, reject=reject,
+                           pending=pending, swap=swap, view=view, mask_tab=mask_tab, mask_info=mask_info, stack=stack,
+                           mask=mask, which=which, edit_text=edit_text, save_edit_button=save_edit_button,
+                           revert_button=revert_button, note=note, save_note_button=save_note_button,
+                           edit_status=edit_status, original=original, mask_shown=gr.State(False))
+
+
+def _build_export() -> SimpleNamespace:
+    with gr.Row():
+        which_rows = gr.Radio(["all rows except rejected", "approved rows only"], value="all rows except rejected",
+                              label="Rows to export")
+        style = gr.Radio(["normalized", "original format"], value="normalized",
+                         label="Shape (normalized = messages / prompt-chosen-rejected, ready for training)")
+    button = gr.Button("Export as JSONL", variant="primary")
+    file = gr.File(label="Exported file", interactive=False)
+    status = gr.Markdown()
+    return SimpleNamespace(which_rows=which_rows, style=style, button=button, file=file, status=status)
+
+
+def _wire(current, opener, summary, pages, record, exporter) -> None:
+    filters = pages.filters
+    page_outputs = [pages.table, pages.caption, pages.page]
+    record_outputs = [record.number, record.view, record.original, record.note, record.which, record.swap, record.progress]
+    mask_inputs = [current, record.number, summary.model, summary.max_length, record.stack]
 
     def after_record(event):
-        return (event.then(show_record, [current, number], record_outputs)
-                .then(mask_if_shown, [current, number, model, max_length, stack, mask_shown], [mask, mask_info]))
+        return (event.then(show_record, [current, record.number], record_outputs)
+                .then(mask_if_shown, [*mask_inputs, record.mask_shown], [record.mask, record.mask_info]))
 
-    opened = open_button.click(open_dataset, [choice, upload, typed, fmt, template], [current, status])
-    opened = opened.then(browse, [current, *filters, page], page_outputs)
-    after_record(opened.then(_first_record, None, number))
-    opened.then(check_dataset, [current], [status, cards, length_plot, modes_plot, tokens_plot, findings, mode_filter]).then(
-        browse, [current, *filters, page], page_outputs)
-    open_button.click(None, js=KEYS_JS)
-    refresh.click(refresh_choices, None, choice)
+    def then_browse(event):
+        return event.then(browse, [current, *filters, pages.page], page_outputs)
 
-    for trigger in (mode_filter.change, status_filter.change, findings_filter.change, search.submit, sort.change):
-        trigger(_first_page, None, page).then(browse, [current, *filters, page], page_outputs)
-    page_forward.click(next_page, page, page).then(browse, [current, *filters, page], page_outputs)
-    page_back.click(previous_page, page, page).then(browse, [current, *filters, page], page_outputs)
-    page.submit(browse, [current, *filters, page], page_outputs)
-    after_record(page_table.select(pick_row, None, number))
-    after_record(number.submit(_same, number, number))
-    after_record(forward.click(next_record, [current, number, *filters], number))
-    after_record(back.click(previous_record, [current, number, *filters], number))
-    for button, handler in ((approve, approve_record), (reject, reject_record), (pending, reset_record)):
-        after_record(button.click(handler, [current, number, *filters], number)).then(
-            browse, [current, *filters, page], page_outputs)
-    after_record(swap.click(swap_pair, [current, number], edit_status))
+    opened = then_browse(opener.open_button.click(open_dataset, [opener.choice, opener.upload, opener.typed, opener.fmt,
+                                                                 opener.template], [current, opener.status]))
+    after_record(opened.then(_first_record, None, record.number))
+    then_browse(opened.then(check_dataset, [current], [opener.status, summary.cards, summary.length_plot,
+                                                       summary.modes_plot, summary.tokens_plot, summary.findings,
+                                                       pages.mode_filter]))
+    opener.open_button.click(None, js=KEYS_JS)
+    opener.refresh.click(refresh_choices, None, opener.choice)
 
-    which.change(choose_message, [current, number, which], edit_text)
-    after_record(save_edit_button.click(save_edit, [current, number, which, edit_text], edit_status))
-    after_record(revert_button.click(revert_edits, [current, number], edit_status))
-    save_note_button.click(save_note, [current, number, note], edit_status)
-    mask_tab.select(mask_opened, [current, number, model, max_length, stack], [mask_shown, mask, mask_info])
-    stack.submit(mask_opened, [current, number, model, max_length, stack], [mask_shown, mask, mask_info])
-    count_button.click(count_tokens, [current, model, max_length], [cards, tokens_plot])
-    export_button.click(export_dataset, [current, which_rows, style], [export_file, export_status]).then(
-        refresh_choices, None, choice)
-    return current
+    for trigger in (filters[0].change, filters[1].change, filters[2].change, filters[3].submit, filters[4].change):
+        then_browse(trigger(_first_page, None, pages.page))
+    then_browse(pages.forward.click(next_page, pages.page, pages.page))
+    then_browse(pages.back.click(previous_page, pages.page, pages.page))
+    pages.page.submit(browse, [current, *filters, pages.page], page_outputs)
+    after_record(pages.table.select(pick_row, None, record.number))
+    after_record(record.number.submit(_same, record.number, record.number))
+    after_record(record.forward.click(next_record, [current, record.number, *filters], record.number))
+    after_record(record.back.click(previous_record, [current, record.number, *filters], record.number))
+    for button, handler in ((record.approve, approve_record), (record.reject, reject_record), (record.pending, reset_record)):
+        then_browse(after_record(button.click(handler, [current, record.number, *filters], record.number)))
+    after_record(record.swap.click(swap_pair, [current, record.number], record.edit_status))
+
+    record.which.change(choose_message, [current, record.number, record.which], record.edit_text)
+    after_record(record.save_edit_button.click(save_edit, [current, record.number, record.which, record.edit_text],
+                                               record.edit_status))
+    after_record(record.revert_button.click(revert_edits, [current, record.number], record.edit_status))
+    record.save_note_button.click(save_note, [current, record.number, record.note], record.edit_status)
+    mask_outputs = [record.mask_shown, record.mask, record.mask_info]
+    record.mask_tab.select(mask_opened, mask_inputs, mask_outputs)
+    record.stack.submit(mask_opened, mask_inputs, mask_outputs)
+    summary.count_button.click(count_tokens, [current, summary.model, summary.max_length], [summary.cards, summary.tokens_plot])
+    exporter.button.click(export_dataset, [current, exporter.which_rows, exporter.style],
+                          [exporter.file, exporter.status]).then(refresh_choices, None, opener.choice)
 
 
 def _first_record():

@@ -10,6 +10,7 @@ import gradio as gr
 
 from core.export import pipeline
 from core.export.gguf import ALL_TYPES, type_availability
+from studio.problems import EXPECTED, unexpected
 
 VERIFY_HEADERS = ["prompt", "merged model", "GGUF", "agree?", "next tokens agreeing"]
 LOG_LINES = 400
@@ -112,7 +113,7 @@ def run_export_stream(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama
     try:
         plan = build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
                           ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what)
-    except pipeline.ExportError as error:
+    except EXPECTED as error:
         yield f"**Cannot export:** {error}", "", table, command
         return
     last_push = 0.0
@@ -127,9 +128,13 @@ def run_export_stream(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama
             if event.kind != "progress" or time.monotonic() - last_push > 0.3:
                 last_push = time.monotonic()
                 yield status_markdown(event), "\n".join(log), table, command
-    except Exception as error:  # never a traceback in the page
+    except EXPECTED as error:
+        log.append(f"[export] {error}")
+        yield f"**Export stopped:** {error}", "\n".join(log), table, command
+        return
+    except Exception as error:  # last resort: merging and converting run third-party code on any model
         log.append(f"[export] unexpected error: {type(error).__name__}: {error}")
-        yield f"**Export stopped:** {type(error).__name__}: {error}", "\n".join(log), table, command
+        yield f"**Export stopped:** {unexpected(error, 'the export')}", "\n".join(log), table, command
         return
     yield status_markdown(event), "\n".join(log), table, command
 

@@ -6,7 +6,6 @@ session, GPU-bound chat handlers are wrapped for ZeroGPU, and a surprise becomes
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
 import sys
 from pathlib import Path

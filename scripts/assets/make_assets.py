@@ -1,6 +1,6 @@
-"""Write the bundled sample datasets in assets/ from the authored text in bench/assets_*.py.
+"""Write the bundled sample datasets in assets/ from the authored text in scripts/assets/assets_*.py.
 
-Run: python bench/make_assets.py   (deterministic; rewrites the five .jsonl files)
+Run: python scripts/assets/make_assets.py   (deterministic; rewrites the five .jsonl files)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from assets_friction import FRICTION  # noqa: E402
 from assets_modes import SAMPLES, TAGS  # noqa: E402
 from assets_rag import PASSAGES, REFUSALS, SYSTEM  # noqa: E402
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MODE_SYSTEM = {
     "dual": "Dual mode: reason privately inside <thought>, then state what is true of the world inside <world>.",
     "emulation": "Emulation mode: write the exchange as <user> and <assistant> turns.",

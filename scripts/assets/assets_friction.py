@@ -1,5 +1,5 @@
 """Authored friction records for assets/friction_sample.jsonl: a question, agents who disagree
-productively, and the answer they converge on. Used by bench/make_assets.py."""
+productively, and the answer they converge on. Used by scripts/assets/make_assets.py."""
 
 FRICTION = [
     ("Should a five-person startup adopt microservices from day one?",

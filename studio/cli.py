@@ -87,15 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except _USER_ERRORS() as error:
+        if getattr(args, "json", False):
+            _print_json({"ok": False, "error": str(error)})
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def _USER_ERRORS() -> tuple[type[Exception], ...]:
+    from core.dataset.reader import DatasetError
     from core.models import ModelNotFound, QLoRANeedsCUDA
     from core.recipes import RecipeError
 
-    return (RecipeError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError)
+    return (RecipeError, DatasetError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError)
 
 
 def _print_json(data: dict) -> None:

@@ -150,10 +150,8 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None) -> str | None:
 
 def plan(recipe: Recipe) -> dict:
     """The dry run: everything a run would do up to loading weights, as one JSON-able dict."""
-    notes = []
+    notes = preflight(recipe, dry_run=True)  # the same checks as a real start, so both accept the same recipes
     policy = device_policy()
-    if recipe.training.tuning == "qlora" and policy.device != "cuda":
-        notes.append("QLoRA needs a CUDA GPU: this machine can validate the recipe but not run it (use tuning: lora here).")
     try:
         tokenizer = load_tokenizer(recipe.model.name, trust_remote_code=recipe.model.trust_remote_code)
         counted_with = recipe.model.name

@@ -118,3 +118,80 @@ def test_dataset_of_no_known_format_is_refused_before_a_run_starts(tmp_path, cap
     assert code == 2 and "no known format" in err and "data.path" in err
     code, _, err = _run(capsys, "train", str(_recipe(tmp_path, str(data))), "--set", "data.format=csv")
     assert code == 2 and "data.format: expected auto or one of" in err
+
+
+# ---------------------------------------------------------------- empty files, where a finding is, missing paths
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("empty.jsonl", "", "the file is empty (0 bytes)"),
+    ("blank.jsonl", "  \n\n\t \r\n", "only blank lines or whitespace"),
+    ("header.csv", "prompt,completion\n", "a header but no rows"),
+    ("empty.json", "[]", "holds no rows"),
+])
+def test_empty_files_are_unreadable_not_one_row(tmp_path, capsys, name, content, reason):
+    path = tmp_path / name
+    path.write_text(content)
+    code, out, err = _run(capsys, "check", str(path))
+    assert code == 2 and reason in err and "row None" not in out + err and "1 rows" not in out, err
+    code, out, _ = _run(capsys, "check", str(path), "--json")
+    assert code == 2 and json.loads(out)["ok"] is False
+
+
+def test_no_usable_rows_are_not_graded(tmp_path, capsys):
+    path = tmp_path / "broken.jsonl"
+    path.write_text("not json\n[1, 2]\n")
+    code, out, _ = _run(capsys, "check", str(path))
+    assert code == 1 and "not graded (no usable examples)" in out and "Average reply length" not in out
+    code, out, _ = _run(capsys, "check", str(path), "--json")
+    assert json.loads(out)["metrics"] == {}
+
+
+def test_findings_in_a_json_array_name_the_row_not_line_none(tmp_path, capsys):
+    rows = [{"messages": [{"role": "user", "content": "hi"}]},
+            {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+            {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+            "not an object"]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(rows))
+    code, out, _ = _run(capsys, "check", str(path))
+    assert code == 1 and "None" not in out, out
+    assert "role order  row 1 (row-1): no assistant turn" in out
+    assert "exact duplicate  row 3 same as row 2" in out
+    assert f"bad row  {path}:row 4: expected an object per row" in out
+
+
+def test_missing_relative_path_is_no_such_file_not_a_hub_dataset(tmp_path, capsys, monkeypatch):
+    from core.dataset import reader
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for missing in ("data/missing.jsonl", "data/missing", "someone/missing.csv"):
+        code, _, err = _run(capsys, "check", missing)
+        assert code == 2 and "no such file" in err and "Hub" not in err, (missing, err)
+    assert reader.is_hub_name("HuggingFaceH4/ultrafeedback:train")
+    assert not reader.is_hub_name("data/anything")  # its first part is a local folder: a path, not owner/name
+
+
+def test_ui_resolves_a_typed_relative_path_against_the_workspace(tmp_path, monkeypatch):
+    from studio import dataset_tab
+
+    monkeypatch.chdir(tmp_path)  # the server's folder holds nothing by that name
+    mine = workspace().datasets / "mine.jsonl"
+    mine.write_text(json.dumps({"prompt": "p", "completion": "c"}) + "\n")
+    path, status = dataset_tab.open_dataset(None, None, "datasets/mine.jsonl", "auto", "")
+    assert path == str(mine.resolve()) and "1 records" in status, status
+    path, status = dataset_tab.open_dataset(None, None, "datasets/missing.jsonl", "auto", "")
+    assert path == "" and "no such file" in status and "Hub" not in status, status
+
+
+def test_runs_shows_why_a_run_failed(capsys):
+    run = workspace().runs / "broken-run"
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({
+        "state": "failed", "step": 3, "total_steps": 10, "started_at": "2026-01-01T00:00:00+00:00",
+        "error": "RecipeError: data.path: no usable examples (the full traceback is in train.log)\nmore"}))
+    code, out, _ = _run(capsys, "runs")
+    assert code == 0 and "why: RecipeError: data.path: no usable examples" in out and "more" not in out
+    code, out, _ = _run(capsys, "runs", "--json")
+    assert json.loads(out)["runs"][0]["error"].startswith("RecipeError: data.path")

@@ -284,6 +284,9 @@ def _band(value: float, good: tuple[float, float], warn: tuple[float, float]) ->
 
 
 def quality_metrics(c: Checker) -> dict:
+    """Graded indicators; none when no row was usable (there is nothing to grade)."""
+    if c.report.examples == 0:
+        return {}
     replies = max(c.replies, 1)
     avg = c.total_words / replies
     short, long, filler = c.short / replies, c.long / replies, c.fillers / replies

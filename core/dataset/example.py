@@ -39,5 +39,5 @@ class BadRow:
     row: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        where = f"{self.file}:{self.line}" if self.line else f"{self.file} row {self.row}" if self.row else self.file
         return f"{where}: {self.reason}"

@@ -14,6 +14,7 @@ import csv
 import itertools
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -92,6 +93,8 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict | str]]:
 def _json_records(path: Path) -> Iterator[tuple[None, dict | str]]:
     try:
         data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except RecursionError:
+        raise DatasetError(f"{path}: nested too deeply to be a dataset (over {sys.getrecursionlimit()} levels)") from None
     except UnicodeDecodeError as error:
         raise DatasetError(f"{path}: not UTF-8 text (byte {error.start}); re-save the file as UTF-8") from None
     except json.JSONDecodeError as error:
@@ -166,10 +169,22 @@ def _hub_records(name: str) -> Iterator[tuple[None, dict]]:
         ) from None
 
 
+def is_hub_name(text: str, *bases: str | Path) -> bool:
+    """Whether `text` names a Hub dataset (owner/name[:split]) rather than a local path: it has that
+    shape, nothing by that name exists here or under `bases`, it does not end in a data file's
+    suffix, and its first part is not a local folder (so `data/missing.jsonl` is a missing file)."""
+    text = str(text).strip()
+    if not _HUB_NAME.match(text) or text.lower().endswith(SUFFIXES):
+        return False
+    roots = [Path.cwd(), *map(Path, bases)]
+    first = text.split("/", 1)[0]
+    return not any((root / text).exists() or (root / first).is_dir() for root in roots)
+
+
 def records(path: str | Path) -> Iterator[tuple[str, int | None, int, dict | str]]:
     """(file, line, row number, dict or reason) for every record behind `path`."""
     text = str(path)
-    if not Path(text).expanduser().exists() and _HUB_NAME.match(text):
+    if is_hub_name(text):
         for number, (line, row) in enumerate(_hub_records(text), start=1):
             yield text, line, number, row
         return
@@ -199,11 +214,13 @@ class ExampleStream:
         self.many_files = Path(path).is_dir()
         self._records = records(path)
         self._head = list(itertools.islice(self._records, DETECT_SAMPLE))
+        if not self._head:
+            raise DatasetError(f"{path}: {_why_empty(Path(path))}; there are no rows to check or train on")
         sample = [row for _, _, _, row in self._head if isinstance(row, dict)]
         if format != "auto":
             self.format, self.evidence = format, "chosen by hand"
         elif not sample:
-            self.format, self.evidence = "unknown", "no readable rows" if self._head else "the dataset is empty"
+            self.format, self.evidence = "unknown", "no readable rows"
         else:
             try:
                 self.format, self.evidence = formats.detect(sample)
@@ -211,12 +228,20 @@ class ExampleStream:
                 self.format, self.evidence = "unknown", str(error)
 
     def __iter__(self) -> Iterator[Example | BadRow]:
-        if not self._head:
-            yield BadRow(str(self.path), None, "the dataset is empty: no rows to train on")
-            return
         for file, line, number, row in itertools.chain(self._head, self._records):
             yield to_item(file, line, number, row, self.format, evidence=self.evidence, template=self.template,
                           system_prompt=self.system_prompt, id_prefix=f"{Path(file).name}:" if self.many_files else "")
+
+
+def _why_empty(path: Path) -> str:
+    if path.is_dir():
+        return "no rows in any of its data files"
+    size = path.stat().st_size if path.is_file() else -1
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    if 0 < size <= 1 << 20 and not path.read_bytes().strip():
+        return "the file holds only blank lines or whitespace"
+    return "the file holds a header but no rows" if path.suffix.lower() == ".csv" else "the file holds no rows"
 
 
 def to_item(file: str, line: int | None, number: int, row: dict | str, fmt: str, *, evidence: str = "",

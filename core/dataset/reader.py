@@ -10,7 +10,6 @@ This module knows nothing about tokenizers or models (core.dataset.samples rende
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import re
@@ -28,7 +27,7 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
     _JSONError = (json.JSONDecodeError,)
 
-from core.dataset import formats
+from core.dataset import csv_rows, formats
 from core.dataset.example import ROLES, BadRow, Example  # noqa: F401  (re-exported: readers hand these out)
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
@@ -123,23 +122,10 @@ def _looks_like_jsonl(path: Path) -> bool:
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict | str]]:
-    with open(path, newline="", encoding="utf-8-sig", errors="strict") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            for row in reader:
-                yield reader.line_num, {k: _cell(v) for k, v in row.items() if k is not None}
-        except UnicodeDecodeError as error:
-            raise DatasetError(f"{path}: not UTF-8 text (byte {error.start}); re-save the file as UTF-8") from None
-
-
-def _cell(value):
-    """CSV cells holding JSON lists/objects (messages, agent_responses) become real lists."""
-    if isinstance(value, str) and value[:1] in "[{" and value[-1:] in "]}":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+    try:
+        yield from csv_rows.records(path)
+    except csv_rows.CSVHeaderError as error:
+        raise DatasetError(f"{path}: {error}") from None
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[None, dict]]:

@@ -160,6 +160,8 @@ def _print_check(report, summary: dict) -> None:
         print(f"  bad row  {bad['file']}:{bad['line'] or 'row ' + str(bad['row'])}: {bad['reason']}")
     for item in report.contamination[:50]:
         print(f"  contamination  {_where(item)} ({item['id']}), mode {item['mode']}: {item['reason']} {' '.join(item['tags'])}")
+    for item in report.left_out[:20]:
+        print(f"  left out  {_where(item)} ({item['id']}): {', '.join(item['parts'])[:200]} (the studio trains on text only)")
     for kind in ("empty_turns", "role_order"):
         for item in getattr(report, kind)[:20]:
             what = item.get("reason") or f"empty {item.get('role')} turn {item.get('turn')}"

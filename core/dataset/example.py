@@ -23,6 +23,7 @@ class Example:
     source: dict = field(default_factory=dict)
     line: int | None = None
     row: int | None = None  # 1-based position among the file's records (blank lines not counted)
+    left_out: list[str] = field(default_factory=list)  # content parts the studio can't use (images ...), by place
 
     @property
     def is_preference(self) -> bool:

@@ -243,6 +243,8 @@ def to_item(file: str, line: int | None, number: int, row: dict | str, fmt: str,
                                  format_template=template, system_prompt=system_prompt)
     except (formats.RowError, KeyError, TypeError, AttributeError) as error:
         return BadRow(file, line, _reason(error), number)
+    except RecursionError:
+        return BadRow(file, line, "nested too deeply to read", number)
 
 
 def jsonl_slice(path: str | Path, start: int, end: int, first_line: int, fmt: str, *, template: str | None = None,

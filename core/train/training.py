@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.train import trainer_configs, training_data
 from core.train.preflight import preflight
-from core.train.run_dir import latest_checkpoint
+from core.train.run_dir import checkpoint_step, latest_checkpoint, trim_metrics
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer, resolve
 from core.recipes import Recipe
 
@@ -116,6 +116,12 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     checkpoint = _checkpoint_to_resume(run_dir, resume)
     if checkpoint:
         log(f"resuming from {checkpoint}")
+        step = checkpoint_step(checkpoint)
+        if step is not None and trainer.is_world_process_zero():
+            # A killed session logged steps past this checkpoint; they are about to be logged again.
+            dropped = trim_metrics(run_dir, step)
+            if dropped:
+                log(f"metrics: dropped {dropped} records past step {step} (logged before the run stopped)")
     trainer.train(resume_from_checkpoint=checkpoint)
     if not callback.stop_requested:
         save_final(trainer, recipe, run_dir, tokenizer, recipe_yaml)

@@ -77,6 +77,8 @@ def parse_line(raw: bytes, line: int) -> dict | str:
         except UnicodeDecodeError as bad:
             return f"not UTF-8 text (byte 0x{raw[bad.start]:02x} at column {bad.start + 1}); re-save the file as UTF-8"
         return f"not valid JSON ({str(error).splitlines()[0][:120]})"
+    if isinstance(row, list):
+        return "expected a JSON object per line, got list (a file holding one JSON array is a .json file)"
     if not isinstance(row, dict):
         return f"expected a JSON object per line, got {type(row).__name__}"
     return row
@@ -206,7 +208,9 @@ class ExampleStream:
         if format != "auto":
             self.format, self.evidence = format, "chosen by hand"
         elif not sample:
-            self.format, self.evidence = "unknown", "no readable rows"
+            file, line, number, reason = self._head[0]
+            where = f"line {line}" if line else f"row {number}"
+            self.format, self.evidence = "unknown", f"no readable rows (first: {where}: {reason})"
         else:
             try:
                 self.format, self.evidence = formats.detect(sample)

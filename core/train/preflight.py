@@ -6,7 +6,7 @@ laptop is what it is for. Knows nothing about processes or trainers."""
 
 from __future__ import annotations
 
-from core.models import QLoRANeedsCUDA, device_policy, four_bit_config, resolve
+from core.models import ModelNotFound, QLoRANeedsCUDA, device_policy, four_bit_config, resolve
 from core.recipes import Recipe, RecipeError, check_dataset_exists
 
 QLORA_NOTE = "QLoRA needs a CUDA GPU: this machine can validate the recipe but not run it (use tuning: lora here)."
@@ -25,7 +25,11 @@ def preflight(recipe: Recipe, *, dry_run: bool = False) -> list[str]:
                 raise
             notes.append(QLORA_NOTE)
     check_dataset_readable(recipe)
-    resolve(recipe.model.name)
+    try:
+        resolve(recipe.model.name)
+    except ModelNotFound as error:
+        where = f"{recipe.source}: " if recipe.source else ""
+        raise RecipeError(f"{where}model.name: {error}") from None
     return notes
 
 

@@ -10,7 +10,7 @@ This module knows nothing about files, line numbers on disk, tokenizers or revie
 from __future__ import annotations
 
 from collections import Counter
-from contextvars import ContextVar
+import threading
 
 from core.dataset import parts
 from core.dataset.example import Example
@@ -29,8 +29,9 @@ SHAREGPT_ROLES = {
 _ROLE_SET = frozenset(("system", "user", "assistant", "tool"))
 # Message-level reasoning, as OpenAI-compatible servers (reasoning_content) and templates (thinking) name it.
 _REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
-# Parts left out of the row being normalized (images, audio): normalize() collects them for the Example.
-_LEFT_OUT: ContextVar[list | None] = ContextVar("left_out", default=None)
+# Parts left out of the row being normalized (images, audio), per thread: normalize() hands them to
+# the Example. A thread-local attribute costs less per row than a ContextVar set and reset.
+_PENDING = threading.local()
 
 
 class RowError(ValueError):
@@ -105,9 +106,10 @@ def _content(value: list, where: str) -> parts.Content:
         content = parts.read(value, where)
     except parts.PartError as error:
         raise RowError(str(error)) from None
-    left_out = _LEFT_OUT.get()
-    if left_out is not None:
-        left_out.extend(content.left_out)
+    if content.left_out:
+        if getattr(_PENDING, "left_out", None) is None:
+            _PENDING.left_out = []
+        _PENDING.left_out.extend(content.left_out)
     if not (content.text.strip() or content.reasoning.strip() or content.tool_calls):
         kinds = f" (left out: {', '.join(content.left_out)})" if content.left_out else ""
         raise RowError(f"{where}: the content parts hold no text{kinds}; the studio trains on text only")
@@ -294,19 +296,7 @@ def normalize(row: dict, fmt: str, *, example_id: str, line: int | None = None, 
     if own is None or (own[0] != fmt and not _compatible(own[0], fmt)):
         seen = f"looks like {own[0]} ({own[1]})" if own else f"has keys {', '.join(sorted(map(str, row))[:8]) or '(none)'}"
         raise RowError(f"row {seen}, not {fmt}; fix the row or split mixed files")
-    left_out: list[str] = []
-    token = _LEFT_OUT.set(left_out)
-    try:
-        example = _normalize(row, fmt, format_template)
-    finally:
-        _LEFT_OUT.reset(token)
-    example.id = str(row["id"]) if row.get("id") not in (None, "") else example_id
-    example.messages = _with_system(example.messages, system_prompt)
-    example.line, example.row, example.left_out = line, row_number, left_out
-    return example
-
-
-def _normalize(row: dict, fmt: str, format_template: str | None) -> Example:
+    _PENDING.left_out = None
     chosen = rejected = None
     if fmt == "preference":
         messages, chosen, rejected = _from_preference(row)
@@ -325,8 +315,12 @@ def _normalize(row: dict, fmt: str, format_template: str | None) -> Example:
         messages = _from_messages(row, key)
     mode = row.get("mode")
     category = row.get("category")
-    return Example(id="", messages=messages, mode=str(mode) if mode is not None else None, chosen=chosen,
-                   rejected=rejected, category=str(category) if category is not None else None, source=row)
+    return Example(
+        id=str(row["id"]) if row.get("id") not in (None, "") else example_id,
+        messages=_with_system(messages, system_prompt), mode=str(mode) if mode is not None else None,
+        chosen=chosen, rejected=rejected, category=str(category) if category is not None else None,
+        source=row, line=line, row=row_number, left_out=_PENDING.left_out or [],
+    )
 
 
 def _compatible(own: str, wanted: str) -> bool:

@@ -388,8 +388,19 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"{path}: recipe file not found") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: a folder, not a recipe file; name a .yaml file (see configs/)") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: not a text file (byte {error.start} is not UTF-8); a recipe is a YAML text file") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: nested too deeply to be a recipe") from None
+    except OSError as error:
+        raise RecipeError(f"{path}: can't be read ({error.strerror or error})") from None
     except yaml.YAMLError as error:
         raise RecipeError(yaml_error_text(path, error)) from None
+    if data is not None and not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections (model, data, lora, training, export), "
+                          f"but this file holds {'plain text' if isinstance(data, str) else 'a ' + type(data).__name__}")
     data = apply_overrides(data or {}, overrides or [])
     return from_dict(data, source=path.resolve())
 
@@ -411,7 +422,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise RecipeError(f"--set {item}: expected key=value, e.g. training.learning_rate=1e-4")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise RecipeError(f"--set {item}: the value is not a YAML scalar, list or mapping; quote it") from None
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:

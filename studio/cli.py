@@ -87,15 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except _USER_ERRORS() as error:
+        if getattr(args, "json", False):
+            _print_json({"ok": False, "error": str(error)})
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def _USER_ERRORS() -> tuple[type[Exception], ...]:
+    from core.dataset.reader import DatasetError
     from core.models import ModelNotFound, QLoRANeedsCUDA
     from core.recipes import RecipeError
 
-    return (RecipeError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError)
+    return (RecipeError, DatasetError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError)
 
 
 def _print_json(data: dict) -> None:
@@ -156,24 +159,34 @@ def _print_check(report, summary: dict) -> None:
     for bad in report.bad_rows[:20]:
         print(f"  bad row  {bad['file']}:{bad['line'] or 'row ' + str(bad['row'])}: {bad['reason']}")
     for item in report.contamination[:50]:
-        print(f"  contamination  row {item['row']}, line {item['line']} ({item['id']}), mode {item['mode']}: "
-              f"{item['reason']} {' '.join(item['tags'])}")
+        print(f"  contamination  {_where(item)} ({item['id']}), mode {item['mode']}: {item['reason']} {' '.join(item['tags'])}")
+    for item in report.left_out[:20]:
+        print(f"  left out  {_where(item)} ({item['id']}): {', '.join(item['parts'])[:200]} (the studio trains on text only)")
     for kind in ("empty_turns", "role_order"):
         for item in getattr(report, kind)[:20]:
             what = item.get("reason") or f"empty {item.get('role')} turn {item.get('turn')}"
-            print(f"  {kind.replace('_', ' ')}  row {item['row']}, line {item['line']} ({item['id']}): {what}")
+            print(f"  {kind.replace('_', ' ')}  {_where(item)} ({item['id']}): {what}")
     for item in report.duplicates["exact"][:20]:
-        print(f"  exact duplicate  row {item['row']} (line {item['line']}) same as row {item['same_as_row']} (line {item['same_as_line']})")
+        same = _where({"row": item["same_as_row"], "line": item["same_as_line"]})
+        print(f"  exact duplicate  {_where(item)} same as {same}")
     if report.preference:
         for item in report.preference["findings"][:20]:
-            print(f"  preference  row {item['row']} ({item['id']}): {item['reason']}")
+            print(f"  preference  {_where(item)} ({item['id']}): {item['reason']}")
     for metric in report.metrics.values():
         print(f"  [{metric['status']:>4}] {metric['label']}: {metric['display']} (target {metric['target']})")
+    if not report.metrics:
+        print("  quality metrics: not graded (no usable examples)")
     if summary.get("tokens") and summary["tokens"].get("counted"):
         t = summary["tokens"]
         print(f"  tokens: {t['counted']} examples, min {t['min']}, mean {t['mean']}, max {t['max']}, "
               f"{t['truncated']} over {t['max_length']}, {t['trained_share']:.0%} of tokens trained")
     print("clean" if report.ok else "problems found")
+
+
+def _where(item: dict) -> str:
+    """Row and line of a finding; rows of a JSON array or Parquet file have no line, so the row
+    (1-based, the array index plus one) names them alone."""
+    return f"row {item['row']}, line {item['line']}" if item.get("line") else f"row {item['row']}"
 
 
 def cmd_train(args) -> int:
@@ -274,7 +287,7 @@ def cmd_runs(args) -> int:
     if args.json:
         _print_json({"runs": [{"run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
                                "total_steps": i.total_steps, "started_at": i.started_at, "ended_at": i.ended_at,
-                               "final_loss": i.final_loss, "best_eval_loss": i.best_eval_loss,
+                               "final_loss": i.final_loss, "best_eval_loss": i.best_eval_loss, "error": i.error,
                                "method": i.recipe.get("training", {}).get("method"),
                                "model": i.recipe.get("model", {}).get("name")} for i in infos]})
         return 0
@@ -286,7 +299,15 @@ def cmd_runs(args) -> int:
         loss = f"{i.final_loss:.4f}" if i.final_loss is not None else "-"
         best = f"{i.best_eval_loss:.4f}" if i.best_eval_loss is not None else "-"
         print(f"{i.run_id:40} {i.state:10} {f'{i.step}/{i.total_steps or chr(63)}':>11} {loss:>8} {best:>9}")
+        if i.state == "failed" and i.error:
+            print(f"  why: {_first_line(i.error)}")
     return 0
+
+
+def _first_line(error: str, limit: int = 200) -> str:
+    """The reason a run failed, in one line: status.json's error without the log tail it carries."""
+    line = next((part.strip() for part in error.splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def cmd_chat(args) -> int:

@@ -97,9 +97,9 @@ def _resolve(choice: str | None, upload: str | None, typed: str | None) -> str:
         return str(_store_upload(upload))
     if typed and typed.strip():
         text = typed.strip()
-        if reader.is_hub_dataset(text):
-            return text  # a Hub dataset name
-        return str(inside(text))
+        if reader.is_hub_dataset(text, workspace().root):
+            return text  # a Hub dataset name: nothing by that name in the workspace, and no file suffix
+        return str(inside(text))  # relative paths start at the workspace, not the server's folder
     if choice:
         return str(inside(choice))
     raise BadInput("Pick a sample, upload a file, or type a path first.")

@@ -105,11 +105,11 @@ def test_bad_input_is_reported_row_by_row_and_good_rows_load(tmp_path):
     assert all(str(path) in str(bad) for bad in loaded.bad_rows)
 
 
-def test_empty_file_is_one_bad_row(tmp_path):
+def test_empty_file_is_a_dataset_error_not_a_row(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("")
-    loaded = reader.load(path)
-    assert loaded.examples == [] and len(loaded.bad_rows) == 1 and "empty" in loaded.bad_rows[0].reason
+    with pytest.raises(reader.DatasetError, match="empty"):
+        reader.load(path)
 
 
 def test_missing_field_names_it(tmp_path):

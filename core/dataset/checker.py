@@ -35,6 +35,7 @@ class CheckReport:
     contamination: list[dict] = field(default_factory=list)
     empty_turns: list[dict] = field(default_factory=list)
     role_order: list[dict] = field(default_factory=list)
+    left_out: list[dict] = field(default_factory=list)  # content parts (images ...) a usable row lost
     duplicates: dict = field(default_factory=lambda: {"exact": [], "near": []})
     preference: dict | None = None
     metrics: dict = field(default_factory=dict)
@@ -53,7 +54,7 @@ class CheckReport:
     def problems(self) -> int:
         c = self.counts
         return sum(c.get(k, 0) for k in ("bad_rows", "contamination", "empty_turns", "role_order", "exact_duplicates",
-                                         "identical_pairs", "empty_sides"))
+                                         "identical_pairs", "empty_sides", "left_out_parts"))
 
     @property
     def ok(self) -> bool:
@@ -67,7 +68,7 @@ class CheckReport:
             "path": self.path, "format": self.format, "evidence": self.evidence, "rows": self.rows,
             "examples": self.examples, "ok": self.ok, "problems": self.problems, "counts": self.counts,
             "bad_rows": self.bad_rows, "contamination": self.contamination, "empty_turns": self.empty_turns,
-            "role_order": self.role_order, "duplicates": self.duplicates, "preference": self.preference,
+            "role_order": self.role_order, "left_out": self.left_out, "duplicates": self.duplicates, "preference": self.preference,
             "metrics": {k: {x: v for x, v in m.items() if x != "display"} for k, m in self.metrics.items()},
             "warnings": self.warnings(), "tokens": self.tokens, "elapsed_s": round(self.elapsed_s, 3),
         }
@@ -128,6 +129,10 @@ class Checker:
         r.lines.append(item.line or 0)
         where = {"id": item.id, "row": item.row, "line": item.line}
         texts = assistant_texts(item)
+        if item.left_out:
+            self._flag(position, "left_out_parts", {**where, "parts": item.left_out},
+                       f"left out {len(item.left_out)} part(s) the studio can't train on: {', '.join(item.left_out)[:200]}",
+                       r.left_out)
         self._quality(item, texts, position)
         self._structure(item, position, where)
         self._duplicates(item)
@@ -230,7 +235,8 @@ class Checker:
         r = self.report
         self._match_duplicates()
         r.counts = {k: self.counts.get(k, 0) for k in ("bad_rows", "contamination", "empty_turns", "role_order",
-                                                       "exact_duplicates", "near_duplicates", "identical_pairs", "empty_sides")}
+                                                       "exact_duplicates", "near_duplicates", "identical_pairs", "empty_sides",
+                                                       "left_out_parts")}
         r.mode_names = [name for name, _ in sorted(self.mode_codes.items(), key=lambda kv: kv[1])]
         r.metrics = quality_metrics(self)
         if self.pairs:
@@ -282,6 +288,9 @@ def _band(value: float, good: tuple[float, float], warn: tuple[float, float]) ->
 
 
 def quality_metrics(c: Checker) -> dict:
+    """Graded indicators; none when no row was usable (there is nothing to grade)."""
+    if c.report.examples == 0:
+        return {}
     replies = max(c.replies, 1)
     avg = c.total_words / replies
     short, long, filler = c.short / replies, c.long / replies, c.fillers / replies

@@ -23,6 +23,7 @@ class Example:
     source: dict = field(default_factory=dict)
     line: int | None = None
     row: int | None = None  # 1-based position among the file's records (blank lines not counted)
+    left_out: list[str] = field(default_factory=list)  # content parts the studio can't use (images ...), by place
 
     @property
     def is_preference(self) -> bool:
@@ -39,5 +40,5 @@ class BadRow:
     row: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        where = f"{self.file}:{self.line}" if self.line else f"{self.file} row {self.row}" if self.row else self.file
         return f"{where}: {self.reason}"

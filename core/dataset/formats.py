@@ -10,7 +10,9 @@ This module knows nothing about files, line numbers on disk, tokenizers or revie
 from __future__ import annotations
 
 from collections import Counter
+import threading
 
+from core.dataset import parts
 from core.dataset.example import Example
 from core.errors import StudioError
 
@@ -26,6 +28,11 @@ SHAREGPT_ROLES = {
 
 
 _ROLE_SET = frozenset(("system", "user", "assistant", "tool"))
+# Message-level reasoning, as OpenAI-compatible servers (reasoning_content) and templates (thinking) name it.
+_REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+# Parts left out of the row being normalized (images, audio), per thread: normalize() hands them to
+# the Example. A thread-local attribute costs less per row than a ContextVar set and reset.
+_PENDING = threading.local()
 
 
 class RowError(StudioError, ValueError):
@@ -35,6 +42,8 @@ class RowError(StudioError, ValueError):
 def detect_row(row: dict) -> tuple[str, str] | None:
     """(format, evidence) for one row, or None when no known format fits."""
     keys = row.keys()
+    if "chosen_messages" in keys and "rejected_messages" in keys:
+        return "preference", "keys chosen_messages/rejected_messages (LLaMA-Factory pairs)"
     if "chosen" in keys and "rejected" in keys:
         base = "conversations" if "conversations" in keys else "messages" if "messages" in keys else "prompt"
         return "preference", f"keys {base}/chosen/rejected"
@@ -83,10 +92,46 @@ def _text(value, where: str) -> str:
         return value
     if value is None:
         return ""
-    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
-        # OpenAI content parts: keep the text parts, in order.
-        return "".join(str(p.get("text", "")) for p in value if p.get("type", "text") == "text")
+    if isinstance(value, list):
+        content = _content(value, where)
+        if content.tool_calls:
+            raise RowError(f"{where}: tool calls belong in a chat turn, not here")
+        return content.as_text()
     raise RowError(f"{where}: expected text, got {type(value).__name__} ({str(value)[:40]!r})")
+
+
+def _content(value: list, where: str) -> parts.Content:
+    """A list of content parts; the parts left out are noted for the row, and a turn left with
+    nothing to train on is an error, not an empty turn."""
+    try:
+        content = parts.read(value, where)
+    except parts.PartError as error:
+        raise RowError(str(error)) from None
+    if content.left_out:
+        if getattr(_PENDING, "left_out", None) is None:
+            _PENDING.left_out = []
+        _PENDING.left_out.extend(content.left_out)
+    if not (content.text.strip() or content.reasoning.strip() or content.tool_calls):
+        kinds = f" (left out: {', '.join(content.left_out)})" if content.left_out else ""
+        raise RowError(f"{where}: the content parts hold no text{kinds}; the studio trains on text only")
+    return content
+
+
+def _turn_content(turn: dict, key: str, where: str) -> dict:
+    """A turn's content (a string or parts) and tool calls, with message-level reasoning in a <think> block."""
+    value = turn.get(key)
+    message = {}
+    if isinstance(value, list):
+        content = _content(value, where)
+        message["content"] = content.as_text()
+        if content.tool_calls:
+            message["tool_calls"] = content.tool_calls
+    else:
+        message["content"] = _text(value, where)
+    reasoning = next((turn[k] for k in _REASONING_KEYS if isinstance(turn.get(k), str) and turn[k].strip()), None)
+    if reasoning and "<think>" not in message["content"]:
+        message["content"] = parts.THINK.format(reasoning=reasoning, text=message["content"])
+    return message
 
 
 def _messages(turns, where: str) -> list[dict]:
@@ -105,12 +150,12 @@ def _messages(turns, where: str) -> list[dict]:
             role = SHAREGPT_ROLES.get(speaker)
             if role is None:
                 raise RowError(f"{where}[{i}].from: unknown speaker {turn.get('from')!r}; use human, gpt, system or tool")
-            out.append({"role": role, "content": _text(turn.get("value"), f"{where}[{i}].value")})
+            out.append({"role": role, **_turn_content(turn, "value", f"{where}[{i}].value")})
             continue
         role = turn.get("role")
         if role not in ("system", "user", "assistant", "tool"):
             raise RowError(f"{where}[{i}].role: expected system, user, assistant or tool, got {role!r}")
-        message = {"role": role, "content": _text(turn.get("content"), f"{where}[{i}].content")}
+        message = {"role": role, **_turn_content(turn, "content", f"{where}[{i}].content")}
         for extra in ("tool_calls", "name", "tool_call_id"):
             if turn.get(extra) is not None:
                 message[extra] = turn[extra]
@@ -185,7 +230,26 @@ def _from_friction(row, template):
             {"role": "assistant", "content": template.format_map(values)}]
 
 
+def _from_message_pairs(row):
+    """LLaMA-Factory's pairs: two whole conversations that share every turn but the last reply."""
+    chosen = _messages(row["chosen_messages"], "chosen_messages")
+    rejected = _messages(row["rejected_messages"], "rejected_messages")
+    for name, side in (("chosen_messages", chosen), ("rejected_messages", rejected)):
+        if not side or side[-1]["role"] != "assistant":
+            raise RowError(f"{name}: expected a conversation ending in an assistant reply")
+    if chosen[:-1] != rejected[:-1]:
+        turn = next((i for i, (a, b) in enumerate(zip(chosen, rejected)) if a != b), min(len(chosen), len(rejected)) - 1)
+        raise RowError(f"chosen_messages and rejected_messages differ at turn {turn + 1}, before their last reply; "
+                       "a pair shares its prompt and differs only in the final assistant turn")
+    prompt = chosen[:-1]
+    if prompt and prompt[-1]["role"] == "assistant":
+        raise RowError("chosen_messages: the turn before the reply is an assistant turn; the replies must follow a user turn")
+    return prompt, chosen[-1]["content"], rejected[-1]["content"]
+
+
 def _from_preference(row):
+    if "chosen_messages" in row and "rejected_messages" in row:
+        return _from_message_pairs(row)
     if "conversations" in row:
         prompt = _messages(row["conversations"], "conversations")
     elif "messages" in row:
@@ -233,6 +297,7 @@ def normalize(row: dict, fmt: str, *, example_id: str, line: int | None = None, 
     if own is None or (own[0] != fmt and not _compatible(own[0], fmt)):
         seen = f"looks like {own[0]} ({own[1]})" if own else f"has keys {', '.join(sorted(map(str, row))[:8]) or '(none)'}"
         raise RowError(f"row {seen}, not {fmt}; fix the row or split mixed files")
+    _PENDING.left_out = None
     chosen = rejected = None
     if fmt == "preference":
         messages, chosen, rejected = _from_preference(row)
@@ -255,7 +320,7 @@ def normalize(row: dict, fmt: str, *, example_id: str, line: int | None = None, 
         id=str(row["id"]) if row.get("id") not in (None, "") else example_id,
         messages=_with_system(messages, system_prompt), mode=str(mode) if mode is not None else None,
         chosen=chosen, rejected=rejected, category=str(category) if category is not None else None,
-        source=row, line=line, row=row_number,
+        source=row, line=line, row=row_number, left_out=_PENDING.left_out or [],
     )
 
 

@@ -10,9 +10,9 @@ This module knows nothing about tokenizers or models (core.dataset.samples rende
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
     _JSONError = (json.JSONDecodeError,)
 
-from core.dataset import formats
+from core.dataset import csv_rows, formats
 from core.dataset.example import ROLES, BadRow, Example  # noqa: F401  (re-exported: readers hand these out)
 from core.errors import StudioError
 from core.models import HUB_DATASET_REF
@@ -77,6 +77,8 @@ def parse_line(raw: bytes, line: int) -> dict | str:
         except UnicodeDecodeError as bad:
             return f"not UTF-8 text (byte 0x{raw[bad.start]:02x} at column {bad.start + 1}); re-save the file as UTF-8"
         return f"not valid JSON ({str(error).splitlines()[0][:120]})"
+    if isinstance(row, list):
+        return "expected a JSON object per line, got list (a file holding one JSON array is a .json file)"
     if not isinstance(row, dict):
         return f"expected a JSON object per line, got {type(row).__name__}"
     return row
@@ -92,6 +94,8 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict | str]]:
 def _json_records(path: Path) -> Iterator[tuple[None, dict | str]]:
     try:
         data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except RecursionError:
+        raise DatasetError(f"{path}: nested too deeply to be a dataset (over {sys.getrecursionlimit()} levels)") from None
     except UnicodeDecodeError as error:
         raise DatasetError(f"{path}: not UTF-8 text (byte {error.start}); re-save the file as UTF-8") from None
     except json.JSONDecodeError as error:
@@ -120,23 +124,10 @@ def _looks_like_jsonl(path: Path) -> bool:
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict | str]]:
-    with open(path, newline="", encoding="utf-8-sig", errors="strict") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            for row in reader:
-                yield reader.line_num, {k: _cell(v) for k, v in row.items() if k is not None}
-        except UnicodeDecodeError as error:
-            raise DatasetError(f"{path}: not UTF-8 text (byte {error.start}); re-save the file as UTF-8") from None
-
-
-def _cell(value):
-    """CSV cells holding JSON lists/objects (messages, agent_responses) become real lists."""
-    if isinstance(value, str) and value[:1] in "[{" and value[-1:] in "]}":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+    try:
+        yield from csv_rows.records(path)
+    except csv_rows.CSVHeaderError as error:
+        raise DatasetError(f"{path}: {error}") from None
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[None, dict]]:
@@ -166,9 +157,16 @@ def _hub_records(name: str) -> Iterator[tuple[None, dict]]:
         ) from None
 
 
-def is_hub_dataset(text: str) -> bool:
-    """A Hub dataset reference (owner/name, optionally :config) that is not a local path."""
-    return bool(HUB_DATASET_REF.match(text)) and not Path(text).expanduser().exists()
+def is_hub_dataset(text: str, *bases: str | Path) -> bool:
+    """Whether `text` names a Hub dataset (owner/name[:split]) rather than a local path: it has that
+    shape, nothing by that name exists here or under `bases`, it does not end in a data file's
+    suffix, and its first part is not a local folder (so `data/missing.jsonl` is a missing file)."""
+    text = str(text).strip()
+    if not HUB_DATASET_REF.match(text) or text.lower().endswith(SUFFIXES):
+        return False
+    roots = [Path.cwd(), *map(Path, bases)]
+    first = text.split("/", 1)[0]
+    return not any((root / text).expanduser().exists() or (root / first).is_dir() for root in roots)
 
 
 def records(path: str | Path) -> Iterator[tuple[str, int | None, int, dict | str]]:
@@ -204,11 +202,15 @@ class ExampleStream:
         self.many_files = Path(path).is_dir()
         self._records = records(path)
         self._head = list(itertools.islice(self._records, DETECT_SAMPLE))
+        if not self._head:
+            raise DatasetError(f"{path}: {_why_empty(Path(path))}; there are no rows to check or train on")
         sample = [row for _, _, _, row in self._head if isinstance(row, dict)]
         if format != "auto":
             self.format, self.evidence = format, "chosen by hand"
         elif not sample:
-            self.format, self.evidence = "unknown", "no readable rows" if self._head else "the dataset is empty"
+            file, line, number, reason = self._head[0]
+            where = f"line {line}" if line else f"row {number}"
+            self.format, self.evidence = "unknown", f"no readable rows (first: {where}: {reason})"
         else:
             try:
                 self.format, self.evidence = formats.detect(sample)
@@ -216,12 +218,20 @@ class ExampleStream:
                 self.format, self.evidence = "unknown", str(error)
 
     def __iter__(self) -> Iterator[Example | BadRow]:
-        if not self._head:
-            yield BadRow(str(self.path), None, "the dataset is empty: no rows to train on")
-            return
         for file, line, number, row in itertools.chain(self._head, self._records):
             yield to_item(file, line, number, row, self.format, evidence=self.evidence, template=self.template,
                           system_prompt=self.system_prompt, id_prefix=f"{Path(file).name}:" if self.many_files else "")
+
+
+def _why_empty(path: Path) -> str:
+    if path.is_dir():
+        return "no rows in any of its data files"
+    size = path.stat().st_size if path.is_file() else -1
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    if 0 < size <= 1 << 20 and not path.read_bytes().strip():
+        return "the file holds only blank lines or whitespace"
+    return "the file holds a header but no rows" if path.suffix.lower() == ".csv" else "the file holds no rows"
 
 
 def to_item(file: str, line: int | None, number: int, row: dict | str, fmt: str, *, evidence: str = "",
@@ -237,6 +247,8 @@ def to_item(file: str, line: int | None, number: int, row: dict | str, fmt: str,
                                  format_template=template, system_prompt=system_prompt)
     except (formats.RowError, KeyError, TypeError, AttributeError) as error:
         return BadRow(file, line, row_error_text(error), number)
+    except RecursionError:
+        return BadRow(file, line, "nested too deeply to read", number)
 
 
 def jsonl_slice(path: str | Path, start: int, end: int, first_line: int, fmt: str, *, template: str | None = None,

@@ -20,7 +20,7 @@ import yaml
 
 from core.errors import StudioError
 from core.models import HUB_ID
-from core.train.run_dir import read_jsonl
+from core.train.run_dir import read_metrics_file
 from core.workspace import atomic_path
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class CardFacts:
 
 def losses_from_metrics(metrics_file: Path) -> dict:
     """Final train loss, final and best eval loss (with their steps) from a run's metrics.jsonl."""
-    return losses(read_jsonl(metrics_file))
+    return losses(read_metrics_file(metrics_file))  # one record per step, also after a kill and a resume
 
 
 def losses(records: list[dict]) -> dict:

@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.workspace import write_json_atomic
+from core.workspace import write_atomic, write_json_atomic
 
 LIVE_STATES = ("queued", "running", "stopping")
 STOP_FILE = "stop-requested"  # a file whose presence asks the worker to save and stop
@@ -113,15 +113,26 @@ def update_status(run_path: Path, **fields) -> dict:
 
 
 def read_metrics(run_path: str | Path) -> list[dict]:
-    """Every record of metrics.jsonl; a half-written last line is skipped, not an error."""
-    return read_jsonl(Path(run_path) / METRICS_FILE)
+    """metrics.jsonl, one record per (split, step); a half-written last line is skipped, not an error."""
+    return read_metrics_file(Path(run_path) / METRICS_FILE)
+
+
+def read_metrics_file(path: str | Path) -> list[dict]:
+    """The records of a metrics file, one per (split, step): after a kill and a resume the steps
+    logged past the checkpoint appear twice, and the resumed session's record (the later one) is
+    the one that counts. Records keep the order of the ones kept."""
+    records, latest = read_jsonl(path), {}
+    for index, record in enumerate(records):
+        if record.get("step") is not None:
+            latest[(record.get("split"), record["step"])] = index
+    return [r for i, r in enumerate(records) if r.get("step") is None or latest[(r.get("split"), r["step"])] == i]
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """The JSON objects of a JSONL file the studio wrote (metrics, A/B rows); a line being written
     while we read, or anything that is not an object, is skipped. A missing file is empty."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return []
     records = []
@@ -133,6 +144,35 @@ def read_jsonl(path: str | Path) -> list[dict]:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+def trim_metrics(run_path: str | Path, last_step: int) -> int:
+    """Drop the records past `last_step` (a resume starts again from that checkpoint, and will log
+    those steps anew); returns how many were dropped. Atomic: a crash leaves the old file."""
+    path = Path(run_path) / METRICS_FILE
+    if not path.is_file():
+        return 0
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    kept = [line for line in lines if _step_of(line) is None or _step_of(line) <= last_step]
+    if len(kept) != len(lines) or not text.endswith("\n"):  # a killed writer's half line must not glue onto the next
+        write_atomic(path, "".join(line + "\n" for line in kept))
+    return len(lines) - len(kept)
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None  # a half-written line is kept as it was; readers skip it
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else None
+
+
+def checkpoint_step(checkpoint: str | Path) -> int | None:
+    """The optimizer step a checkpoint folder was saved at (checkpoint-<step>)."""
+    match = re.fullmatch(r"checkpoint-(\d+)", Path(checkpoint).name)
+    return int(match.group(1)) if match else None
 
 
 def latest_ab_rows(run_path: str | Path | None) -> list[dict]:

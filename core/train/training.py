@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.train import trainer_configs, training_data
 from core.train.preflight import preflight
-from core.train.run_dir import RECIPE_FILE, checkpoint_dir, latest_checkpoint
+from core.train.run_dir import RECIPE_FILE, checkpoint_dir, checkpoint_step, latest_checkpoint, trim_metrics
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer, resolve
 from core.recipes import Recipe
 
@@ -116,6 +116,12 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     checkpoint = _checkpoint_to_resume(run_dir, resume)
     if checkpoint:
         log(f"resuming from {checkpoint}")
+        step = checkpoint_step(checkpoint)
+        if step is not None and trainer.is_world_process_zero():
+            # A killed session logged steps past this checkpoint; they are about to be logged again.
+            dropped = trim_metrics(run_dir, step)
+            if dropped:
+                log(f"metrics: dropped {dropped} records past step {step} (logged before the run stopped)")
     trainer.train(resume_from_checkpoint=checkpoint)
     if not callback.stop_requested:
         save_final(trainer, recipe, run_dir, tokenizer, recipe_yaml)
@@ -150,10 +156,8 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None) -> str | None:
 
 def plan(recipe: Recipe) -> dict:
     """The dry run: everything a run would do up to loading weights, as one JSON-able dict."""
-    notes = []
+    notes = preflight(recipe, dry_run=True)  # the same checks as a real start, so both accept the same recipes
     policy = device_policy()
-    if recipe.training.tuning == "qlora" and policy.device != "cuda":
-        notes.append("QLoRA needs a CUDA GPU: this machine can validate the recipe but not run it (use tuning: lora here).")
     try:
         tokenizer = load_tokenizer(recipe.model.name, trust_remote_code=recipe.model.trust_remote_code)
         counted_with = recipe.model.name

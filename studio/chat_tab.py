@@ -18,6 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from core.workspace import PathOutsideWorkspace, inside
+from studio import visitor
 
 LEFT, RIGHT = "Base (left) is better", "Tuned (right) is better"
 NO_TUNED = "None: base model only"
@@ -78,7 +79,8 @@ def compare_choices(choice: str | None):
         path = Path(tuned_path(choice) or "")
     except PathOutsideWorkspace:
         return gr.update(choices=[], value=[])
-    run = next((p for p in [path, *path.parents] if (p / "status.json").is_file()), None) if choice else None
+    # Only a run of this workspace: the walk up stops at runs/, never above the workspace.
+    run = next((p for p in [path, *path.parents] if runs.is_run_dir(p) and runs.in_runs_folder(p)), None) if choice else None
     options = [(label, str(p)) for label, p in runs.model_artifacts(run)] if run else []
     return gr.update(choices=options, value=[])
 
@@ -87,7 +89,7 @@ def _engine_with_tuned(base_model: str, choice: str | None):
     """The cached engine for the base and the side key of the tuned weights (None without)."""
     from core.chat.engine import engine_for
 
-    engine = engine_for(base_model or "embedded")
+    engine = engine_for(visitor.model(base_model))
     path = tuned_path(choice)
     return engine, (engine.attach(path) if path else None)
 

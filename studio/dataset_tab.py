@@ -23,8 +23,10 @@ from core.dataset import review
 from core.dataset import tokens
 from core.dataset.formats import FORMATS
 from core.dataset.pages import PagedDataset
+from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
 from studio import dataset_render as render
+from studio import visitor
 from studio import dataset_state as state
 from studio.dataset_record import (approve_record, choose_message, mask_if_shown, mask_opened, reject_record,
                                    reset_record, revert_edits, save_edit, save_note, show_record, swap_pair)
@@ -57,11 +59,18 @@ KEYS_JS = """
 
 
 def dataset_choices() -> list[tuple[str, str]]:
-    """Bundled samples and every dataset in the workspace (uploads, exports, chat pairs)."""
+    """Bundled samples and every dataset in the workspace (uploads, exports, chat pairs); in demo
+    mode the bundled samples only. A link that leads out of the workspace is not listed."""
     choices = [(f"Sample: {p.name}", str(p)) for p in sorted(ASSETS.glob("*.jsonl"))]
+    if demo_mode():
+        return choices
     root = workspace().datasets
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.suffix.lower() in reader.SUFFIXES and p.name != "review.json" and not p.name.startswith("."):
+            try:
+                inside(p)
+            except PathOutsideWorkspace:
+                continue
             choices.append((f"Workspace: {p.relative_to(root)}", str(p)))
     return choices
 
@@ -85,15 +94,16 @@ def _store_upload(upload: str) -> Path:
 
 
 def _resolve(choice: str | None, upload: str | None, typed: str | None) -> str:
+    """The dataset to open, from the upload, the typed path or the picked choice, each through the
+    visitor guard (the browser sends all three)."""
     if upload:
+        if demo_mode():
+            raise DemoRefusal(f"uploads: {DEMO_DATA}")
         return str(_store_upload(upload))
     if typed and typed.strip():
-        text = typed.strip()
-        if not Path(text).expanduser().exists() and reader._HUB_NAME.match(text):
-            return text  # a Hub dataset name
-        return str(inside(text))
+        return visitor.dataset(typed)
     if choice:
-        return str(inside(choice))
+        return visitor.dataset(choice)
     raise ValueError("Pick a sample, upload a file, or type a path first.")
 
 
@@ -103,7 +113,7 @@ def open_dataset(choice, upload, typed, fmt, template):
         path = _resolve(choice, upload, typed)
         template = (template or "").strip() or None
         paged = PagedDataset(path, fmt or "auto", format_template=template)
-    except (reader.DatasetError, PathOutsideWorkspace, ValueError, OSError) as error:
+    except (reader.DatasetError, *visitor.Refused, ValueError, OSError) as error:
         return "", f"**Can't open this dataset.** {error}"
     state.remember(path, state.OpenDataset(paged, paged.format, template))
     how = "detected" if (fmt or "auto") == "auto" else "chosen"
@@ -201,7 +211,7 @@ def count_tokens(path, model, max_length):
     if opened is None or opened.report is None:
         return "Open a dataset first.", render.tokens_figure(None)
     try:
-        tokenizer = tokens.tokenizer_for((model or "embedded").strip())
+        tokenizer = tokens.tokenizer_for(visitor.model(model))
         examples = (x for x in reader.stream(path, opened.format, format_template=opened.template) if isinstance(x, reader.Example))
         opened.tokens = tokens.token_stats(examples, tokenizer, max_length=int(max_length or 2048), limit=TOKEN_LIMIT)
     except Exception as error:  # a missing model or an offline Hub: say so, never a traceback

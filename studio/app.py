@@ -45,10 +45,9 @@ def build_app() -> gr.Blocks:
 
 def launch_kwargs() -> dict:
     """Theme, CSS (gradio 6 takes them in launch()), the upload cap and the optional login."""
-    from core.hosting import MAX_UPLOAD, auth_from_env
-
     from starlette.middleware import Middleware
 
+    from core.hosting import MAX_UPLOAD, auth_from_env
     from studio.login_wall import LoginWall
 
     css = CSS_FILE.read_text() if CSS_FILE.is_file() else None

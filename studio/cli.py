@@ -274,7 +274,7 @@ def cmd_runs(args) -> int:
     if args.json:
         _print_json({"runs": [{"run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
                                "total_steps": i.total_steps, "started_at": i.started_at, "ended_at": i.ended_at,
-                               "final_loss": i.final_loss, "best_eval_loss": i.best_eval_loss,
+                               "final_loss": i.final_loss, "best_eval_loss": i.best_eval_loss, "error": i.error,
                                "method": i.recipe.get("training", {}).get("method"),
                                "model": i.recipe.get("model", {}).get("name")} for i in infos]})
         return 0
@@ -286,6 +286,8 @@ def cmd_runs(args) -> int:
         loss = f"{i.final_loss:.4f}" if i.final_loss is not None else "-"
         best = f"{i.best_eval_loss:.4f}" if i.best_eval_loss is not None else "-"
         print(f"{i.run_id:40} {i.state:10} {f'{i.step}/{i.total_steps or chr(63)}':>11} {loss:>8} {best:>9}")
+        if i.state == "failed" and i.error:  # the reason, from status.json
+            print(f"    why: {i.error.strip().splitlines()[0][:200]}")
     return 0
 
 

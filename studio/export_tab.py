@@ -31,7 +31,7 @@ def refresh_runs(current: str | None):
 
 
 def _run_folder(run_id: str | None):
-    from core.train.runs import UnknownRun, run_path
+    from core.train.run_dir import UnknownRun, run_path
 
     try:
         return run_path(run_id) if run_id else None

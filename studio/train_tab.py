@@ -14,7 +14,7 @@ import gradio as gr
 from core import recipes
 from core.hosting import enforce_demo_limits
 
-from core.train import runs
+from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
 from studio import train_charts, train_form, visitor
 
@@ -157,16 +157,16 @@ def _checked_recipe(yaml_text: str) -> recipes.Recipe:
 
 def start_run(yaml_text: str):
     try:
-        run_dir = runs.start(_checked_recipe(yaml_text))
+        folder = runs.start(_checked_recipe(yaml_text))
     except Exception as error:  # noqa: BLE001 - RunBusy, RecipeError, QLoRANeedsCUDA, ModelNotFound ...
         gr.Warning(str(error).splitlines()[0])
         return gr.update(), f"⚠️ Not started: {error}"
-    return run_dir.name, f"Started `{run_dir.name}`. The charts fill in as it trains; closing the page does not stop it."
+    return folder.name, f"Started `{folder.name}`. The charts fill in as it trains; closing the page does not stop it."
 
 
 def _run(run_id: str) -> Path:
     """The open run's folder. The browser only ever names a run by its id; runs.run_path checks it."""
-    return runs.run_path(run_id)
+    return run_dir.run_path(run_id)
 
 
 def stop_run(run_id: str) -> str:

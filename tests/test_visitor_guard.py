@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from core import recipes
-from core.train import runs
+from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, workspace
 from studio import chat_tab, dataset_tab, export_tab, train_tab, visitor
 
@@ -55,10 +55,10 @@ def test_run_ids_are_plain_names_of_runs_in_the_workspace(sentinel):
     (workspace().runs / "real").mkdir(parents=True)
     (workspace().runs / "real" / "status.json").write_text('{"state": "completed"}')
     (workspace().runs / "not-a-run").mkdir()
-    assert runs.run_path("real") == (workspace().runs / "real").resolve()
+    assert run_dir.run_path("real") == (workspace().runs / "real").resolve()
     for bad in [*_hostile(sentinel), "", "not-a-run", "missing", "real/../real", "a\\b"]:
         with pytest.raises(runs.UnknownRun):
-            runs.run_path(bad)
+            run_dir.run_path(bad)
     assert [info.run_id for info in runs.list_runs()] == ["real"]  # the link out of runs/ is no run
 
 
@@ -188,6 +188,6 @@ def test_a_run_dir_outside_the_runs_folder_is_refused(tmp_path):
     with pytest.raises(runs.RunError, match="directly inside the workspace's runs folder"):
         runs.start(recipe, run_dir=workspace().runs / "a" / "nested")
     out = subprocess.run([sys.executable, "-m", "studio.cli", "train", str(CONFIGS / "smoke-cpu.yaml"), "--run-dir",
-                          str(tmp_path / "elsewhere")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          str(tmp_path / "elsewhere")], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr and "runs folder" in out.stderr
     assert not (tmp_path / "elsewhere").exists()

@@ -10,7 +10,6 @@ every error text is scrubbed of it. This module knows nothing about merging or G
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -46,15 +45,14 @@ class CardFacts:
 
 def losses_from_metrics(metrics_file: Path) -> dict:
     """Final train loss, final and best eval loss (with their steps) from a run's metrics.jsonl."""
+    from core.train.run_dir import read_metrics_file
+
     out: dict = {}
     if not Path(metrics_file).is_file():
         return out
-    for line in Path(metrics_file).read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line being written while we read
-        loss = row.get("loss") if isinstance(row, dict) else None
+    # One value per step: after a kill and a resume the killed session's later steps don't count.
+    for row in read_metrics_file(Path(metrics_file)):
+        loss = row.get("loss")
         if not isinstance(loss, (int, float)):
             continue
         if row.get("split") == "eval":

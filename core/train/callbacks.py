@@ -20,7 +20,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from core.train.run_dir import METRICS_FILE, STOP_FILE
+from core.train.run_dir import METRICS_FILE, RESUME_SPLIT, STOP_FILE
 from core.workspace import write_atomic
 
 
@@ -61,6 +61,9 @@ class RunCallback(TrainerCallback):
         self._start = self._last_time = time.monotonic()
         self._start_step = state.global_step  # > 0 when resuming; ETA counts only this session's pace
         self._last_tokens = state.num_input_tokens_seen
+        if state.global_step > 0 and state.is_world_process_zero:
+            # A resume: what a killed session logged after this checkpoint no longer counts (run_dir.one_per_step).
+            self._append({"step": state.global_step, "split": RESUME_SPLIT})
         self.update_status(state="running", step=state.global_step, total_steps=state.max_steps)
 
     def on_step_end(self, args, state, control, **kwargs):

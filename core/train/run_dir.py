@@ -26,6 +26,7 @@ RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 CHECKPOINTS = "checkpoints"
+RESUME_SPLIT = "resume"  # a metrics record {"step": N, "split": "resume"}: a session resumed from checkpoint N
 _CHILDREN: dict[int, subprocess.Popen] = {}  # workers this process started, reaped on read
 
 
@@ -129,17 +130,54 @@ def update_status(run_path: Path, **fields) -> dict:
 
 
 def read_metrics(run_path: str | Path) -> list[dict]:
-    """Every record of metrics.jsonl; a half-written last line is skipped, not an error."""
-    path = Path(run_path) / METRICS_FILE
+    """The records of metrics.jsonl, one per split and step (see one_per_step); a half-written
+    last line is skipped, not an error."""
+    return read_metrics_file(Path(run_path) / METRICS_FILE)
+
+
+def read_metrics_file(path: Path) -> list[dict]:
+    """read_metrics for a metrics file wherever it lies."""
     if not path.is_file():
         return []
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
-    return records
+        if isinstance(record, dict):
+            records.append(record)
+    return one_per_step(records)
+
+
+def one_per_step(records: list[dict]) -> list[dict]:
+    """One record per split and step, the last session's. A resumed run writes a `resume` record
+    at its checkpoint's step N: what the killed session logged after N is dropped (the marker
+    too). Without a marker (older runs), a record whose step is not past its split's last one
+    supersedes that split's earlier records from its step on.
+
+    >>> [r["loss"] for r in one_per_step([{"step": 1, "split": "train", "loss": 3}, {"step": 2, "split": "train", "loss": 2},
+    ...                                   {"step": 1, "split": "resume"}, {"step": 2, "split": "train", "loss": 9}])]
+    [3, 9]
+    """
+    kept: list[dict | None] = []
+    last: dict[str, list[int]] = {}  # split -> positions in `kept`, steps increasing
+    for record in records:
+        step = record.get("step")
+        if not isinstance(step, (int, float)):
+            kept.append(record)
+            continue
+        if record.get("split") == RESUME_SPLIT:
+            for positions in last.values():
+                while positions and kept[positions[-1]]["step"] > step:
+                    kept[positions.pop()] = None
+            continue
+        mine = last.setdefault(str(record.get("split")), [])
+        while mine and kept[mine[-1]]["step"] >= step:
+            kept[mine.pop()] = None
+        mine.append(len(kept))
+        kept.append(record)
+    return [record for record in kept if record is not None]
 
 
 def tail_log(run_path: str | Path, lines: int = 40) -> str:

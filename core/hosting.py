@@ -2,15 +2,17 @@
 
 Demo mode (STUDIO_DEMO=1, or automatically on a Hugging Face Space, which sets SPACE_ID)
 keeps visitors on the embedded model and bundled data with tight step limits, so one
-visitor's run can't occupy the machine for long. This module only decides; the trainer, the
-UI and the CLI ask it. It knows nothing about gradio.
+visitor's run can't occupy the machine for long. This module only decides; the trainer, the UI and the CLI ask it. It knows
+nothing about gradio.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from core.recipes import Recipe, RecipeError
+from core.workspace import ASSETS, PathOutsideWorkspace, inside
 
 DEMO_MAX_STEPS = 60
 DEMO_MAX_LENGTH = 512
@@ -35,15 +37,35 @@ def auth_from_env() -> tuple[str, str] | None:
     return user, password
 
 
+class DemoRefusal(ValueError):
+    """Something demo mode does not offer (another model, a workspace or Hub dataset, an upload)."""
+
+
+DEMO_DATA = "this demo studio opens only its bundled sample datasets; run the studio yourself for your own data"
+DEMO_MODEL = "this demo studio uses only the embedded model; run the studio yourself for other models"
+
+
+def model_folders() -> list[Path]:
+    """Folders outside the workspace that hold local models a visitor may name, set by whoever
+    runs the studio: STUDIO_MODEL_DIRS, separated like PATH (e.g. /srv/models on a team machine)."""
+    raw = os.environ.get("STUDIO_MODEL_DIRS", "")
+    return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
+
+
 def enforce_demo_limits(recipe: Recipe) -> Recipe:
-    """In demo mode: embedded model only, at most DEMO_MAX_STEPS steps and DEMO_MAX_LENGTH tokens.
-    Outside demo mode the recipe is returned untouched."""
+    """In demo mode: embedded model and bundled data only, at most DEMO_MAX_STEPS steps and
+    DEMO_MAX_LENGTH tokens, no remote code. Outside demo mode the recipe is returned untouched.
+    The dry run and every start call this before a model or dataset path is looked at."""
     if not demo_mode():
         return recipe
     from core.models import is_embedded
 
     if not is_embedded(recipe.model.name):
         raise RecipeError("model.name: this demo studio trains only the embedded model; run the studio yourself for other models")
+    try:
+        inside(recipe.dataset_path(), ASSETS)
+    except PathOutsideWorkspace:
+        raise RecipeError(f"data.path: {DEMO_DATA} (in {ASSETS})") from None
     if recipe.training.tuning == "qlora":
         raise RecipeError("training.tuning: QLoRA needs a GPU, which this demo studio does not have; use lora")
     steps = recipe.training.max_steps

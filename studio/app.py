@@ -45,13 +45,18 @@ def build_app() -> gr.Blocks:
 
 def launch_kwargs() -> dict:
     """Theme, CSS (gradio 6 takes them in launch()), the upload cap and the optional login."""
+    from starlette.middleware import Middleware
+
     from core.hosting import MAX_UPLOAD, auth_from_env
+    from studio.login_wall import LoginWall
 
     css = CSS_FILE.read_text() if CSS_FILE.is_file() else None
     # Exports (A/B results, exported datasets and models) are served for download; nothing else
-    # in the workspace is.
+    # in the workspace is. Before a login only the login page is served (studio/login_wall.py);
+    # FastAPI's own /openapi.json is off (gradio serves its API description behind the login).
     return {"css": css, "theme": gr.themes.Soft(), "max_file_size": MAX_UPLOAD, "auth": auth_from_env(),
-            "allowed_paths": [str(workspace().exports)]}
+            "allowed_paths": [str(workspace().exports)],
+            "app_kwargs": {"openapi_url": None, "middleware": [Middleware(LoginWall)]}}
 
 
 def ensure_embedded_package() -> None:

@@ -20,6 +20,7 @@ import gradio as gr
 from core.workspace import PathOutsideWorkspace, inside
 from studio.hosting import gpu
 from studio.problems import EXPECTED, unexpected
+from studio import visitor
 
 LEFT, RIGHT = "Base (left) is better", "Tuned (right) is better"
 NO_TUNED = "None: base model only"
@@ -80,7 +81,9 @@ def compare_choices(choice: str | None):
         path = Path(tuned_path(choice) or "")
     except PathOutsideWorkspace:
         return gr.update(choices=[], value=[])
+    # Only a run of this workspace: the walk up stops at runs/, never above the workspace.
     run = run_dir.run_holding(path) if choice else None
+    run = run if run is not None and run_dir.in_runs_folder(run) else None
     options = [(label, str(p)) for label, p in run_dir.model_artifacts(run)] if run else []
     return gr.update(choices=options, value=[])
 
@@ -89,7 +92,7 @@ def _engine_with_tuned(base_model: str, choice: str | None):
     """The cached engine for the base and the side key of the tuned weights (None without)."""
     from core.chat.engine import engine_for
 
-    engine = engine_for(base_model or "embedded")
+    engine = engine_for(visitor.model(base_model))
     path = tuned_path(choice)
     return engine, (engine.attach(path) if path else None)
 

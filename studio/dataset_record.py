@@ -10,6 +10,7 @@ import gradio as gr
 
 from core.dataset import reader, review, tokens
 from studio import dataset_render as render
+from studio import visitor
 from studio.dataset_state import mode_table, next_record, record_at
 from studio.problems import EXPECTED, unexpected
 
@@ -132,7 +133,7 @@ def show_mask(path, number, model, max_length, stack=1):
     if not isinstance(item, reader.Example):
         return [], "Open a record first (bad rows have no training text)."
     try:
-        tokenizer = tokens.tokenizer_for((model or "embedded").strip())
+        tokenizer = tokens.tokenizer_for(visitor.model(model))
         state = review.open_review(opened.path)
         following = opened.paged.page(list(range(position, min(position + max(int(stack or 1), 1), len(opened.paged)))))
         group = [review.apply_edits(x, state.get(x.id)) for x in following if isinstance(x, reader.Example)]

@@ -19,8 +19,10 @@ from core.dataset import checks, reader, review, tokens
 from core.dataset.formats import FORMATS
 from core.dataset.pages import PagedDataset
 from core.errors import BadInput
+from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
 from core.workspace import ASSETS, inside, workspace
 from studio import dataset_render as render
+from studio import visitor
 from studio import dataset_state as state
 from studio.dataset_record import (
     approve_record,
@@ -65,11 +67,18 @@ KEYS_JS = """
 
 
 def dataset_choices() -> list[tuple[str, str]]:
-    """Bundled samples and every dataset in the workspace (uploads, exports, chat pairs)."""
+    """Bundled samples and every dataset in the workspace (uploads, exports, chat pairs); in demo
+    mode the bundled samples only. A link that leads out of the workspace is not listed."""
     choices = [(f"Sample: {p.name}", str(p)) for p in sorted(ASSETS.glob("*.jsonl"))]
+    if demo_mode():
+        return choices
     root = workspace().datasets
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.suffix.lower() in reader.SUFFIXES and p.name != "review.json" and not p.name.startswith("."):
+            try:
+                inside(p)
+            except PathOutsideWorkspace:
+                continue
             choices.append((f"Workspace: {p.relative_to(root)}", str(p)))
     return choices
 
@@ -93,15 +102,16 @@ def _store_upload(upload: str) -> Path:
 
 
 def _resolve(choice: str | None, upload: str | None, typed: str | None) -> str:
+    """The dataset to open, from the upload, the typed path or the picked choice, each through the
+    visitor guard (the browser sends all three)."""
     if upload:
+        if demo_mode():
+            raise DemoRefusal(f"uploads: {DEMO_DATA}")
         return str(_store_upload(upload))
     if typed and typed.strip():
-        text = typed.strip()
-        if reader.is_hub_dataset(text, workspace().root):
-            return text  # a Hub dataset name: nothing by that name in the workspace, and no file suffix
-        return str(inside(text))  # relative paths start at the workspace, not the server's folder
+        return visitor.dataset(typed)
     if choice:
-        return str(inside(choice))
+        return visitor.dataset(choice)
     raise BadInput("Pick a sample, upload a file, or type a path first.")
 
 
@@ -111,7 +121,7 @@ def open_dataset(choice, upload, typed, fmt, template):
         path = _resolve(choice, upload, typed)
         template = (template or "").strip() or None
         paged = PagedDataset(path, fmt or "auto", format_template=template)
-    except (*EXPECTED, ValueError) as error:  # ValueError: a file that is not text (UnicodeDecodeError)
+    except (*EXPECTED, *visitor.Refused, ValueError) as error:  # ValueError: a file that is not text (UnicodeDecodeError)
         return "", f"**Can't open this dataset.** {error}"
     how = "detected" if (fmt or "auto") == "auto" else "chosen"
     status = (f"**{Path(path).name}**: {len(paged):,} records · format **{paged.format}** ({how}: {paged.evidence}). "
@@ -208,7 +218,7 @@ def count_tokens(path, model, max_length):
     if opened is None or opened.report is None:
         return "Open a dataset first.", render.tokens_figure(None)
     try:
-        tokenizer = tokens.tokenizer_for((model or "embedded").strip())
+        tokenizer = tokens.tokenizer_for(visitor.model(model))
         examples = (x for x in reader.stream(path, opened.format, format_template=opened.template) if isinstance(x, reader.Example))
         opened.tokens = tokens.token_stats(examples, tokenizer, max_length=int(max_length or 2048), limit=TOKEN_LIMIT)
     except EXPECTED as error:  # a missing model or an offline Hub: say so

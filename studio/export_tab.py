@@ -17,10 +17,11 @@ LOG_LINES = 400
 
 
 def run_choices() -> list[tuple[str, str]]:
-    """(label, run folder) for every run, newest first, for the run picker."""
+    """(label, run id) for every run, newest first, for the run picker. The browser names a run by
+    its id only; handlers turn it into a folder with core.train.run_dir.run_path."""
     from core.train.runs import list_runs
 
-    return [(f"{info.run_id} · {info.state}", str(info.path)) for info in list_runs()]
+    return [(f"{info.run_id} · {info.state}", info.run_id) for info in list_runs()]
 
 
 def refresh_runs(current: str | None):
@@ -30,17 +31,27 @@ def refresh_runs(current: str | None):
     return gr.update(choices=choices, value=value), refresh_checkpoints(value)
 
 
-def checkpoint_choices(run_path: str | None) -> list[tuple[str, str]]:
-    if not run_path:
+def _run_folder(run_id: str | None):
+    from core.train.run_dir import UnknownRun, run_path
+
+    try:
+        return run_path(run_id) if run_id else None
+    except UnknownRun:
+        return None
+
+
+def checkpoint_choices(run_id: str | None) -> list[tuple[str, str]]:
+    folder = _run_folder(run_id)
+    if folder is None:
         return [("best (default)", "best")]
     from core.train.runs import model_artifacts
 
-    labels = [label for label, _ in model_artifacts(run_path)]
+    labels = [label for label, _ in model_artifacts(folder)]
     return [("best (default)", "best")] + [(label, label) for label in labels if label != "best"]
 
 
-def refresh_checkpoints(run_path: str | None):
-    return gr.update(choices=checkpoint_choices(run_path), value="best")
+def refresh_checkpoints(run_id: str | None):
+    return gr.update(choices=checkpoint_choices(run_id), value="best")
 
 
 def gguf_type_note(gguf_type: str) -> str:
@@ -50,15 +61,19 @@ def gguf_type_note(gguf_type: str) -> str:
 
 def build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
                ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what) -> pipeline.ExportPlan:
-    """The form as an ExportPlan; ticking nothing but Merge is a merge-only export."""
+    """The form as an ExportPlan; ticking nothing but Merge is a merge-only export. `run_path` is
+    the picked run's id, checked against the workspace's runs."""
     if not run_path:
         raise pipeline.ExportError("Pick a run first (train one in the Train tab, or refresh the list).")
+    folder = _run_folder(run_path)
+    if folder is None:
+        raise pipeline.ExportError(f"{run_path!r} is not a run of this workspace; refresh the list and pick one.")
     if do_ollama and not (ollama_name or "").strip():
         raise pipeline.ExportError("Ollama needs a model name, e.g. my-tuned-smollm.")
     if do_hub and not (hub_repo or "").strip():
         raise pipeline.ExportError("The Hub step needs a repository id, e.g. your-name/my-adapter.")
     return pipeline.ExportPlan(
-        source=run_path, checkpoint=checkpoint or "best", merge=bool(do_merge),
+        source=str(folder), checkpoint=checkpoint or "best", merge=bool(do_merge),
         gguf_type=(gguf_type or "q8_0") if (do_gguf or do_ollama) else None,
         ollama_name=(ollama_name or "").strip() or None if do_ollama else None, ollama_host=(ollama_host or "").strip() or None,
         hub_repo=(hub_repo or "").strip() if do_hub else None, hub_private=bool(hub_private),

@@ -13,9 +13,10 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 from core import recipes
-from core.train import runs
+from core.hosting import enforce_demo_limits
+from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
-from studio import train_charts, train_form
+from studio import train_charts, train_form, visitor
 from studio.train_form import FormFill
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
@@ -48,8 +49,8 @@ def load_recipe(path: str) -> FormFill:
     if not path:
         return FormFill(yaml=gr.update(), status="Pick a recipe to load.", note="")
     try:
-        recipe = train_form.portable(recipes.load(path))
-    except recipes.RecipeError as error:
+        recipe = train_form.portable(recipes.load(visitor.recipe_file(path, saved_recipes_dir())))
+    except (recipes.RecipeError, *visitor.Refused) as error:
         return FormFill(yaml=gr.update(), status=f"⚠️ {error}", note="")
     return FormFill(train_form.form_dict(recipe), yaml=recipe.to_yaml(), status=f"Loaded `{Path(path).name}`.",
                     note=_launch_note(recipe))
@@ -142,9 +143,12 @@ def check_plan(yaml_text: str) -> str:
 
 
 def _checked_recipe(yaml_text: str) -> recipes.Recipe:
-    recipe = train_form.recipe_from_yaml(yaml_text)
-    # A typed path may only point into the workspace or the bundled assets (safe to host).
+    """The YAML view as a recipe whose paths a visitor may use: demo limits first (embedded model,
+    bundled data), then the dataset and a local model folder through the visitor guard, before the
+    dry run or a start looks at either."""
+    recipe = enforce_demo_limits(train_form.recipe_from_yaml(yaml_text))
     inside(recipe.dataset_path(), workspace().root, ASSETS, CONFIGS)
+    recipe.model.name = visitor.model(recipe.model.name)
     return recipe
 
 
@@ -153,49 +157,62 @@ def _checked_recipe(yaml_text: str) -> recipes.Recipe:
 
 def start_run(yaml_text: str):
     try:
-        run_dir = runs.start(_checked_recipe(yaml_text))
+        folder = runs.start(_checked_recipe(yaml_text))
     except Exception as error:  # noqa: BLE001 - RunBusy, RecipeError, QLoRANeedsCUDA, ModelNotFound ...
         gr.Warning(str(error).splitlines()[0])
         return gr.update(), f"⚠️ Not started: {error}"
-    return str(run_dir), f"Started `{run_dir.name}`. The charts fill in as it trains; closing the page does not stop it."
+    return folder.name, f"Started `{folder.name}`. The charts fill in as it trains; closing the page does not stop it."
 
 
-def stop_run(run_path: str) -> str:
-    if not run_path:
+def _run(run_id: str) -> Path:
+    """The open run's folder. The browser only ever names a run by its id; runs.run_path checks it."""
+    return run_dir.run_path(run_id)
+
+
+def stop_run(run_id: str) -> str:
+    if not run_id:
         return "No run selected."
-    status = runs.stop(run_path)
+    try:
+        status = runs.stop(_run(run_id))
+    except runs.UnknownRun as error:
+        return f"⚠️ {error}"
     if status.get("state") not in LIVE:
-        return f"`{Path(run_path).name}` is {status.get('state')}; nothing to stop."
+        return f"`{run_id}` is {status.get('state')}; nothing to stop."
     return "Stopping: the run saves a checkpoint at the end of this step, then ends as `stopped`."
 
 
-def resume_run(run_path: str, checkpoint: str):
-    if not run_path:
+def resume_run(run_id: str, checkpoint: str):
+    if not run_id:
         return gr.update(), "No run selected."
     try:
-        runs.resume(run_path, checkpoint or "last")
+        runs.resume(_run(run_id), checkpoint or "last")
     except Exception as error:  # noqa: BLE001
         gr.Warning(str(error).splitlines()[0])
         return gr.update(), f"⚠️ Not resumed: {error}"
-    return run_path, f"Resuming `{Path(run_path).name}` from {checkpoint or 'the last checkpoint'}."
+    return run_id, f"Resuming `{run_id}` from {checkpoint or 'the last checkpoint'}."
 
 
-def delete_run(run_path: str):
-    if not run_path:
+def delete_run(run_id: str):
+    if not run_id:
         return gr.update(), "No run selected."
     try:
-        runs.delete_run(run_path)
-    except runs.RunError as error:
+        runs.delete_run(_run(run_id))
+    except (runs.RunError, runs.UnknownRun) as error:
         return gr.update(), f"⚠️ {error}"
-    return "", f"Deleted `{Path(run_path).name}`."
+    return "", f"Deleted `{run_id}`."
 
 
 def open_run(evt: gr.SelectData):
-    """A click on a history row opens that run."""
+    """A click on a history row opens that run: the row's first cell is the run id, checked
+    (the event's data comes from the browser and may be forged)."""
     row = evt.row_value or []
     if not row:
         return gr.update()
-    return str(workspace().runs / str(row[0]))
+    try:
+        return _run(str(row[0])).name
+    except runs.UnknownRun as error:
+        gr.Warning(str(error))
+        return gr.update()
 
 
 # ---------------------------------------------------------------- the live view
@@ -223,13 +240,13 @@ def _round(value):
     return round(value, 4) if isinstance(value, (int, float)) else ""
 
 
-def progress_html(status: dict, metrics: list[dict], run_path: str) -> str:
-    if not run_path:
+def progress_html(status: dict, metrics: list[dict], run_id: str) -> str:
+    if not run_id:
         return "<div class='train-progress'>No runs yet: load a recipe and press <b>Start</b>.</div>"
     step, total = status.get("step") or 0, status.get("total_steps") or 0
     share = min(100, round(100 * step / total)) if total else 0
     last = next((m for m in reversed(metrics) if m.get("split") == "train"), {})
-    bits = [f"<b>{Path(run_path).name}</b> · {status.get('state', '?')}", f"step {step}/{total or '?'}"]
+    bits = [f"<b>{_escape(run_id)}</b> · {status.get('state', '?')}", f"step {step}/{total or '?'}"]
     if status.get("epoch") is not None:
         bits.append(f"epoch {status['epoch']:.2f}")
     if status.get("state") in LIVE and last.get("eta") is not None:
@@ -248,12 +265,15 @@ def _escape(text: str) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _pick_run(run_path: str) -> str:
-    """Keep the open run; else re-attach to the live run, or show the newest."""
-    if run_path and Path(run_path).is_dir():
-        return run_path
+def _pick_run(run_id: str, names: list[str]) -> str:
+    """Keep the open run (by id); else re-attach to the live run, or show the newest."""
+    if run_id in names:
+        return run_id
     chosen = runs.active_run()
-    return str(chosen.path) if chosen else str(runs.newest_run() or "")
+    if chosen is not None:
+        return chosen.run_id
+    newest = runs.newest_run()
+    return newest.name if newest else ""
 
 
 class Tick(NamedTuple):
@@ -272,28 +292,31 @@ class Tick(NamedTuple):
     seen: dict
 
 
-def refresh(run_path: str, log_scale: bool, smoothing: float, overlays: list[str] | None, seen: dict | None) -> Tick:
+def refresh(run_id: str, log_scale: bool, smoothing: float, overlays: list[str] | None, seen: dict | None) -> Tick:
     """One timer tick, reading only the open run: progress, charts (redrawn only when something
     changed), log tail. Other runs are only listed by folder name; the history table is drawn when
-    runs come or go, and otherwise by `refresh_history` on its slower timer or on demand."""
-    run_path = _pick_run(run_path)
-    status = runs.read_status(run_path) if run_path else {}
-    metrics = runs.read_metrics(run_path) if run_path else []
-    name = Path(run_path).name if run_path else ""
-    names = [path.name for path in runs.run_folders()]
-    others = [n for n in names if n != name]
-    checkpoints = _resume_choices(run_path)
-    signature = [run_path, len(metrics), bool(log_scale), smoothing, sorted(overlays or []), status.get("state")]
+    runs come or go, and otherwise by `refresh_history` on its slower timer or on demand. The
+    browser names runs by id only: the open run and the overlays are ids among the listed folders."""
+    folders = {path.name: path for path in runs.run_folders()}
+    names = sorted(folders)
+    run_id = _pick_run(run_id, names)
+    folder = folders.get(run_id)
+    status = runs.read_status(folder) if folder else {}
+    metrics = runs.read_metrics(folder) if folder else []
+    others = [n for n in names if n != run_id]
+    overlays = [name for name in overlays or [] if name in others]
+    checkpoints = _resume_choices(folder)
+    signature = [run_id, len(metrics), bool(log_scale), smoothing, sorted(overlays), status.get("state")]
     seen = seen or {}
     charts = [gr.update()] * 4
     if seen.get("signature") != signature:
-        charts = _charts(metrics, log_scale, smoothing, overlays or [])
+        charts = _charts(metrics, log_scale, smoothing, {name: folders[name] for name in overlays})
     overlay_update = gr.update(choices=others) if seen.get("others") != others else gr.update()
     ckpt_update = gr.update(choices=checkpoints) if seen.get("checkpoints") != checkpoints else gr.update()
-    log = runs.tail_log(run_path, 7) if run_path else ""
+    log = runs.tail_log(folder, 7) if folder else ""
     history = refresh_history() if seen.get("names") != names else gr.update()
     new_seen = {"signature": signature, "others": others, "checkpoints": checkpoints, "names": names}
-    return Tick(run_path, progress_html(status, metrics, run_path), *charts, log, history, overlay_update, ckpt_update,
+    return Tick(run_id, progress_html(status, metrics, run_id), *charts, log, history, overlay_update, ckpt_update,
                 new_seen)
 
 
@@ -302,14 +325,14 @@ def refresh_history() -> list[list]:
     return history_rows(runs.list_runs())
 
 
-def _resume_choices(run_path: str) -> list[str]:
-    if not run_path:
+def _resume_choices(folder: Path | None) -> list[str]:
+    if not folder:
         return ["last"]
-    return ["last"] + [label for label, _ in runs.model_artifacts(run_path) if label.startswith("checkpoint-")]
+    return ["last"] + [label for label, _ in runs.model_artifacts(folder) if label.startswith("checkpoint-")]
 
 
-def _charts(metrics, log_scale, smoothing, overlays):
-    others = {name: runs.read_metrics(workspace().runs / name) for name in overlays}
+def _charts(metrics, log_scale, smoothing, overlays: dict[str, Path]):
+    others = {name: runs.read_metrics(folder) for name, folder in overlays.items()}
     is_dpo = any("rewards/accuracies" in m for m in metrics)
     return [
         train_charts.loss_figure(metrics, smoothing=smoothing, log_scale=log_scale, overlays=others),
@@ -325,7 +348,7 @@ def _charts(metrics, log_scale, smoothing, overlays):
 def build_train_tab(dataset_path: gr.components.Component | None = None) -> None:
     """Lay out the tab. `dataset_path`, when given, is the Dataset tab's file component:
     when its value changes the form's dataset follows it."""
-    current = gr.State("")  # the open run's folder
+    current = gr.State("")  # the open run's id (its folder name under runs/), never a path
     seen = gr.State({})
     with gr.Row():
         with gr.Column(scale=5):

@@ -19,7 +19,7 @@ def tiny_run_in_workspace(tiny_model_dir, studio_home):
 
 
 def _form(run, **overrides):
-    form = dict(run_path=str(run), checkpoint="best", do_merge=True, do_hub=False, do_gguf=True, do_ollama=False,
+    form = dict(run_path=getattr(run, "name", run), checkpoint="best", do_merge=True, do_hub=False, do_gguf=True, do_ollama=False,
                 do_verify=True, gguf_type="q8_0", ollama_name="", ollama_host="", hub_repo="", hub_private=True,
                 hub_token="", hub_what="auto")
     form.update(overrides)
@@ -34,9 +34,9 @@ def test_the_tab_builds():
 
 
 def test_runs_and_checkpoints_are_listed(tiny_run_in_workspace):
-    assert ("tiny-tab · completed", str(tiny_run_in_workspace)) in export_tab.run_choices()
-    assert export_tab.checkpoint_choices(str(tiny_run_in_workspace))[0] == ("best (default)", "best")
-    assert "final" in [value for _, value in export_tab.checkpoint_choices(str(tiny_run_in_workspace))]
+    assert ("tiny-tab · completed", "tiny-tab") in export_tab.run_choices()
+    assert export_tab.checkpoint_choices("tiny-tab")[0] == ("best (default)", "best")
+    assert "final" in [value for _, value in export_tab.checkpoint_choices("tiny-tab")]
 
 
 def test_form_mistakes_are_readable_messages(tiny_run_in_workspace):

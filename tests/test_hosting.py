@@ -8,7 +8,7 @@ from core import hosting, recipes
 
 
 def _recipe(**training):
-    return recipes.from_dict({"data": {"path": "x.jsonl", "max_length": 2048}, "training": training})
+    return recipes.from_dict({"data": {"path": "assets/friction_sample.jsonl", "max_length": 2048}, "training": training})
 
 
 def test_demo_mode_from_env(monkeypatch):

@@ -123,7 +123,7 @@ def test_refresh_reattaches_to_the_live_run_and_draws_it():
     live = _fake_run("live-run", "running", [4.0, 3.0, 2.0, 1.5])
     current, progress, loss, lr, grad, rewards, log, history, overlays, checkpoints, seen = train_tab.refresh(
         "", False, 0.6, ["old-run"], None)
-    assert current == str(live)  # a reload picks the live run
+    assert current == live.name  # a reload picks the live run (by id)
     assert "step 4/10" in progress and "500 tokens/s" in progress and "ETA" in progress
     assert isinstance(loss, go.Figure)
     names = [trace.name for trace in loss.data]
@@ -151,7 +151,7 @@ def test_a_reload_mid_run_shows_the_live_runs_recipe():
 
 def test_dpo_run_shows_rewards_chart():
     run = _fake_run("dpo-run", "completed", [0.69, 0.6], dpo=True)
-    outputs = train_tab.refresh(str(run), True, 0.0, [], None)
+    outputs = train_tab.refresh(run.name, True, 0.0, [], None)
     rewards = outputs[5]
     assert rewards["visible"] is True and {t.name for t in rewards["value"].data} >= {"rewards/accuracies", "rewards/margins"}
     assert outputs[2].layout.yaxis.type == "log"
@@ -164,6 +164,6 @@ def test_smoothing_is_debiased():
 
 def test_stop_and_delete_messages():
     run = _fake_run("done-run", "completed", [1.0])
-    assert "nothing to stop" in train_tab.stop_run(str(run))
-    current, message = train_tab.delete_run(str(run))
+    assert "nothing to stop" in train_tab.stop_run(run.name)
+    current, message = train_tab.delete_run(run.name)
     assert current == "" and not run.exists()

@@ -59,6 +59,9 @@ class RunCallback(TrainerCallback):
         self._start = self._last_time = time.monotonic()
         self._start_step = state.global_step  # > 0 when resuming; ETA counts only this session's pace
         self._last_tokens = state.num_input_tokens_seen
+        if state.global_step > 0 and state.is_world_process_zero:
+            # A resume: what a killed session logged after this checkpoint no longer counts (run_dir.one_per_step).
+            self._append({"step": state.global_step, "split": RESUME_SPLIT})
         self.update_status(state="running", step=state.global_step, total_steps=state.max_steps)
 
     def on_step_end(self, args, state, control, **kwargs):

@@ -18,7 +18,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.workspace import write_atomic, write_json_atomic
+from core.errors import BadInput
+from core.workspace import PathOutsideWorkspace, inside, workspace, write_atomic, write_json_atomic
 
 LIVE_STATES = ("queued", "running", "stopping")
 STOP_FILE = "stop-requested"  # a file whose presence asks the worker to save and stop
@@ -43,6 +44,33 @@ def run_holding(path: str | Path) -> Path | None:
     """The run folder that `path` is, or lies in (adapter/, best/, checkpoints/checkpoint-N); else None."""
     path = Path(path)
     return next((p for p in [path, *path.parents][:3] if is_run_dir(p)), None)
+
+
+class UnknownRun(BadInput):
+    """A run id that names no run folder of this workspace (or is not a plain folder name)."""
+
+
+def run_path(run_id: str) -> Path:
+    """The folder of the run `run_id`: a plain folder name directly under the workspace's runs/
+    (no separators, no `..`, no symlink out) that holds a run. Browser-sent run ids come here,
+    so this is the only way a client's choice of run becomes a path."""
+    name = str(run_id or "").strip()
+    root = workspace().runs
+    if not name or name in (".", "..") or any(sep in name for sep in ("/", "\\", "\0", "%")):
+        raise UnknownRun(f"{name!r} is not a run id: use a run's folder name as `studio runs` lists it")
+    try:
+        folder = inside(root / name, root)
+    except PathOutsideWorkspace:
+        raise UnknownRun(f"{name!r} is not a run of this workspace ({root})") from None
+    if folder.parent != root.resolve() or not is_run_dir(folder):
+        raise UnknownRun(f"{name!r} is not a run of this workspace ({root})")
+    return folder
+
+
+def in_runs_folder(path: str | Path) -> bool:
+    """Whether `path` is a folder directly under the workspace's runs/ (after resolving links)."""
+    root = workspace().runs.resolve()
+    return Path(path).resolve().parent == root
 
 
 def register_child(process: subprocess.Popen) -> None:

@@ -26,7 +26,7 @@ from core.errors import StudioError
 from core.recipes import Recipe
 from core.train.preflight import preflight
 from core.train.run_dir import (  # noqa: F401  (the reading half of the contract, re-exported for callers)
-    LIVE_STATES, LOG_FILE, RECIPE_FILE, STATUS_FILE, STOP_FILE, is_run_dir, latest_checkpoint, model_artifacts, now_iso, parse_time, read_metrics,
+    LIVE_STATES, LOG_FILE, RECIPE_FILE, STATUS_FILE, STOP_FILE, UnknownRun, in_runs_folder, is_run_dir, latest_checkpoint, model_artifacts, now_iso, parse_time, read_metrics,
     read_recipe, read_status, register_child, tail_log, update_status,
 )
 from core.workspace import PROJECT_ROOT, workspace, write_atomic, write_json_atomic
@@ -77,9 +77,10 @@ def run_info(run_path: str | Path) -> RunInfo:
 
 
 def run_folders() -> list[Path]:
-    """Every run folder in the workspace, by name; nothing inside them is read."""
+    """Every run folder in the workspace, by name; nothing inside them is read. A link in runs/
+    that leads out of it is no run."""
     root = workspace().runs
-    return sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p)) if root.is_dir() else []
+    return sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p) and in_runs_folder(p)) if root.is_dir() else []
 
 
 def list_runs() -> list[RunInfo]:
@@ -120,7 +121,7 @@ def new_run_dir(recipe: Recipe) -> Path:
 
 def create_run(recipe: Recipe, run_dir: str | Path | None = None) -> Path:
     """The run folder with the resolved recipe and a queued status; nothing starts yet."""
-    run_dir = Path(run_dir) if run_dir else new_run_dir(recipe)
+    run_dir = _in_workspace_runs(Path(run_dir)) if run_dir else new_run_dir(recipe)
     if is_run_dir(run_dir):
         raise RunError(f"{run_dir} already holds a run; pick another --run-dir or resume that run")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +130,17 @@ def create_run(recipe: Recipe, run_dir: str | Path | None = None) -> Path:
     write_json_atomic(run_dir / STATUS_FILE, {"state": "queued", "pid": None, "step": 0, "total_steps": None,
                                                 "created_at": now_iso(), "started_at": None, "ended_at": None,
                                                 "error": None})
+    return run_dir
+
+
+def _in_workspace_runs(run_dir: Path) -> Path:
+    """A run folder must sit directly in the workspace's runs/: elsewhere `studio runs`, the UI and the
+    one-run-at-a-time lock would not see it."""
+    run_dir = run_dir.expanduser().absolute()
+    if not in_runs_folder(run_dir):
+        raise RunError(f"--run-dir {run_dir}: a run folder must be directly inside the workspace's runs folder "
+                       f"({workspace().runs}), where `studio runs` and the one-run-at-a-time lock see it; "
+                       f"use --run-dir {workspace().runs / run_dir.name} or set STUDIO_HOME")
     return run_dir
 
 
@@ -211,6 +223,7 @@ def start(recipe: Recipe, run_dir: str | Path | None = None) -> Path:
     RecipeError or ModelNotFound before anything is written when the run can't go."""
     from core.hosting import enforce_demo_limits
 
+    run_dir = _in_workspace_runs(Path(run_dir)) if run_dir else None
     recipe = enforce_demo_limits(recipe)
     preflight(recipe)
     with _StartLock():
@@ -232,7 +245,7 @@ def resume(run_path: str | Path, checkpoint: str = "last") -> Path:
     """Continue a stopped or failed run from its last (or a named) checkpoint."""
     from core import recipes
 
-    run_path = Path(run_path)
+    run_path = _in_workspace_runs(Path(run_path))
     status = read_status(run_path)
     if status.get("state") in LIVE_STATES:
         raise RunError(f"{run_path.name} is {status['state']}; only a stopped, failed or finished run can resume")
@@ -268,7 +281,10 @@ def wait(run_path: str | Path, timeout: float = 600, poll: float = 0.5) -> dict:
 
 
 def delete_run(run_path: str | Path) -> None:
+    """Delete a finished run folder; only ever a folder directly inside the workspace's runs/."""
     run_path = Path(run_path)
+    if not in_runs_folder(run_path) or run_path.is_symlink():
+        raise RunError(f"{run_path} is not a run folder of this workspace ({workspace().runs}); nothing deleted")
     if read_status(run_path).get("state") in LIVE_STATES:
         raise RunError(f"{run_path.name} is still running; stop it before deleting it")
     if not is_run_dir(run_path):

@@ -156,6 +156,9 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None) -> str | None:
 
 def plan(recipe: Recipe) -> dict:
     """The dry run: everything a run would do up to loading weights, as one JSON-able dict."""
+    from core.hosting import enforce_demo_limits
+
+    recipe = enforce_demo_limits(recipe)  # the same limits a start applies, before any path is looked at
     notes = preflight(recipe, dry_run=True)  # the same checks as a real start, so both accept the same recipes
     policy = device_policy()
     try:

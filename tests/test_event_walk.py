@@ -1,0 +1,175 @@
+"""A hostile visitor, through the real queue API: the studio app (studio/app.py) is launched on
+127.0.0.1 and every registered event is posted to /gradio_api/queue/join with hostile values in
+every input it takes and in its event data (`..` segments, absolute paths, a symlink in the
+workspace that leads out, URL-encoded forms), the answers read from the SSE stream. Nothing
+outside the workspace may be read (the sentinel's secret never comes back), listed (its inner
+names never come back) or deleted (the sentinel folder, a finished-looking run, survives)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+SECRET = "SENTINEL-9c1e-never-leaves"
+LISTED = "checkpoint-424242"  # a name inside the sentinel: listing it would show it
+
+
+@pytest.fixture
+def hostile_setup(tmp_path, monkeypatch):
+    """workspace at a/ws, sentinel run folder at a/somewhere = a/ws/runs/../../somewhere."""
+    home = tmp_path / "a" / "ws"
+    (home / "runs").mkdir(parents=True)
+    (home / "datasets").mkdir()
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    monkeypatch.setenv("STUDIO_DEMO", "0")
+    monkeypatch.delenv("STUDIO_AUTH", raising=False)
+    sentinel = tmp_path / "a" / "somewhere"
+    (sentinel / "checkpoints" / LISTED).mkdir(parents=True)
+    (sentinel / "checkpoints" / LISTED / "adapter_config.json").write_text("{}")
+    (sentinel / "status.json").write_text(json.dumps({"state": "completed", "step": 1, "total_steps": 1,
+                                                     "error": SECRET}))
+    (sentinel / "train.log").write_text(f"{SECRET}\n")
+    (sentinel / "metrics.jsonl").write_text(json.dumps({"step": 1, "split": "train", "loss": 4.24242}) + "\n")
+    (sentinel / "recipe.yaml").write_text(f"name: {SECRET}\nmodel: {{name: embedded}}\n")
+    (sentinel / "data.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": SECRET},
+                                                                  {"role": "assistant", "content": SECRET}]}) + "\n")
+    (home / "runs" / "escape").symlink_to(sentinel, target_is_directory=True)
+    (home / "datasets" / "escape.jsonl").symlink_to(sentinel / "data.jsonl")
+    real = home / "runs" / "real-run"  # one honest run, so run pickers have something
+    real.mkdir()
+    (real / "status.json").write_text(json.dumps({"state": "completed", "step": 1, "total_steps": 1}))
+    values = ["../../somewhere", "../somewhere/data.jsonl", str(sentinel), str(sentinel / "data.jsonl"), "/etc/passwd",
+              "escape", "datasets/escape.jsonl", "%2e%2e%2f%2e%2e%2fsomewhere"]
+    return home, sentinel, values
+
+
+@pytest.fixture
+def server(hostile_setup):
+    from studio.app import build_app, launch_kwargs
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = build_app().queue(default_concurrency_limit=4)
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    try:
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        app.close()
+
+
+def _post(base: str, session: str, fn_index: int, data: list, event_data, trigger_id) -> str:
+    """Join the queue like the page does and read the session's SSE stream to this event's end."""
+    joined = httpx.post(f"{base}/gradio_api/queue/join", timeout=30, json={
+        "data": data, "event_data": event_data, "fn_index": fn_index, "trigger_id": trigger_id, "session_hash": session})
+    if joined.status_code != 200:
+        return joined.text
+    event_id = joined.json()["event_id"]
+    seen = []
+    with httpx.stream("GET", f"{base}/gradio_api/queue/data", params={"session_hash": session}, timeout=120) as stream:
+        for line in stream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            seen.append(line)
+            message = json.loads(line[5:])
+            if message.get("event_id") == event_id and message.get("msg") == "process_completed":
+                break
+            if message.get("msg") in ("close_stream", "unexpected_error"):
+                break
+    return "\n".join(seen)
+
+
+def _props(app) -> dict:
+    if not hasattr(app, "_walk_props"):  # the config is rebuilt on each read: read it once
+        app._walk_props = {c["id"]: c.get("props", {}) for c in app.config["components"]}
+    return app._walk_props
+
+
+def _inputs(app, fn, value: str | None, sentinel: Path) -> list:
+    """What the page would send for `fn`, with `value` in every place a visitor can type or pick
+    (None: the widgets' own values, as an honest page sends them)."""
+    props = _props(app)
+    recipe = (f"name: walk\nmodel: {{name: '{value}', trust_remote_code: true}}\n"
+              f"data: {{path: '{value}'}}\ntraining: {{max_steps: 1}}\n")
+    data = []
+    for block in fn.inputs:
+        kind = type(block).__name__
+        if block.stateful:
+            data.append(None)
+        elif value is None:
+            data.append(props[block._id].get("value"))
+        elif kind == "Code":
+            data.append(recipe)
+        elif kind in ("Textbox", "Radio"):
+            data.append(value)
+        elif kind == "Dropdown":
+            data.append([value] if props[block._id].get("multiselect") else value)
+        elif kind == "File":
+            data.append({"path": value, "orig_name": "x.jsonl", "meta": {"_type": "gradio.FileData"}})
+        else:
+            data.append(props[block._id].get("value"))
+    return data
+
+
+def _event_data(value: str) -> dict:
+    return {"index": [0, 0], "value": value, "row_value": [value], "col_value": [value], "selected": True}
+
+
+def _assert_untouched(sentinel: Path) -> None:
+    assert (sentinel / "train.log").read_text() == f"{SECRET}\n", "the sentinel's log was changed or deleted"
+    assert (sentinel / "status.json").is_file() and (sentinel / "checkpoints" / LISTED).is_dir()
+
+
+def test_a_forged_select_then_refresh_then_delete_stays_inside(server, hostile_setup):
+    """Issue 12's exploit: select row `../../somewhere`, the timer's refresh, 'Delete the open run'."""
+    app, base = server
+    _, sentinel, _ = hostile_setup
+    named = {fn.name: (index, fn) for index, fn in app.fns.items()}
+    session = uuid.uuid4().hex
+    answers = []
+    for name, event in (("open_run", _event_data("../../somewhere")), ("refresh", None), ("delete_run", None)):
+        index, fn = named[name]
+        answers.append(_post(base, session, index, _inputs(app, fn, None, sentinel), event, fn.targets[0][0]))
+    assert all('"success":true' in answer.replace(" ", "") for answer in answers), answers
+    assert SECRET not in "\n".join(answers)
+    _assert_untouched(sentinel)
+
+
+@pytest.mark.slow  # about 700 events through the queue: 2 minutes on an idle 2-core machine
+def test_every_event_with_hostile_values_reads_lists_and_deletes_nothing_outside(server, hostile_setup):
+    """Each distinct handler gets every hostile value; the copies of one handler on other widgets
+    (the form's 43 `input` events) get one value each, so every registered event is posted."""
+    import time
+
+    app, base = server
+    home, sentinel, values = hostile_setup
+    callable_fns = [(index, fn) for index, fn in app.fns.items() if fn.fn is not None]
+    assert len(callable_fns) > 60, "the walk must reach every tab's events"
+    seen, plan = set(), []
+    for index, fn in callable_fns:
+        key = (fn.fn, tuple(block._id for block in fn.inputs))
+        plan.append((index, fn, values if key not in seen else [values[len(plan) % len(values)]]))
+        seen.add(key)
+    answered = completed = 0
+    started = time.monotonic()
+    for value in values:
+        session = uuid.uuid4().hex  # state set by one event (an opened run or dataset) meets the next
+        first = [(index, fn) for index, fn, chosen in plan if value in chosen]
+        # Then once more for the handlers that read state, so a value one handler stored reaches them all.
+        again = [(index, fn) for index, fn in first if any(block.stateful for block in fn.inputs)]
+        for index, fn in first + again:
+            trigger = fn.targets[0][0] if fn.targets else None
+            answer = _post(base, session, index, _inputs(app, fn, value, sentinel), _event_data(value), trigger)
+            answered += 1
+            completed += "process_completed" in answer
+            assert SECRET not in answer, f"{fn.name} with {value!r} read outside the workspace:\n{answer[:2000]}"
+            assert LISTED not in answer, f"{fn.name} with {value!r} listed a folder outside the workspace"
+            _assert_untouched(sentinel)
+    print(f"{answered} events posted in {time.monotonic() - started:.0f} s")
+    assert completed > answered * 0.9, "most events must run their handler, not be turned away before it"
+    assert (home / "runs" / "real-run" / "status.json").is_file()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.errors import BadInput
 from core.recipes import Recipe, RecipeError
 from core.workspace import ASSETS, PathOutsideWorkspace, inside
 
@@ -37,7 +38,7 @@ def auth_from_env() -> tuple[str, str] | None:
     return user, password
 
 
-class DemoRefusal(ValueError):
+class DemoRefusal(BadInput):
     """Something demo mode does not offer (another model, a workspace or Hub dataset, an upload)."""
 
 

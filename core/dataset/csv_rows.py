@@ -16,10 +16,12 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+from core.errors import BadInput
+
 MAX_RESTARTS = 1000  # unclosed quotes re-read the rest of the file; a pathological file stops here
 
 
-class CSVHeaderError(ValueError):
+class CSVHeaderError(BadInput):
     """The header line itself is unusable, so no row can be read."""
 
 

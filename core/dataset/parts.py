@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from core.errors import BadInput
+
 TEXT = frozenset(("text", "input_text", "output_text", "refusal", "summary_text"))
 REASONING = frozenset(("reasoning", "thinking", "reasoning_text"))
 TOOL_CALL = frozenset(("tool_call", "tool_use", "function_call"))
@@ -24,7 +26,7 @@ _VALUE_KEYS = ("text", "value", "content", "summary")
 THINK = "<think>{reasoning}</think>{text}"  # the friction records' default template, same shape
 
 
-class PartError(ValueError):
+class PartError(BadInput):
     """A part that is malformed (not an object, a tool call that is not JSON); names where."""
 
 

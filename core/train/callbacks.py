@@ -18,7 +18,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from core.train.run_dir import BEST, BEST_INFO, METRICS_FILE, RECIPE_FILE, STOP_FILE
+from core.train.run_dir import BEST, BEST_INFO, METRICS_FILE, RECIPE_FILE, RESUME_SPLIT, STOP_FILE
 from core.workspace import atomic_path, write_atomic
 
 

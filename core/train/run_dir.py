@@ -28,6 +28,7 @@ RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 CHECKPOINTS = "checkpoints"
+RESUME_SPLIT = "resume"  # a metrics record {"step": N, "split": "resume"}: a session resumed from checkpoint N
 BEST = "best"  # best checkpoint by eval loss, with BEST_INFO saying which step
 BEST_INFO = "best.json"
 FINAL = ("adapter", "model")  # the final LoRA adapter, or the model of a full fine-tune
@@ -146,14 +147,39 @@ def read_metrics(run_path: str | Path) -> list[dict]:
 
 
 def read_metrics_file(path: str | Path) -> list[dict]:
-    """The records of a metrics file, one per (split, step): after a kill and a resume the steps
-    logged past the checkpoint appear twice, and the resumed session's record (the later one) is
-    the one that counts. Records keep the order of the ones kept."""
-    records, latest = read_jsonl(path), {}
-    for index, record in enumerate(records):
-        if record.get("step") is not None:
-            latest[(record.get("split"), record["step"])] = index
-    return [r for i, r in enumerate(records) if r.get("step") is None or latest[(r.get("split"), r["step"])] == i]
+    """The records of a metrics file wherever it lies, one per split and step (see one_per_step)."""
+    return one_per_step(read_jsonl(path))
+
+
+def one_per_step(records: list[dict]) -> list[dict]:
+    """One record per split and step, the last session's. A resumed run writes a `resume` record
+    at its checkpoint's step N: what the killed session logged after N is dropped (the marker
+    too). Without a marker (older runs), a record whose step is not past its split's last one
+    supersedes that split's earlier records from its step on.
+
+    >>> [r["loss"] for r in one_per_step([{"step": 1, "split": "train", "loss": 3}, {"step": 2, "split": "train", "loss": 2},
+    ...                                   {"step": 1, "split": "resume"}, {"step": 2, "split": "train", "loss": 9}])]
+    [3, 9]
+    """
+    kept: list[dict | None] = []
+    last: dict[str, list[int]] = {}  # split -> positions in `kept`, steps increasing
+    for record in records:
+        step = record.get("step")
+        if not isinstance(step, (int, float)):
+            kept.append(record)
+            continue
+        if record.get("split") == RESUME_SPLIT:
+            for positions in last.values():
+                while positions and kept[positions[-1]]["step"] > step:
+                    kept[positions.pop()] = None
+            continue
+        mine = last.setdefault(str(record.get("split")), [])
+        while mine and kept[mine[-1]]["step"] >= step:
+            kept[mine.pop()] = None
+        mine.append(len(kept))
+        kept.append(record)
+    return [record for record in kept if record is not None]
+
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

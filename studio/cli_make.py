@@ -99,18 +99,14 @@ def cmd_make(args) -> int:
         return 2
 
 
-def backend_from(args):
-    from core.dataset.make_backends import OllamaBackend, TransformersBackend
-
-    if args.backend == "transformers":
-        return TransformersBackend(args.model or "embedded", temperature=args.temperature, num_predict=args.num_predict or 256,
-                                   seed=args.seed)
-    think = {"auto": None, "on": True, "off": False}[args.think]
-    return OllamaBackend(args.model or "qwen3:4b", host=args.host, temperature=args.temperature,
-                         num_predict=args.num_predict or 2048, think=think, timeout_s=args.timeout, api=args.api)
+def backend_spec(args) -> dict:
+    return {"backend": args.backend, "model": args.model, "host": args.host, "temperature": args.temperature,
+            "num_predict": args.num_predict, "think": {"auto": None, "on": True, "off": False}[args.think],
+            "timeout_s": args.timeout, "api": args.api, "seed": args.seed}
 
 
 def make_qa(args) -> int:
+    from core.dataset.make_backends import backend_from_spec
     from core.dataset.make_run import run_qa
 
     settings = QASettings(count=args.count, grounded=args.grounded, synthesis=args.synthesis, refusal=args.refusal,
@@ -129,7 +125,7 @@ def make_qa(args) -> int:
         last[0] = manifest["done"]
 
     try:
-        manifest = run_qa(args.docs, args.out, settings, backend_from(args), restart=args.restart, on_progress=show)
+        manifest = run_qa(args.docs, args.out, settings, backend_from_spec(backend_spec(args)), restart=args.restart, on_progress=show)
     except KeyboardInterrupt:
         print(f"\nstopped; run the same command again to resume ({args.out})", file=sys.stderr)
         return 130

@@ -24,6 +24,7 @@ from core.dataset import tokens
 from core.dataset.formats import FORMATS
 from core.dataset.pages import PagedDataset
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
+from studio import dataset_make
 from studio import dataset_render as render
 from studio import dataset_state as state
 from studio.dataset_record import (approve_record, choose_message, mask_if_shown, mask_opened, reject_record,
@@ -61,7 +62,8 @@ def dataset_choices() -> list[tuple[str, str]]:
     choices = [(f"Sample: {p.name}", str(p)) for p in sorted(ASSETS.glob("*.jsonl"))]
     root = workspace().datasets
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix.lower() in reader.SUFFIXES and p.name != "review.json" and not p.name.startswith("."):
+        if p.is_file() and p.suffix.lower() in reader.SUFFIXES and p.name not in ("review.json", "run-summary.json") \
+                and not p.name.startswith(".") and not p.parent.name.endswith(".make"):  # .make: a generation's own files
             choices.append((f"Workspace: {p.relative_to(root)}", str(p)))
     return choices
 
@@ -247,6 +249,7 @@ def build_dataset_tab() -> gr.State:
         fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label="Format (detected automatically; change it if wrong)")
         template = gr.Textbox(label="Friction reply template", placeholder="<think>{thought_stream}</think>{final_answer}")
         open_button = gr.Button("Open and check", variant="primary", scale=0, min_width=160)
+    made = dataset_make.build_make_accordion()
     status = gr.Markdown(elem_id="ds-status")
     with gr.Accordion("Check summary", open=True):
         cards = gr.HTML(elem_id="ds-cards")
@@ -324,11 +327,14 @@ def build_dataset_tab() -> gr.State:
         return (event.then(show_record, [current, number], record_outputs)
                 .then(mask_if_shown, [current, number, model, max_length, stack, mask_shown], [mask, mask_info]))
 
-    opened = open_button.click(open_dataset, [choice, upload, typed, fmt, template], [current, status])
-    opened = opened.then(browse, [current, *filters, page], page_outputs)
-    after_record(opened.then(_first_record, None, number))
-    opened.then(check_dataset, [current], [status, cards, length_plot, modes_plot, tokens_plot, findings, mode_filter]).then(
-        browse, [current, *filters, page], page_outputs)
+    made_opens = [button.click(_same, path, typed).then(refresh_choices, None, choice)
+                  for button, path in ((made.qa_open, made.qa_out), (made.modes_open, made.modes_final))]
+    for start in (open_button.click(open_dataset, [choice, upload, typed, fmt, template], [current, status]),
+                  *(event.then(open_dataset, [choice, upload, typed, fmt, template], [current, status]) for event in made_opens)):
+        opened = start.then(browse, [current, *filters, page], page_outputs)
+        after_record(opened.then(_first_record, None, number))
+        opened.then(check_dataset, [current], [status, cards, length_plot, modes_plot, tokens_plot, findings, mode_filter]).then(
+            browse, [current, *filters, page], page_outputs)
     open_button.click(None, js=KEYS_JS)
     refresh.click(refresh_choices, None, choice)
 

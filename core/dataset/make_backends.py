@@ -186,3 +186,19 @@ class TransformersBackend:
         content = self.PREFILL + tokenizer.decode(new, skip_special_tokens=True)
         finished = bool(len(new)) and int(new[-1]) == tokenizer.eos_token_id
         return Reply(content, "", None if finished or len(new) < self.num_predict else "length", len(new))
+
+
+def backend_from_spec(spec: dict):
+    """A backend from a plain dict (the CLI's options, the UI's form, a saved job), e.g.
+    {"backend": "ollama", "model": "qwen3:4b", "host": None, "temperature": 0.7, "num_predict": 2048,
+    "think": None, "timeout_s": 300, "api": "chat"}."""
+    kind = spec.get("backend", "ollama")
+    common = {"temperature": float(spec.get("temperature", 0.7))}
+    if kind == "transformers":
+        return TransformersBackend(spec.get("model") or "embedded", num_predict=int(spec.get("num_predict") or 256),
+                                   seed=int(spec.get("seed", 0)), **common)
+    if kind != "ollama":
+        raise ValueError(f"backend: 'ollama' or 'transformers', got {kind!r}")
+    return OllamaBackend(spec.get("model") or "qwen3:4b", host=spec.get("host") or None,
+                         num_predict=int(spec.get("num_predict") or 2048), think=spec.get("think"),
+                         timeout_s=float(spec.get("timeout_s") or 300), api=spec.get("api") or "chat", **common)

@@ -284,7 +284,7 @@ def _modes_panel():
         name = gr.Textbox("modes", label="Name of the output folder", scale=1)
     with gr.Row(equal_height=True):
         only_mode = gr.Dropdown(["all", "dual", "emulation", "agent"], value="all", label="Only this mode")
-        max_count = gr.Number(None, precision=0, minimum=1, label="At most this many samples (empty: all)")
+        max_count = gr.Number(0, precision=0, minimum=0, label="At most this many samples (0: all)")
         schema = gr.Radio(["chat template of the model", "prefix/suffix file (Llama 2 layout)"],
                           value="chat template of the model", label="Model-family schema")
         model = gr.Textbox("embedded", label="Model whose chat template is used")

@@ -175,6 +175,15 @@ def test_run_keeps_valid_rows_and_retries_bad_ones_alone(tmp_path):
         assert row["messages"][1]["content"].startswith("Context:\n[1] ")
 
 
+def test_a_budget_spent_thinking_turns_thinking_off(tmp_path):
+    out = tmp_path / "qa.jsonl"
+    with StandIn(["budget"]) as server:
+        manifest = run_qa(DOCS, out, QASettings(count=2), OllamaBackend("m", host=server.host, num_predict=64))
+        sent = [r.get("think") for r in server.requests]
+    assert sent == [None, False, False] and manifest["kept"] == 2
+    assert manifest["backend"]["thinking_turned_off"] is True
+
+
 def test_generate_endpoint_and_timeout(tmp_path):
     out = tmp_path / "qa.jsonl"
     with StandIn(["slow"], slow_s=2.0) as server:

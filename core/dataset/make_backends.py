@@ -103,11 +103,12 @@ class OllamaBackend:
         self.options = {"temperature": temperature, "num_predict": num_predict}
         self.num_predict = num_predict
         self.timeout_s = timeout_s
+        self.thinking_turned_off = False
         self.client = ollama.Client(host=host, timeout=timeout_s)
 
     def describe(self) -> dict:
         return {"backend": "ollama", "model": self.model, "host": self.host or "OLLAMA_HOST or 127.0.0.1:11434",
-                "api": self.api, "think": self.think, **self.options}
+                "api": self.api, "think": self.think, "thinking_turned_off": self.thinking_turned_off, **self.options}
 
     def generate(self, messages: list[dict], schema: dict) -> Reply:
         import httpx
@@ -118,12 +119,13 @@ class OllamaBackend:
                 response = self.client.chat(self.model, messages=messages, format=schema, think=self.think,
                                             options=self.options)
                 message = response.message
-                return Reply(message.content or "", message.thinking or "", response.done_reason, response.eval_count)
-            system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
-            prompt = "\n\n".join(m["content"] for m in messages if m["role"] != "system")
-            response = self.client.generate(self.model, prompt=prompt, system=system or None, format=schema,
-                                            think=self.think, options=self.options)
-            return Reply(response.response or "", response.thinking or "", response.done_reason, response.eval_count)
+                reply = Reply(message.content or "", message.thinking or "", response.done_reason, response.eval_count)
+            else:
+                system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+                prompt = "\n\n".join(m["content"] for m in messages if m["role"] != "system")
+                response = self.client.generate(self.model, prompt=prompt, system=system or None, format=schema,
+                                                think=self.think, options=self.options)
+                reply = Reply(response.response or "", response.thinking or "", response.done_reason, response.eval_count)
         except ConnectionError:
             raise BackendUnavailable(f"no Ollama server answers at {self._where()}; start it (`ollama serve`) "
                                      "or pass the right --host") from None
@@ -138,6 +140,11 @@ class OllamaBackend:
             raise BackendUnavailable(f"Ollama refused the request ({error.status_code}: {error.error})") from None
         except (ValueError, json.JSONDecodeError) as error:  # a reply body that isn't JSON at all
             raise BadReply(f"the server sent an unreadable reply ({str(error)[:120]})") from None
+        if self.think is None and reply.done_reason == "length" and reply.thinking and not reply.content.strip():
+            # The reference run's pitfall: a thinking model spent the whole budget reasoning. Left to
+            # the model's default, thinking is turned off for the rest of the run (the manifest says so).
+            self.think, self.thinking_turned_off = False, True
+        return reply
 
     def _where(self) -> str:
         return str(self.client._client.base_url)

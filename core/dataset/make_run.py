@@ -157,6 +157,7 @@ def _run_locked(documents, out, folder, docs, chunks, plan, settings, backend, r
                     manifest["kept"] += 1
                     manifest["by_kind"][slot.kind] += 1
                     progress.kept_now += 1
+                manifest["backend"] = backend.describe()  # e.g. thinking turned off after a spent budget
                 publish()
     except BackendUnavailable as error:
         manifest["error"] = str(error)

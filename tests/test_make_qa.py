@@ -283,3 +283,17 @@ def test_stand_in_pairs_are_valid():
     """The stand-in's own answers pass validation, so the benchmark measures the studio, not retries."""
     chunks = load_documents(DOCS)
     assert chunks and valid_pair("Context:\n[1] T\nOne two three four five.\n\nWrite one")["cited_titles"] == ["T"]
+
+
+@pytest.mark.slow
+def test_made_dataset_is_named_in_a_recipe(tmp_path, capsys, embedded_dir):
+    """A made file trains like any dataset: the CPU smoke recipe's dry run accepts it."""
+    from studio.cli import main
+
+    out = tmp_path / "qa.jsonl"
+    with StandIn() as server:
+        run_qa(DOCS, out, QASettings(count=8), OllamaBackend("m", host=server.host))
+    code = main(["train", "configs/smoke-cpu.yaml", "--set", f"data.path={out}", "--set", "data.format=messages",
+                 "--set", "data.format_template=", "--dry-run", "--json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 0 and str(out) in json.dumps(plan)

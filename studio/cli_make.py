@@ -67,6 +67,9 @@ def add_make_parser(sub) -> None:
     qa.add_argument("--api", choices=["chat", "generate"], default="chat", help="Ollama endpoint (default chat)")
     qa.add_argument("--timeout", type=float, default=300, help="seconds to wait for one reply (default 300)")
     qa.add_argument("--restart", action="store_true", help="throw away OUT and start over instead of resuming")
+    qa.add_argument("--token-stats", default=None, metavar="MODEL",
+                    help="afterwards, count tokens with this model's tokenizer (e.g. embedded): min, mean, max, truncated")
+    qa.add_argument("--max-length", type=int, default=2048, help="token budget the truncation count uses (default 2048)")
     qa.add_argument("--json", action="store_true", help="print the final manifest as one JSON object")
 
     modes = kinds.add_parser("modes", help="mode-tagged samples from raw records, stage by stage", epilog=MODES_EPILOG,
@@ -114,7 +117,6 @@ def make_qa(args) -> int:
                           retries=args.retries, **({"system_prompt": args.system} if args.system else {}))
     # SIGTERM (the UI's Stop, a closed terminal) stops like Ctrl-C: the manifest says "stopped".
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    last = [0.0]
 
     def show(manifest: dict) -> None:
         if args.json:
@@ -122,20 +124,33 @@ def make_qa(args) -> int:
         eta = f", ETA {manifest['eta_s'] / 60:.1f} min" if manifest.get("eta_s") else ""
         print(f"\r{manifest['done']}/{manifest['total']} done · {manifest['kept']} kept · {manifest['rejected']} "
               f"rejected replies · {manifest['pairs_per_min']:.1f} pairs/min{eta}   ", end="", file=sys.stderr, flush=True)
-        last[0] = manifest["done"]
 
     try:
         manifest = run_qa(args.docs, args.out, settings, backend_from_spec(backend_spec(args)), restart=args.restart, on_progress=show)
     except KeyboardInterrupt:
         print(f"\nstopped; run the same command again to resume ({args.out})", file=sys.stderr)
         return 130
+    if args.token_stats:
+        manifest["tokens"] = _token_stats(args.out, args.token_stats, args.max_length)
     if args.json:
         print(json.dumps(manifest, indent=2, ensure_ascii=False))
-    else:
-        print(f"\n{manifest['state']}: {manifest['kept']} pairs in {args.out} ({manifest['by_kind']}), "
-              f"{len(manifest['gave_up'])} given up, {manifest['rejected']} rejected replies "
-              f"({manifest['from_thinking']} taken from the thinking field)")
+        return 0 if manifest["state"] == "completed" else 130
+    if manifest.get("tokens", {}).get("counted"):
+        t = manifest["tokens"]
+        print(f"\ntokens ({args.token_stats}): min {t['min']}, mean {t['mean']}, max {t['max']}, "
+              f"{t['truncated']} of {t['counted']} over {t['max_length']}", end="")
+    print(f"\n{manifest['state']}: {manifest['kept']} pairs in {args.out} ({manifest['by_kind']}), "
+          f"{len(manifest['gave_up'])} given up, {manifest['rejected']} rejected replies "
+          f"({manifest['from_thinking']} taken from the thinking field)")
     return 0 if manifest["state"] == "completed" else 130
+
+
+def _token_stats(path: str, model: str, max_length: int) -> dict:
+    from core.dataset import reader, tokens
+
+    examples = (x for x in reader.stream(path, "messages") if isinstance(x, reader.Example))
+    stats = tokens.token_stats(examples, tokens.tokenizer_for(model), max_length=max_length)
+    return {k: v for k, v in stats.items() if k != "lengths"}
 
 
 def make_modes(args) -> int:

@@ -293,6 +293,10 @@ def test_made_dataset_is_named_in_a_recipe(tmp_path, capsys, embedded_dir):
     out = tmp_path / "qa.jsonl"
     with StandIn() as server:
         run_qa(DOCS, out, QASettings(count=8), OllamaBackend("m", host=server.host))
+    assert main(["make", "qa", str(DOCS), "--out", str(out), "--count", "8", "--host", "127.0.0.1:9",
+                 "--token-stats", "embedded", "--max-length", "256"]) == 0  # complete: nothing asked of the server
+    printed = capsys.readouterr().out
+    assert "tokens (embedded): min " in printed and "of 8 over 256" in printed
     code = main(["train", "configs/smoke-cpu.yaml", "--set", f"data.path={out}", "--set", "data.format=messages",
                  "--set", "data.format_template=", "--dry-run", "--json"])
     plan = json.loads(capsys.readouterr().out)

@@ -263,7 +263,15 @@ def _qa_panel():
     stop.click(stop_qa, out, status)
     timer.tick(poll_qa, out, [progress, status, timer])
     name.change(made_path, name, out)
+    backend.change(backend_defaults, backend, [model, num_predict])
     return open_button, out
+
+
+def backend_defaults(backend):
+    """The model and budget that suit each backend: a small local model needs a small budget."""
+    if backend.startswith("transformers"):
+        return "embedded", 256
+    return "qwen3:4b", 2048
 
 
 def made_path(name):

@@ -296,6 +296,7 @@ def _modes_panel():
         schema = gr.Radio(["chat template of the model", "prefix/suffix file (Llama 2 layout)"],
                           value="chat template of the model", label="Model-family schema")
         model = gr.Textbox("embedded", label="Model whose chat template is used")
+    with gr.Row():
         build = gr.Button("Build", variant="primary", elem_id="make-modes-build")
         open_button = gr.Button("Open final.jsonl in the Dataset tab", elem_id="make-modes-open")
     summary = gr.Markdown(elem_id="make-modes-summary")

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -95,11 +96,15 @@ def bench_modes(records: int, work: Path) -> dict:
             writer.write(json.dumps(json.loads(line)) + "\n")
     bare = time.perf_counter() - started
     tokenizer = tokens.tokenizer_for("embedded")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started, cpu = time.perf_counter(), time.process_time()
     summary = build_modes(source, work / "modes", schema=ChatTemplateSchema(tokenizer, "embedded"))
     build, cpu = time.perf_counter() - started, time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the check's worker processes, once reaped
+    workers_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     assert summary["ok"] and summary["stages"]["final"]["rows_out"] == records, summary["check"]["counts"]
-    return {"records": records, "build_s": round(build, 2), "build_cpu_s_this_process": round(cpu, 2), "bare_read_write_s": round(bare, 2),
+    return {"records": records, "build_s": round(build, 2), "build_cpu_s_this_process": round(cpu, 2),
+            "check_workers_cpu_s": round(workers_cpu, 2), "bare_read_write_s": round(bare, 2),
             "build_over_bare": round(build / bare, 2), "target_s": 30, "under_target": build < 30,
             "stage_seconds": summary["seconds"], "schema": summary["schema"]}
 
@@ -124,7 +129,8 @@ def main() -> None:
           f"{qa['share_of_a_2s_model_reply']:.2%} of a 2 s model reply)")
     print(f"modes: {modes['records']:,} records built in {modes['build_s']} s (target 30 s: "
           f"{'met' if modes['under_target'] else 'MISSED'}); a bare JSON read+write takes {modes['bare_read_write_s']} s "
-          f"({modes['build_over_bare']}x); stages {modes['stage_seconds']}")
+          f"({modes['build_over_bare']}x); CPU: {modes['build_cpu_s_this_process']} s here + "
+          f"{modes['check_workers_cpu_s']} s in the check's workers; stages {modes['stage_seconds']}")
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ def _print_modes(summary: dict) -> None:
     check = summary["check"]
     for item in check["contamination"][:50]:
         print(f"  contamination  row {item['row']} ({item['id']}), mode {item['mode']}: {item['reason']} {' '.join(item['tags'])}")
-    for key, metric in check["metrics"].items():
+    for metric in check["metrics"].values():
         print(f"  [{metric['status']:>4}] {metric['label']}: {metric['display']} (target {metric['target']})")
     verdict = "clean" if summary["ok"] else f"FAILED: {check['problems']} problem(s) in final.jsonl"
     print(f"{verdict}; summary in {summary['out']}/run-summary.json ({summary['seconds']['total']} s)")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 import re
 import shutil
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -167,7 +167,11 @@ def status_markdown(manifest: dict, out: str) -> str:
 def build_modes_ui(records, upload, name, only_mode, max_count, schema_choice, model):
     """The staged build, in this process (seconds): (final file path, summary markdown)."""
     from core.dataset.make_modes import build_modes
-    from core.dataset.make_schema import ChatTemplateSchema, SchemaError, load_schema_file
+    from core.dataset.make_schema import (
+        ChatTemplateSchema,
+        SchemaError,
+        load_schema_file,
+    )
 
     try:
         source = Path(upload) if upload else inside(records or SAMPLE_RECORDS)
@@ -210,12 +214,11 @@ def modes_markdown(summary: dict) -> str:
 
 def build_make_accordion() -> MadeLinks:
     with gr.Accordion("Make a dataset: Q&A from documents, or mode-tagged samples from raw records", open=False,
-                      elem_id="make"):
-        with gr.Tabs():
-            with gr.Tab("Q&A from documents"):
-                links = _qa_panel()
-            with gr.Tab("Mode-tagged samples from raw records"):
-                modes_open, modes_final = _modes_panel()
+                      elem_id="make"), gr.Tabs():
+        with gr.Tab("Q&A from documents"):
+            links = _qa_panel()
+        with gr.Tab("Mode-tagged samples from raw records"):
+            modes_open, modes_final = _modes_panel()
     return MadeLinks(links[0], links[1], modes_open, modes_final)
 
 

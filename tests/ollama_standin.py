@@ -17,7 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-_BLOCK = re.compile(r"\[(\d+)\] ([^\n]+)\n(.+?)(?=\n\n\[\d+\] |\n\n[A-Z][a-z]+ |\Z)", re.S)
+_BLOCK = re.compile(r"\[(\d+)\] ([^\n]+)\n(.+?)(?=\n\n\[\d+\] |\n\n[A-Z][a-z]+ |\Z)", re.DOTALL)
 
 
 def valid_pair(prompt: str) -> dict:
@@ -60,7 +60,7 @@ class StandIn:
         self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "StandIn":
+    def __enter__(self) -> StandIn:
         self.thread.start()
         return self
 

@@ -44,7 +44,7 @@ def test_background_generation_stop_resume_and_review(studio_home):
         assert "exists: press Resume" in again
         dataset_make.resume_qa(*_form("qa-ui", server.host, count=12))
         done = _wait(out, ("completed",))
-    progress, status, timer = dataset_make.poll_qa(out)
+    progress, status, _ = dataset_make.poll_qa(out)
     assert "12 / 12 pairs" in progress and "pairs/min" in progress and "is ready" in status
     slots = sorted(json.loads(line)["slot"] for line in Path(out).read_text().splitlines())
     assert slots == list(range(12)) and done["sessions"] == 2

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from core.dataset.make_modes import STAGE_FILES, build_modes, load_modes_config, record_parts, RecordError
+from core.dataset.make_modes import (
+    STAGE_FILES,
+    RecordError,
+    build_modes,
+    load_modes_config,
+    record_parts,
+)
 from core.dataset.make_qa import MakeError
 from core.dataset.make_schema import ChatTemplateSchema, load_schema_file
 from core.workspace import ASSETS

@@ -4,6 +4,7 @@ thinking field, a spent budget, a timeout, connection refused, resume after a st
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -12,9 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from core.dataset.make_backends import PAIR_SCHEMA, OllamaBackend, Reply, first_json_object, parse_reply, BadReply
+from core.dataset.make_backends import (
+    PAIR_SCHEMA,
+    BadReply,
+    OllamaBackend,
+    Reply,
+    first_json_object,
+    parse_reply,
+)
 from core.dataset.make_docs import Chunk, DocumentError, chunk_text, load_documents
-from core.dataset.make_qa import MakeError, QASettings, Slot, kind_counts, make_plan, validate_pair
+from core.dataset.make_qa import (
+    MakeError,
+    QASettings,
+    Slot,
+    kind_counts,
+    make_plan,
+    validate_pair,
+)
 from core.dataset.make_run import read_manifest, request_stop, run_qa, sidecar
 from core.workspace import ASSETS
 from tests.ollama_standin import StandIn, valid_pair
@@ -46,7 +61,7 @@ def test_chunks_overlap_and_cut_on_boundaries():
     pieces = chunk_text(text, 200, 60)
     assert all(len(p) <= 200 for p in pieces) and len(pieces) > 5
     assert all(p.endswith(".") for p in pieces)  # cut at a sentence end
-    for before, after in zip(pieces, pieces[1:]):
+    for before, after in itertools.pairwise(pieces):
         assert after.split(". ")[0] in before  # each chunk starts with the end of the one before
     with pytest.raises(ValueError, match="overlap"):
         chunk_text(text, 100, 100)
@@ -199,12 +214,11 @@ def test_connection_refused_and_missing_model_stop_the_run_clearly(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     out = tmp_path / "qa.jsonl"
-    with pytest.raises(MakeError, match="no Ollama server answers at http://127.0.0.1:%d" % port):
+    with pytest.raises(MakeError, match=f"no Ollama server answers at http://127.0.0.1:{port}"):
         run_qa(DOCS, out, QASettings(count=3), OllamaBackend("m", host=f"127.0.0.1:{port}", timeout_s=2))
     assert read_manifest(out)["state"] == "failed"
-    with StandIn(models=("qwen3:4b",)) as server:
-        with pytest.raises(MakeError, match="ollama pull llama9"):
-            run_qa(DOCS, tmp_path / "b.jsonl", QASettings(count=3), OllamaBackend("llama9", host=server.host))
+    with StandIn(models=("qwen3:4b",)) as server, pytest.raises(MakeError, match="ollama pull llama9"):
+        run_qa(DOCS, tmp_path / "b.jsonl", QASettings(count=3), OllamaBackend("llama9", host=server.host))
 
 
 def test_stop_then_resume_makes_each_pair_once(tmp_path):

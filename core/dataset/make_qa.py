@@ -52,7 +52,7 @@ class QASettings:
     system_prompt: str = RAG_SYSTEM
     """The system turn of every sample: the RAG rules the tuned model learns."""
 
-    def check(self) -> "QASettings":
+    def check(self) -> QASettings:
         if self.count < 1:
             raise MakeError(f"count: at least 1, got {self.count}")
         for name in KINDS:
@@ -80,7 +80,7 @@ class QASettings:
         import inspect
 
         source = inspect.getsource(QASettings)
-        match = re.search(rf"\n    {name}: [^\n]*\n\s+\"\"\"(.*?)\"\"\"", source, re.S)
+        match = re.search(rf"\n    {name}: [^\n]*\n\s+\"\"\"(.*?)\"\"\"", source, re.DOTALL)
         return match.group(1).strip() if match else ""
 
 

@@ -18,13 +18,25 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 from core.dataset import make_docs
-from core.dataset.make_backends import PAIR_SCHEMA, BackendUnavailable, BadReply, parse_reply
-from core.dataset.make_qa import MakeError, QASettings, generation_messages, make_plan, sample_row, validate_pair
+from core.dataset.make_backends import (
+    PAIR_SCHEMA,
+    BackendUnavailable,
+    BadReply,
+    parse_reply,
+)
+from core.dataset.make_qa import (
+    MakeError,
+    QASettings,
+    generation_messages,
+    make_plan,
+    sample_row,
+    validate_pair,
+)
 from core.workspace import write_json_atomic
 
 
@@ -92,15 +104,12 @@ def run_qa(documents: str | Path, out: str | Path, settings: QASettings, backend
     plan = make_plan(chunks, settings)
     folder = sidecar(out)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = open(folder / "lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise MakeError(f"{out}: another generation is writing this file; stop it first or pick a new --out") from None
-    try:
+    with open(folder / "lock", "w") as lock:  # one writer per output; the lock goes with the process
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MakeError(f"{out}: another generation is writing this file; stop it first or pick a new --out") from None
         return _run_locked(documents, out, folder, docs, chunks, plan, settings, backend, restart, should_stop, on_progress)
-    finally:
-        lock.close()
 
 
 def _run_locked(documents, out, folder, docs, chunks, plan, settings, backend, restart, should_stop, on_progress):

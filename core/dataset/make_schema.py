@@ -77,7 +77,7 @@ class ChatTemplateSchema:
         chat = [{"role": role, "content": _SENTINEL[role]} for role in ROLES]
         try:
             text = self.tokenizer.apply_chat_template(chat, tokenize=False)
-        except Exception:  # a template that rejects this shape: render every row by the template
+        except Exception:  # noqa: BLE001  (any template error: render every row by the template instead)
             return None
         # The text before a turn is its prefix (the first one's includes the template's opening);
         # what follows the last turn is its suffix.

@@ -11,7 +11,6 @@ import html
 import re
 import shutil
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -257,7 +256,7 @@ def _qa_panel():
         open_button = gr.Button("Open in the Dataset tab", elem_id="make-open")
     progress = gr.HTML(progress_html({"state": "not started", "total": 0}))
     status = gr.Markdown(elem_id="make-status")
-    out = gr.Textbox(partial(made_path, "rag-qa"), visible=False)
+    out = gr.Textbox(current_output, visible=False)
     timer = gr.Timer(1.0)  # the first tick re-attaches to a generation that is still running
     inputs = [docs, uploads, name, count, grounded, synthesis, refusal, chunk_size, chunk_overlap, seed, retries,
               backend, model, host, temperature, num_predict, think]
@@ -275,6 +274,17 @@ def backend_defaults(backend):
     if backend.startswith("transformers"):
         return "embedded", 256
     return "qwen3:4b", 2048
+
+
+def current_output() -> str:
+    """The output a page (re)loaded now should watch: the newest generation still running in the
+    workspace, else the default name's file."""
+    outputs = [m.parent.parent / (m.parent.name[: -len(".make")] + ".jsonl")
+               for m in made_folder().glob("*.make/manifest.json")]
+    live = [out for out in outputs if make_worker.is_running(out)]
+    if live:
+        return str(max(live, key=lambda out: (out.parent / f"{out.stem}.make" / "manifest.json").stat().st_mtime))
+    return made_path("rag-qa")
 
 
 def made_path(name):

@@ -34,6 +34,7 @@ def test_background_generation_stop_resume_and_review(studio_home):
         out, status, progress, _timer = dataset_make.start_qa(*_form("qa-ui", server.host, count=12))
         assert out.endswith("datasets/made/qa-ui.jsonl") and "in the background" in status
         _wait(out, ("running",))
+        assert dataset_make.current_output() == out  # a reloaded page watches the running generation
         time.sleep(0.6)
         assert "Stopping" in dataset_make.stop_qa(out)
         stopped = _wait(out)

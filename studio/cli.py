@@ -76,12 +76,18 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--system", default=None, help="default system prompt for the Modelfile (default: the chat template's)")
     export.add_argument("--no-verify", action="store_true", help="skip loading the GGUF back and comparing answers")
     export.add_argument("--json", action="store_true", help="print one JSON object")
+
+    from studio.cli_make import add_make_parser
+
+    add_make_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"ui": cmd_ui, "check": cmd_check, "train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "export": cmd_export}[args.command]
+    handler = {"ui": cmd_ui, "check": cmd_check, "train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "export": cmd_export}.get(args.command)
+    if handler is None and args.command == "make":
+        from studio.cli_make import cmd_make as handler
     try:
         return handler(args) or 0
     except KeyboardInterrupt:

@@ -20,7 +20,8 @@ from core.dataset.formats import FORMATS
 from core.dataset.pages import PagedDataset
 from core.errors import BadInput
 from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
-from core.workspace import ASSETS, inside, workspace
+from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
+from studio import dataset_make
 from studio import dataset_render as render
 from studio import visitor
 from studio import dataset_state as state
@@ -74,7 +75,8 @@ def dataset_choices() -> list[tuple[str, str]]:
         return choices
     root = workspace().datasets
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix.lower() in reader.SUFFIXES and p.name != "review.json" and not p.name.startswith("."):
+        if p.is_file() and p.suffix.lower() in reader.SUFFIXES and p.name not in ("review.json", "run-summary.json") \
+                and not p.name.startswith(".") and not p.parent.name.endswith(".make"):  # .make: a generation's own files
             try:
                 inside(p)
             except PathOutsideWorkspace:
@@ -279,9 +281,10 @@ def _build_opener() -> SimpleNamespace:
         fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label="Format (detected automatically; change it if wrong)")
         template = gr.Textbox(label="Friction reply template", placeholder="<think>{thought_stream}</think>{final_answer}")
         open_button = gr.Button("Open and check", variant="primary", scale=0, min_width=160)
+    made = dataset_make.build_make_accordion()
     status = gr.Markdown(elem_id="ds-status")
     return SimpleNamespace(choice=choice, refresh=refresh, upload=upload, typed=typed, fmt=fmt, template=template,
-                           open_button=open_button, status=status)
+                           open_button=open_button, status=status, made=made)
 
 
 def _build_summary() -> SimpleNamespace:
@@ -385,12 +388,17 @@ def _wire(current, opener, summary, pages, record, exporter) -> None:
     def then_browse(event):
         return event.then(browse, [current, *filters, pages.page], page_outputs)
 
-    opened = then_browse(opener.open_button.click(open_dataset, [opener.choice, opener.upload, opener.typed, opener.fmt,
-                                                                 opener.template], [current, opener.status]))
-    after_record(opened.then(_first_record, None, record.number))
-    then_browse(opened.then(check_dataset, [current], [opener.status, summary.cards, summary.length_plot,
-                                                       summary.modes_plot, summary.tokens_plot, summary.findings,
-                                                       pages.mode_filter]))
+    opener_inputs = [opener.choice, opener.upload, opener.typed, opener.fmt, opener.template]
+    made = opener.made  # "Open in the Dataset tab" on a made dataset types its path, then opens it like any other
+    made_opens = [button.click(_same, path, opener.typed).then(refresh_choices, None, opener.choice)
+                  for button, path in ((made.qa_open, made.qa_out), (made.modes_open, made.modes_final))]
+    for start in (opener.open_button.click(open_dataset, opener_inputs, [current, opener.status]),
+                  *(event.then(open_dataset, opener_inputs, [current, opener.status]) for event in made_opens)):
+        opened = then_browse(start)
+        after_record(opened.then(_first_record, None, record.number))
+        then_browse(opened.then(check_dataset, [current], [opener.status, summary.cards, summary.length_plot,
+                                                           summary.modes_plot, summary.tokens_plot, summary.findings,
+                                                           pages.mode_filter]))
     opener.open_button.click(None, js=KEYS_JS)
     opener.refresh.click(refresh_choices, None, opener.choice)
 

@@ -1,0 +1,318 @@
+"""The Dataset tab's "Make a dataset" place: grounded Q&A from documents (generated in a
+background process, watched with a progress bar, stopped and resumed at will) and mode-tagged
+samples from raw records (a staged build that takes seconds). Both results open in the Dataset
+tab for review; `build_make_accordion` returns the buttons and paths the tab wires to its opener.
+Handlers are plain functions that tests call directly; they never raise into the page.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from core.dataset import make_worker
+from core.dataset.make_docs import DOC_SUFFIXES, DocumentError
+from core.dataset.make_qa import KINDS, MakeError, QASettings
+from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
+
+SAMPLE_DOCS = ASSETS / "make" / "docs"
+SAMPLE_RECORDS = ASSETS / "make" / "raw_records.jsonl"
+DEMO_MAX_PAIRS = 20
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass
+class MadeLinks:
+    """What the Dataset tab wires: each button opens the path its textbox holds."""
+
+    qa_open: gr.Button
+    qa_out: gr.Textbox
+    modes_open: gr.Button
+    modes_final: gr.Textbox
+
+
+def made_folder() -> Path:
+    folder = workspace().datasets / "made"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def output_for(name: str, suffix: str = ".jsonl") -> Path:
+    name = (name or "").strip()
+    if not _NAME.fullmatch(name) or name.endswith((".", ".make")):
+        raise MakeError(f"Name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit")
+    return made_folder() / f"{name}{suffix}"
+
+
+def document_choices() -> list[tuple[str, str]]:
+    choices = [("Sample: 5 short documents written for the studio", str(SAMPLE_DOCS))]
+    root = workspace().root / "documents"
+    if root.is_dir():
+        choices += [(f"Uploaded: {p.name}", str(p)) for p in sorted(root.iterdir()) if p.is_dir()]
+    return choices
+
+
+def _documents(choice: str | None, uploads: list | None, name: str) -> Path:
+    if uploads:
+        folder = workspace().root / "documents" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for upload in uploads:
+            source = Path(upload)
+            if source.suffix.lower() not in DOC_SUFFIXES:
+                raise MakeError(f"{source.name}: not a document ({', '.join(DOC_SUFFIXES)})")
+            shutil.copyfile(source, folder / source.name)
+        return folder
+    if not choice:
+        raise MakeError("Pick the sample documents or upload some first.")
+    return inside(choice)
+
+
+# ---------------------------------------------------------------- Q&A from documents
+
+
+def start_qa(choice, uploads, name, count, grounded, synthesis, refusal, chunk_size, chunk_overlap, seed, retries,
+             backend, model, host, temperature, num_predict, think, resume=False):
+    """Start (or resume) a generation in the background: (output path, status, progress, timer)."""
+    from core.hosting import demo_mode
+
+    try:
+        out = output_for(name)
+        settings = QASettings(count=int(count), grounded=float(grounded), synthesis=float(synthesis),
+                              refusal=float(refusal), chunk_size=int(chunk_size), chunk_overlap=int(chunk_overlap),
+                              seed=int(seed), retries=int(retries))
+        spec = {"backend": "transformers" if backend.startswith("transformers") else "ollama",
+                "model": (model or "").strip() or None, "host": (host or "").strip() or None,
+                "temperature": float(temperature), "num_predict": int(num_predict) if num_predict else None,
+                "think": {"model default": None, "on": True, "off": False}.get(think), "seed": int(seed)}
+        if demo_mode():  # a shared studio: the bundled model only, and short runs
+            spec.update(backend="transformers", model="embedded", host=None)
+            settings.count = min(settings.count, DEMO_MAX_PAIRS)
+        documents = _documents(choice, uploads, out.stem)
+        make_worker.start(documents, out, settings, spec, resume=resume)
+    except (MakeError, DocumentError, PathOutsideWorkspace, ValueError, OSError) as error:
+        return gr.skip(), f"**Can't start.** {error}", gr.skip(), gr.Timer(active=False)
+    verb = "Resuming" if resume else "Making"
+    return (str(out), f"{verb} **{out.name}** in the background: you may close this page; it keeps going.",
+            progress_html({"state": "starting", "total": settings.count, "done": 0}), gr.Timer(active=True))
+
+
+def resume_qa(*values):
+    return start_qa(*values, resume=True)
+
+
+def stop_qa(out):
+    if not out:
+        return "Nothing is being made."
+    make_worker.stop(out)
+    return f"Stopping **{Path(out).name}**: every pair made so far is kept; press Resume to go on."
+
+
+def poll_qa(out):
+    """One timer tick: (progress, status, timer)."""
+    manifest = make_worker.status(out) if out else None
+    if manifest is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    live = manifest.get("state") in ("running", "starting")
+    return progress_html(manifest), status_markdown(manifest, out), gr.Timer(active=live)
+
+
+def progress_html(manifest: dict) -> str:
+    total, done = max(int(manifest.get("total") or 0), 1), int(manifest.get("done") or 0)
+    share = min(done / total, 1.0)
+    rate = manifest.get("pairs_per_min")
+    eta = manifest.get("eta_s")
+    parts = [f"{done} / {total} pairs", f"{manifest.get('kept', 0)} kept", f"{manifest.get('rejected', 0)} rejected replies"]
+    if rate is not None:
+        parts.append(f"{rate:.1f} pairs/min")
+    if eta is not None and manifest.get("state") == "running":
+        parts.append(f"ETA {_duration(eta)}")
+    parts.append(str(manifest.get("state", "")))
+    return (f"<div id='make-progress' class='make-progress'><div style='background:#e5e7eb;border-radius:6px;height:14px'>"
+            f"<div style='width:{share:.1%};background:#6366f1;height:14px;border-radius:6px'></div></div>"
+            f"<div class='make-progress-text'>{html.escape(' · '.join(parts))}</div></div>")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min" if seconds >= 3600 else f"{seconds // 60} min {seconds % 60} s"
+
+
+def status_markdown(manifest: dict, out: str) -> str:
+    state = manifest.get("state")
+    name = Path(out).name
+    kinds = manifest.get("by_kind") or {}
+    mix = ", ".join(f"{kinds.get(k, 0)} {k}" for k in KINDS)
+    thinking = manifest.get("from_thinking") or 0
+    note = f" {thinking} taken from the model's thinking field." if thinking else ""
+    given_up = len(manifest.get("gave_up") or [])
+    lines = {"running": f"Making **{name}**: {mix}.{note}",
+             "completed": f"**{name}** is ready: {mix}; {given_up} pairs given up after retries.{note} "
+                          "Open it in the Dataset tab to check and review it.",
+             "stopped": f"**{name}** stopped: {mix} kept. Press Resume to go on.",
+             "interrupted": f"**{name}** was interrupted (its process ended): {mix} kept. Press Resume to go on.",
+             "failed": f"**{name}** failed: {manifest.get('error') or 'see the worker log'}. Fix it and press Resume."}
+    rejected = f" Rejected replies and why: `{Path(out).stem}.make/rejected.log`." if manifest.get("rejected") else ""
+    return lines.get(state, f"{name}: {state}") + rejected
+
+
+# ---------------------------------------------------------------- mode-tagged samples
+
+
+def build_modes_ui(records, upload, name, only_mode, max_count, schema_choice, model):
+    """The staged build, in this process (seconds): (final file path, summary markdown)."""
+    from core.dataset.make_modes import build_modes
+    from core.dataset.make_schema import (
+        ChatTemplateSchema,
+        SchemaError,
+        load_schema_file,
+    )
+
+    try:
+        source = Path(upload) if upload else inside(records or SAMPLE_RECORDS)
+        out = output_for(name, "")
+        if schema_choice == "prefix/suffix file (Llama 2 layout)":
+            schema = load_schema_file(ASSETS / "make" / "schema_plain.yaml")
+        else:
+            from core.dataset import tokens
+
+            schema = ChatTemplateSchema(tokens.tokenizer_for((model or "embedded").strip()), model or "embedded")
+        summary = build_modes(source, out, only_mode=None if only_mode in (None, "", "all") else only_mode,
+                              max_count=int(max_count) if max_count else None, schema=schema)
+    except (MakeError, SchemaError, PathOutsideWorkspace, ValueError, OSError) as error:
+        return gr.skip(), f"**Can't build.** {error}"
+    return summary["stages"]["final"]["file"], modes_markdown(summary)
+
+
+def modes_markdown(summary: dict) -> str:
+    stages, check = summary["stages"], summary["check"]
+    cur = stages["curated"]
+    verdict = ("**Clean**: no contamination in final.jsonl." if summary["ok"] else
+               f"**Build failed**: {check['problems']} problem(s) in final.jsonl.")
+    lines = [verdict, "", "| stage | rows | file |", "| --- | --- | --- |",
+             f"| curated | {cur['rows_out']} of {cur['rows_in']} ({cur['filler_removed']} filler phrases removed) | `{Path(cur['file']).name}` |"]
+    lines += [f"| {n} | {stages[n]['rows_out']} | `{Path(stages[n]['file']).name}` |" for n in ("formatted", "schema", "final")]
+    lines.append("")
+    for row in summary["dropped"]["rows"][:10]:
+        lines.append(f"- dropped line {row['line']}: {html.escape(row['reason'])}")
+    for item in check["contamination"][:10]:
+        lines.append(f"- contamination in row {item['row']} ({html.escape(str(item['id']))}), mode {item['mode']}: "
+                     f"{item['reason']} {html.escape(' '.join(item['tags']))}")
+    for metric in check["metrics"].values():
+        lines.append(f"- [{metric['status']}] {metric['label']}: {metric['display']} (target {metric['target']})")
+    lines.append(f"\nEvery stage and `run-summary.json` are in `{summary['out']}`.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- layout
+
+
+def build_make_accordion() -> MadeLinks:
+    with gr.Accordion("Make a dataset: Q&A from documents, or mode-tagged samples from raw records", open=False,
+                      elem_id="make"), gr.Tabs():
+        with gr.Tab("Q&A from documents"):
+            links = _qa_panel()
+        with gr.Tab("Mode-tagged samples from raw records"):
+            modes_open, modes_final = _modes_panel()
+    return MadeLinks(links[0], links[1], modes_open, modes_final)
+
+
+def _qa_panel():
+    defaults = QASettings()
+    gr.Markdown("A local model writes question / answer pairs from your documents in a fixed mix: **grounded** "
+                "(one document's passage, a cited answer), **synthesis** (two documents, a comparison) and "
+                "**refusal** (an unrelated question, a polite refusal that says why). Every reply is checked before "
+                "it is kept; bad ones are retried alone.")
+    with gr.Row(equal_height=True):
+        docs = gr.Dropdown(document_choices(), value=str(SAMPLE_DOCS), label="Documents", scale=2)
+        uploads = gr.File(file_count="multiple", file_types=list(DOC_SUFFIXES), type="filepath", height=110, scale=2,
+                          label="…or upload .txt / .md / .pdf / .jsonl documents")
+        name = gr.Textbox("rag-qa", label="Name of the new dataset", scale=1, elem_id="make-qa-name")
+    with gr.Row(equal_height=True):
+        count = gr.Number(20, precision=0, minimum=1, label="Pairs (the reference run made 1,997)", elem_id="make-count")
+        grounded = gr.Number(defaults.grounded, minimum=0, maximum=1, label="Grounded share")
+        synthesis = gr.Number(defaults.synthesis, minimum=0, maximum=1, label="Synthesis share")
+        refusal = gr.Number(defaults.refusal, minimum=0, maximum=1, label="Refusal share")
+        chunk_size = gr.Number(defaults.chunk_size, precision=0, label="Chunk size (characters)")
+        chunk_overlap = gr.Number(defaults.chunk_overlap, precision=0, label="Chunk overlap (characters)")
+    with gr.Row(equal_height=True):
+        backend = gr.Radio(["Ollama server", "transformers (local model)"], value="Ollama server", label="Model runs on")
+        model = gr.Textbox("qwen3:4b", label="Model (Ollama name, or embedded / a folder for transformers)",
+                           elem_id="make-model")
+        host = gr.Textbox("", label="Ollama address (empty: OLLAMA_HOST or 127.0.0.1:11434)", elem_id="make-host")
+        temperature = gr.Number(0.7, minimum=0, maximum=2, label="Temperature")
+        num_predict = gr.Number(2048, precision=0, minimum=16, label="Token budget per reply (num_predict)")
+        think = gr.Dropdown(["model default", "on", "off"], value="model default", label="Thinking (Ollama)")
+    with gr.Row(equal_height=True):
+        seed = gr.Number(defaults.seed, precision=0, label="Seed")
+        retries = gr.Number(defaults.retries, precision=0, minimum=0, label="Retries per pair")
+        start = gr.Button("Start", variant="primary", elem_id="make-start")
+        resume = gr.Button("Resume", elem_id="make-resume")
+        stop = gr.Button("Stop", variant="stop", elem_id="make-stop")
+        open_button = gr.Button("Open in the Dataset tab", elem_id="make-open")
+    progress = gr.HTML(progress_html({"state": "not started", "total": 0}))
+    status = gr.Markdown(elem_id="make-status")
+    out = gr.Textbox(current_output, visible=False)
+    timer = gr.Timer(1.0)  # the first tick re-attaches to a generation that is still running
+    inputs = [docs, uploads, name, count, grounded, synthesis, refusal, chunk_size, chunk_overlap, seed, retries,
+              backend, model, host, temperature, num_predict, think]
+    start.click(start_qa, inputs, [out, status, progress, timer])
+    resume.click(resume_qa, inputs, [out, status, progress, timer])
+    stop.click(stop_qa, out, status)
+    timer.tick(poll_qa, out, [progress, status, timer])
+    name.change(made_path, name, out)
+    backend.change(backend_defaults, backend, [model, num_predict])
+    return open_button, out
+
+
+def backend_defaults(backend):
+    """The model and budget that suit each backend: a small local model needs a small budget."""
+    if backend.startswith("transformers"):
+        return "embedded", 256
+    return "qwen3:4b", 2048
+
+
+def current_output() -> str:
+    """The output a page (re)loaded now should watch: the newest generation still running in the
+    workspace, else the default name's file."""
+    outputs = [m.parent.parent / (m.parent.name[: -len(".make")] + ".jsonl")
+               for m in made_folder().glob("*.make/manifest.json")]
+    live = [out for out in outputs if make_worker.is_running(out)]
+    if live:
+        return str(max(live, key=lambda out: (out.parent / f"{out.stem}.make" / "manifest.json").stat().st_mtime))
+    return made_path("rag-qa")
+
+
+def made_path(name):
+    try:
+        return str(output_for(name))
+    except MakeError:
+        return ""
+
+
+def _modes_panel():
+    gr.Markdown("Raw records (JSONL, each with a `type` and a `text` or an `input`/`output` exchange) become "
+                "mode-tagged samples: the type -> mode map, the filler list and the prompts are in "
+                "`assets/modes_make.yaml`. Every stage writes its file; contamination fails the build.")
+    with gr.Row(equal_height=True):
+        records = gr.Dropdown([("Sample: 36 raw records", str(SAMPLE_RECORDS))], value=str(SAMPLE_RECORDS),
+                              label="Raw records", scale=2)
+        upload = gr.File(file_types=[".jsonl"], type="filepath", height=110, label="…or upload records (JSONL)", scale=2)
+        name = gr.Textbox("modes", label="Name of the output folder", scale=1)
+    with gr.Row(equal_height=True):
+        only_mode = gr.Dropdown(["all", "dual", "emulation", "agent"], value="all", label="Only this mode")
+        max_count = gr.Number(0, precision=0, minimum=0, label="At most this many samples (0: all)")
+        schema = gr.Radio(["chat template of the model", "prefix/suffix file (Llama 2 layout)"],
+                          value="chat template of the model", label="Model-family schema")
+        model = gr.Textbox("embedded", label="Model whose chat template is used")
+    with gr.Row():
+        build = gr.Button("Build", variant="primary", elem_id="make-modes-build")
+        open_button = gr.Button("Open final.jsonl in the Dataset tab", elem_id="make-modes-open")
+    summary = gr.Markdown(elem_id="make-modes-summary")
+    final = gr.Textbox(visible=False)
+    build.click(build_modes_ui, [records, upload, name, only_mode, max_count, schema, model], [final, summary])
+    return open_button, final

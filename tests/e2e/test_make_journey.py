@@ -1,0 +1,51 @@
+"""Making datasets in the browser: grounded Q&A from the sample documents through a stand-in
+Ollama server (the real client, in the studio's background worker), watched to the end and
+opened in the Dataset tab; then the mode build from the sample records, opened the same way."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.ollama_standin import StandIn
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_make_qa_then_review_it(studio, page, shot):
+    with StandIn(["malformed"], delay_s=0.05) as server:
+        page.goto(studio.url)
+        page.get_by_text("Make a dataset: Q&A from documents").click()
+        page.locator("#make-qa-name input, #make-qa-name textarea").first.fill("e2e-qa")
+        page.locator("#make-count input").fill("6")
+        page.locator("#make-host input, #make-host textarea").first.fill(server.host)
+        page.locator("#make-model input, #make-model textarea").first.fill("qwen3:4b")
+        page.locator("#make-start").click()
+        page.locator("#make-status").get_by_text("is ready").wait_for(timeout=90_000)
+        expect(page.locator("#make-progress")).to_contain_text(re.compile(r"6 / 6 pairs · 6 kept · 1 rejected"))
+        expect(page.locator("#make-progress")).to_contain_text("pairs/min")
+        shot(page, "made")
+    page.locator("#make-open").click()
+    status = page.locator("#ds-status")
+    status.get_by_text("checked in").wait_for(timeout=60_000)
+    assert "e2e-qa.jsonl" in status.inner_text() and "6 records" in status.inner_text()
+    assert "format messages" in status.inner_text()
+    page.locator("#ds-record").get_by_text("Context:").first.wait_for()
+    shot(page, "opened")
+
+
+def test_mode_build_then_review_it(studio, page, shot):
+    page.goto(studio.url)
+    page.get_by_text("Make a dataset: Q&A from documents").click()
+    page.get_by_role("tab", name="Mode-tagged samples from raw records").click()
+    page.locator("#make-modes-build").click()
+    page.locator("#make-modes-summary").get_by_text("Clean").wait_for(timeout=60_000)
+    shot(page, "built")
+    page.locator("#make-modes-open").click()
+    status = page.locator("#ds-status")
+    status.get_by_text("checked in").wait_for(timeout=60_000)
+    assert "final.jsonl" in status.inner_text() and "36 records" in status.inner_text()
+    assert "format modes" in status.inner_text()
+    shot(page, "opened")

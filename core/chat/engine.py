@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Iterator
 
 from core import models
-from core.errors import BadInput
 from core.chat.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
 from core.dataset.tags import ThinkSplit, split_think, think_title  # noqa: F401  (re-exported for chat clients)
+from core.errors import BadInput
 
 BASE = "base"
 TUNED = "tuned"

@@ -5,7 +5,8 @@ Reading streams: `stream()` yields Examples and BadRows one at a time, so a mill
 JSONL is never held as Python dicts; `load()` collects them for callers that want lists.
 A bad row never sinks the file: it becomes a `BadRow` naming the file, line and reason.
 This module knows nothing about tokenizers or models (core.dataset.samples renders tokens), checks
-(core.dataset.checks) or review state (core.dataset.review). Row shapes live in core.dataset.formats.
+(core.dataset.checks) or review state (core.dataset.review). Row shapes live in core.dataset.formats;
+what a Hub id looks like comes from core.models (HUB_DATASET_REF), its one owner.
 """
 
 from __future__ import annotations

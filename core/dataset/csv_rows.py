@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 MAX_RESTARTS = 1000  # unclosed quotes re-read the rest of the file; a pathological file stops here
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.dataset import csv_rows  # noqa: E402
+from core.dataset import csv_rows
 
 
 def generate(path: Path, rows: int) -> None:

@@ -39,7 +39,7 @@ def _chat(i: int) -> dict:
 
 
 def _datasets(folder: Path) -> list[Case]:
-    write = lambda name, data: (folder / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))  # noqa: E731
+    write = lambda name, data: (folder / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
     good = [_chat(i) for i in range(4)]
     write("empty.jsonl", "")
     write("whitespace.jsonl", "   \n\t\n\r\n  ")
@@ -73,7 +73,7 @@ def _datasets(folder: Path) -> list[Case]:
     write("binary.parquet", noise)
     (folder / "empty-folder").mkdir()
     write("notes.txt", "not a dataset")
-    p = lambda name: str(folder / name)  # noqa: E731
+    p = lambda name: str(folder / name)
     return [
         Case("empty file", "empty.jsonl", 2, [p("empty.jsonl"), "empty (0 bytes)"]),
         Case("whitespace only", "whitespace.jsonl", 2, [p("whitespace.jsonl"), "only blank lines"]),
@@ -131,8 +131,9 @@ def _recipes(folder: Path) -> list[Case]:
                             ["training.epochs", "expected a number"]),
         "missing-data.yaml": ("recipe's dataset is missing", "data:\n  path: nowhere/at-all.jsonl\n",
                               ["data.path", "not found"]),
-        "no-model.yaml": ("recipe's model path is missing", f"model:\n  name: {json.dumps(str(folder / 'no-model'))}\n"
-                          f"data:\n  path: {data}\n", ["no-model", "neither 'embedded'"]),
+        "no-model.yaml": ("recipe's model path is missing",
+                          f"model:\n  name: {json.dumps(str(folder / 'no-model'))}\ndata:\n  path: {data}\n",
+                          ["no-model", "neither 'embedded'"]),
         "no-config-model.yaml": ("recipe's model folder has no config.json",
                                  f"model:\n  name: {json.dumps(str(folder / 'no-config-model'))}\ndata:\n  path: {data}\n",
                                  ["no-config-model", "no config.json"]),

@@ -52,7 +52,7 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
 def test_train_with_an_unreadable_dataset_is_one_line_and_exit_2(tmp_path, capsys, dry_run):
     for case, (data, reason) in _bad_datasets(tmp_path).items():
         recipe = _recipe(tmp_path, str(data), name=f"{case.replace(' ', '-')}.yaml")
-        code, out, err = _run(capsys, "train", str(recipe), *(["--dry-run"] if dry_run else []))
+        code, _, err = _run(capsys, "train", str(recipe), *(["--dry-run"] if dry_run else []))
         assert code == 2, case
         assert err.startswith("error: ") and err.count("\n") == 1, (case, err)
         assert "data.path" in err and reason in err and str(recipe) in err, (case, err)

@@ -9,8 +9,8 @@ This module knows nothing about files, line numbers on disk, tokenizers or revie
 
 from __future__ import annotations
 
-from collections import Counter
 import threading
+from collections import Counter
 
 from core.dataset import parts
 from core.dataset.example import Example

@@ -209,7 +209,7 @@ class ExampleStream:
         if format != "auto":
             self.format, self.evidence = format, "chosen by hand"
         elif not sample:
-            file, line, number, reason = self._head[0]
+            _, line, number, reason = self._head[0]
             where = f"line {line}" if line else f"row {number}"
             self.format, self.evidence = "unknown", f"no readable rows (first: {where}: {reason})"
         else:

@@ -6,7 +6,13 @@ laptop is what it is for. Knows nothing about processes or trainers."""
 
 from __future__ import annotations
 
-from core.models import ModelNotFound, QLoRANeedsCUDA, device_policy, four_bit_config, resolve
+from core.models import (
+    ModelNotFound,
+    QLoRANeedsCUDA,
+    device_policy,
+    four_bit_config,
+    resolve,
+)
 from core.recipes import Recipe, RecipeError, check_dataset_exists
 
 QLORA_NOTE = "QLoRA needs a CUDA GPU: this machine can validate the recipe but not run it (use tuning: lora here)."

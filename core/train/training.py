@@ -14,7 +14,7 @@ from pathlib import Path
 from core.train import trainer_configs, training_data
 from core.train.preflight import preflight
 from core.train.run_dir import RECIPE_FILE, checkpoint_dir, checkpoint_step, latest_checkpoint, trim_metrics
-from core.models import ModelNotFound, device_policy, load_model, load_tokenizer, resolve
+from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.recipes import Recipe
 
 

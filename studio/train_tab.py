@@ -15,7 +15,7 @@ from core import recipes
 
 from core.train import runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
-from studio import train_charts, train_form
+from studio import eval_view, train_charts, train_form
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
 LIVE = runs.LIVE_STATES
@@ -310,6 +310,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
         with gr.Column(scale=7):
             start_btn, stop_btn, resume_btn, checkpoint, run_md = _build_controls()
             progress = gr.HTML(progress_html({}, [], ""), elem_id="train-progress")
+            verdict = gr.Markdown(elem_id="train-verdict")  # the regression guard's verdict, when the run has one
             log_scale, smoothing, overlays, plots = _build_charts()
     with gr.Accordion("Run history", open=True):
         history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, wrap=True, label="Past runs (click a row to open it)")
@@ -338,6 +339,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
     timer = gr.Timer(2.0)
     timer.tick(refresh, inputs=[current, log_scale, smoothing, overlays, seen],
                outputs=[current, progress, *plots, log_tail, history, overlays, checkpoint, seen], show_progress="hidden")
+    timer.tick(eval_view.run_verdict, inputs=current, outputs=verdict, show_progress="hidden")
 
 
 def _build_recipe_side():

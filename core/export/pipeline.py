@@ -176,13 +176,19 @@ def prepare_hub(source: Source, what: str, folder: Path, merged_dir: Path | None
     facts = hub.CardFacts(base_model=source.base_hub_id, name=source.name, recipe=source.recipe,
                           kind={"adapter": "adapter", "merged": "model", "gguf": "gguf"}[what],
                           datasets=hub.hub_datasets(source.recipe), losses=hub.losses_from_metrics(metrics),
-                          ab_results=_ab_results(source.run_dir))
+                          ab_results=_ab_results(source.run_dir), eval_report=_eval_report(source.run_dir))
     if what == "adapter":
         return hub.prepare_folder(source.artifact, folder, facts)
     if what == "merged":
         return hub.prepare_folder(merged_dir or source.artifact, folder, facts)
     facts.gguf_files = [gguf_file.name, "Modelfile"] if (gguf_file.parent / "Modelfile").is_file() else [gguf_file.name]
     return hub.prepare_folder(gguf_file.parent, folder, facts, files=[gguf_file.parent / n for n in facts.gguf_files])
+
+
+def _eval_report(run_dir: Path | None) -> dict | None:
+    from core.eval.guard import run_report
+
+    return run_report(run_dir) if run_dir else None
 
 
 def _ab_results(run_dir: Path | None) -> list[dict]:

@@ -170,3 +170,23 @@ def test_the_model_card_opens_its_evaluation_with_the_verdict(studio_home):
                                         eval_report=built)).text
     assert "## Evaluation: base vs tuned" in card and "**Verdict:** Regressed beyond its uncertainty" in card
     assert "Likely cause: 4 of 4 tuned answers ran out of tokens inside <think>" in card
+
+
+def test_studio_eval_with_gguf_says_how_to_get_llama_cpp(tmp_path, capsys):
+    from core.export import gguf
+    from studio import cli
+
+    if gguf.llama_cpp_available():
+        pytest.skip("llama.cpp is installed here: the same-quantization A/B runs instead")
+    (tmp_path / "set.jsonl").write_text('{"prompt": "q"}\n')
+    code = cli.main(["eval", str(tmp_path), "--prompts", str(tmp_path / "set.jsonl"), "--gguf", "q8_0", "--out", str(tmp_path / "o")])
+    error = capsys.readouterr().err
+    assert code == 2 and "Same-quantization A/B runs both GGUF files in llama.cpp" in error and "pip install" in error
+    assert "Traceback" not in error
+
+
+def test_studio_eval_refuses_an_unknown_fail_on_metric_before_loading_anything(tmp_path, capsys):
+    from studio import cli
+
+    code = cli.main(["eval", str(tmp_path), "--prompts", "x.jsonl", "--fail-on", "bleu", "--out", str(tmp_path)])
+    assert code == 2 and "unknown metric 'bleu'" in capsys.readouterr().err

@@ -211,6 +211,9 @@ def cmd_train(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     status = _follow_run(run_dir, quiet=args.json)
+    from studio.cli_eval import await_evaluation
+
+    status = await_evaluation(run_dir, status, quiet=args.json)
     info = runs.run_info(run_dir)
     if args.json:
         _print_json({"run_dir": str(run_dir), "state": info.state, "step": info.step, "total_steps": info.total_steps,

@@ -102,3 +102,28 @@ def cmd_eval(args) -> int:
         for line in failed:
             print(f"FAIL: {line}")
     return 1 if failed else 0
+
+
+def await_evaluation(run_dir, status: dict, *, quiet: bool) -> dict:
+    """After `studio train`: wait for the regression guard the worker started, then print its
+    verdict (Ctrl-C leaves it running; the report lands in the run folder either way)."""
+    import time
+
+    from core.eval.guard import evaluation_of
+
+    evaluation = evaluation_of(run_dir)
+    if evaluation.get("state") != "running":
+        return status
+    if not quiet:
+        print("evaluating base vs the best checkpoint on the recipe's prompt set (Ctrl-C to stop waiting)")
+    try:
+        while evaluation.get("state") == "running":
+            time.sleep(2.0)
+            evaluation = evaluation_of(run_dir)
+    except KeyboardInterrupt:
+        return status
+    status = {**status, "evaluation": evaluation}
+    if not quiet:
+        print(f"evaluation: {evaluation.get('headline') or evaluation.get('error')} (report: {run_dir}/eval/report.md)")
+    return status
+

@@ -115,8 +115,8 @@ def run_ab_report(set_choice, upload, patterns_upload, base_model, tuned_choice,
 def run_verdict(run_or_choice: str | None) -> str:
     """The verdict of the guard report of the run that holds this path (the Train tab's open run,
     or the Chat tab's tuned side); nothing when there is none."""
-    from core.eval.guard import run_report
-    from core.train.run_dir import is_run_dir, read_status
+    from core.eval.guard import evaluation_of, run_report
+    from core.train.run_dir import is_run_dir
 
     if not run_or_choice or not str(run_or_choice).strip():
         return ""
@@ -127,7 +127,7 @@ def run_verdict(run_or_choice: str | None) -> str:
     run = next((p for p in [path, *path.parents] if is_run_dir(p)), None)
     if run is None:
         return ""
-    evaluation = read_status(run).get("evaluation") or {}
+    evaluation = evaluation_of(run)
     if evaluation.get("state") == "running":
         return "⏳ Evaluating base vs the best checkpoint on the recipe's prompt set…"
     if evaluation.get("state") == "failed":

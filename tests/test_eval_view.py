@@ -55,6 +55,13 @@ def test_a_runs_guard_verdict_shows_up_front(studio_home):
     assert eval_view.run_verdict("/etc") == "" and eval_view.run_verdict("") == ""
     (run / "status.json").write_text(json.dumps({"state": "completed", "evaluation": {"state": "failed", "error": "boom"}}))
     assert "failed: boom" in eval_view.run_verdict(str(run))
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run / "status.json").write_text(json.dumps({"state": "completed", "pid": int(gone.stdout),
+                                                 "evaluation": {"state": "running"}}))
+    assert "ended without finishing" in eval_view.run_verdict(str(run))  # killed mid-evaluation: no endless wait
 
 
 def test_the_guard_runs_after_training_only_when_asked_and_never_in_demo_mode(monkeypatch):

@@ -128,6 +128,19 @@ def evaluate(path: str | Path, prompts_file: str | Path, *, base_model: str | No
                   retrieval=retrieval, judge=judge, judge_host=judge_host, heldout=heldout, out=out, say=say)
 
 
+def evaluation_of(run: str | Path) -> dict:
+    """The run's `evaluation` entry in status.json; a 'running' one whose worker is gone (killed
+    mid-evaluation) reads as failed, so no screen waits for it forever."""
+    import psutil
+
+    status = run_files.read_status(run)
+    evaluation = dict(status.get("evaluation") or {})
+    pid = status.get("pid")
+    if evaluation.get("state") == "running" and pid and not psutil.pid_exists(pid):
+        evaluation = {"state": "failed", "error": "the evaluation process ended without finishing; see train.log"}
+    return evaluation
+
+
 def run_report(run: str | Path) -> dict | None:
     """The guard's report for a run, when it has one."""
     return reports.read_report(Path(run) / EVAL_FOLDER)

@@ -59,11 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         update(state="failed", ended_at=runs.now_iso(), error=_readable(error))
         return 1
     step = trainer.state.global_step
-    update(state="stopped" if stopped else "completed", ended_at=runs.now_iso(), step=step)
+    evaluate = main_process and not stopped and wants_evaluation(recipe)
+    extra = {"evaluation": {"state": "running"}} if evaluate else {}  # set with the state, so no reader sees a gap
+    update(state="stopped" if stopped else "completed", ended_at=runs.now_iso(), step=step, **extra)
     if main_process:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     print(f"[studio] {'stopped' if stopped else 'completed'} at step {step}", flush=True)
-    if main_process and not stopped and wants_evaluation(recipe):
+    if evaluate:
         del trainer  # let the trained model go before the evaluation process loads its own
         _evaluate(run_dir)
     return 0

@@ -34,7 +34,9 @@ def verdict_markdown(report: dict | None, *, title: str = "Verdict") -> str:
         j = report["judge"]
         agree = f"; agrees with your picks {j['agreement']:.0%} of {j['agreement_n']}" if j.get("agreement") is not None else ""
         lines.append(f"- Judge {j['model']}: tuned better {j['tuned']}, base better {j['base']}, ties {j['ties']}{agree}")
-    return "\n".join(lines)
+    from core.eval.report import safe_markdown
+
+    return safe_markdown("\n".join(lines))
 
 
 def report_frames(report: dict | None):

@@ -169,7 +169,7 @@ def test_the_model_card_opens_its_evaluation_with_the_verdict(studio_home):
     card = hub.model_card(hub.CardFacts(base_model="HuggingFaceTB/SmolLM2-135M-Instruct", kind="adapter", name="demo",
                                         eval_report=built)).text
     assert "## Evaluation: base vs tuned" in card and "**Verdict:** Regressed beyond its uncertainty" in card
-    assert "Likely cause: 4 of 4 tuned answers ran out of tokens inside <think>" in card
+    assert "Likely cause: 4 of 4 tuned answers ran out of tokens inside `<think>`" in card
 
 
 def test_studio_eval_with_gguf_says_how_to_get_llama_cpp(tmp_path, capsys):

@@ -51,7 +51,7 @@ def test_a_runs_guard_verdict_shows_up_front(studio_home):
     (run / "status.json").write_text(json.dumps({"state": "completed", "evaluation": {"state": "done"}}))
     shown = eval_view.run_verdict(str(run))
     assert shown.startswith("**Evaluation after training") and "⚠️ Regressed beyond its uncertainty" in shown
-    assert "Likely cause: 5 of 5 tuned answers ran out of tokens inside <think>" in shown
+    assert "Likely cause: 5 of 5 tuned answers ran out of tokens inside `<think>`" in shown
     assert eval_view.run_verdict("/etc") == "" and eval_view.run_verdict("") == ""
     (run / "status.json").write_text(json.dumps({"state": "completed", "evaluation": {"state": "failed", "error": "boom"}}))
     assert "failed: boom" in eval_view.run_verdict(str(run))

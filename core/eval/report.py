@@ -147,8 +147,17 @@ def _md_table(rows: list[dict]) -> list[str]:
             + ["| " + " | ".join(escape(row.get(c, "")) for c in columns) + " |" for row in rows])
 
 
+def safe_markdown(text: str) -> str:
+    """Markdown renderers drop unknown tags such as <think>; show it as code instead."""
+    return str(text).replace("`<think>`", "<think>").replace("<think>", "`<think>`")
+
+
 def to_markdown(report: dict, *, heading: str = "#") -> list[str]:
     """The report as Markdown lines: verdict first, then the tables (used by the model card too)."""
+    return [safe_markdown(line) for line in _markdown_lines(report, heading)]
+
+
+def _markdown_lines(report: dict, heading: str) -> list[str]:
     v = report["verdict"]
     lines = [f"{heading} Evaluation: base vs {report.get('tuned') or 'tuned'}", "",
              f"Prompt set `{report.get('prompt_set') or '?'}`, {report['prompts']} prompts, same prompts, settings and "

@@ -27,15 +27,19 @@ def no_op_adapter(model_dir, out):
     return out
 
 
+def write_prompts(folder):
+    prompts = folder / "facts.jsonl"
+    prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    return prompts
+
+
 @pytest.mark.slow
-def test_the_guard_flags_a_planted_regression_and_passes_a_no_op_adapter(embedded_dir, tmp_path, studio_home, capsys):
+def test_the_guard_flags_a_planted_regression_in_the_run_folder(embedded_dir, tmp_path, studio_home):
     from core.eval import guard
     from core.train import run_dir
     from core.workspace import ASSETS
-    from studio import cli
 
-    prompts = tmp_path / "facts.jsonl"
-    prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    prompts = write_prompts(tmp_path)
     run = studio_home / "runs" / "planted"
     make_adapter(embedded_dir, run / "best", alpha=256)  # random, strong: garbles every answer
     recipe = {"name": "planted", "model": {"name": "embedded"},
@@ -58,6 +62,12 @@ def test_the_guard_flags_a_planted_regression_and_passes_a_no_op_adapter(embedde
     assert (run / "eval" / "report.md").read_text().startswith("# Evaluation: base vs tuned")
     assert {"rows.csv", "rows.jsonl"} <= {p.name for p in (run / "eval").iterdir()}
 
+
+@pytest.mark.slow
+def test_studio_eval_passes_a_no_op_adapter_with_fail_on(embedded_dir, tmp_path, studio_home, capsys):
+    from studio import cli
+
+    prompts = write_prompts(tmp_path)
     quiet = no_op_adapter(embedded_dir, tmp_path / "no-op")
     code = cli.main(["eval", str(quiet), "--prompts", str(prompts), "--model", "embedded", "--out", str(tmp_path / "out"),
                      "--max-new-tokens", "16", "--fail-on", "keyword_coverage", "--fail-on", "substantive:0", "--json"])

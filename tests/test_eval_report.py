@@ -190,3 +190,13 @@ def test_studio_eval_refuses_an_unknown_fail_on_metric_before_loading_anything(t
 
     code = cli.main(["eval", str(tmp_path), "--prompts", "x.jsonl", "--fail-on", "bleu", "--out", str(tmp_path)])
     assert code == 2 and "unknown metric 'bleu'" in capsys.readouterr().err
+
+
+def test_latency_is_reported_but_never_the_verdicts_regression():
+    prompts = [prompt(f"p{i}") for i in range(6)]
+    patterns_rows = [metrics.score(p, side, reply("Paris is the capital.", 6, seconds=1.0 if side == "base" else 2.0), PATTERNS, 64)
+                     for side in ("base", "tuned") for p in prompts]
+    built = report.build_report(patterns_rows, tuned="tuned")
+    assert built["verdict"]["regressed"] == [] and built["verdict"]["headline"].startswith("No change")
+    assert any(d.startswith("Time per answer (depends on the load, not judged): average latency +1.00 s") for d in built["verdict"]["details"])
+    assert cli_eval.failures(built, [("latency_s", 0.5)]) == ["average latency got worse by 1 (more than 0.5; n=6)"]

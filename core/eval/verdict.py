@@ -11,6 +11,7 @@ it is known. This module knows nothing about models, files or gradio; it reads a
 from __future__ import annotations
 
 MARKDOWN_PATTERN = "markdown_in_prose"
+TIMING = ("latency_s",)
 
 
 def _points(line: dict) -> str:
@@ -72,8 +73,11 @@ def verdict(report: dict, recipe: dict | None = None) -> dict:
     if not lines:
         return {"headline": "Nothing to compare: the report needs answers from the base and a tuned side.",
                 "details": [], "improved": [], "regressed": [], "causes": [], "suggestions": []}
-    improved = [line for line in lines if line["beyond_uncertainty"] and _better(line) is True]
-    regressed = [line for line in lines if line["beyond_uncertainty"] and _better(line) is False]
+    # Latency is reported, not judged: it moves with the machine's load between the two sides'
+    # turns (the regression guard must stay quiet on a no-op adapter); `--fail-on latency_s` still gates it.
+    quality = [line for line in lines if line["metric"] not in TIMING]
+    improved = [line for line in quality if line["beyond_uncertainty"] and _better(line) is True]
+    regressed = [line for line in quality if line["beyond_uncertainty"] and _better(line) is False]
     worse_within = [line for line in lines if not line["beyond_uncertainty"] and _better(line) is False
                     and line["metric"] in ("keyword_coverage", "substantive", "source_hit")]
     found = causes(report, recipe)
@@ -89,6 +93,8 @@ def verdict(report: dict, recipe: dict | None = None) -> dict:
     details = [f"Improved: {l['label']} {_points(l)}" for l in improved]
     details += [f"Worse, but within its uncertainty: {l['label']} {_points(l)}" for l in worse_within]
     details += [f"Likely cause: {cause}" for cause, _ in found]
+    details += [f"Time per answer (depends on the load, not judged): {l['label']} {_points(l)}"
+                for l in lines if l["metric"] in TIMING and l["beyond_uncertainty"]]
     details += [f"Try: {change}" for change in suggestions]
     return {"headline": headline, "details": details, "improved": [l["metric"] for l in improved],
             "regressed": [l["metric"] for l in regressed], "causes": [c for c, _ in found], "suggestions": suggestions}

@@ -143,8 +143,10 @@ def build_report_section():
     verdict = gr.Markdown(elem_id="ab-verdict")
     with gr.Row():
         table = gr.Dataframe(label="Base vs tuned: n, change and its 95% paired interval (⚑ = beyond it)",
+                             headers=["metric", "n", "base", "tuned", "change [95% CI]", "wins/losses/ties"],
                              interactive=False, wrap=True, elem_id="ab-report")
-    topics = gr.Dataframe(label="Per topic (and per mode)", interactive=False, wrap=True, elem_id="ab-topics")
+    topics = gr.Dataframe(label="Per topic (and per mode)", headers=["topic", "n", "keyword coverage", "substantive", "source hit"],
+                          interactive=False, wrap=True, elem_id="ab-topics")
     chart = gr.Plot(label="Per category", elem_id="ab-chart")
     return [verdict, table, topics, chart]
 

@@ -5,6 +5,7 @@ adapter (LoRA's zero-initialised B: the base exactly) passes `studio eval --fail
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -42,6 +43,7 @@ def test_the_guard_flags_a_planted_regression_in_the_run_folder(embedded_dir, tm
     prompts = write_prompts(tmp_path)
     run = studio_home / "runs" / "planted"
     make_adapter(embedded_dir, run / "best", alpha=256)  # random, strong: garbles every answer
+    shutil.copytree(run / "best", run / "adapter")  # the final adapter is the best one: measured once
     recipe = {"name": "planted", "model": {"name": "embedded"},
               "data": {"path": str(ASSETS / "friction_sample.jsonl"), "format": "friction", "max_length": 256, "eval_split": 0.1,
                        "format_template": "<think>{thought_stream}</think>{final_answer}"},
@@ -57,7 +59,8 @@ def test_the_guard_flags_a_planted_regression_in_the_run_folder(embedded_dir, tm
     assert coverage["n"] == 3 and coverage["base"] == 1.0 and coverage["beyond_uncertainty"]
     assert "training.learning_rate 0.001 → 0.0005" in " ".join(report["verdict"]["suggestions"])
     held = {row["weights"]: row for row in report["heldout"]["rows"]}
-    assert set(held) == {"base", "best"} and held["best"]["loss"] > held["base"]["loss"]
+    assert set(held) == {"base", "best", "final"} and held["best"]["loss"] > held["base"]["loss"]
+    assert held["final"]["same_as"] == "best" and held["final"]["loss"] == held["best"]["loss"]
     assert run_dir.read_status(run)["evaluation"]["state"] == "done"
     assert (run / "eval" / "report.md").read_text().startswith("# Evaluation: base vs tuned")
     assert {"rows.csv", "rows.jsonl"} <= {p.name for p in (run / "eval").iterdir()}

@@ -65,8 +65,12 @@ def heldout_losses(run: str | Path, base_model: str, *, limit: int | None = None
     base = models.load_model(base_model).eval()
     base_loss, tokens = mean_loss(base, samples)
     rows = [_line("base", base_loss, tokens, None)]
-    peft_model = None
+    peft_model, measured = None, {}
     for label, path in run_files.model_artifacts(run):
+        digest = _weights_digest(path)
+        if digest in measured:  # best/ and the final adapter are often a checkpoint's very weights
+            rows.append({**measured[digest], "weights": label, "same_as": measured[digest]["weights"]})
+            continue
         if (path / "adapter_config.json").is_file():
             peft_model = _with_adapter(peft_model, base, path, label)
             peft_model.set_adapter(label)
@@ -74,7 +78,24 @@ def heldout_losses(run: str | Path, base_model: str, *, limit: int | None = None
         else:
             loss, tokens = mean_loss(models.load_model(str(path)).eval(), samples)
         rows.append(_line(label, loss, tokens, base_loss))
+        if digest:
+            measured[digest] = rows[-1]
     return {"samples": len(samples), "rows": rows}
+
+
+def _weights_digest(folder: Path) -> str | None:
+    """A hash of the folder's weight files, so identical weights are measured once."""
+    import hashlib
+
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not files:
+        return None
+    digest = hashlib.sha1()
+    for file in files:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _with_adapter(peft_model, base, path: Path, label: str):

@@ -142,7 +142,7 @@ def _md_table(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    escape = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731 - a cell, nothing more
+    escape = lambda text: "–" if text is None else str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731 - a cell
     return (["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
             + ["| " + " | ".join(escape(row.get(c, "")) for c in columns) + " |" for row in rows])
 

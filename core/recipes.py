@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from core.errors import StudioError
+from core.recipe_eval import EvalSection
 from core.workspace import CONFIGS, PROJECT_ROOT
 
 
@@ -163,6 +164,8 @@ class Recipe:
     """Optimisation, evaluation and checkpoints."""
     export: ExportSection = field(default_factory=ExportSection)
     """Where the result goes afterwards."""
+    eval: EvalSection = field(default_factory=EvalSection)
+    """The prompt set that guards against regressions, evaluated after training."""
 
     source: Path | None = field(default=None, repr=False, compare=False, metadata={"internal": True})
     # (data.path, where it points), filled when the recipe is built, so every user of the recipe
@@ -362,6 +365,8 @@ def validate(recipe: Recipe, where: str = "") -> None:
         (lora.alpha > 0, "lora.alpha", "must be positive"),
         (0 <= lora.dropout < 1, "lora.dropout", "must be in [0, 1)"),
         (bool(lora.target_modules), "lora.target_modules", "is empty: name modules or use all-linear"),
+        (recipe.eval.max_new_tokens >= 1, "eval.max_new_tokens", "must be at least 1"),
+        (not (recipe.eval.after_training and not recipe.eval.prompts), "eval.after_training", "needs eval.prompts (a prompt set)"),
     ]
     for ok, dotted, message in checks:
         if not ok:

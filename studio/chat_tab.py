@@ -5,7 +5,7 @@ typed in the workspace). Both answer the same messages with the same sampling se
 stream at once. Below the panes: save the exchange as a preference example, and an A/B run
 over a prompt set with per-prompt and aggregate tables and downloads. Handlers are plain
 module-level functions (generators when streaming) that tests call directly; core.chat.engine and
-core.eval.metrics (and torch) are imported when first needed, not when the app starts.
+core.eval (and torch) are imported when first needed, not when the app starts.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 import gradio as gr
 
 from core.workspace import PathOutsideWorkspace, inside
+from studio import eval_view, visitor
 from studio.hosting import gpu
 from studio.problems import EXPECTED, unexpected
-from studio import visitor
 
 LEFT, RIGHT = "Base (left) is better", "Tuned (right) is better"
 NO_TUNED = "None: base model only"
@@ -209,7 +209,7 @@ def clear_chat():
 
 def send_to_dataset(conversation, preference, system):
     """Save the last exchange as a preference example: chosen = the preferred pane."""
-    from core.eval.metrics import save_preference
+    from core.eval.preferences import save_preference
 
     conversation = conversation or empty_conversation()
     if not conversation["base"] or not conversation["tuned"]:
@@ -219,7 +219,8 @@ def send_to_dataset(conversation, preference, system):
     chosen, rejected = ("base", "tuned") if preference == LEFT else ("tuned", "base")
     prompt = ([{"role": "system", "content": system}] if (system or "").strip() else []) + conversation[chosen][:-1]
     try:
-        path = save_preference(prompt, conversation[chosen][-1]["content"], conversation[rejected][-1]["content"])
+        path = save_preference(prompt, conversation[chosen][-1]["content"], conversation[rejected][-1]["content"],
+                               chosen_side=chosen)
     except EXPECTED as error:
         return _problem(error)
     count = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
@@ -229,7 +230,7 @@ def send_to_dataset(conversation, preference, system):
 # ---- A/B over a prompt set -----------------------------------------------------------------
 
 def prompt_set_choices() -> list[tuple[str, str]]:
-    from core.eval.metrics import bundled_prompt_sets
+    from core.eval.prompts import bundled_prompt_sets
 
     return [(path.stem.replace("_", " "), str(path)) for path in bundled_prompt_sets()]
 
@@ -272,9 +273,9 @@ def aggregate_view(table: list[dict], patterns=None):
 
 
 def _downloads(rows: list[dict], tuned: str | None) -> list[str]:
-    """Save the results (core.eval.metrics.save_results) and copy the two downloads into the temp
+    """Save the results (core.eval.report.save_results) and copy the two downloads into the temp
     folder that gradio may serve (it refuses files outside the working folder and the temp folder)."""
-    from core.eval.metrics import save_results
+    from core.eval.report import save_results
 
     served = Path(tempfile.mkdtemp(prefix="studio-ab-"))
     return [str(shutil.copy(saved, served / saved.name)) for saved in save_results(rows, tuned)[:2]]
@@ -284,14 +285,16 @@ def _downloads(rows: list[dict], tuned: str | None) -> list[str]:
 def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compare, system, temperature, top_p,
            max_new_tokens, seed):
     """Run the prompt set through every side; yields (status, per-prompt table, aggregate, files)."""
-    from core.eval.metrics import load_patterns, load_prompt_set, run_prompt_set
+    from core.eval.ab import run_prompt_set
+    from core.eval.guard import load_prompts
+    from core.eval.metrics import load_patterns
 
     try:
         source = upload or (str(inside(set_choice)) if set_choice else None)
         if not source:
             yield "⚠️ Pick a bundled prompt set or upload a JSONL file.", None, None, None
             return
-        prompts, bad = load_prompt_set(source)
+        prompts, bad, _ = load_prompts(source)  # a set pointing at documents gets BM25 contexts
         patterns = load_patterns(patterns_upload) if patterns_upload else load_patterns()
         sampling = _sampling(system, temperature, top_p, max_new_tokens, seed).check()
         sides = _ab_sides(tuned_choice, compare)
@@ -331,6 +334,8 @@ def build_chat_tab() -> None:
         tuned = gr.Dropdown([(NO_TUNED, "")], value="", label="Tuned side", allow_custom_value=True, scale=3,
                             info="any run's adapter or checkpoint, or type a folder path inside the workspace")
         refresh = gr.Button("↻ Refresh runs", scale=0, min_width=120)
+    run_verdict = gr.Markdown(elem_id="chat-run-verdict")  # the picked run's evaluation after training, up front
+    tuned.change(eval_view.run_verdict, tuned, run_verdict)
     with gr.Accordion("Settings (shared by both panes)", open=False):
         system = gr.Textbox(label="System prompt", placeholder="optional", lines=2)
         with gr.Row():
@@ -375,7 +380,9 @@ def build_chat_tab() -> None:
 def _build_ab_section(base_model, tuned, settings) -> None:
     gr.Markdown("### A/B over a prompt set\nRun every prompt through the base and the tuned side (and, to pick "
                 "the best one, other checkpoints of the same run). Metrics: expected keywords found, refusals "
-                "against `should_refuse`, length, latency, and pattern rates from the pattern list.")
+                "against `should_refuse`, length, latency, and pattern rates from the pattern list; with a tuned "
+                "side, a report follows: substantive rate, source hits, each change with n and a 95% interval, "
+                "per topic, and a verdict.")
     with gr.Row():
         prompt_set = gr.Dropdown(prompt_set_choices(), value=None, label="Bundled prompt set", scale=2,
                                  info="an uploaded file takes precedence")
@@ -392,9 +399,11 @@ def _build_ab_section(base_model, tuned, settings) -> None:
                              max_height=1000, column_widths=["40%"], elem_id="ab-aggregate")
     per_prompt = gr.Dataframe(label="Per prompt", headers=["prompt_id", "category", "prompt"], interactive=False,
                               wrap=True, max_height=500)
-    files = gr.File(label="Download results (CSV and JSONL)", file_count="multiple", interactive=False)
-    running = run.click(run_ab, [prompt_set, upload, patterns, base_model, tuned, compare] + settings,
-                        [ab_status, per_prompt, aggregate, files], **GENERATION)
+    report = eval_view.build_report_section()
+    files = gr.File(label="Download results (CSV, JSONL, and the report as Markdown and JSON)", file_count="multiple",
+                    interactive=False)
+    running = run.click(eval_view.run_ab_report, [prompt_set, upload, patterns, base_model, tuned, compare] + settings,
+                        [ab_status, per_prompt, aggregate, files, *report], **GENERATION)
     cancel.click(None, cancels=[running])
     tuned.change(compare_choices, tuned, compare)
 

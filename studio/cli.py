@@ -77,17 +77,18 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--no-verify", action="store_true", help="skip loading the GGUF back and comparing answers")
     export.add_argument("--json", action="store_true", help="print one JSON object")
 
+    from studio import cli_eval
     from studio.cli_make import add_make_parser
 
     add_make_parser(sub)
+    cli_eval.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"ui": cmd_ui, "check": cmd_check, "train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "export": cmd_export}.get(args.command)
-    if handler is None and args.command == "make":
-        from studio.cli_make import cmd_make as handler
+    handler = {"ui": cmd_ui, "check": cmd_check, "train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "export": cmd_export,
+               "eval": _cmd_eval, "make": _cmd_make}[args.command]
     try:
         return handler(args) or 0
     except KeyboardInterrupt:
@@ -105,6 +106,18 @@ def _USER_ERRORS() -> tuple[type[Exception], ...]:
     from core.recipes import RecipeError
 
     return (RecipeError, DatasetError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError)
+
+
+def _cmd_eval(args) -> int:
+    from studio.cli_eval import cmd_eval
+
+    return cmd_eval(args)
+
+
+def _cmd_make(args) -> int:
+    from studio.cli_make import cmd_make
+
+    return cmd_make(args)
 
 
 def _print_json(data: dict) -> None:
@@ -219,6 +232,9 @@ def cmd_train(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     status = _follow_run(run_dir, quiet=args.json)
+    from studio.cli_eval import await_evaluation
+
+    status = await_evaluation(run_dir, status, quiet=args.json)
     info = runs.run_info(run_dir)
     if args.json:
         _print_json({"run_dir": str(run_dir), "state": info.state, "step": info.step, "total_steps": info.total_steps,
@@ -318,14 +334,14 @@ def _first_line(error: str, limit: int = 200) -> str:
 
 def cmd_chat(args) -> int:
     from core.chat import engine
-    from core.eval import metrics
     from core.chat import tuned
+    from core.eval import ab, metrics, prompts as prompt_sets, report
 
     sampling = engine.Sampling(args.system or "", args.temperature, args.top_p, args.max_new_tokens, args.seed)
     try:
         sampling.check()
-        sides = metrics.sides_for(args.adapter, all_checkpoints=args.all_checkpoints)
-        prompts, bad = metrics.load_prompt_set(args.prompts) if args.prompts else ([], [])
+        sides = ab.sides_for(args.adapter, all_checkpoints=args.all_checkpoints)
+        prompts, bad = prompt_sets.load_prompt_set(args.prompts) if args.prompts else ([], [])
         patterns = metrics.load_patterns(args.patterns)
         engine = engine.engine_for(args.model)
         if args.prompt is not None:
@@ -346,13 +362,13 @@ def cmd_chat(args) -> int:
         for row in bad:
             print(f"skipped {row}", file=sys.stderr)
         rows = []
-        for progress in metrics.run_prompt_set(engine, prompts, sampling, sides, patterns):
+        for progress in ab.run_prompt_set(engine, prompts, sampling, sides, patterns):
             rows.append(progress.row)
             print(f"[{progress.done}/{progress.total}] {progress.side}: {progress.row['prompt_id']}", file=sys.stderr)
         table = metrics.aggregate(rows, patterns)
-        saved = metrics.save_results(rows, next((path for path in sides.values() if path), None))
+        saved = report.save_results(rows, next((path for path in sides.values() if path), None))
         if args.out:
-            metrics.export(rows, args.out)
+            report.export(rows, args.out)
     except (tuned.AdapterMismatch, tuned.TunedModelError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -361,7 +377,7 @@ def cmd_chat(args) -> int:
                      "bad_lines": [{"line": row.line, "reason": row.reason} for row in bad], "aggregate": table, "out": args.out,
                      "saved": [str(path) for path in saved]})
     else:
-        print(metrics.format_aggregate(table))
+        print(report.format_aggregate(table))
         print(f"\n{len(prompts)} prompts, {len(bad)} bad lines skipped; results saved to "
               + ", ".join(str(path) for path in ([args.out] if args.out else []) + saved))
     return 0

@@ -16,7 +16,7 @@ from core import recipes
 from core.hosting import enforce_demo_limits
 from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
-from studio import train_charts, train_form, visitor
+from studio import eval_view, train_charts, train_form, visitor
 from studio.train_form import FormFill
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
@@ -325,6 +325,15 @@ def refresh_history() -> list[list]:
     return history_rows(runs.list_runs())
 
 
+def open_run_verdict(run_id: str) -> str:
+    """The evaluation verdict of the open run (named by id), up front; nothing when there is none."""
+    try:
+        folder = run_dir.run_path(run_id)
+    except run_dir.UnknownRun:
+        return ""
+    return eval_view.run_verdict(str(folder))
+
+
 def _resume_choices(folder: Path | None) -> list[str]:
     if not folder:
         return ["last"]
@@ -356,6 +365,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
         with gr.Column(scale=7):
             start_btn, stop_btn, resume_btn, checkpoint, run_md = _build_controls()
             progress = gr.HTML(progress_html({}, [], ""), elem_id="train-progress")
+            verdict = gr.Markdown(elem_id="train-verdict")  # the regression guard's verdict, when the run has one
             log_scale, smoothing, overlays, plots = _build_charts()
     with gr.Accordion("Run history", open=True):
         history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, wrap=True, label="Past runs (click a row to open it)")
@@ -387,6 +397,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
                outputs=[current, progress, *plots, log_tail, history, overlays, checkpoint, seen], show_progress="hidden")
     gr.Timer(HISTORY_EVERY_S).tick(refresh_history, outputs=history, show_progress="hidden")
     history_btn.click(refresh_history, outputs=history)
+    timer.tick(open_run_verdict, inputs=current, outputs=verdict, show_progress="hidden")
 
 
 def _build_recipe_side():

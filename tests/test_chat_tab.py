@@ -154,4 +154,4 @@ def test_ab_run_fills_both_tables_and_offers_downloads(tiny_model_dir, run_adapt
 
 def test_bundled_prompt_sets_are_offered():
     names = [label for label, _ in chat_tab.prompt_set_choices()]
-    assert names == ["epistemic stance", "friction pushback", "rag grounding"]
+    assert names == ["cognitive modes", "epistemic stance", "friction pushback", "rag grounding", "rag grounding retrieval"]

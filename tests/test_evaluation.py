@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core.eval import metrics
+from core.eval import ab, metrics, preferences, report
+from core.eval import prompts as prompt_sets
 from core.chat.engine import ChatEngine, PaneState, Sampling
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def make_reply(text: str, tokens: int = 5) -> PaneState:
 
 
 def test_broken_lines_are_reported_with_line_numbers_and_the_rest_is_kept(tmp_path):
-    prompts, bad = metrics.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
+    prompts, bad = prompt_sets.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
     assert [p.id for p in prompts] == ["capital", "refuse"]
     assert [row.line for row in bad] == [2, 3, 5]
     assert "not valid JSON" in bad[0].reason and "no 'prompt'" in bad[1].reason and "got list" in bad[2].reason
@@ -47,13 +48,17 @@ def test_broken_lines_are_reported_with_line_numbers_and_the_rest_is_kept(tmp_pa
 
 
 def test_bundled_prompt_sets_load_clean_and_cover_their_workflows():
-    sets = {path.stem: metrics.load_prompt_set(path) for path in metrics.bundled_prompt_sets()}
-    assert set(sets) == {"friction_pushback", "rag_grounding", "epistemic_stance"}
+    sets = {path.stem: prompt_sets.load_prompt_set(path) for path in prompt_sets.bundled_prompt_sets()}
+    assert set(sets) == {"friction_pushback", "rag_grounding", "rag_grounding_retrieval", "epistemic_stance", "cognitive_modes"}
     assert all(not bad and len(prompts) >= 10 for prompts, bad in sets.values())
     assert {p.category for p in sets["epistemic_stance"][0]} == EPISTEMIC
     rag = sets["rag_grounding"][0]
     assert all("Context:" in p.text for p in rag) and any(p.should_refuse for p in rag)
     assert any(len(p.messages) > 1 for p in sets["friction_pushback"][0])  # pushback after an answer
+    assert all(p.sources for p in rag if not p.should_refuse)  # grounded answers should name their source
+    assert {p.mode for p in sets["cognitive_modes"][0]} == {"dual", "emulation", "agent"}
+    retrieval = prompt_sets.read_prompt_set(prompt_sets.PROMPT_SETS / "rag_grounding_retrieval.jsonl")
+    assert retrieval.documents == prompt_sets.PROMPT_SETS / "rag_docs" and all(p.needs_context for p in retrieval.prompts)
 
 
 def test_default_patterns_flag_what_they_name():
@@ -75,7 +80,7 @@ def test_a_bad_pattern_file_names_the_entry(tmp_path):
 
 
 def test_metrics_and_aggregate(tmp_path):
-    prompts, _ = metrics.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
+    prompts, _ = prompt_sets.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
     capital, refuse = prompts
     patterns = metrics.load_patterns()
     rows = [
@@ -93,11 +98,11 @@ def test_metrics_and_aggregate(tmp_path):
     wide = metrics.per_prompt_table(rows, patterns)
     assert wide[1]["tuned: answer"] == "Sorry, I can't help with that." and wide[1]["tuned: notes"] == "1.0 s · refused"
     assert wide[0]["base: notes"] == "1.0 s · keywords 100% · as_an_ai · acknowledged_uncertainty"
-    assert "refusal_accuracy" in metrics.format_aggregate(list(table.values()))
+    assert "refusal_accuracy" in report.format_aggregate(list(table.values()))
 
 
 def _scored_rows(tmp_path):
-    prompts, _ = metrics.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
+    prompts, _ = prompt_sets.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
     capital, refuse = prompts
     patterns = metrics.load_patterns()
     return [metrics.score(capital, "base", make_reply("As an AI, I think it is Paris."), patterns),
@@ -110,15 +115,15 @@ def test_results_are_kept_in_exports_and_in_the_tuned_run(tmp_path, studio_home)
     rows = _scored_rows(tmp_path)
     run = studio_home / "runs" / "demo"
     (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
-    assert metrics.run_folder_of(run / "checkpoints" / "checkpoint-2") == run.resolve()
-    assert metrics.run_folder_of(tmp_path) is None and metrics.run_folder_of(None) is None
+    assert report.run_folder_of(run / "checkpoints" / "checkpoint-2") == run.resolve()
+    assert report.run_folder_of(tmp_path) is None and report.run_folder_of(None) is None
 
-    saved = metrics.save_results(rows, run / "checkpoints" / "checkpoint-2")
+    saved = report.save_results(rows, run / "checkpoints" / "checkpoint-2")
     assert [p.suffix for p in saved] == [".csv", ".jsonl", ".jsonl"]
     assert saved[0].parent == studio_home / "exports" and saved[2].parent == run.resolve() / "ab"
     assert [json.loads(line) for line in saved[2].read_text().splitlines()] == rows
     # An adapter outside the workspace's runs: only the downloads.
-    assert len(metrics.save_results(rows, tmp_path)) == 2
+    assert len(report.save_results(rows, tmp_path)) == 2
 
 
 def test_the_model_card_reports_the_runs_ab(tmp_path, studio_home):
@@ -127,7 +132,7 @@ def test_the_model_card_reports_the_runs_ab(tmp_path, studio_home):
 
     run = studio_home / "runs" / "demo"
     run.mkdir(parents=True)
-    metrics.save_results(_scored_rows(tmp_path), run)
+    report.save_results(_scored_rows(tmp_path), run)
     rows = pipeline._ab_results(run)
     card = hub.model_card(hub.CardFacts(base_model="HuggingFaceTB/SmolLM2-135M-Instruct", kind="adapter", name="demo",
                                         ab_results=rows)).text
@@ -146,20 +151,20 @@ def test_checkpoints_of_one_run_in_one_table(tiny_model_dir, tmp_path, studio_ho
     make_adapter(tiny_model_dir, run / "checkpoints" / "checkpoint-2", seed=2)
     shutil.copytree(first, run / "best")
     (run / "status.json").write_text(json.dumps({"state": "completed"}))
-    sides = metrics.sides_for(run, all_checkpoints=True)
+    sides = ab.sides_for(run, all_checkpoints=True)
     assert list(sides) == ["base", "best", "checkpoint-2", "checkpoint-1"]
 
-    prompts, _ = metrics.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
+    prompts, _ = prompt_sets.load_prompt_set(write_prompts(tmp_path / "set.jsonl", PROMPT_LINES))
     engine = ChatEngine(str(tiny_model_dir))
-    progress = list(metrics.run_prompt_set(engine, prompts, Sampling(max_new_tokens=6), sides))
+    progress = list(ab.run_prompt_set(engine, prompts, Sampling(max_new_tokens=6), sides))
     assert [p.done for p in progress] == list(range(1, 9)) and progress[-1].total == 8
     rows = [p.row for p in progress]
     answer = {(r["side"], r["prompt_id"]): r["answer"] for r in rows}
     assert answer["best", "capital"] == answer["checkpoint-1", "capital"] != answer["checkpoint-2", "capital"]
     assert [r["side"] for r in metrics.aggregate(rows)] == list(sides)
 
-    as_csv = list(csv.DictReader(open(metrics.export(rows, tmp_path / "r.csv"), encoding="utf-8")))
-    as_jsonl = [json.loads(line) for line in metrics.export(rows, tmp_path / "r.jsonl").read_text().splitlines()]
+    as_csv = list(csv.DictReader(open(report.export(rows, tmp_path / "r.csv"), encoding="utf-8")))
+    as_jsonl = [json.loads(line) for line in report.export(rows, tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(as_csv) == len(as_jsonl) == 8
     assert as_csv[0]["answer"] == as_jsonl[0]["answer"] == rows[0]["answer"]
     assert {"keyword_coverage", "refused", "latency_s", "markdown_in_prose"} <= set(as_csv[0])
@@ -169,15 +174,15 @@ def test_preference_is_saved_in_a_format_the_dataset_loader_reads(studio_home):
     from core.dataset import reader
 
     prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
-    path = metrics.save_preference(prompt, "Paris.", "France has no capital.")
-    metrics.save_preference(prompt[1:], "Lyon is not it; Paris.", "Marseille.")
-    assert path == studio_home / "datasets" / metrics.PREFERENCES_FILE
+    path = preferences.save_preference(prompt, "Paris.", "France has no capital.")
+    preferences.save_preference(prompt[1:], "Lyon is not it; Paris.", "Marseille.")
+    assert path == studio_home / "datasets" / preferences.PREFERENCES_FILE
     loaded = reader.load(path)
     assert loaded.format == "preference" and not loaded.bad_rows
     assert [e.chosen for e in loaded.examples] == ["Paris.", "Lyon is not it; Paris."]
     assert loaded.examples[0].rejected == "France has no capital." and loaded.examples[0].messages == prompt
     with pytest.raises(ValueError, match="identical"):
-        metrics.save_preference(prompt, "Same.", "Same.")
+        preferences.save_preference(prompt, "Same.", "Same.")
 
 
 @pytest.mark.slow

@@ -1,57 +1,29 @@
-"""Evaluation: run a prompt set through the base model and tuned sides, score and tabulate.
+"""Metrics: pure scoring of one answer, and means over many. No model, no files but the pattern list.
 
-A prompt set is JSONL, one prompt a line: `prompt` (or `messages`), optional `id`, `category`,
-`keywords` (expected in the answer; "a|b" accepts either), `should_refuse` (true/false) and
-`context` (retrieved text, put before the question). A broken line is reported with its line
-number and skipped; the rest runs. Metrics come from the answer outside any <think> block:
-keyword coverage, refusal vs expected, length, latency, and pattern rates from a YAML pattern
-list (assets/patterns.yaml by default). A person's verdict from the Chat tab is kept too: the
-preferred answer and the other one, appended as a preference example. This module knows nothing
-about how answers are generated beyond `ChatEngine.generate`, and nothing about gradio.
+Every metric reads the answer outside any <think> block (core.chat.engine.split_think owns that
+parsing): keyword coverage, refusal vs expected, source hit (lenient: case, punctuation, quotes),
+pattern rates from a YAML pattern list (assets/patterns.yaml), and whether the answer is
+*substantive*: an answer exists after the <think> block, it was not cut off by the token limit,
+it is not a refusal where an answer was expected, and it has at least `min_words` words. An
+answer whose <think> block used the whole token budget is counted on its own
+(`cut_off_in_think`): it is the commonest way a tuned reasoning model gets worse. This module
+knows nothing about how answers are generated, prompt files, or gradio.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import re
-from dataclasses import dataclass, field
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from core.chat.engine import BASE, TUNED, ChatEngine, Sampling
-from core.chat.tuned import tuned_source
-from core.dataset.reader import BadRow
-from core.dataset.tags import split_think
 from core.errors import BadInput
-from core.recipes import yaml_error_text
-from core.train.run_dir import AB_DIR, model_artifacts
-from core.workspace import ASSETS, workspace, write_atomic
+from core.chat.engine import split_think
+from core.eval.prompts import Prompt
+from core.workspace import ASSETS
 
-PROMPT_SETS = ASSETS / "prompts"
 DEFAULT_PATTERNS = ASSETS / "patterns.yaml"
-PREFERENCES_FILE = "chat_preferences.jsonl"
-
-
-class PromptSetError(BadInput):
-    """A prompt-set row or pattern list that can't be used; the message names the field or file."""
-
-
-CONTEXT_TEMPLATE = "Answer using only the context below. If it does not contain the answer, say so.\n\nContext:\n{context}\n\nQuestion: {prompt}"
-
-
-@dataclass
-class Prompt:
-    id: str
-    messages: list[dict]
-    category: str = ""
-    keywords: list[str] = field(default_factory=list)
-    should_refuse: bool | None = None
-    line: int | None = None
-
-    @property
-    def text(self) -> str:
-        return self.messages[-1]["content"]
+OUTCOMES = ("substantive", "cut_off_in_think", "cut_off", "no_answer", "refused", "too_short", "error")
 
 
 @dataclass
@@ -71,73 +43,12 @@ class PatternSet:
     refusal: Pattern
 
 
-# ---- loading -------------------------------------------------------------------------------
-
-def bundled_prompt_sets() -> list[Path]:
-    return sorted(PROMPT_SETS.glob("*.jsonl"))
-
-
-def load_prompt_set(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:
-    """Prompts from a JSONL file, and the lines that could not be used (with line numbers)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such prompt set (a JSONL file, one prompt a line)")
-    prompts, bad, seen = [], [], set()
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                prompt = _prompt_from(json.loads(raw.strip()), number)
-            except json.JSONDecodeError as error:
-                bad.append(BadRow(str(path), number, f"not valid JSON ({error.msg} at column {error.colno})"))
-                continue
-            except ValueError as error:
-                bad.append(BadRow(str(path), number, str(error)))
-                continue
-            if prompt.id in seen:
-                prompt.id = f"{prompt.id}-line{number}"
-            seen.add(prompt.id)
-            prompts.append(prompt)
-    return prompts, bad
-
-
-def _prompt_from(row: object, number: int) -> Prompt:
-    if not isinstance(row, dict):
-        raise PromptSetError(f"expected a JSON object, got {type(row).__name__}")
-    messages = row.get("messages")
-    if messages is None:
-        text = row.get("prompt", row.get("question"))
-        if not isinstance(text, str) or not text.strip():
-            raise PromptSetError("no 'prompt' (a non-empty string) or 'messages' (a list of chat turns)")
-        context = row.get("context")
-        if isinstance(context, list):
-            context = "\n\n".join(str(part) for part in context)
-        messages = [{"role": "user", "content": CONTEXT_TEMPLATE.format(context=context, prompt=text) if context else text}]
-    elif not (isinstance(messages, list) and messages and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)):
-        raise PromptSetError("'messages' must be a non-empty list of {role, content} objects")
-    elif messages[-1]["role"] != "user":
-        raise PromptSetError(f"'messages' must end with a user turn (it ends with {messages[-1]['role']!r})")
-    keywords = row.get("keywords", row.get("expected_keywords", []))
-    if isinstance(keywords, str):
-        keywords = [keywords]
-    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
-        raise PromptSetError("'keywords' must be a list of strings")
-    refuse = row.get("should_refuse")
-    if refuse is not None and not isinstance(refuse, bool):
-        raise PromptSetError(f"'should_refuse' must be true or false, got {refuse!r}")
-    return Prompt(str(row.get("id") or f"line{number}"), messages, str(row.get("category") or ""), keywords, refuse, number)
-
-
 def load_patterns(path: str | Path | None = None) -> PatternSet:
     """The pattern list: `refusal:` regexes and `patterns:` entries (name, label, regex, prefer)."""
     import yaml
 
     path = Path(path or DEFAULT_PATTERNS)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise PromptSetError(yaml_error_text(path, error)) from None
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     try:
         refusal = Pattern("refusal", "Refusal", _compile(data.get("refusal", []), f"{path}: refusal"))
         patterns = [Pattern(str(entry["name"]), str(entry.get("label", entry["name"])),
@@ -145,7 +56,7 @@ def load_patterns(path: str | Path | None = None) -> PatternSet:
                             str(entry.get("prefer", "fewer")))
                     for entry in data.get("patterns", [])]
     except (KeyError, TypeError) as error:
-        raise PromptSetError(f"{path}: each entry under 'patterns' needs a name and a regex list ({error})") from error
+        raise BadInput(f"{path}: each entry under 'patterns' needs a name and a regex list ({error})") from error
     return PatternSet(patterns, refusal)
 
 
@@ -156,14 +67,17 @@ def _compile(regexes, where: str) -> list[re.Pattern]:
         try:
             compiled.append(re.compile(text, re.IGNORECASE | re.MULTILINE))
         except re.error as error:
-            raise PromptSetError(f"{where}: bad regular expression {text!r} ({error})") from error
+            raise BadInput(f"{where}: bad regular expression {text!r} ({error})") from error
     return compiled
 
 
-# ---- scoring -------------------------------------------------------------------------------
+# ---- one answer ----------------------------------------------------------------------------
 
 def keyword_coverage(answer: str, keywords: list[str]) -> float | None:
-    """Share of expected keywords found (case-insensitive; "a|b" accepts either); None without any."""
+    """Share of expected keywords found (case-insensitive; "a|b" accepts either); None without any.
+    >>> keyword_coverage("It lasts 12 hours.", ["12 hours", "USB-C|USB C"])
+    0.5
+    """
     if not keywords:
         return None
     lowered = answer.lower()
@@ -171,80 +85,88 @@ def keyword_coverage(answer: str, keywords: list[str]) -> float | None:
     return found / len(keywords)
 
 
-def score(prompt: Prompt, side: str, reply, patterns: PatternSet) -> dict:
-    """One result row: the answer, its timing and every metric."""
+def normalize(text: str) -> str:
+    """Lower case, accents, quotes and punctuation folded to single spaces (for lenient matching).
+    >>> normalize('The “Lumen-X2” Sheet.md')
+    'the lumen x2 sheet md'
+    """
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+def source_names(source: str) -> list[str]:
+    """The spellings of a source that count as naming it: as written, and without a file suffix."""
+    names = {normalize(source)}
+    stem = re.sub(r"\.(md|txt|markdown|rst|html?|pdf)$", "", source.strip(), flags=re.IGNORECASE)
+    names.add(normalize(stem))
+    return [name for name in names if name]
+
+
+def source_hit(answer: str, sources: list[str]) -> bool | None:
+    """Does the answer name any expected source? None when the prompt expects none.
+    >>> source_hit('According to "lumen-x2 sheet", 12 hours.', ["Lumen X2 sheet.md"])
+    True
+    """
+    if not sources:
+        return None
+    text = f" {normalize(answer)} "
+    return any(f" {name} " in text for source in sources for name in source_names(source))
+
+
+def outcome(reply_text: str, *, tokens: int, max_new_tokens: int | None, refused: bool,
+            should_refuse: bool | None, min_words: int, error: str | None = None) -> str:
+    """Why an answer is or is not substantive: one of OUTCOMES.
+    >>> outcome("<think>hmm, let me", tokens=64, max_new_tokens=64, refused=False, should_refuse=None, min_words=2)
+    'cut_off_in_think'
+    """
+    if error:
+        return "error"
+    split = split_think(reply_text)
+    cut = max_new_tokens is not None and tokens >= max_new_tokens  # the budget ran out (no end-of-turn token)
+    if split.think is not None and not split.closed:
+        return "cut_off_in_think"
+    if not split.answer:
+        return "no_answer"
+    if cut:
+        return "cut_off"
+    if refused and should_refuse is not True:
+        return "refused"
+    if refused and should_refuse is True:
+        return "substantive"  # declining is the answer asked for
+    return "too_short" if len(split.answer.split()) < min_words else "substantive"
+
+
+def score(prompt: Prompt, side: str, reply, patterns: PatternSet, max_new_tokens: int | None = None) -> dict:
+    """One result row: the answer, its timing and every metric. `reply` is anything with text,
+    tokens, seconds, ttft_s, tokens_per_s and error (core.chat.engine.PaneState)."""
     split = split_think(reply.text)
     answer = split.answer
     refused = patterns.refusal.matches(answer)
+    result = outcome(reply.text, tokens=reply.tokens, max_new_tokens=max_new_tokens, refused=refused,
+                     should_refuse=prompt.should_refuse, min_words=prompt.min_words, error=reply.error)
     row = {
-        "prompt_id": prompt.id, "category": prompt.category, "side": side, "prompt": prompt.text,
+        "prompt_id": prompt.id, "category": prompt.category, "mode": prompt.mode, "side": side, "prompt": prompt.text,
         "answer": reply.text, "error": reply.error or "",
         "words": len(answer.split()), "think_chars": len(split.think or ""),
         "tokens": reply.tokens, "latency_s": round(reply.seconds, 3),
         "ttft_s": round(reply.ttft_s, 3) if reply.ttft_s is not None else None,
         "tokens_per_s": round(reply.tokens_per_s, 2),
         "keyword_coverage": keyword_coverage(answer, prompt.keywords),
+        "source_hit": source_hit(answer, prompt.sources),
+        "substantive": result == "substantive", "outcome": result,
+        "cut_off_in_think": result == "cut_off_in_think",
         "refused": refused, "should_refuse": prompt.should_refuse,
         "refusal_correct": None if prompt.should_refuse is None else refused == prompt.should_refuse,
+        "refused_when_answer_expected": refused if prompt.should_refuse is False else None,
     }
     for pattern in patterns.patterns:
         row[pattern.name] = pattern.matches(answer)
     return row
 
 
-# ---- running -------------------------------------------------------------------------------
+# ---- many answers --------------------------------------------------------------------------
 
-@dataclass
-class Progress:
-    side: str
-    done: int  # results finished so far, all sides together
-    total: int
-    row: dict
-
-
-def run_prompt_set(engine: ChatEngine, prompts: list[Prompt], sampling: Sampling, sides: dict[str, str | None],
-                   patterns: PatternSet | None = None) -> Iterator[Progress]:
-    """Every prompt through every side, one side at a time (so latencies compare like for like
-    and a full-model checkpoint is in memory only while it answers). `sides` maps a side name to
-    the tuned path it needs (None for the base); results are labelled by side name."""
-    patterns = patterns or load_patterns()
-    total, done = len(prompts) * len(sides), 0
-    for label, path in sides.items():
-        side = engine.attach(path) if path is not None else BASE
-        for prompt in prompts:
-            reply = engine.generate(side, prompt.messages, sampling)
-            done += 1
-            yield Progress(label, done, total, score(prompt, label, reply, patterns))
-        if path is not None and engine.sources[side].kind == "model":
-            engine.detach(side)
-
-
-def sides_for(tuned: str | Path | None, *, all_checkpoints: bool = False,
-              compare: list[str] | tuple[str, ...] = ()) -> dict[str, str | None]:
-    """The sides of an A/B run: the base, plus the tuned path, or with `all_checkpoints` and a
-    run folder every result of that run (best, final, each checkpoint) to pick the best one.
-    `compare` adds more tuned paths, each labelled by what it holds (run/best, checkpoint-40...)."""
-    sides = _first_sides(tuned, all_checkpoints)
-    for path in compare:
-        if path and path not in sides.values():
-            sides[tuned_source(path).label] = path
-    return sides
-
-
-def _first_sides(tuned: str | Path | None, all_checkpoints: bool) -> dict[str, str | None]:
-    if not tuned:
-        return {BASE: None}
-    folder = Path(tuned).expanduser()
-    if all_checkpoints:
-        artifacts = model_artifacts(folder)
-        if not artifacts:
-            raise BadInput(f"{folder}: no best/, adapter/, model/ or checkpoints/checkpoint-N to compare "
-                           "(--all-checkpoints needs a run folder)")
-        return {BASE: None, **{label: str(path) for label, path in artifacts}}
-    return {BASE: None, TUNED: str(folder)}
-
-
-def _mean(values) -> float | None:
+def mean(values) -> float | None:
     values = [float(v) for v in values if v is not None]
     return round(sum(values) / len(values), 3) if values else None
 
@@ -259,26 +181,29 @@ def aggregate(rows: list[dict], patterns: PatternSet | None = None) -> list[dict
         expected_answer = [row for row in mine if row["should_refuse"] is False]
         summary = {
             "side": side, "prompts": len(mine),
-            "keyword_coverage": _mean(row["keyword_coverage"] for row in mine),
-            "refusal_rate": _mean(row["refused"] for row in mine),
-            "refusal_accuracy": _mean(row["refusal_correct"] for row in mine),
-            "refused_when_expected": _mean(row["refused"] for row in expected_refusal),
-            "refused_when_not_expected": _mean(row["refused"] for row in expected_answer),
-            "avg_words": _mean(row["words"] for row in mine),
-            "avg_latency_s": _mean(row["latency_s"] for row in mine),
-            "avg_ttft_s": _mean(row["ttft_s"] for row in mine),
-            "avg_tokens_per_s": _mean(row["tokens_per_s"] for row in mine),
+            "keyword_coverage": mean(row["keyword_coverage"] for row in mine),
+            "substantive_rate": mean(row.get("substantive") for row in mine),
+            "cut_off_in_think_rate": mean(row.get("cut_off_in_think") for row in mine),
+            "source_hit_rate": mean(row.get("source_hit") for row in mine),
+            "refusal_rate": mean(row["refused"] for row in mine),
+            "refusal_accuracy": mean(row["refusal_correct"] for row in mine),
+            "refused_when_expected": mean(row["refused"] for row in expected_refusal),
+            "refused_when_not_expected": mean(row["refused"] for row in expected_answer),
+            "avg_words": mean(row["words"] for row in mine),
+            "avg_latency_s": mean(row["latency_s"] for row in mine),
+            "avg_ttft_s": mean(row["ttft_s"] for row in mine),
+            "avg_tokens_per_s": mean(row["tokens_per_s"] for row in mine),
             "errors": sum(1 for row in mine if row["error"]),
         }
         for pattern in patterns.patterns:
-            summary[f"{pattern.name}_rate"] = _mean(row.get(pattern.name) for row in mine)
+            summary[f"{pattern.name}_rate"] = mean(row.get(pattern.name) for row in mine)
         table.append(summary)
     return table
 
 
 def per_prompt_table(rows: list[dict], patterns: PatternSet | None = None) -> list[dict]:
     """One row per prompt: every side's answer beside a short note (latency, keywords found,
-    flagged patterns), so a reader compares answers across, not down."""
+    outcome, flagged patterns), so a reader compares answers across, not down."""
     patterns = patterns or load_patterns()
     table: dict[str, dict] = {}
     for row in rows:
@@ -287,83 +212,10 @@ def per_prompt_table(rows: list[dict], patterns: PatternSet | None = None) -> li
         notes = [f"{row['latency_s']:.1f} s"]
         if row["keyword_coverage"] is not None:
             notes.append(f"keywords {row['keyword_coverage']:.0%}")
+        if row.get("outcome") and row["outcome"] != "substantive":
+            notes.append(row["outcome"].replace("_", " "))
+        if row.get("source_hit") is not None:
+            notes.append("source named" if row["source_hit"] else "source missing")
         entry[f"{row['side']}: answer"] = row["answer"]
         entry[f"{row['side']}: notes"] = " · ".join(notes + flags + ([f"error: {row['error']}"] if row["error"] else []))
     return list(table.values())
-
-
-# ---- export --------------------------------------------------------------------------------
-
-def export(rows: list[dict], path: str | Path) -> Path:
-    """Write result rows as CSV (by extension .csv) or JSONL (anything else)."""
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
-        import io
-
-        buffer = io.StringIO()
-        columns = list(dict.fromkeys(key for row in rows for key in row))
-        writer = csv.DictWriter(buffer, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        write_atomic(path, buffer.getvalue())
-    else:
-        write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    return path
-
-
-def run_folder_of(path: str | Path | None) -> Path | None:
-    """The run folder (STUDIO_HOME/runs/<id>) a tuned path lives in, or None for anything else."""
-    if not path:
-        return None
-    runs_root = workspace().runs.resolve()
-    try:
-        relative = Path(path).expanduser().resolve().relative_to(runs_root)
-    except ValueError:
-        return None
-    return runs_root / relative.parts[0] if relative.parts else None
-
-
-def save_results(rows: list[dict], tuned: str | Path | None = None) -> list[Path]:
-    """Keep an A/B run: exports/ab-<time>.csv and .jsonl for download, and, when the tuned side
-    is a run's adapter or checkpoint, runs/<id>/ab/ab-<time>.jsonl, which the run's model card
-    reports on export."""
-    import time
-
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    saved = [export(rows, workspace().exports / f"ab-{stamp}{suffix}") for suffix in (".csv", ".jsonl")]
-    run = run_folder_of(tuned)
-    if run is not None and run.is_dir():
-        saved.append(export(rows, run / AB_DIR / f"ab-{stamp}.jsonl"))
-    return saved
-
-
-def format_aggregate(table: list[dict]) -> str:
-    """The aggregate as plain text for a terminal: one line per metric, one column per side."""
-    if not table:
-        return "(no results)"
-    metrics = [key for key in table[0] if key != "side"]
-    header = ["metric"] + [str(row["side"]) for row in table]
-    lines = [header] + [[metric] + [_cell(row.get(metric)) for row in table] for metric in metrics]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip() for line in lines)
-
-
-def _cell(value) -> str:
-    return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-# ---- human preferences from the Chat tab ---------------------------------------------------
-
-def save_preference(prompt: list[dict], chosen: str, rejected: str, path: Path | None = None) -> Path:
-    """Append one conversational preference example (the Dataset tab opens it as preference data)."""
-    if not chosen.strip() or not rejected.strip():
-        raise BadInput("both panes need an answer before the exchange can be saved as a preference")
-    if chosen.strip() == rejected.strip():
-        raise BadInput("both answers are identical: a preference pair needs two different answers")
-    path = path or workspace().datasets / PREFERENCES_FILE
-    record = {"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
-              "rejected": [{"role": "assistant", "content": rejected}]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:  # one write per line: concurrent appends don't interleave
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return path

@@ -2,7 +2,8 @@
 
 The card is built with ModelCard/ModelCardData: `base_model` is the real Hub id (never a
 local path), `library_name: peft` for adapters, the datasets when they are Hub ids, the
-recipe, the final/best losses from metrics.jsonl and A/B results when the run has them.
+recipe, the final/best losses from metrics.jsonl, the evaluation report (verdict first) and
+A/B results when the run has them.
 Uploading is `HfApi(endpoint, token).create_repo` + `upload_folder`. The token comes from
 the caller or HF_TOKEN and is never written to a file, a log, a manifest or a message:
 every error text is scrubbed of it. This module knows nothing about merging or GGUF.
@@ -41,6 +42,7 @@ class CardFacts:
     datasets: list[str] = field(default_factory=list)
     losses: dict = field(default_factory=dict)
     ab_results: list[dict] = field(default_factory=list)
+    eval_report: dict | None = None  # the regression guard's report (core.eval.report), when the run has one
     gguf_files: list[str] = field(default_factory=list)
 
 
@@ -98,6 +100,10 @@ def _card_body(facts: CardFacts) -> str:
             if key in facts.losses:
                 step = facts.losses.get(key.replace("_loss", "_step"))
                 parts.append(f"| {key.replace('_', ' ')} | {facts.losses[key]:.4f} | {step if step is not None else ''} |")
+    if facts.eval_report:
+        from core.eval.report import to_markdown
+
+        parts += ["", *to_markdown(facts.eval_report, heading="##")]
     parts += _ab_section(facts.ab_results)
     if facts.gguf_files:
         parts += ["", "## Files", ""] + [f"- `{name}`" for name in facts.gguf_files]

@@ -170,7 +170,7 @@ def prepare_hub(source: Source, what: str, folder: Path, merged_dir: Path | None
     facts = hub.CardFacts(base_model=source.base_hub_id, name=source.name, recipe=source.recipe,
                           kind={"adapter": "adapter", "merged": "model", "gguf": "gguf"}[what],
                           datasets=hub.hub_datasets(source.recipe), losses=hub.losses(metrics),
-                          ab_results=_ab_results(source.run_dir))
+                          ab_results=_ab_results(source.run_dir), eval_report=_eval_report(source.run_dir))
     if what == "adapter":
         return hub.prepare_folder(source.artifact, folder, facts)
     if what == "merged":
@@ -180,6 +180,12 @@ def prepare_hub(source: Source, what: str, folder: Path, merged_dir: Path | None
 
 
 _ab_results = latest_ab_rows  # the run folder's newest A/B rows (core.train.run_dir reads them)
+
+
+def _eval_report(run_dir: Path | None) -> dict | None:
+    from core.eval.guard import run_report
+
+    return run_report(run_dir) if run_dir else None
 
 
 # ---------------------------------------------------------------- the chain

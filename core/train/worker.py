@@ -59,11 +59,36 @@ def main(argv: list[str] | None = None) -> int:
         update(state="failed", ended_at=runs.now_iso(), error=_readable(error))
         return 1
     step = trainer.state.global_step
-    update(state="stopped" if stopped else "completed", ended_at=runs.now_iso(), step=step)
+    evaluate = main_process and not stopped and wants_evaluation(recipe)
+    extra = {"evaluation": {"state": "running"}} if evaluate else {}  # set with the state, so no reader sees a gap
+    update(state="stopped" if stopped else "completed", ended_at=runs.now_iso(), step=step, **extra)
     if main_process:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     print(f"[studio] {'stopped' if stopped else 'completed'} at step {step}", flush=True)
+    if evaluate:
+        del trainer  # let the trained model go before the evaluation process loads its own
+        _evaluate(run_dir)
     return 0
+
+
+def wants_evaluation(recipe) -> bool:
+    """The regression guard runs when the recipe names a prompt set and asks for it; never in
+    demo mode (a shared CPU Space must not spend minutes answering prompts after every run)."""
+    from core.hosting import demo_mode
+
+    return bool(recipe.eval.prompts and recipe.eval.after_training) and not demo_mode()
+
+
+def _evaluate(run_dir: Path) -> None:
+    """Base vs best on the recipe's prompt set, in its own process: the training model's memory
+    is freed first, and the evaluation room (core.eval, a layer above this one) is reached
+    through its command line rather than imported. Its output joins train.log."""
+    import gc
+    import subprocess
+
+    gc.collect()
+    print("[studio] evaluating base vs the best checkpoint on the recipe's prompt set", flush=True)
+    subprocess.run([sys.executable, "-m", "core.eval.guard", str(run_dir)], check=False)
 
 
 def _readable(error: BaseException) -> str:

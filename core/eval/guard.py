@@ -1,0 +1,178 @@
+"""The regression guard: evaluate base vs tuned weights on a prompt set and write the report.
+
+`evaluate` is the whole pipeline behind `studio eval` and the after-training guard: load the
+prompt set (retrieving contexts with BM25 when it points at a document folder), answer every
+prompt with the base and the tuned side (same prompts, settings and seed), optionally judge the
+pairs, measure held-out loss on the run's eval split, build the report with its verdict and
+save it. `python -m core.eval.guard RUN_DIR` is what the training worker starts when a run whose
+recipe names `eval.prompts` with `eval.after_training` completes; it records its progress under
+`evaluation` in status.json and writes RUN_DIR/eval/. This module knows nothing about gradio,
+and nothing about GGUF (core.export.quant_ab feeds GGUF answers into the same report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from core import recipe_eval
+from core.errors import BadInput
+from core.chat.engine import BASE, TUNED, Sampling
+from core.eval import report as reports
+from core.eval.metrics import load_patterns
+from core.eval.prompts import Prompt, read_prompt_set
+from core.train import run_dir as run_files
+
+EVAL_FOLDER = "eval"
+
+
+@dataclass
+class Target:
+    """What is evaluated: the tuned weights, their base model, and the run they came from."""
+
+    tuned: Path
+    base_model: str
+    run: Path | None = None
+    recipe: dict = field(default_factory=dict)
+
+
+def resolve_target(path: str | Path, base_model: str | None = None) -> Target:
+    """A run folder (its best result), an adapter or a checkpoint; the base from the run's recipe,
+    the adapter's recipe.yaml or adapter_config.json unless `base_model` names it."""
+    from core.chat.tuned import tuned_source
+
+    source = tuned_source(path)
+    run = next((p for p in [source.path, *source.path.parents] if run_files.is_run_dir(p)), None)
+    recipe = run_files.read_recipe(run) if run else run_files.read_recipe(source.path)
+    base = base_model or (recipe.get("model") or {}).get("name")
+    config = source.path / "adapter_config.json"
+    if not base and config.is_file():
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise BadInput(f"{source.path}: can't tell which base model it was tuned from; name it with --model")
+    return Target(source.path, str(base), run, recipe)
+
+
+def load_prompts(path: str | Path, documents: str | Path | None = None, k: int = 2) -> tuple[list[Prompt], list, dict | None]:
+    """(prompts ready to ask, bad lines, the retrieval report or None)."""
+    loaded = read_prompt_set(path)
+    folder = documents or loaded.documents
+    if not folder:
+        return loaded.prompts, loaded.bad, None
+    from core.eval.retrieval import retrieve
+
+    prompts, found = retrieve(loaded.prompts, folder, k)
+    return prompts, loaded.bad, found.to_dict()
+
+
+def answer(target: Target, prompts: list[Prompt], sampling: Sampling, patterns,
+           say: Callable[[str], None]) -> list[dict]:
+    from core.chat.engine import engine_for
+    from core.eval.ab import run_prompt_set
+
+    engine = engine_for(target.base_model)
+    rows = []
+    for progress in run_prompt_set(engine, prompts, sampling, {BASE: None, TUNED: str(target.tuned)}, patterns):
+        rows.append(progress.row)
+        say(f"[{progress.done}/{progress.total}] {progress.side}: {progress.row['prompt_id']} ({progress.row['outcome']})")
+    return rows
+
+
+def finish(rows: list[dict], prompts: list[Prompt], *, target: Target | None, prompt_set: str, settings: dict,
+           retrieval: dict | None = None, judge: str | None = None, judge_host: str | None = None,
+           heldout: bool = False, out: str | Path | None = None, say: Callable[[str], None] = print) -> tuple[dict, list[Path]]:
+    """The judge and held-out loss when asked for, then the report and its files."""
+    patterns = load_patterns()
+    judged = None
+    if judge:
+        from core.eval import judge as judges
+        from core.eval.preferences import read_picks
+
+        say(f"judging {len(prompts)} pairs in both orders with {judge}")
+        judged = judges.judge_rows(judges.judge_for(judge, host=judge_host), rows, {p.id: p.messages for p in prompts},
+                                   model=judge, tuned=TUNED, picks=read_picks())
+    held = None
+    if heldout and target is not None and target.run is not None:
+        from core.eval.heldout import heldout_losses
+
+        try:
+            say("held-out loss of base and each checkpoint on the run's eval split")
+            held = heldout_losses(target.run, target.base_model)
+        except ValueError as error:  # a DPO run, or nothing held out: say so in the report
+            held = {"samples": 0, "rows": [], "note": str(error)}
+    report = reports.build_report(rows, patterns=patterns, tuned=TUNED, prompt_set=prompt_set, settings=settings,
+                                  retrieval=retrieval, heldout=held, judge=judged, recipe=target.recipe if target else None)
+    files = reports.save_report(report, rows, out) if out else []
+    return report, files
+
+
+def evaluate(path: str | Path, prompts_file: str | Path, *, base_model: str | None = None, max_new_tokens: int = 256,
+             system: str = "", documents: str | Path | None = None, judge: str | None = None,
+             judge_host: str | None = None, heldout: bool = True, out: str | Path | None = None,
+             say: Callable[[str], None] = print) -> tuple[dict, list[Path]]:
+    target = resolve_target(path, base_model)
+    prompts, bad, retrieval = load_prompts(prompts_file, documents)
+    for row in bad:
+        say(f"skipped {row}")
+    if not prompts:
+        raise BadInput(f"{prompts_file}: no usable prompts")
+    sampling = Sampling(system, 0.0, 1.0, max_new_tokens, 0).check()
+    rows = answer(target, prompts, sampling, load_patterns(), say)
+    settings = {"max_new_tokens": max_new_tokens, "temperature": 0.0, "seed": 0, "system_prompt": system,
+                "base_model": target.base_model, "tuned_path": str(target.tuned)}
+    return finish(rows, prompts, target=target, prompt_set=Path(prompts_file).name, settings=settings,
+                  retrieval=retrieval, judge=judge, judge_host=judge_host, heldout=heldout, out=out, say=say)
+
+
+def evaluation_of(run: str | Path) -> dict:
+    """The run's `evaluation` entry in status.json; a 'running' one whose worker is gone (killed
+    mid-evaluation) reads as failed, so no screen waits for it forever."""
+    import psutil
+
+    status = run_files.read_status(run)
+    evaluation = dict(status.get("evaluation") or {})
+    pid = status.get("pid")
+    if evaluation.get("state") == "running" and pid and not psutil.pid_exists(pid):
+        evaluation = {"state": "failed", "error": "the evaluation process ended without finishing; see train.log"}
+    return evaluation
+
+
+def run_report(run: str | Path) -> dict | None:
+    """The guard's report for a run, when it has one."""
+    return reports.read_report(Path(run) / EVAL_FOLDER)
+
+
+def guard_run(run: Path) -> int:
+    """Evaluate a completed run as its recipe asks; progress and outcome go to status.json."""
+    from core import recipes
+
+    recipe = recipes.load(run / run_files.RECIPE_FILE)
+    prompts = recipe_eval.prompts_path(recipe.eval, recipe.source)
+    run_files.update_status(run, evaluation={"state": "running", "prompts": str(prompts)})
+    try:
+        report, _ = evaluate(run, prompts, base_model=recipe.model.name, max_new_tokens=recipe.eval.max_new_tokens,
+                             heldout=recipe.eval.heldout_loss, out=run / EVAL_FOLDER,
+                             say=lambda text: print(f"[eval] {text}", flush=True))
+    except Exception as error:  # noqa: BLE001 - a failed guard must be recorded, the run stays completed
+        traceback.print_exc()
+        run_files.update_status(run, evaluation={"state": "failed", "error": f"{type(error).__name__}: {error}"})
+        return 1
+    run_files.update_status(run, evaluation={"state": "done", "headline": report["verdict"]["headline"],
+                                             "regressed": report["verdict"]["regressed"]})
+    print(f"[eval] {report['verdict']['headline']}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.eval.guard", description="Evaluate a completed run.")
+    parser.add_argument("run_dir")
+    return guard_run(Path(parser.parse_args(argv).run_dir).resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

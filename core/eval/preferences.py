@@ -1,0 +1,54 @@
+"""A person's picks from the Chat tab: which of two answers was better, kept as preference data.
+
+Each pick is appended to datasets/chat_preferences.jsonl as a conversational preference example
+(the Dataset tab and DPO read it as is), with `chosen_side` (base or tuned) so a judge's verdict
+on the same pair can be compared with the person's. This module knows nothing about judges.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.errors import BadInput
+from core.workspace import workspace
+
+PREFERENCES_FILE = "chat_preferences.jsonl"
+
+
+def save_preference(prompt: list[dict], chosen: str, rejected: str, path: Path | None = None,
+                    chosen_side: str | None = None) -> Path:
+    """Append one conversational preference example (the Dataset tab opens it as preference data)."""
+    if not chosen.strip() or not rejected.strip():
+        raise BadInput("both panes need an answer before the exchange can be saved as a preference")
+    if chosen.strip() == rejected.strip():
+        raise BadInput("both answers are identical: a preference pair needs two different answers")
+    path = path or workspace().datasets / PREFERENCES_FILE
+    record = {"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
+              "rejected": [{"role": "assistant", "content": rejected}]}
+    if chosen_side:
+        record["chosen_side"] = chosen_side
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:  # one write per line: concurrent appends don't interleave
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_picks(path: Path | None = None) -> list[dict]:
+    """The saved picks that say which side the person chose: {prompt, base, tuned, person}."""
+    path = path or workspace().datasets / PREFERENCES_FILE
+    if not Path(path).is_file():
+        return []
+    picks = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+            side = record.get("chosen_side")
+            chosen, rejected = record["chosen"][-1]["content"], record["rejected"][-1]["content"]
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+            continue
+        if side not in ("base", "tuned"):
+            continue
+        base, tuned = (chosen, rejected) if side == "base" else (rejected, chosen)
+        picks.append({"prompt": record["prompt"], "base": base, "tuned": tuned, "person": side})
+    return picks

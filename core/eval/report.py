@@ -1,0 +1,255 @@
+"""The evaluation report: base vs tuned per metric with n and a paired interval, per topic and
+per mode, retrieval once, held-out loss, the judge, and the verdict; as JSON, Markdown, CSV, JSONL.
+
+Input is result rows (core.eval.metrics.score, one per prompt and side) and the optional parts
+measured elsewhere. Every change is tuned minus base over the prompts both sides have a value
+for, with core.eval.stats' interval. This module knows nothing about models or gradio.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+from core.train.run_dir import AB_DIR
+from core.chat.engine import BASE
+from core.eval import stats
+from core.eval.metrics import PatternSet, aggregate, load_patterns
+from core.eval.verdict import verdict
+from core.workspace import workspace, write_atomic
+
+REPORT_FILE, MARKDOWN_FILE = "report.json", "report.md"
+# (row key, label, unit, which direction is better: more | fewer | None)
+CORE_METRICS = [
+    ("keyword_coverage", "keyword coverage", "%", "more"),
+    ("substantive", "substantive rate", "%", "more"),
+    ("cut_off_in_think", "ran out of tokens inside <think>", "%", "fewer"),
+    ("source_hit", "source hit rate", "%", "more"),
+    ("refusal_correct", "refused exactly when it should", "%", "more"),
+    ("refused_when_answer_expected", "refused where an answer was expected", "%", "fewer"),
+    ("latency_s", "average latency", "s", "fewer"),
+    ("words", "words per answer", "", None),
+]
+TOPIC_METRICS = ("keyword_coverage", "substantive", "source_hit")
+
+
+def metric_specs(patterns: PatternSet) -> list[tuple[str, str, str, str | None]]:
+    return CORE_METRICS + [(p.name, p.label, "%", p.prefer) for p in patterns.patterns]
+
+
+def _scores(rows: list[dict], side: str, key: str, order: list[str]) -> list:
+    by_prompt = {row["prompt_id"]: row.get(key) for row in rows if row["side"] == side}
+    return [None if by_prompt.get(pid) is None else float(by_prompt[pid]) for pid in order]
+
+
+def compare(rows: list[dict], tuned: str, specs, *, base: str = BASE) -> list[dict]:
+    """One line per metric with a value on both sides: n, base, tuned, change and its interval."""
+    order = list(dict.fromkeys(row["prompt_id"] for row in rows))
+    lines = []
+    for key, label, unit, prefer in specs:
+        found = stats.change(_scores(rows, base, key, order), _scores(rows, tuned, key, order))
+        if found.n:
+            lines.append({"metric": key, "label": label, "unit": unit, "prefer": prefer, **found.to_dict()})
+    return lines
+
+
+def _grouped(rows: list[dict], field: str, tuned: str, *, base: str = BASE) -> list[dict]:
+    groups = list(dict.fromkeys(row.get(field) for row in rows if row.get(field)))
+    table = []
+    for group in groups:
+        mine = [row for row in rows if row.get(field) == group]
+        entry = {field if field != "category" else "topic": group,
+                 "n": len({row["prompt_id"] for row in mine if row["side"] == base})}
+        for line in compare(mine, tuned, [spec for spec in CORE_METRICS if spec[0] in TOPIC_METRICS], base=base):
+            entry[line["metric"]] = {k: line[k] for k in ("base", "tuned", "delta", "n")}
+        table.append(entry)
+    return table
+
+
+def build_report(rows: list[dict], *, patterns: PatternSet | None = None, tuned: str | None = None,
+                 prompt_set: str = "", settings: dict | None = None, retrieval: dict | None = None,
+                 heldout: dict | None = None, judge: dict | None = None, recipe: dict | None = None) -> dict:
+    """Everything a person needs to decide whether the tuning worked, in one dict."""
+    patterns = patterns or load_patterns()
+    sides = list(dict.fromkeys(row["side"] for row in rows))
+    tuned = tuned or next((side for side in sides if side != BASE), None)
+    report = {
+        "prompt_set": prompt_set, "prompts": len({row["prompt_id"] for row in rows}), "sides": sides,
+        "tuned": tuned, "settings": settings or {}, "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "aggregate": aggregate(rows, patterns), "metrics": [], "per_topic": [], "by_mode": [],
+        "outcomes": _outcomes(rows), "retrieval": retrieval, "heldout": heldout, "judge": judge,
+    }
+    if tuned and BASE in sides:
+        report["metrics"] = compare(rows, tuned, metric_specs(patterns))
+        report["per_topic"] = _grouped(rows, "category", tuned)
+        report["by_mode"] = _grouped(rows, "mode", tuned)
+    report["verdict"] = verdict(report, recipe)
+    return report
+
+
+def _outcomes(rows: list[dict]) -> dict:
+    """Per side, how many answers ended which way (substantive, cut off inside <think>, ...)."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        side = counts.setdefault(row["side"], {})
+        side[row.get("outcome", "substantive")] = side.get(row.get("outcome", "substantive"), 0) + 1
+    return counts
+
+
+# ---- Markdown ------------------------------------------------------------------------------
+
+def _value(value, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "%":
+        return f"{value * 100:.1f}%"
+    return f"{value:.2f} s" if unit == "s" else f"{value:.1f}"
+
+
+def _delta(line: dict) -> str:
+    if line["delta"] is None:
+        return "–"
+    scale, suffix = (100, " pts") if line["unit"] == "%" else (1, " s" if line["unit"] == "s" else "")
+    interval = f" [{line['low'] * scale:+.1f}, {line['high'] * scale:+.1f}]" if line["low"] is not None else ""
+    mark = " ⚑" if line["beyond_uncertainty"] else ""
+    return f"{line['delta'] * scale:+.1f}{suffix}{interval}{mark}"
+
+
+def metrics_table(report: dict) -> list[dict]:
+    """The headline table as display rows: metric, n, base, tuned, change [95% interval]."""
+    return [{"metric": line["label"], "n": line["n"], "base": _value(line["base"], line["unit"]),
+             "tuned": _value(line["tuned"], line["unit"]), "change [95% CI]": _delta(line),
+             "wins/losses/ties": f"{line['wins']}/{line['losses']}/{line['ties']}"} for line in report["metrics"]]
+
+
+def topic_table(report: dict, key: str = "per_topic") -> list[dict]:
+    field = "topic" if key == "per_topic" else "mode"
+    rows = []
+    for entry in report.get(key) or []:
+        row = {field: entry[field], "n": entry["n"]}
+        for metric in TOPIC_METRICS:
+            if metric in entry:
+                value = entry[metric]
+                row[metric.replace("_", " ")] = (f"{_value(value['base'], '%')} → {_value(value['tuned'], '%')} "
+                                                 f"({value['delta'] * 100:+.1f} pts)")
+        rows.append(row)
+    return rows
+
+
+def _md_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    escape = lambda text: "–" if text is None else str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731 - a cell
+    return (["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+            + ["| " + " | ".join(escape(row.get(c, "")) for c in columns) + " |" for row in rows])
+
+
+def safe_markdown(text: str) -> str:
+    """Markdown renderers drop unknown tags such as <think>; show it as code instead."""
+    return str(text).replace("`<think>`", "<think>").replace("<think>", "`<think>`")
+
+
+def to_markdown(report: dict, *, heading: str = "#") -> list[str]:
+    """The report as Markdown lines: verdict first, then the tables (used by the model card too)."""
+    return [safe_markdown(line) for line in _markdown_lines(report, heading)]
+
+
+def _markdown_lines(report: dict, heading: str) -> list[str]:
+    v = report["verdict"]
+    lines = [f"{heading} Evaluation: base vs {report.get('tuned') or 'tuned'}", "",
+             f"Prompt set `{report.get('prompt_set') or '?'}`, {report['prompts']} prompts, same prompts, settings and "
+             "seed for both sides. Change = tuned − base with a 95% paired bootstrap interval; ⚑ = beyond that interval.",
+             "", f"**Verdict:** {v['headline']}"]
+    lines += [f"- {item}" for item in v["details"]]
+    lines += ["", *_md_table(metrics_table(report))]
+    if report.get("retrieval"):
+        r = report["retrieval"]
+        lines += ["", f"Retrieval (BM25, same for both sides): MRR {r['mrr']:.3f}, hit@{r['k']} {r['hit_at_k']:.0%} "
+                      f"over {r['n']} prompts and {r['documents']} documents."]
+    for key, title in (("per_topic", "Per topic"), ("by_mode", "By mode")):
+        if report.get(key):
+            lines += ["", f"{heading}# {title}", "", *_md_table(topic_table(report, key))]
+    if report.get("heldout"):
+        lines += ["", f"{heading}# Held-out loss", "", *_md_table(report["heldout"].get("rows", []))]
+    if report.get("judge"):
+        j = report["judge"]
+        lines += ["", f"{heading}# Judge ({j['model']})", "",
+                  f"Tuned better {j['tuned']}, base better {j['base']}, ties {j['ties']} (asked in both orders)."]
+        if j.get("agreement") is not None:
+            lines.append(f"Agrees with the person's picks in the Chat tab {j['agreement']:.0%} of {j['agreement_n']} times.")
+    return lines
+
+
+# ---- files ---------------------------------------------------------------------------------
+
+def export(rows: list[dict], path: str | Path) -> Path:
+    """Write result rows as CSV (by extension .csv) or JSONL (anything else)."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        buffer = io.StringIO()
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(path, buffer.getvalue())
+    else:
+        write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return path
+
+
+def save_report(report: dict, rows: list[dict], folder: str | Path) -> list[Path]:
+    """report.json, report.md, rows.csv and rows.jsonl in `folder`."""
+    folder = Path(folder)
+    write_atomic(folder / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    write_atomic(folder / MARKDOWN_FILE, "\n".join(to_markdown(report)) + "\n")
+    return [folder / REPORT_FILE, folder / MARKDOWN_FILE, export(rows, folder / "rows.csv"), export(rows, folder / "rows.jsonl")]
+
+
+def read_report(folder: str | Path) -> dict | None:
+    try:
+        return json.loads((Path(folder) / REPORT_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def run_folder_of(path: str | Path | None) -> Path | None:
+    """The run folder (STUDIO_HOME/runs/<id>) a tuned path lives in, or None for anything else."""
+    if not path:
+        return None
+    runs_root = workspace().runs.resolve()
+    try:
+        relative = Path(path).expanduser().resolve().relative_to(runs_root)
+    except ValueError:
+        return None
+    return runs_root / relative.parts[0] if relative.parts else None
+
+
+def save_results(rows: list[dict], tuned: str | Path | None = None) -> list[Path]:
+    """Keep an A/B run: exports/ab-<time>.csv and .jsonl for download, and, when the tuned side
+    is a run's adapter or checkpoint, runs/<id>/ab/ab-<time>.jsonl, which the run's model card
+    reports on export."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    saved = [export(rows, workspace().exports / f"ab-{stamp}{suffix}") for suffix in (".csv", ".jsonl")]
+    run = run_folder_of(tuned)
+    if run is not None and run.is_dir():
+        saved.append(export(rows, run / AB_DIR / f"ab-{stamp}.jsonl"))
+    return saved
+
+
+def format_aggregate(table: list[dict]) -> str:
+    """The aggregate as plain text for a terminal: one line per metric, one column per side."""
+    if not table:
+        return "(no results)"
+    metrics = [key for key in table[0] if key != "side"]
+    header = ["metric"] + [str(row["side"]) for row in table]
+    lines = [header] + [[metric] + [_cell(row.get(metric)) for row in table] for metric in metrics]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip() for line in lines)
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,152 @@
+"""The evaluation report in the browser: verdict first, then the table with n and intervals,
+per topic, bar charts per category, downloads (Markdown, CSV, JSONL, JSON).
+
+Used by the Chat tab (its A/B section grows into the report, and a run's guard report shows up
+front when a run is picked) and the Train tab (the open run's verdict). Handlers are plain
+functions tests call; core.eval is imported when first needed, so the app starts without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from core.workspace import PathOutsideWorkspace, inside
+
+CHART_METRICS = (("keyword_coverage", "keyword coverage"), ("substantive", "substantive rate"), ("source_hit", "source hit rate"))
+SIDE_COLOURS = {"base": "#7f7f7f", "tuned": "#2563eb"}
+
+
+def verdict_markdown(report: dict | None, *, title: str = "Verdict") -> str:
+    if not report:
+        return ""
+    v = report["verdict"]
+    icon = "⚠️" if v.get("regressed") else "✅" if v.get("improved") else "➖"
+    lines = [f"**{title} ({report.get('prompt_set') or 'prompt set'}, {report['prompts']} prompts):** {icon} {v['headline']}"]
+    lines += [f"- {item}" for item in v.get("details", [])]
+    if report.get("retrieval"):
+        r = report["retrieval"]
+        lines.append(f"- Retrieval (BM25, same for both sides): MRR {r['mrr']:.3f}, hit@{r['k']} {r['hit_at_k']:.0%} (n={r['n']})")
+    if report.get("judge"):
+        j = report["judge"]
+        agree = f"; agrees with your picks {j['agreement']:.0%} of {j['agreement_n']}" if j.get("agreement") is not None else ""
+        lines.append(f"- Judge {j['model']}: tuned better {j['tuned']}, base better {j['base']}, ties {j['ties']}{agree}")
+    from core.eval.report import safe_markdown
+
+    return safe_markdown("\n".join(lines))
+
+
+def report_frames(report: dict | None):
+    """(metrics table, per-topic table) as DataFrames for gr.Dataframe."""
+    import pandas as pd
+
+    from core.eval.report import metrics_table, topic_table
+
+    if not report:
+        return pd.DataFrame(), pd.DataFrame()
+    topics = topic_table(report) + topic_table(report, "by_mode")
+    return pd.DataFrame(metrics_table(report)), pd.DataFrame(topics)
+
+
+def category_chart(report: dict | None):
+    """Grouped bars per category (topic), base vs tuned, one panel per headline metric."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    topics = (report or {}).get("per_topic") or []
+    panels = [(key, label) for key, label in CHART_METRICS if any(key in t for t in topics)]
+    if not panels:
+        return None
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[label for _, label in panels], shared_yaxes=True)
+    for col, (key, _) in enumerate(panels, start=1):
+        shown = [t for t in topics if key in t]
+        for side in ("base", "tuned"):
+            fig.add_trace(go.Bar(x=[t["topic"] for t in shown], y=[(t[key][side] or 0) * 100 for t in shown],
+                                 name=side, marker_color=SIDE_COLOURS[side], showlegend=col == 1,
+                                 text=[f"n={t['n']}" for t in shown], textposition="none",
+                                 hovertemplate="%{x}: %{y:.0f}% (%{text})<extra>" + side + "</extra>"), row=1, col=col)
+    fig.update_yaxes(range=[0, 100], ticksuffix="%")
+    fig.update_layout(barmode="group", height=340, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def report_downloads(report: dict, rows: list[dict]) -> list[str]:
+    """report.md, report.json, rows.csv, rows.jsonl in a temp folder gradio may serve."""
+    from core.eval.report import save_report
+
+    served = Path(tempfile.mkdtemp(prefix="studio-eval-"))
+    return [str(path) for path in save_report(report, rows, served)]
+
+
+def _rows_from(files: list[str] | None) -> list[dict]:
+    jsonl = next((f for f in files or [] if str(f).endswith(".jsonl")), None)
+    if not jsonl:
+        return []
+    return [json.loads(line) for line in Path(jsonl).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def run_ab_report(set_choice, upload, patterns_upload, base_model, tuned_choice, compare, system, temperature, top_p,
+                  max_new_tokens, seed):
+    """The Chat tab's A/B (studio.chat_tab.run_ab), then the report built from its saved rows:
+    yields (status, per prompt, aggregate, files, verdict, report table, topic table, chart)."""
+    from studio.chat_tab import run_ab
+
+    files = None
+    for status, per_prompt, aggregate, files in run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice,
+                                                       compare, system, temperature, top_p, max_new_tokens, seed):
+        yield status, per_prompt, aggregate, files, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    rows = _rows_from(files)
+    if not rows or len({row["side"] for row in rows}) < 2:
+        return
+    from core.eval.guard import load_prompts
+    from core.eval.report import build_report
+
+    source = upload or set_choice
+    _, _, retrieval = load_prompts(source)
+    settings = {"max_new_tokens": int(max_new_tokens or 1), "temperature": float(temperature or 0), "seed": int(seed or 0)}
+    report = build_report(rows, prompt_set=Path(source).name, settings=settings, retrieval=retrieval,
+                          tuned="tuned" if any(row["side"] == "tuned" for row in rows) else None)
+    metrics, topics = report_frames(report)
+    yield (gr.skip(), gr.skip(), gr.skip(), files + report_downloads(report, rows), verdict_markdown(report, title="A/B verdict"),
+           metrics, topics, category_chart(report))
+
+
+def run_verdict(run_or_choice: str | None) -> str:
+    """The verdict of the guard report of the run that holds this path (the Train tab's open run,
+    or the Chat tab's tuned side); nothing when there is none."""
+    from core.eval.guard import evaluation_of, run_report
+    from core.train.run_dir import in_runs_folder, run_holding
+
+    if not run_or_choice or not str(run_or_choice).strip():
+        return ""
+    try:
+        path = inside(str(run_or_choice).strip())
+    except PathOutsideWorkspace:
+        return ""
+    run = run_holding(path)  # only a run of this workspace: the walk up stops at runs/
+    if run is None or not in_runs_folder(run):
+        return ""
+    evaluation = evaluation_of(run)
+    if evaluation.get("state") == "running":
+        return "⏳ Evaluating base vs the best checkpoint on the recipe's prompt set…"
+    if evaluation.get("state") == "failed":
+        return f"⚠️ The evaluation after training failed: {evaluation.get('error')}"
+    return verdict_markdown(run_report(run), title="Evaluation after training")
+
+
+def build_report_section():
+    """Verdict, report tables and chart under the A/B tables; returns the components in the order
+    run_ab_report fills them after the first four."""
+    verdict = gr.Markdown(elem_id="ab-verdict")
+    with gr.Row():
+        table = gr.Dataframe(label="Base vs tuned: n, change and its 95% paired interval (⚑ = beyond it)",
+                             headers=["metric", "n", "base", "tuned", "change [95% CI]", "wins/losses/ties"],
+                             interactive=False, wrap=True, elem_id="ab-report")
+    topics = gr.Dataframe(label="Per topic (and per mode)", headers=["topic", "n", "keyword coverage", "substantive", "source hit"],
+                          interactive=False, wrap=True, elem_id="ab-topics")
+    chart = gr.Plot(label="Per category", elem_id="ab-chart")
+    return [verdict, table, topics, chart]
+

@@ -236,7 +236,7 @@ def prompt_set_choices() -> list[tuple[str, str]]:
 
 
 def _ab_sides(tuned_choice, compare: list[str] | None) -> dict[str, str | None]:
-    from core.eval.metrics import sides_for
+    from core.eval.ab import sides_for
 
     return sides_for(tuned_path(tuned_choice), compare=[tuned_path(path) for path in compare or []])
 

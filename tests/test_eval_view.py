@@ -27,7 +27,8 @@ def _built(tuned_text: str, tokens: int) -> tuple[dict, list[dict]]:
     return report.build_report(rows, tuned="tuned", settings={"max_new_tokens": 64}), rows
 
 
-def test_the_ab_grows_into_the_report(tiny_model_dir, adapter_source, tmp_path, studio_home):  # noqa: F811
+def test_the_ab_grows_into_the_report(tiny_model_dir, adapter_source, tmp_path, studio_home, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("STUDIO_MODEL_DIRS", str(tiny_model_dir))  # a model folder the operator allows
     tuned = as_run(adapter_source, studio_home, "view-run")
     upload = tmp_path / "set.jsonl"
     upload.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"Capital {i}?", "keywords": ["Paris"],

@@ -115,7 +115,8 @@ def test_a_recipes_dataset_is_resolved_once_when_it_loads(tmp_path, monkeypatch)
 def test_one_yaml_error_phrasing(tmp_path):
     from core import recipes
     from core.dataset.contamination import ModesError, load_config
-    from core.eval.metrics import PromptSetError, load_patterns
+    from core.eval.metrics import load_patterns
+    from core.eval.prompts import PromptSetError
 
     for bad, error in ((tmp_path / "modes.yaml", ModesError), (tmp_path / "patterns.yaml", PromptSetError)):
         bad.write_text("a: [unclosed\n")
@@ -128,7 +129,7 @@ def test_one_yaml_error_phrasing(tmp_path):
 
 
 def test_ab_sides_are_built_in_one_place(tmp_path):
-    from core.eval.metrics import sides_for
+    from core.eval.ab import sides_for
 
     (tmp_path / "status.json").write_text("{}")
     for folder in (tmp_path / "adapter", tmp_path / "checkpoints" / "checkpoint-4"):

@@ -20,7 +20,7 @@ def _run(name: str, state: str = "completed") -> str:
     (run / "status.json").write_text(json.dumps({"state": state, "step": 1, "total_steps": 2,
                                                  "started_at": runs.now_iso(), "created_at": runs.now_iso()}))
     (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "split": "train", "loss": 2.0}) + "\n")
-    return str(run)
+    return name  # the browser names runs by id
 
 
 def test_a_form_fill_is_named_and_ordered_for_its_outputs():
@@ -52,7 +52,7 @@ def test_the_tick_reads_only_the_open_run(monkeypatch):
     real = runs.read_metrics
     monkeypatch.setattr(runs, "read_metrics", lambda path: read.append(str(path)) or real(path))
     tick = train_tab.refresh(open_run, False, 0.6, [], first.seen)
-    assert read == [open_run] and tick.history == gr.update()  # nothing came or went: the table is left alone
+    assert read == [str(workspace().runs / open_run)] and tick.history == gr.update()  # nothing came or went: the table is left alone
     _run("new-run")
     tick = train_tab.refresh(open_run, False, 0.6, [], tick.seen)
     assert "new-run" in {row[0] for row in tick.history} and "new-run" in tick.overlays["choices"]

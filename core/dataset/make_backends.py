@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from core.errors import BadInput, StudioError
+
 # The one JSON shape every generated pair has, grounded, synthesis or refusal alike.
 PAIR_SCHEMA = {
     "type": "object",
@@ -27,11 +29,11 @@ PAIR_SCHEMA = {
 }
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(StudioError, RuntimeError):
     """The model can't be reached or loaded at all: retrying a row won't help; stop the run."""
 
 
-class BadReply(ValueError):
+class BadReply(BadInput):
     """One reply that holds no usable JSON object; the row is retried alone."""
 
 

@@ -13,10 +13,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import BadInput
+
 DOC_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".jsonl")
 
 
-class DocumentError(ValueError):
+class DocumentError(BadInput):
     """A document that can't be read; the message names the file (and line) and the fix."""
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import BadInput
 from core.dataset import checks
 from core.dataset.contamination import load_config, normalize_table
 from core.dataset.make_qa import MakeError
@@ -87,7 +88,7 @@ def load_modes_config(path: str | Path | None = None) -> ModesConfig:
                        dict(data.get("systems") or {}), [f.strip() for f in fillers if f.strip()], str(path))
 
 
-class RecordError(ValueError):
+class RecordError(BadInput):
     pass
 
 

@@ -14,6 +14,7 @@ import random
 import re
 from dataclasses import asdict, dataclass, fields
 
+from core.errors import BadInput
 from core.dataset.make_docs import Chunk
 
 RAG_SYSTEM = ("You answer questions using only the context provided in the user's message. Cite the title of "
@@ -27,7 +28,7 @@ REASON_WORDS = ("context", "passage", "provided", "document", "text", "source")
 MIN_QUOTE_WORDS = 3
 
 
-class MakeError(ValueError):
+class MakeError(BadInput):
     """Settings or inputs that can't make a dataset; the message names the setting and the fix."""
 
 

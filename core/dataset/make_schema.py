@@ -15,11 +15,13 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import BadInput
+
 ROLES = ("system", "user", "assistant")
 _SENTINEL = {role: f"\x00{role.upper()}-SENTINEL\x00" for role in ROLES}
 
 
-class SchemaError(ValueError):
+class SchemaError(BadInput):
     """A schema file or template that can't be used; the message names the file and the key."""
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from core.errors import BadInput
+from core.errors import BadInput, StudioError
 from core.chat.engine import split_think
 from core.workspace import ASSETS
 
@@ -26,7 +26,7 @@ DEFAULT_RUBRIC = ASSETS / "judge_rubric.yaml"
 _WINNER = re.compile(r'"?winner"?\s*[:=]\s*"?(A|B|tie)\b', re.IGNORECASE)
 
 
-class JudgeError(RuntimeError):
+class JudgeError(StudioError, RuntimeError):
     """The judge could not be reached or loaded; the message says which and how to fix it."""
 
 

@@ -17,9 +17,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import BadInput
 from core.chat.engine import split_think
-from core.eval.prompts import Prompt
+from core.eval.prompts import Prompt, PromptSetError
+from core.recipes import yaml_error_text
 from core.workspace import ASSETS
 
 DEFAULT_PATTERNS = ASSETS / "patterns.yaml"
@@ -48,7 +48,10 @@ def load_patterns(path: str | Path | None = None) -> PatternSet:
     import yaml
 
     path = Path(path or DEFAULT_PATTERNS)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise PromptSetError(yaml_error_text(path, error)) from None
     try:
         refusal = Pattern("refusal", "Refusal", _compile(data.get("refusal", []), f"{path}: refusal"))
         patterns = [Pattern(str(entry["name"]), str(entry.get("label", entry["name"])),
@@ -56,7 +59,7 @@ def load_patterns(path: str | Path | None = None) -> PatternSet:
                             str(entry.get("prefer", "fewer")))
                     for entry in data.get("patterns", [])]
     except (KeyError, TypeError) as error:
-        raise BadInput(f"{path}: each entry under 'patterns' needs a name and a regex list ({error})") from error
+        raise PromptSetError(f"{path}: each entry under 'patterns' needs a name and a regex list ({error})") from error
     return PatternSet(patterns, refusal)
 
 
@@ -67,7 +70,7 @@ def _compile(regexes, where: str) -> list[re.Pattern]:
         try:
             compiled.append(re.compile(text, re.IGNORECASE | re.MULTILINE))
         except re.error as error:
-            raise BadInput(f"{where}: bad regular expression {text!r} ({error})") from error
+            raise PromptSetError(f"{where}: bad regular expression {text!r} ({error})") from error
     return compiled
 
 

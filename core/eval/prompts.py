@@ -20,6 +20,10 @@ from core.errors import BadInput
 from core.dataset.reader import BadRow
 from core.workspace import ASSETS
 
+
+class PromptSetError(BadInput):
+    """A prompt-set row, pattern list or rubric that can't be used; the message names the field or file."""
+
 PROMPT_SETS = ASSETS / "prompts"
 DEFAULT_MIN_WORDS = 2
 CONTEXT_TEMPLATE = ("Answer using only the context below and name the source you used. If the context does not "
@@ -105,7 +109,7 @@ def read_prompt_set(path: str | Path) -> PromptSet:
 def _documents(path: Path, value) -> Path:
     folder = (path.parent / str(value)).resolve()
     if not isinstance(value, str) or not folder.is_dir():
-        raise BadInput(f"'documents' must name a folder next to the prompt set; {folder} is not one")
+        raise PromptSetError(f"'documents' must name a folder next to the prompt set; {folder} is not one")
     return folder
 
 
@@ -116,34 +120,34 @@ def _strings(row: dict, *keys: str) -> list[str]:
             continue
         value = [value] if isinstance(value, str) else value
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise BadInput(f"'{key}' must be a string or a list of strings")
+            raise PromptSetError(f"'{key}' must be a string or a list of strings")
         return value
     return []
 
 
 def _prompt_from(row: object, number: int) -> Prompt:
     if not isinstance(row, dict):
-        raise BadInput(f"expected a JSON object, got {type(row).__name__}")
+        raise PromptSetError(f"expected a JSON object, got {type(row).__name__}")
     messages = row.get("messages")
     question = ""
     if messages is None:
         question = row.get("prompt", row.get("question"))
         if not isinstance(question, str) or not question.strip():
-            raise BadInput("no 'prompt' (a non-empty string) or 'messages' (a list of chat turns)")
+            raise PromptSetError("no 'prompt' (a non-empty string) or 'messages' (a list of chat turns)")
         context = row.get("context")
         if isinstance(context, list):
             context = "\n\n".join(str(part) for part in context)
         messages = [{"role": "user", "content": question}]
     elif not (isinstance(messages, list) and messages and all(isinstance(m, dict) and "role" in m and "content" in m for m in messages)):
-        raise BadInput("'messages' must be a non-empty list of {role, content} objects")
+        raise PromptSetError("'messages' must be a non-empty list of {role, content} objects")
     elif messages[-1]["role"] != "user":
-        raise BadInput(f"'messages' must end with a user turn (it ends with {messages[-1]['role']!r})")
+        raise PromptSetError(f"'messages' must end with a user turn (it ends with {messages[-1]['role']!r})")
     refuse = row.get("should_refuse")
     if refuse is not None and not isinstance(refuse, bool):
-        raise BadInput(f"'should_refuse' must be true or false, got {refuse!r}")
+        raise PromptSetError(f"'should_refuse' must be true or false, got {refuse!r}")
     min_words = row.get("min_words", DEFAULT_MIN_WORDS)
     if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 0:
-        raise BadInput(f"'min_words' must be a whole number of 0 or more, got {min_words!r}")
+        raise PromptSetError(f"'min_words' must be a whole number of 0 or more, got {min_words!r}")
     prompt = Prompt(str(row.get("id") or f"line{number}"), messages, str(row.get("category") or ""),
                     _strings(row, "keywords", "expected_keywords"), refuse, number, _strings(row, "sources", "source"),
                     str(row["mode"]) if row.get("mode") else None, question or messages[-1]["content"], min_words)

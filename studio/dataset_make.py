@@ -156,6 +156,9 @@ def status_markdown(manifest: dict, out: str) -> str:
              "stopped": f"**{name}** stopped: {mix} kept. Press Resume to go on.",
              "interrupted": f"**{name}** was interrupted (its process ended): {mix} kept. Press Resume to go on.",
              "failed": f"**{name}** failed: {manifest.get('error') or 'see the worker log'}. Fix it and press Resume."}
+    if state == "completed" and not manifest.get("kept"):
+        lines["completed"] = (f"**{name}** finished without a usable pair: all {given_up} were given up after "
+                              "retries. A larger model or token budget helps.")
     rejected = f" Rejected replies and why: `{Path(out).stem}.make/rejected.log`." if manifest.get("rejected") else ""
     return lines.get(state, f"{name}: {state}") + rejected
 

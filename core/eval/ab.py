@@ -9,9 +9,9 @@ GGUF files through llama.cpp that way). This module knows nothing about gradio o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from core.chat.engine import BASE, TUNED, ChatEngine, Sampling
 from core.eval.metrics import PatternSet, load_patterns, score

@@ -76,8 +76,8 @@ def cmd_eval(args) -> int:
         fail_on = parse_fail_on(args.fail_on)
         if args.max_new_tokens < 1:
             raise ValueError("--max-new-tokens must be at least 1")
-        common = dict(max_new_tokens=args.max_new_tokens, system=args.system, documents=args.documents,
-                      judge=args.judge, judge_host=args.judge_host, out=args.out, say=say)
+        common = {"max_new_tokens": args.max_new_tokens, "system": args.system, "documents": args.documents,
+                  "judge": args.judge, "judge_host": args.judge_host, "out": args.out, "say": say}
         if args.gguf:
             from core.export.quant_ab import evaluate_gguf
 

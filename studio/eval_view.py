@@ -69,7 +69,8 @@ def category_chart(report: dict | None):
                                  text=[f"n={t['n']}" for t in shown], textposition="none",
                                  hovertemplate="%{x}: %{y:.0f}% (%{text})<extra>" + side + "</extra>"), row=1, col=col)
     fig.update_yaxes(range=[0, 100], ticksuffix="%")
-    fig.update_layout(barmode="group", height=340, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(barmode="group", height=340, margin={"l": 40, "r": 10, "t": 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.2})
     return fig
 
 

@@ -34,7 +34,7 @@ def test_the_ab_grows_into_the_report(tiny_model_dir, adapter_source, tmp_path, 
     upload.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"Capital {i}?", "keywords": ["Paris"],
                                           "category": "capitals" if i else "other"}) + "\n" for i in range(3)))
     updates = list(eval_view.run_ab_report(None, str(upload), None, str(tiny_model_dir), str(tuned), [], *SETTINGS))
-    status, _, _, files, verdict, table, topics, chart = updates[-1]
+    _, _, _, files, verdict, table, topics, chart = updates[-1]
     assert verdict.startswith("**A/B verdict (set.jsonl, 3 prompts):**")
     assert {"metric", "n", "base", "tuned", "change [95% CI]"} <= set(table.columns)
     assert "keyword coverage" in list(table["metric"]) and set(topics["topic"]) == {"capitals", "other"}
@@ -59,7 +59,7 @@ def test_a_runs_guard_verdict_shows_up_front(studio_home):
     import subprocess
     import sys
 
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     (run / "status.json").write_text(json.dumps({"state": "completed", "pid": int(gone.stdout),
                                                  "evaluation": {"state": "running"}}))
     assert "ended without finishing" in eval_view.run_verdict(str(run))  # killed mid-evaluation: no endless wait

@@ -9,9 +9,9 @@ GGUF files through llama.cpp that way). This module knows nothing about gradio o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from core.errors import BadInput
 from core.train.run_dir import model_artifacts

@@ -16,9 +16,9 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from core import recipe_eval
 from core.errors import BadInput

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from core.errors import BadInput, StudioError
 from core.chat.engine import split_think

@@ -47,7 +47,7 @@ class Prompt:
     def text(self) -> str:
         return self.messages[-1]["content"]
 
-    def with_context(self, context: str) -> "Prompt":
+    def with_context(self, context: str) -> Prompt:
         """The same prompt asked over `context` (retrieved passages)."""
         asked = CONTEXT_TEMPLATE.format(context=context, prompt=self.question)
         return replace(self, messages=self.messages[:-1] + [{"role": "user", "content": asked}])

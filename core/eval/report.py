@@ -143,7 +143,7 @@ def _md_table(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    escape = lambda text: "–" if text is None else str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731 - a cell
+    escape = lambda text: "–" if text is None else str(text).replace("|", "\\|").replace("\n", " ")
     return (["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
             + ["| " + " | ".join(escape(row.get(c, "")) for c in columns) + " |" for row in rows])
 
@@ -161,15 +161,15 @@ def to_markdown(report: dict, *, heading: str = "#") -> list[str]:
 def _markdown_lines(report: dict, heading: str) -> list[str]:
     v = report["verdict"]
     lines = [f"{heading} Evaluation: base vs {report.get('tuned') or 'tuned'}", "",
-             f"Prompt set `{report.get('prompt_set') or '?'}`, {report['prompts']} prompts, same prompts, settings and "
-             "seed for both sides. Change = tuned − base with a 95% paired bootstrap interval; ⚑ = beyond that interval.",
+             (f"Prompt set `{report.get('prompt_set') or '?'}`, {report['prompts']} prompts, same prompts, settings and "
+              "seed for both sides. Change = tuned − base with a 95% paired bootstrap interval; ⚑ = beyond that interval."),
              "", f"**Verdict:** {v['headline']}"]
     lines += [f"- {item}" for item in v["details"]]
     lines += ["", *_md_table(metrics_table(report))]
     if report.get("retrieval"):
         r = report["retrieval"]
-        lines += ["", f"Retrieval (BM25, same for both sides): MRR {r['mrr']:.3f}, hit@{r['k']} {r['hit_at_k']:.0%} "
-                      f"over {r['n']} prompts and {r['documents']} documents."]
+        lines += ["", (f"Retrieval (BM25, same for both sides): MRR {r['mrr']:.3f}, hit@{r['k']} {r['hit_at_k']:.0%} "
+                       f"over {r['n']} prompts and {r['documents']} documents.")]
     for key, title in (("per_topic", "Per topic"), ("by_mode", "By mode")):
         if report.get(key):
             lines += ["", f"{heading}# {title}", "", *_md_table(topic_table(report, key))]

@@ -53,8 +53,8 @@ def causes(report: dict, recipe: dict | None = None) -> list[tuple[str, str]]:
     if cut > outcomes.get("base", {}).get("cut_off_in_think", 0):
         budget = (report.get("settings") or {}).get("max_new_tokens")
         bigger = f" (max new tokens {budget} → {budget * 2})" if isinstance(budget, int) else ""
-        found.append((f"{cut} of {lines.get('substantive', {}).get('n', '?')} tuned answers ran out of tokens inside "
-                      "<think>, so no answer followed",
+        found.append(((f"{cut} of {lines.get('substantive', {}).get('n', '?')} tuned answers ran out of tokens "
+                       "inside <think>, so no answer followed"),
                       f"a larger token budget{bigger}, or shorter <think> blocks in the training data"))
     markdown = lines.get(MARKDOWN_PATTERN)
     if markdown and markdown["delta"] and markdown["delta"] > 0:

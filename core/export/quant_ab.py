@@ -11,8 +11,8 @@ to install it. This module knows nothing about gradio.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from core import models
 from core.chat.engine import BASE, TUNED, PaneState

@@ -52,11 +52,18 @@ def hostile_setup(tmp_path, monkeypatch):
 def server(hostile_setup):
     from studio.app import build_app, launch_kwargs
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     app = build_app().queue(default_concurrency_limit=4)
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    for attempt in range(3):  # a port freed a moment ago can still answer for the last server
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        try:
+            app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+            break
+        except ValueError:
+            app.close()
+            if attempt == 2:
+                raise
     try:
         yield app, f"http://127.0.0.1:{port}"
     finally:

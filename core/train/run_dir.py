@@ -1,6 +1,6 @@
 """Run folder: the one owner of the run directory's layout.
 
-A run is `runs/<id>/`: recipe.yaml, status.json, metrics.jsonl, train.log, the stop file,
+A run is `runs/<id>/`: recipe.yaml, status.json, metrics.jsonl, completions.jsonl (GRPO), train.log, the stop file,
 checkpoints/checkpoint-<step>/, adapter/ or model/, best/. This module names those files, reads
 and writes them (status checked against the worker's pid, metrics one value per step, the log's
 tail) and answers "is this a run folder?" and "which checkpoint is newest?". It knows nothing
@@ -24,6 +24,7 @@ STOP_FILE = "stop-requested"  # a file whose presence asks the worker to save an
 STATUS_FILE = "status.json"
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.jsonl"
+COMPLETIONS_FILE = "completions.jsonl"  # GRPO: sampled completions with their rewards, per logging step
 LOG_FILE = "train.log"
 CHECKPOINTS = "checkpoints"
 _CHILDREN: dict[int, subprocess.Popen] = {}  # workers this process started, reaped on read
@@ -113,6 +114,24 @@ def read_metrics(run_path: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def read_completions(run_path: str | Path, last_steps: int | None = None) -> list[dict]:
+    """GRPO's sample table: {step, prompt, completion, rewards, total} rows, optionally only the
+    last few logging steps; a half-written last line is skipped."""
+    path = Path(run_path) / COMPLETIONS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    if last_steps:
+        keep = sorted({row.get("step") for row in rows})[-last_steps:]
+        rows = [row for row in rows if row.get("step") in keep]
+    return rows
 
 
 def tail_log(run_path: str | Path, lines: int = 40) -> str:

@@ -15,7 +15,7 @@ from core import recipes
 
 from core.train import runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
-from studio import train_charts, train_form
+from studio import train_charts, train_form, train_grpo
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
 LIVE = runs.LIVE_STATES
@@ -268,9 +268,9 @@ def refresh(run_path: str, log_scale: bool, smoothing: float, overlays: list[str
     checkpoints = _resume_choices(run_path)
     signature = [run_path, len(metrics), bool(log_scale), smoothing, sorted(overlays or []), status.get("state")]
     seen = seen or {}
-    charts = [gr.update()] * 4
+    charts = [gr.update()] * 10  # 4 common charts + the GRPO panel (train_grpo.grpo_updates)
     if seen.get("signature") != signature:
-        charts = _charts(metrics, log_scale, smoothing, overlays or [])
+        charts = _charts(metrics, log_scale, smoothing, overlays or []) + train_grpo.grpo_updates(metrics, run_path)
     overlay_update = gr.update(choices=others) if seen.get("others") != others else gr.update()
     ckpt_update = gr.update(choices=checkpoints) if seen.get("checkpoints") != checkpoints else gr.update()
     log = runs.tail_log(run_path, 7) if run_path else ""
@@ -311,6 +311,8 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
             start_btn, stop_btn, resume_btn, checkpoint, run_md = _build_controls()
             progress = gr.HTML(progress_html({}, [], ""), elem_id="train-progress")
             log_scale, smoothing, overlays, plots = _build_charts()
+            preview, grpo_plots = train_grpo.build_grpo_panel()
+            plots = plots + grpo_plots
     with gr.Accordion("Run history", open=True):
         history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, wrap=True, label="Past runs (click a row to open it)")
         with gr.Row():
@@ -326,6 +328,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
     yaml_view.input(yaml_changed, inputs=yaml_view, outputs=[*form, status_md, launch_md])
     save_btn.click(save_recipe, inputs=[yaml_view, save_name], outputs=[status_md, picker])
     plan_btn.click(check_plan, inputs=yaml_view, outputs=plan_md)
+    preview[0].click(train_grpo.preview_rewards, inputs=[yaml_view, preview[1], preview[2]], outputs=[preview[3], preview[4]])
     start_btn.click(start_run, inputs=yaml_view, outputs=[current, run_md])
     stop_btn.click(stop_run, inputs=current, outputs=run_md)
     resume_btn.click(resume_run, inputs=[current, checkpoint], outputs=[current, run_md])

@@ -3,7 +3,7 @@
 - grpo_math.jsonl: 400 arithmetic word problems (two or three steps, whole-number answers) in
   the messages format with an `answer` field, for the GPU recipe's numeric answer reward.
 - grpo_format.jsonl: 24 short everyday questions with a one-word reference answer, for the CPU
-  recipe whose format reward teaches the embedded model to reply as `Answer: <word>`.
+  recipe whose format reward teaches the embedded model to open with "The answer is".
 
 Run: python bench/make_grpo_assets.py
 """
@@ -48,7 +48,10 @@ FORMAT_QUESTIONS = [
     ("What is the capital of Spain?", "Madrid"), ("What metal is a coin often made of?", "copper"),
     ("What do cows drink?", "water"), ("Which star is closest to Earth?", "Sun"),
 ]
-FORMAT_SYSTEM = "Reply with one line that starts with 'Answer:' followed by the answer in one or two words."
+# The embedded model opens with "The answer is" in about one reply in five (measured on 16 samples:
+# 3); with "Answer:" and no example it never did (0 of 12), and with an example nearly always (13
+# of 16). A reward needs spread within a group to teach anything, so the first is the demo.
+FORMAT_SYSTEM = "Start your reply with 'The answer is' and give the answer in a few words."
 
 
 def math_rows(count: int = 400, seed: int = 17) -> list[dict]:

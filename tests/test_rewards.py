@@ -157,6 +157,16 @@ def test_custom_reward_refused_where_it_would_run_a_visitors_code(studio_home, t
         rewards.build_rewards(_grpo_recipe(tmp_path, custom={"path": path}))
 
 
+def test_a_start_with_custom_code_in_demo_mode_is_refused_before_anything_is_written(studio_home, tmp_path, monkeypatch):
+    from core.train import runs
+
+    monkeypatch.setenv("STUDIO_DEMO", "1")
+    path = _write_reward(studio_home, "def reward(prompt, completion, row):\n    return 1.0\n")
+    with pytest.raises(RecipeError, match="grpo.rewards.custom: custom reward code is turned off in demo mode"):
+        runs.start(_grpo_recipe(tmp_path, custom={"path": path}))
+    assert not any(runs.workspace().runs.iterdir())
+
+
 def test_custom_reward_allowed_on_an_open_server_with_a_login(studio_home, tmp_path, monkeypatch):
     monkeypatch.delenv("STUDIO_DEMO", raising=False)
     monkeypatch.setenv("STUDIO_HOST", "0.0.0.0")
@@ -266,3 +276,13 @@ def test_prompt_rows_name_rows_missing_a_rewards_field():
     assert len(rows) == 1 and rows[0]["prompt"] == [{"role": "user", "content": "2+2?"}]
     assert json.loads(rows[0]["reference"]) == {"answer": "4", "completion": "4"}  # the worked reply is kept as a field
     assert skipped == [("b (line 2)", "no 'answer' (grpo.rewards.answer) field"), ("c (line 3)", "no user turn to use as the prompt")]
+
+
+def test_local_judge_loads_once_and_answers(tiny_model_dir):
+    judge = Judge(str(tiny_model_dir), rubric="Is it right?")
+    first = judge.score("2+2?", "4")
+    model = judge._local[1]
+    second = judge.score("2+2?", "5")
+    assert judge._local[1] is model  # one load for every completion
+    for grade in (first, second):  # the random tiny model rarely writes a number: None is leaving it out
+        assert grade is None or 0.0 <= grade <= 1.0

@@ -84,6 +84,6 @@ def test_reward_preview_refuses_a_path_outside_the_workspace(tmp_path):
 def test_bundled_grpo_recipe_loads_into_the_form():
     outputs = train_tab.load_recipe(str(CONFIGS / "grpo-format-cpu.yaml"))
     text = next(o for o in outputs if isinstance(o, str) and "grpo:" in o)
-    assert yaml.safe_load(text)["grpo"]["rewards"]["format"]["pattern"] == "^\\s*Answer:\\s*\\S"
+    assert yaml.safe_load(text)["grpo"]["rewards"]["format"]["pattern"] == "^\\s*The answer is\\b"
     with gr.Blocks():
         train_tab.build_train_tab()

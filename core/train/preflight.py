@@ -1,7 +1,7 @@
 """Preflight: the checks every start makes before anything is written or loaded (QLoRA without
-CUDA, a missing dataset, an unknown model). The dry run, the UI and the worker all call this one
-function, so a recipe the dry run accepts is one the real run accepts. Knows nothing about
-processes or trainers."""
+CUDA, a missing dataset, an unknown model, GRPO rewards that can't run here). The dry run, the
+UI and the worker all call this one function, so a recipe the dry run accepts is one the real
+run accepts. Knows nothing about processes or trainers."""
 
 from __future__ import annotations
 
@@ -15,3 +15,7 @@ def preflight(recipe: Recipe) -> None:
         four_bit_config(device_policy())  # raises QLoRANeedsCUDA with the way out
     check_dataset_exists(recipe)
     resolve(recipe.model.name)
+    if recipe.training.method == "grpo":
+        from core.train.rewards import check_rewards
+
+        check_rewards(recipe)

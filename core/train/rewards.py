@@ -212,6 +212,31 @@ def required_fields(recipe: Recipe) -> list[tuple[str, str]]:
             if name in ("answer", "refusal")]
 
 
+def check_rewards(recipe: Recipe) -> None:
+    """What a start checks before anything is written, without running custom code or loading a
+    judge: regexes compile, pattern and schema files read, the custom file may run here and
+    exists in the workspace, and a demo studio judges only with the embedded model."""
+    from core.hosting import demo_mode
+    from core.models import is_embedded
+
+    for name, cfg in recipe.grpo.active_rewards() if recipe.grpo else []:
+        if name == "format":
+            _check_regex(cfg.pattern)
+        elif name == "refusal":
+            refusal_patterns(cfg.patterns)
+        elif name == "json" and cfg.schema:
+            _load_schema(cfg.schema)
+        elif name == "judge" and demo_mode() and not is_embedded(cfg.model):
+            raise RecipeError("grpo.rewards.judge.model: this demo studio judges only with the embedded model")
+        elif name == "custom":
+            from core.train.reward_custom import custom_code_refusal, resolve_custom_path
+
+            refusal = custom_code_refusal()
+            if refusal:
+                raise RecipeError(f"grpo.rewards.custom: {refusal}")
+            resolve_custom_path(cfg.path)
+
+
 def build_rewards(recipe: Recipe, *, judge_factory=None) -> list[Reward]:
     """The recipe's rewards as named, weighted scorers (custom code and judges load here)."""
     grpo = recipe.grpo

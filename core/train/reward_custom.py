@@ -80,7 +80,7 @@ def load_custom(path: str, function: str = "reward"):
         spec.loader.exec_module(module)
     except Exception as error:  # noqa: BLE001 - the user's file: any failure is reported, not raised as a traceback
         raise RecipeError(f"grpo.rewards.custom: {resolved} failed to load: {type(error).__name__}: {error}") from None
-    sys.modules[name] = module  # trl pickles nothing here, but a stable module keeps tracebacks readable
+    sys.modules[name] = module  # as a normal import would: the file's own dataclasses and pickling work
     found = getattr(module, function, None)
     if not callable(found):
         raise RecipeError(f"grpo.rewards.custom.function: {resolved} has no function {function!r}; define {SIGNATURE}")

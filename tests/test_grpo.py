@@ -131,3 +131,13 @@ def test_embedded_model_learns_the_format_between_first_and_last_logging_step(tm
     curve = [r["rewards/format/mean"] for r in run_files.read_metrics(run) if r["split"] == "train"]
     assert len(curve) >= 3, curve
     assert curve[-1] > curve[0], f"format reward did not rise: {curve}"
+
+
+def test_prompt_rows_with_reference_fields_load_as_grpo_prompts(tmp_path, embedded_tokenizer):
+    data = tmp_path / "gsm.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": f"What is {i} times 3?", "answer": str(3 * i)}) for i in range(4)) + "\n")
+    recipe = grpo_recipe("embedded", data)
+    prepared = training_data.prepare(recipe, embedded_tokenizer)
+    assert prepared.format == "prompt_completion" and len(prepared.train) == 4 and not prepared.skipped
+    assert all(row["prompt"][-1]["role"] == "user" for row in prepared.train)
+    assert {json.loads(row["reference"])["answer"] for row in prepared.train} == {"0", "3", "6", "9"}

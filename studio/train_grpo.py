@@ -97,11 +97,13 @@ def build_grpo_panel():
             samples = gr.Number(value=4, precision=0, label="Samples per prompt (K)", minimum=2, maximum=8)
             button = gr.Button("Preview rewards", elem_id="grpo-preview-button")
         summary = gr.Markdown("", elem_id="grpo-preview-summary")
-        table = gr.Dataframe(headers=PREVIEW_HEADERS, interactive=False, wrap=True, label="Sampled completions")
+        table = gr.Dataframe(headers=PREVIEW_HEADERS, interactive=False, wrap=True, label="Sampled completions",
+                             column_widths=["8%", "8%", "58%", "8%", "18%"])
     with gr.Group(visible=False) as panel:
         rewards_plot = gr.Plot(label="Rewards", elem_id="grpo-rewards-plot")
         with gr.Row():
             side = [gr.Plot(label=title) for _, title, _ in SIDE_CHARTS]
         completions = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True,
+                                   column_widths=["6%", "24%", "44%", "8%", "18%"],
                                    label="Sampled completions at the latest logging steps", elem_id="grpo-completions")
     return (button, prompts, samples, summary, table), [panel, rewards_plot, *side, completions]

@@ -152,6 +152,9 @@ def grpo_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_ev
         # The studio writes the sample table itself (core.train.callbacks); trl's copy needs rich/pandas.
         log_completions=False,
         use_vllm=g.use_vllm,
+        # trl counts prompt and completion tokens itself; the Trainer's own count finds no input_ids in
+        # GRPO's batches and warns at every step in the training log.
+        include_num_input_tokens_seen="no",
     )
     if g.use_vllm:
         kwargs["vllm_mode"] = g.vllm_mode

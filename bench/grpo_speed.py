@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from transformers import TrainerCallback  # noqa: E402
+from transformers import TrainerCallback
 
 
 class StepTimer(TrainerCallback):

@@ -20,16 +20,16 @@ ITEMS = ["apples", "pencils", "stickers", "marbles", "books", "cookies", "stamps
 
 TEMPLATES = [
     (lambda r, n, i: (a := r.randint(12, 90), b := r.randint(2, 9), c := r.randint(1, a - 1),
-                      f"{n} has {a} {i}. A friend gives {n} {b} bags with {b} {i} in each, and then {n} gives away {c}. "
-                      f"How many {i} does {n} have now?", a + b * b - c)),
+                      (f"{n} has {a} {i}. A friend gives {n} {b} bags with {b} {i} in each, and then {n} gives away {c}. "
+                      f"How many {i} does {n} have now?"), a + b * b - c)),
     (lambda r, n, i: (a := r.randint(3, 12), b := r.randint(4, 15), c := r.randint(2, 6),
                       f"A box holds {a} rows of {b} {i}. {n} buys {c} boxes. How many {i} is that?", a * b * c)),
     (lambda r, n, i: (b := r.randint(3, 9), q := r.randint(4, 20), extra := r.randint(1, 30),
-                      f"{n} shares {b * q} {i} equally among {b} friends, then finds {extra} more and keeps them. "
-                      f"How many {i} does each friend get, plus the ones {n} kept?", q + extra)),
+                      (f"{n} shares {b * q} {i} equally among {b} friends, then finds {extra} more and keeps them. "
+                      f"How many {i} does each friend get, plus the ones {n} kept?"), q + extra)),
     (lambda r, n, i: (p := r.randint(2, 9), k := r.randint(3, 12), paid := r.randint(p * k + 1, p * k + 60),
-                      f"{i.capitalize()} cost {p} dollars each. {n} buys {k} of them and pays with {paid} dollars. "
-                      f"How much change does {n} get?", paid - p * k)),
+                      (f"{i.capitalize()} cost {p} dollars each. {n} buys {k} of them and pays with {paid} dollars. "
+                      f"How much change does {n} get?"), paid - p * k)),
     (lambda r, n, i: (d := r.randint(5, 30), w := r.randint(2, 6),
                       f"{n} collects {d} {i} every day for {w} weeks. How many {i} is that?", d * 7 * w)),
 ]
@@ -72,8 +72,7 @@ def format_rows() -> list[dict]:
 
 def write(name: str, rows: list[dict]) -> None:
     with open(ASSETS / name, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     print(f"{name}: {len(rows)} rows")
 
 

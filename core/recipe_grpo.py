@@ -140,8 +140,8 @@ class GrpoSection:
 def grpo_checks(grpo: GrpoSection | None, method: str, batch_size: int, grad_accum: int, processes: int) -> list[tuple[bool, str, str]]:
     """(ok, dotted field, message) checks for core.recipes.validate."""
     if grpo is None:
-        return [(method != "grpo", "grpo", "is missing: a grpo recipe needs a grpo section with at least one reward "
-                 "under grpo.rewards, e.g. grpo: {rewards: {format: {pattern: '^Answer: '}}}")]
+        return [(method != "grpo", "grpo", ("is missing: a grpo recipe needs a grpo section with at least one reward "
+                 "under grpo.rewards, e.g. grpo: {rewards: {format: {pattern: '^Answer: '}}}"))]
     active = grpo.active_rewards()
     per_step = batch_size * grad_accum * processes
     checks = [
@@ -149,8 +149,8 @@ def grpo_checks(grpo: GrpoSection | None, method: str, batch_size: int, grad_acc
         (bool(active), "grpo.rewards", "is empty: switch on at least one reward (format, answer, length, refusal, json, judge, custom)"),
         (grpo.num_generations >= 2, "grpo.num_generations", "must be at least 2 (rewards are compared within a group)"),
         (per_step % max(1, grpo.num_generations) == 0, "training.batch_size",
-         f"x training.grad_accum ({per_step} completions a step) must be a multiple of grpo.num_generations "
-         f"({grpo.num_generations}): each step holds whole groups"),
+         (f"x training.grad_accum ({per_step} completions a step) must be a multiple of grpo.num_generations "
+         f"({grpo.num_generations}): each step holds whole groups")),
         (grpo.max_completion_length >= 1, "grpo.max_completion_length", "must be at least 1"),
         (grpo.temperature > 0, "grpo.temperature", "must be positive"),
         (grpo.kl_beta >= 0, "grpo.kl_beta", "must be 0 or more"),

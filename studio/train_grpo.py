@@ -71,8 +71,8 @@ def _count(value, low: int, high: int) -> int:
 
 
 def summary_markdown(result: dict) -> str:
-    lines = [f"**Preview:** {result['prompts']} prompts x {result['samples_per_prompt']} samples from "
-             f"`{result['model']}` ({result['generated_tokens']} tokens in {result['seconds']} s).", "",
+    lines = [(f"**Preview:** {result['prompts']} prompts x {result['samples_per_prompt']} samples from "
+             f"`{result['model']}` ({result['generated_tokens']} tokens in {result['seconds']} s)."), "",
              "| reward | weight | mean | spread | scored |", "| --- | --- | --- | --- | --- |"]
     for name, weight in list(result["weights"].items()) + [("total", None)]:
         s = result["summary"][name]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -203,9 +204,9 @@ def test_custom_reward_errors_name_the_problem(studio_home, tmp_path, monkeypatc
 
 class _FakeOllama(BaseHTTPRequestHandler):
     """Ollama's /api/chat, answering with a fixed grade and remembering what it was asked."""
-    asked: list = []
+    asked: ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _FakeOllama.asked.append(body)
         grade = "8" if "Paris" in body["messages"][0]["content"].split("Answer:")[-1] else "2"

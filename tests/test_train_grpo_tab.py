@@ -20,16 +20,14 @@ def _grpo_run(name: str = "grpo-run"):
     (run / "status.json").write_text(json.dumps({"state": "completed", "step": 3, "total_steps": 3,
                                                  "started_at": runs.now_iso(), "created_at": runs.now_iso()}))
     with open(run / "metrics.jsonl", "w") as handle:
-        for step in (1, 2, 3):
-            handle.write(json.dumps({
+        handle.writelines(json.dumps({
                 "step": step, "split": "train", "loss": 0.0, "lr": 1e-4, "reward": 0.2 * step, "reward_std": 0.1,
                 "rewards/format/mean": 0.25 * step, "rewards/format/std": 0.4, "rewards/answer/mean": 0.1,
                 "rewards/answer/std": 0.0, "kl": 0.01 * step, "completions/mean_length": 12 - step,
-                "clip_ratio/region_mean": 0.0}) + "\n")
+                "clip_ratio/region_mean": 0.0}) + "\n" for step in (1, 2, 3))
     with open(run / "completions.jsonl", "w") as handle:
-        for step in (1, 2, 3):
-            handle.write(json.dumps({"step": step, "prompt": "2+2?", "completion": f"Answer: {step}",
-                                     "rewards": {"format": 1.0, "answer": None}, "total": 1.0}) + "\n")
+        handle.writelines(json.dumps({"step": step, "prompt": "2+2?", "completion": f"Answer: {step}",
+                                     "rewards": {"format": 1.0, "answer": None}, "total": 1.0}) + "\n" for step in (1, 2, 3))
     return run
 
 

@@ -21,7 +21,7 @@ MAX_LOGGED = 16  # completions kept per logging step in the sample table
 
 def prompt_messages(example) -> tuple[list[dict], str | None]:
     """(messages up to the last user turn, the assistant reply that followed it, if any)."""
-    messages = [dict(role=m["role"], content=m["content"]) for m in example.messages]
+    messages = [{"role": m["role"], "content": m["content"]} for m in example.messages]
     last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
     if last_user is None:
         return [], None

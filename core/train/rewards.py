@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 from core.recipes import Recipe, RecipeError
 from core.workspace import ASSETS
@@ -229,7 +229,10 @@ def check_rewards(recipe: Recipe) -> None:
         elif name == "judge" and demo_mode() and not is_embedded(cfg.model):
             raise RecipeError("grpo.rewards.judge.model: this demo studio judges only with the embedded model")
         elif name == "custom":
-            from core.train.reward_custom import custom_code_refusal, resolve_custom_path
+            from core.train.reward_custom import (
+                custom_code_refusal,
+                resolve_custom_path,
+            )
 
             refusal = custom_code_refusal()
             if refusal:

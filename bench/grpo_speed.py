@@ -6,7 +6,8 @@ configs/grpo-format-cpu.yaml on the embedded model, LoRA on all linear layers):
   (b) plain trl GRPO as its docs show it: GRPOConfig(output_dir=...) with trl's defaults
       (bf16=True, gradient checkpointing on), given only what the recipe cannot do without:
       num_generations, max_completion_length, batch size, learning rate, the same rewards, prompts
-      and LoRA config
+      and LoRA config, plus use_cpu=True where there is no CUDA (without it transformers refuses
+      trl's bf16 default on a CPU: "Your setup doesn't support bf16/gpu")
 
 For each it prints generation tokens per second (completion tokens over the time spent inside
 `generate`) and seconds per optimizer step, then the ratios a/b. The first step of each arm is
@@ -99,6 +100,7 @@ def run_studio(recipe, steps: int) -> dict:
 
 
 def run_plain_trl(recipe, steps: int) -> dict:
+    import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import GRPOConfig, GRPOTrainer
@@ -116,7 +118,10 @@ def run_plain_trl(recipe, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         args = GRPOConfig(output_dir=out, num_generations=g.num_generations, max_completion_length=g.max_completion_length,
                           per_device_train_batch_size=recipe.training.batch_size, learning_rate=recipe.training.learning_rate,
-                          max_steps=steps + 1, reward_weights=weights, report_to="none", save_strategy="no")
+                          max_steps=steps + 1, reward_weights=weights, report_to="none", save_strategy="no",
+                          # trl's default bf16=True makes transformers refuse a machine without CUDA unless
+                          # use_cpu is set: the one setting added so its defaults run here at all.
+                          use_cpu=not torch.cuda.is_available())
         model = AutoModelForCausalLM.from_pretrained(resolve(recipe.model.name).path)
         trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(prepared.train),
                               processing_class=tokenizer, peft_config=trainer_configs.lora_config(recipe), callbacks=[timer])

@@ -25,6 +25,7 @@ import yaml
 
 from core.errors import StudioError
 from core.recipe_eval import EvalSection
+from core.recipe_grpo import GrpoSection, grpo_checks
 from core.workspace import CONFIGS, PROJECT_ROOT
 
 
@@ -84,8 +85,8 @@ class LoraSection:
 
 @dataclass
 class TrainingSection:
-    method: Literal["sft", "dpo"] = "sft"
-    """Objective: sft (supervised on chats) or dpo (preference pairs)."""
+    method: Literal["sft", "dpo", "grpo"] = "sft"
+    """Objective: sft (supervised on chats), dpo (preference pairs) or grpo (rewards on sampled completions)."""
     tuning: Literal["lora", "qlora", "full"] = "lora"
     """What is trained: a LoRA adapter, a LoRA adapter on a 4-bit base (CUDA), or all weights."""
     epochs: float = 1.0
@@ -166,6 +167,8 @@ class Recipe:
     """Where the result goes afterwards."""
     eval: EvalSection = field(default_factory=EvalSection)
     """The prompt set that guards against regressions, evaluated after training."""
+    grpo: GrpoSection | None = None
+    """GRPO sampling and rewards (only with training.method: grpo)."""
 
     source: Path | None = field(default=None, repr=False, compare=False, metadata={"internal": True})
     # (data.path, where it points), filled when the recipe is built, so every user of the recipe
@@ -173,7 +176,7 @@ class Recipe:
     resolved_data: tuple[str, Path] | None = field(default=None, repr=False, compare=False, metadata={"internal": True})
 
     def to_dict(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if not f.metadata.get("internal")}
+        return _plain(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
@@ -200,10 +203,19 @@ def _resolve_dataset(path: str, source: Path | None) -> Path:
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.metadata.get("internal")}
+        # An optional section that is absent (grpo, a reward) stays out of the YAML rather than reading `null`.
+        hints = typing.get_type_hints(type(value))
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.metadata.get("internal")
+                and not (getattr(value, f.name) is None and dataclasses.is_dataclass(_section_type(hints[f.name])))}
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def _section_type(hint: Any) -> Any:
+    """The dataclass inside `Section | None`, else the hint itself."""
+    inner = [a for a in typing.get_args(hint) if a is not type(None)]
+    return inner[0] if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) else hint
 
 
 # ---------------------------------------------------------------- field docs
@@ -227,7 +239,7 @@ def field_help(dotted: str) -> str:
     cls: type = Recipe
     parts = dotted.split(".")
     for part in parts[:-1]:
-        cls = typing.get_type_hints(cls)[part]
+        cls = _section_type(typing.get_type_hints(cls)[part])
     return _docs_of(cls).get(parts[-1], "")
 
 
@@ -239,7 +251,7 @@ def all_fields(cls: type = None, prefix: str = "") -> list[tuple[str, Any, str]]
     for f in dataclasses.fields(cls):
         if f.metadata.get("internal"):
             continue
-        hint = hints[f.name]
+        hint = _section_type(hints[f.name])
         if dataclasses.is_dataclass(hint):
             out += all_fields(hint, f"{prefix}{f.name}.")
         else:
@@ -293,6 +305,10 @@ def _coerce(value: Any, hint: Any, dotted: str, where: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], dotted, where)
+    if dataclasses.is_dataclass(hint):  # an optional section that is present (grpo, a reward)
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}{dotted}: expected a mapping of {hint.__name__} fields, got {value!r}")
+        return _build(hint, value, dotted + ".", where)
     if origin is Literal:
         if value not in args:
             raise RecipeError(f"{where}{dotted}: expected one of {', '.join(map(str, args))}, got {value!r}")
@@ -361,6 +377,9 @@ def validate(recipe: Recipe, where: str = "") -> None:
         (d.stack >= 1, "data.stack", "must be at least 1"),
         (not (d.packing and t.method == "dpo"), "data.packing", "is for SFT only; turn it off for DPO"),
         (bool(d.path), "data.path", "is empty: name a dataset file or folder"),
+        *grpo_checks(recipe.grpo, t.method, t.batch_size, t.grad_accum, t.num_processes),
+        (not (d.packing and t.method == "grpo"), "data.packing", "is for SFT only; turn it off for GRPO"),
+        (not (t.method == "grpo" and d.eval_split), "data.eval_split", "must be 0 for grpo: the reward charts are its measure"),
         (lora.r >= 1, "lora.r", "must be at least 1"),
         (lora.alpha > 0, "lora.alpha", "must be positive"),
         (0 <= lora.dropout < 1, "lora.dropout", "must be in [0, 1)"),

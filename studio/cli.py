@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+from studio import cli_rewards
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Tuning Studio: review data, train, compare, export.")
@@ -82,13 +84,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_make_parser(sub)
     cli_eval.add_parser(sub)
+    cli_rewards.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"ui": cmd_ui, "check": cmd_check, "train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "export": cmd_export,
-               "eval": _cmd_eval, "make": _cmd_make}[args.command]
+               "eval": _cmd_eval, "make": _cmd_make, cli_rewards.COMMAND: cli_rewards.run}[args.command]
     try:
         return handler(args) or 0
     except KeyboardInterrupt:
@@ -129,6 +132,8 @@ def cmd_ui(args) -> int:
         os.environ["STUDIO_AUTH"] = args.auth  # read by launch_kwargs; never printed
     if args.demo:
         os.environ["STUDIO_DEMO"] = "1"
+    # Read by the custom-reward policy (core.train.reward_custom) here and in the workers started from here.
+    os.environ["STUDIO_HOST"], os.environ["STUDIO_SHARE"] = args.host, "1" if args.share else "0"
     from studio.app import build_app, launch_kwargs, warm_up
 
     try:
@@ -295,7 +300,7 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
 
 def _metric_line(record: dict, total) -> str:
     parts = [f"step {record.get('step')}/{total or '?'}", record.get("split", "")]
-    for key in ("loss", "lr", "grad_norm", "rewards/accuracies", "rewards/margins", "tokens_per_s", "eta"):
+    for key in ("loss", "lr", "grad_norm", "rewards/accuracies", "rewards/margins", "reward", "kl", "tokens_per_s", "eta"):
         value = record.get(key)
         if isinstance(value, (int, float)):
             parts.append(f"{key} {value:.4g}")

@@ -89,3 +89,60 @@ def rewards_figure(metrics: list[dict], *, smoothing: float = 0.6) -> go.Figure:
             fig.add_scatter(x=e_steps, y=e_values, mode="markers", name=f"eval {key}", marker=dict(color=colour), yaxis=axis)
     fig.update_layout(yaxis2=dict(title="margin", overlaying="y", side="right"))
     return _layout(fig, "DPO rewards", "accuracy", empty="DPO runs log rewards/accuracies and rewards/margins here")
+
+
+REWARD_COLOURS = ("#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def reward_names(metrics: list[dict]) -> list[str]:
+    """GRPO's reward names, from its rewards/<name>/mean keys, in first-seen order."""
+    names: list[str] = []
+    for record in metrics:
+        for key in record:
+            if key.startswith("rewards/") and key.endswith("/mean") and key.count("/") == 2:
+                name = key.split("/")[1]
+                if name not in names:
+                    names.append(name)
+    return names
+
+
+def _band(fig: go.Figure, steps: list, means: list, stds: list, colour: str, name: str) -> None:
+    """A mean line with a shaded mean +- std band (the spread across the step's completions)."""
+    upper = [m + s for m, s in zip(means, stds)]
+    lower = [m - s for m, s in zip(means, stds)]
+    fig.add_scatter(x=steps + steps[::-1], y=upper + lower[::-1], fill="toself", fillcolor=colour, opacity=0.15,
+                    line=dict(width=0), hoverinfo="skip", showlegend=False, name=f"{name} spread")
+    fig.add_scatter(x=steps, y=means, mode="lines+markers", name=name, line=dict(color=colour, width=2), marker=dict(size=4))
+
+
+def _paired(metrics: list[dict], mean_key: str, std_key: str) -> tuple[list, list, list]:
+    steps, means, stds = [], [], []
+    for record in metrics:
+        mean, std = record.get(mean_key), record.get(std_key)
+        if record.get("split") == "train" and isinstance(mean, (int, float)) and math.isfinite(mean):
+            steps.append(record.get("step"))
+            means.append(mean)
+            stds.append(std if isinstance(std, (int, float)) and math.isfinite(std) else 0.0)
+    return steps, means, stds
+
+
+def grpo_rewards_figure(metrics: list[dict]) -> go.Figure:
+    """GRPO: the mean and spread of each reward and of the weighted total, per logging step."""
+    fig = go.Figure()
+    for name, colour in zip(reward_names(metrics), REWARD_COLOURS):
+        steps, means, stds = _paired(metrics, f"rewards/{name}/mean", f"rewards/{name}/std")
+        if steps:
+            _band(fig, steps, means, stds, colour, name)
+    steps, means, stds = _paired(metrics, "reward", "reward_std")
+    if steps:
+        _band(fig, steps, means, stds, "#1f77b4", "total (weighted)")
+    return _layout(fig, "Rewards (mean and spread)", "reward", empty="GRPO runs log each reward here")
+
+
+def grpo_side_figure(metrics: list[dict], key: str, title: str, colour: str) -> go.Figure:
+    """One GRPO diagnostic (KL, completion length, clip ratio), or a note saying why it is empty."""
+    fig = line_figure(metrics, key, title, colour=colour)
+    if not fig.data and key == "kl":
+        fig.layout.annotations = ()
+        fig.add_annotation(text="KL is logged when grpo.kl_beta > 0", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    return fig

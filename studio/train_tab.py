@@ -16,7 +16,7 @@ from core import recipes
 from core.hosting import enforce_demo_limits
 from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
-from studio import eval_view, train_charts, train_form, visitor
+from studio import eval_view, train_charts, train_form, train_grpo, visitor
 from studio.train_form import FormFill
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
@@ -285,6 +285,12 @@ class Tick(NamedTuple):
     lr: Any
     grad: Any
     rewards: Any
+    grpo_panel: Any  # the GRPO panel (shown for GRPO runs) and its charts and sample table
+    grpo_rewards: Any
+    grpo_kl: Any
+    grpo_length: Any
+    grpo_clip: Any
+    grpo_samples: Any
     log: str
     history: Any
     overlays: Any
@@ -308,9 +314,10 @@ def refresh(run_id: str, log_scale: bool, smoothing: float, overlays: list[str] 
     checkpoints = _resume_choices(folder)
     signature = [run_id, len(metrics), bool(log_scale), smoothing, sorted(overlays), status.get("state")]
     seen = seen or {}
-    charts = [gr.update()] * 4
+    charts = [gr.update()] * 10  # 4 common charts + the GRPO panel (train_grpo.grpo_updates)
     if seen.get("signature") != signature:
-        charts = _charts(metrics, log_scale, smoothing, {name: folders[name] for name in overlays})
+        charts = (_charts(metrics, log_scale, smoothing, {name: folders[name] for name in overlays})
+                  + train_grpo.grpo_updates(metrics, str(folder or "")))
     overlay_update = gr.update(choices=others) if seen.get("others") != others else gr.update()
     ckpt_update = gr.update(choices=checkpoints) if seen.get("checkpoints") != checkpoints else gr.update()
     log = runs.tail_log(folder, 7) if folder else ""
@@ -367,6 +374,8 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
             progress = gr.HTML(progress_html({}, [], ""), elem_id="train-progress")
             verdict = gr.Markdown(elem_id="train-verdict")  # the regression guard's verdict, when the run has one
             log_scale, smoothing, overlays, plots = _build_charts()
+            preview, grpo_plots = train_grpo.build_grpo_panel()
+            plots = plots + grpo_plots
     with gr.Accordion("Run history", open=True):
         history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, wrap=True, label="Past runs (click a row to open it)")
         with gr.Row():
@@ -383,6 +392,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
     yaml_view.input(yaml_changed, inputs=yaml_view, outputs=FormFill.outputs(form, status=status_md, note=launch_md))
     save_btn.click(save_recipe, inputs=[yaml_view, save_name], outputs=[status_md, picker])
     plan_btn.click(check_plan, inputs=yaml_view, outputs=plan_md)
+    preview[0].click(train_grpo.preview_rewards, inputs=[yaml_view, preview[1], preview[2]], outputs=[preview[3], preview[4]])
     start_btn.click(start_run, inputs=yaml_view, outputs=[current, run_md])
     stop_btn.click(stop_run, inputs=current, outputs=run_md)
     resume_btn.click(resume_run, inputs=[current, checkpoint], outputs=[current, run_md])

@@ -123,3 +123,40 @@ def test_dataset_path_is_relative_to_the_recipe(tmp_path):
     (tmp_path / "d.jsonl").write_text("{}\n")
     recipe = recipes.load(_write(tmp_path, "data: {path: d.jsonl}\n"))
     assert recipes.check_dataset_exists(recipe) == (tmp_path / "d.jsonl").resolve()
+
+
+def test_grpo_recipes_match_their_runs():
+    cpu = recipes.load(recipes.CONFIGS / "grpo-format-cpu.yaml")
+    assert (cpu.model.name, cpu.training.method, cpu.training.tuning) == ("embedded", "grpo", "lora")
+    assert [name for name, _ in cpu.grpo.active_rewards()] == ["format", "answer"]
+    assert cpu.grpo.rewards.format.pattern == r"^\s*The answer is\b" and not cpu.grpo.use_vllm
+    gpu = recipes.load(recipes.CONFIGS / "grpo-math-gpu.yaml")
+    assert gpu.grpo.use_vllm and gpu.grpo.vllm_mode == "colocate"
+    assert (gpu.grpo.rewards.answer.mode, gpu.grpo.rewards.answer.field) == ("numeric", "answer")
+    assert (gpu.training.batch_size * gpu.training.grad_accum) % gpu.grpo.num_generations == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("training: {method: grpo}", r"grpo is missing: a grpo recipe needs a grpo section"),
+    ("training: {method: grpo, batch_size: 3}\ngrpo: {rewards: {format: {}}}",
+     r"training.batch_size x training.grad_accum \(3 completions a step\) must be a multiple of grpo.num_generations \(4\)"),
+    ("training: {method: grpo, batch_size: 4}\ngrpo: {rewards: {}}", r"grpo.rewards is empty"),
+    ("training: {method: sft}\ngrpo: {rewards: {format: {}}}", r"grpo is set but training.method is not grpo"),
+    ("training: {method: grpo, batch_size: 4}\ngrpo: {rewards: {lenght: {}}}", r"unknown key 'grpo.rewards.lenght'; did you mean 'grpo.rewards.length'"),
+    ("training: {method: grpo, batch_size: 4}\ngrpo: {rewards: {answer: {mode: fuzzy}}}",
+     r"grpo.rewards.answer.mode: expected one of exact, numeric, keyword, got 'fuzzy'"),
+    ("training: {method: grpo, batch_size: 4}\ngrpo: {rewards: {length: {min: 9, max: 3}}}", r"grpo.rewards.length needs 0 <= min <= max"),
+    ("training: {method: grpo, batch_size: 4}\ndata: {path: x, eval_split: 0.1}\ngrpo: {rewards: {format: {}}}",
+     r"data.eval_split must be 0 for grpo"),
+])
+def test_grpo_mistakes_name_the_field(tmp_path, text, message):
+    path = _write(tmp_path, text if "data:" in text else "data: {path: x.jsonl}\n" + text)
+    with pytest.raises(RecipeError, match=message):
+        recipes.load(path)
+
+
+def test_grpo_help_and_yaml_round_trip():
+    assert recipes.field_help("grpo.rewards.answer.tolerance").startswith("Largest difference")
+    assert "grpo.rewards.custom.path" in {name for name, _, _ in recipes.all_fields()}
+    sft = recipes.load(recipes.CONFIGS / "smoke-cpu.yaml")
+    assert "grpo" not in sft.to_yaml()  # an absent section stays out of the YAML

@@ -121,7 +121,7 @@ def _fake_run(name: str, state: str, losses: list[float], dpo: bool = False):
 def test_refresh_reattaches_to_the_live_run_and_draws_it():
     _fake_run("old-run", "completed", [3.0, 2.5])
     live = _fake_run("live-run", "running", [4.0, 3.0, 2.0, 1.5])
-    current, progress, loss, lr, grad, rewards, log, history, overlays, checkpoints, seen = train_tab.refresh(
+    current, progress, loss, lr, grad, rewards, *grpo, log, history, overlays, checkpoints, seen = train_tab.refresh(
         "", False, 0.6, ["old-run"], None)
     assert current == live.name  # a reload picks the live run (by id)
     assert "step 4/10" in progress and "500 tokens/s" in progress and "ETA" in progress
@@ -130,7 +130,7 @@ def test_refresh_reattaches_to_the_live_run_and_draws_it():
     assert {"train loss", "train loss (smoothed)", "eval loss", "old-run (train)"} <= set(names)
     assert "hello from the worker" in log
     assert {row[0] for row in history} == {"old-run", "live-run"}
-    assert rewards["visible"] is False
+    assert rewards["visible"] is False and grpo[0]["visible"] is False  # neither DPO nor GRPO
     again = train_tab.refresh(current, False, 0.6, ["old-run"], seen)
     assert again[2] == gr.update()  # nothing new: the charts are not redrawn
 

@@ -59,6 +59,8 @@ def detect_row(row: dict) -> tuple[str, str] | None:
         return "alpaca", "keys instruction/input/output"
     if "prompt" in keys and ("completion" in keys or "response" in keys):
         return "prompt_completion", "keys prompt/completion"
+    if isinstance(row.get("prompt"), (str, list)):  # a prompt with reference fields, as GRPO reads it
+        return "prompt_completion", "key prompt (no completion)"
     return None
 
 
@@ -207,6 +209,8 @@ def _from_prompt_completion(row):
     completion = row.get("completion", row.get("response"))
     prompt = row.get("prompt")
     head = _messages(prompt, "prompt") if isinstance(prompt, list) else [{"role": "user", "content": _text(prompt, "prompt")}]
+    if "completion" not in row and "response" not in row:
+        return head  # prompt only: GRPO samples the reply; SFT skips it (nothing to train on)
     if isinstance(completion, list):
         return head + _messages(completion, "completion")
     return head + [{"role": "assistant", "content": _text(completion, "completion")}]

@@ -2,9 +2,11 @@
 
 `RunCallback` appends every log and eval event to metrics.jsonl (step, epoch, split, loss,
 lr, grad_norm, tokens_per_s, elapsed, eta, peak memory, and whatever else the trainer logs,
-e.g. DPO's rewards/*), keeps status.json's step and total current, copies the recipe into
-each checkpoint, keeps best/ at the lowest eval loss, and turns a stop request (a file in the
-run folder) into "save a checkpoint now and end". It knows nothing about how the run was
+e.g. DPO's rewards/*, GRPO's reward, rewards/<name>/mean|std, kl, completions/*, clip_ratio/*),
+writes GRPO's scored sample completions to completions.jsonl at each logging step, keeps
+status.json's step and total current, copies the recipe into each checkpoint, keeps best/ at
+the lowest eval loss, and turns a stop request (a file in the run folder) into "save a
+checkpoint now and end". It knows nothing about how the run was
 started or who reads the files.
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from core.train.run_dir import BEST, BEST_INFO, METRICS_FILE, RECIPE_FILE, RESUME_SPLIT, STOP_FILE
+from core.train.run_dir import BEST, BEST_INFO, COMPLETIONS_FILE, METRICS_FILE, RECIPE_FILE, RESUME_SPLIT, STOP_FILE
 from core.workspace import atomic_path, write_atomic
 
 
@@ -40,12 +42,14 @@ def _finite(value):
 class RunCallback(TrainerCallback):
     """Writes metrics.jsonl and keeps status.json current; honours stop requests."""
 
-    def __init__(self, run_dir: Path, *, recipe_yaml: str, update_status, tokenizer=None, save_best: bool = False):
+    def __init__(self, run_dir: Path, *, recipe_yaml: str, update_status, tokenizer=None, save_best: bool = False,
+                 completion_log=None):
         self.run_dir = Path(run_dir)
         self.recipe_yaml = recipe_yaml
         self.update_status = update_status  # callable(**fields) that merges into status.json
         self.tokenizer = tokenizer
         self.save_best = save_best
+        self.completion_log = completion_log  # GRPO: scored completions to write beside the metrics
         self.best_loss = self._previous_best()  # a resumed run must not replace best/ with a worse one
         self.stop_requested = False
         self._start = time.monotonic()
@@ -90,6 +94,8 @@ class RunCallback(TrainerCallback):
         record.update(self._pace(state, now, split))
         record["peak_mem_mb"] = round(peak_memory_mb(), 1)
         self._append(record)
+        if self.completion_log is not None and split == "train":
+            self._append_completions(state.global_step)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         loss = (metrics or {}).get("eval_loss")
@@ -124,10 +130,14 @@ class RunCallback(TrainerCallback):
             self._last_time, self._last_tokens = now, state.num_input_tokens_seen
         return pace
 
-    def _append(self, record: dict) -> None:
-        with open(self.run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+    def _append(self, record: dict, name: str = METRICS_FILE) -> None:
+        with open(self.run_dir / name, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()
+
+    def _append_completions(self, step: int) -> None:
+        for row in self.completion_log.drain():
+            self._append({"step": step, **row}, COMPLETIONS_FILE)
 
     def _save_best(self, model, step: int, loss: float) -> None:
         if model is None:

@@ -1,8 +1,9 @@
 """Preflight: the checks every start makes before anything is written or loaded (QLoRA without
-CUDA, a dataset that is missing or can't be read, an unknown model). The dry run, the UI and the
-worker all call this one function, so a recipe the dry run accepts is one the real run accepts;
-the dry run only turns "QLoRA needs CUDA" into a note, because validating a GPU recipe on a
-laptop is what it is for. Knows nothing about processes or trainers."""
+CUDA, a dataset that is missing or can't be read, an unknown model, GRPO rewards that can't run
+here). The dry run, the UI and the worker all call this one function, so a recipe the dry run
+accepts is one the real run accepts; the dry run only turns "QLoRA needs CUDA" into a note,
+because validating a GPU recipe on a laptop is what it is for. Knows nothing about processes or
+trainers."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def preflight(recipe: Recipe, *, dry_run: bool = False) -> list[str]:
     except ModelNotFound as error:
         where = f"{recipe.source}: " if recipe.source else ""
         raise RecipeError(f"{where}model.name: {error}") from None
+    if recipe.training.method == "grpo":
+        from core.train.rewards import check_rewards
+
+        check_rewards(recipe)
     return notes
 
 

@@ -1,10 +1,10 @@
 """Run folder: the one owner of the run directory's layout.
 
-A run is `runs/<id>/`: recipe.yaml, status.json, metrics.jsonl, train.log, the stop file,
-checkpoints/checkpoint-<step>/, adapter/ or model/, best/, ab/ (A/B results). This module names
-those files, reads and writes them (status checked against the worker's pid, metrics and A/B
-rows through one JSONL reader, the log's tail) and answers "is this a run folder?", "which run
-holds this checkpoint?" and "which checkpoint is newest?". It knows nothing
+A run is `runs/<id>/`: recipe.yaml, status.json, metrics.jsonl, completions.jsonl (GRPO),
+train.log, the stop file, checkpoints/checkpoint-<step>/, adapter/ or model/, best/, ab/ (A/B
+results). This module names those files, reads and writes them (status checked against the
+worker's pid, metrics and A/B rows through one JSONL reader, the log's tail) and answers "is this
+a run folder?", "which run holds this checkpoint?" and "which checkpoint is newest?". It knows nothing
 about starting processes, trainers or the UI, and imports nothing heavy (torch stays unloaded).
 """
 
@@ -26,6 +26,7 @@ STOP_FILE = "stop-requested"  # a file whose presence asks the worker to save an
 STATUS_FILE = "status.json"
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.jsonl"
+COMPLETIONS_FILE = "completions.jsonl"  # GRPO: sampled completions with their rewards, per logging step
 LOG_FILE = "train.log"
 CHECKPOINTS = "checkpoints"
 RESUME_SPLIT = "resume"  # a metrics record {"step": N, "split": "resume"}: a session resumed from checkpoint N
@@ -236,6 +237,16 @@ def latest_ab_rows(run_path: str | Path | None) -> list[dict]:
     run_path = Path(run_path)
     files = sorted([*run_path.glob("ab*.jsonl"), *(run_path / AB_DIR).glob("*.jsonl")], key=lambda p: p.stat().st_mtime)
     return read_jsonl(files[-1]) if files else []
+
+
+def read_completions(run_path: str | Path, last_steps: int | None = None) -> list[dict]:
+    """GRPO's sample table: {step, prompt, completion, rewards, total} rows, optionally only the
+    last few logging steps; a half-written last line is skipped."""
+    rows = read_jsonl(Path(run_path) / COMPLETIONS_FILE)
+    if last_steps:
+        keep = sorted({row.get("step") for row in rows if row.get("step") is not None})[-last_steps:]
+        rows = [row for row in rows if row.get("step") in keep]
+    return rows
 
 
 def tail_log(run_path: str | Path, lines: int = 40) -> str:

@@ -1,5 +1,5 @@
 """Trainer configs: one translation function per library config (recipe -> LoraConfig,
-recipe -> SFTConfig, recipe -> DPOConfig), plus the keyword arguments behind each so a dry run
+recipe -> SFTConfig, recipe -> DPOConfig, recipe -> GRPOConfig), plus the keyword arguments behind each so a dry run
 can print exactly what a run would pass.
 
 Precision comes from core.models.device_policy(): fp32 on a CPU, always, because trl's
@@ -138,13 +138,46 @@ def dpo_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eva
     return DPOConfig(**dpo_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy))
 
 
+def grpo_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
+                policy: DevicePolicy | None = None) -> dict:
+    """GRPOConfig fields: sampling, the loss, reward weights (in the order of the rewards), vLLM."""
+    kwargs = common_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)
+    g = recipe.grpo
+    kwargs.update(
+        num_generations=g.num_generations, max_completion_length=g.max_completion_length, temperature=g.temperature,
+        beta=g.kl_beta, epsilon=g.epsilon, loss_type=g.loss_type, scale_rewards=g.scale_rewards,
+        reward_weights=[cfg.weight for _, cfg in g.active_rewards()],
+        # Reference fields travel in their own column, which the rewards read.
+        remove_unused_columns=False,
+        # The studio writes the sample table itself (core.train.callbacks); trl's copy needs rich/pandas.
+        log_completions=False,
+        use_vllm=g.use_vllm,
+        # trl counts prompt and completion tokens itself; the Trainer's own count finds no input_ids in
+        # GRPO's batches and warns at every step in the training log.
+        include_num_input_tokens_seen="no",
+    )
+    if g.use_vllm:
+        kwargs["vllm_mode"] = g.vllm_mode
+    return kwargs
+
+
+def grpo_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool, policy: DevicePolicy | None = None):
+    from trl import GRPOConfig
+
+    return GRPOConfig(**grpo_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy))
+
+
+_KWARGS = {"sft": sft_kwargs, "dpo": dpo_kwargs, "grpo": grpo_kwargs}
+_CONFIGS = {"sft": sft_config, "dpo": dpo_config, "grpo": grpo_config}
+
+
 def trainer_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
                    policy: DevicePolicy | None = None) -> dict:
     """The config kwargs for the recipe's method (what a dry run prints)."""
-    build = dpo_kwargs if recipe.training.method == "dpo" else sft_kwargs
+    build = _KWARGS[recipe.training.method]
     return build(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)
 
 
 def trainer_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool, policy: DevicePolicy | None = None):
-    build = dpo_config if recipe.training.method == "dpo" else sft_config
+    build = _CONFIGS[recipe.training.method]
     return build(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)

@@ -31,7 +31,7 @@ def load_policy_model(recipe: Recipe, policy=None):
     return model
 
 
-def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepared, callbacks=()):
+def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepared, callbacks=(), completion_log=None):
     """The trl trainer for the recipe's method, over already prepared data."""
     steps = training_data.steps_per_epoch(recipe, prepared)
     config = trainer_configs.trainer_config(recipe, str(output_dir), steps_per_epoch=steps, has_eval=prepared.has_eval)
@@ -41,6 +41,8 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
         from transformers import EarlyStoppingCallback
 
         common["callbacks"].append(EarlyStoppingCallback(early_stopping_patience=recipe.training.early_stopping_patience))
+    if recipe.training.method == "grpo":
+        return _grpo_trainer(recipe, prepared, common, completion_log)
     if recipe.training.method == "dpo":
         from trl import DPOTrainer
 
@@ -50,6 +52,19 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
                           eval_dataset=training_data.dpo_dataset(prepared.eval) if prepared.has_eval else None, **common)
     return _sft_trainer_class()(train_dataset=training_data.sft_dataset(prepared.train),
                       eval_dataset=training_data.sft_dataset(prepared.eval) if prepared.has_eval else None, **common)
+
+
+def _grpo_trainer(recipe: Recipe, prepared, common: dict, completion_log):
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from core.train.grpo_data import trl_rewards
+    from core.train.rewards import build_rewards
+
+    # With a LoRA policy and kl_beta > 0, trl uses the base (adapter switched off) as the reference.
+    rewards = completion_log.rewards if completion_log is not None else build_rewards(recipe)
+    reward_funcs, _ = trl_rewards(rewards, completion_log)
+    return GRPOTrainer(reward_funcs=reward_funcs, train_dataset=Dataset.from_list(prepared.train), **common)
 
 
 def _sft_trainer_class():
@@ -109,10 +124,11 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     update_status(total_steps=training_data.total_steps(recipe, prepared))
     model = load_policy_model(recipe, policy)
     recipe_yaml = recipe.to_yaml()
+    completion_log = _completion_log(recipe)
     callback = RunCallback(run_dir, recipe_yaml=recipe_yaml, update_status=update_status, tokenizer=tokenizer,
-                           save_best=prepared.has_eval)
+                           save_best=prepared.has_eval, completion_log=completion_log)
     trainer = build_trainer(recipe, checkpoint_dir(run_dir), tokenizer=tokenizer, model=model, prepared=prepared,
-                            callbacks=[callback])
+                            callbacks=[callback], completion_log=completion_log)
     checkpoint = _checkpoint_to_resume(run_dir, resume)
     if checkpoint:
         log(f"resuming from {checkpoint}")
@@ -126,6 +142,16 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     if not callback.stop_requested:
         save_final(trainer, recipe, run_dir, tokenizer, recipe_yaml)
     return trainer, callback.stop_requested
+
+
+def _completion_log(recipe: Recipe):
+    """GRPO: the sample table's collector, shared by the rewards (writers) and the callback (reader)."""
+    if recipe.training.method != "grpo":
+        return None
+    from core.train.grpo_data import CompletionLog
+    from core.train.rewards import build_rewards
+
+    return CompletionLog(build_rewards(recipe))
 
 
 def save_final(trainer, recipe: Recipe, run_dir: Path, tokenizer, recipe_yaml: str) -> Path:
@@ -176,6 +202,11 @@ def plan(recipe: Recipe) -> dict:
                                             policy=policy)
     if prepared.method == "sft":
         stats = training_data.token_stats(prepared.train)
+    elif prepared.method == "grpo":
+        stats = {"prompts": len(prepared.train), "completions_per_prompt": recipe.grpo.num_generations,
+                 "max_completion_tokens": recipe.grpo.max_completion_length,
+                 "rewards": ", ".join(f"{n} x{c.weight:g}" for n, c in recipe.grpo.active_rewards())}
+        notes += [f"Skipped {where}: {why}" for where, why in prepared.skipped[:20]]
     else:
         stats = training_data.pair_stats(tokenizer, prepared.train, recipe.data.max_length, recipe.model.chat_template)
     if policy.device == "cpu" and recipe.model.name != "embedded":
@@ -188,7 +219,7 @@ def plan(recipe: Recipe) -> dict:
         "bad_rows": len(prepared.bad_rows), "skipped": len(prepared.skipped),
         "train_rows": len(prepared.train), "eval_rows": len(prepared.eval), "train_tokens": stats,
         "steps_per_epoch": per_epoch, "total_steps": training_data.total_steps(recipe, prepared),
-        "trainer": "DPOTrainer" if recipe.training.method == "dpo" else "SFTTrainer",
+        "trainer": {"dpo": "DPOTrainer", "grpo": "GRPOTrainer"}.get(recipe.training.method, "SFTTrainer"),
         "trainer_config": config, "lora_config": trainer_configs.lora_kwargs(recipe) if recipe.training.tuning != "full" else None,
         "notes": notes,
     }

@@ -73,6 +73,8 @@ def prepare(recipe: Recipe, tokenizer) -> PreparedData:
 
     examples, loaded = load_examples(recipe)
     method = recipe.training.method
+    if method == "grpo":
+        return _prepare_grpo(recipe, examples, loaded)
     if method == "dpo":
         pairs = [e for e in examples if e.is_preference]
         if not pairs:
@@ -96,6 +98,20 @@ def prepare(recipe: Recipe, tokenizer) -> PreparedData:
                         train_samples, eval_samples)
 
 
+def _prepare_grpo(recipe: Recipe, examples: list, loaded) -> PreparedData:
+    """Prompt rows for GRPO; rows without the fields a reward reads are skipped and named."""
+    from core.train.grpo_data import prompt_rows
+    from core.train.rewards import required_fields
+
+    chats = [e for e in examples if not e.is_preference]
+    rows, skipped = prompt_rows(chats, required_fields(recipe))
+    if not rows:
+        first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        raise RecipeError(f"data: no usable GRPO prompts in {recipe.data.path} ({len(skipped)} skipped{first})")
+    train, held = split_examples(rows, recipe.data.eval_split, recipe.data.seed)
+    return PreparedData("grpo", loaded.format, len(chats), loaded.bad_rows, skipped, train, held)
+
+
 def sft_dataset(samples: list):
     """A pre-tokenized datasets.Dataset; trl uses its `labels` column as is."""
     from datasets import Dataset
@@ -113,6 +129,8 @@ def steps_per_epoch(recipe: Recipe, prepared: PreparedData) -> int:
     """Optimizer steps in one epoch on one process (packed SFT: estimated from token count)."""
     t = recipe.training
     units = len(prepared.train)
+    if recipe.training.method == "grpo" and recipe.grpo:  # a step's batch counts completions, not prompts
+        units *= recipe.grpo.num_generations
     if recipe.training.method == "sft" and recipe.data.packing:
         units = max(1, math.ceil(sum(len(s.input_ids) for s in prepared.train) / recipe.data.max_length))
     batches = math.ceil(units / (t.batch_size * max(1, t.num_processes)))

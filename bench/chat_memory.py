@@ -54,15 +54,15 @@ def measure(kind: str, model: str, adapter: str, tokens: int) -> dict:
 
     from core import models
 
-    from core.chat import engine
+    from core.chat import engine as chat
 
     floor = rss_mb()
     cuda = torch.cuda.is_available()
-    settings = engine.Sampling(max_new_tokens=tokens)
-    engine = engine.ChatEngine(model)
+    settings = chat.Sampling(max_new_tokens=tokens)
+    engine = chat.ChatEngine(model)
     if kind == "engine":
         side = engine.attach(adapter)
-        final = list(engine.stream({engine.BASE: QUESTION, side: QUESTION}, settings))[-1]
+        final = list(engine.stream({chat.BASE: QUESTION, side: QUESTION}, settings))[-1]
     elif kind == "two":
         from peft import PeftModel
 
@@ -71,9 +71,9 @@ def measure(kind: str, model: str, adapter: str, tokens: int) -> dict:
             merged.save_pretrained(folder)
             del merged
             side = engine.attach(folder)
-            final = list(engine.stream({engine.BASE: QUESTION, side: QUESTION}, settings))[-1]
+            final = list(engine.stream({chat.BASE: QUESTION, side: QUESTION}, settings))[-1]
     else:
-        final = list(engine.stream({engine.BASE: QUESTION}, settings))[-1]
+        final = list(engine.stream({chat.BASE: QUESTION}, settings))[-1]
     return {"kind": kind, "floor_mb": round(floor, 1), "peak_mb": round(peak_mb(), 1),
             "model_mb": round(peak_mb() - floor, 1), "tokens": sum(p.tokens for p in final.values()),
             "gpu_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None}

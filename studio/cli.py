@@ -338,19 +338,19 @@ def _first_line(error: str, limit: int = 200) -> str:
 
 
 def cmd_chat(args) -> int:
-    from core.chat import engine
+    from core.chat import engine as chat
     from core.chat import tuned
     from core.eval import ab, metrics, prompts as prompt_sets, report
 
-    sampling = engine.Sampling(args.system or "", args.temperature, args.top_p, args.max_new_tokens, args.seed)
+    sampling = chat.Sampling(args.system or "", args.temperature, args.top_p, args.max_new_tokens, args.seed)
     try:
         sampling.check()
         sides = ab.sides_for(args.adapter, all_checkpoints=args.all_checkpoints)
         prompts, bad = prompt_sets.load_prompt_set(args.prompts) if args.prompts else ([], [])
         patterns = metrics.load_patterns(args.patterns)
-        engine = engine.engine_for(args.model)
+        engine = chat.engine_for(args.model)
         if args.prompt is not None:
-            keys = {label: engine.attach(path) if path else engine.BASE for label, path in sides.items()}
+            keys = {label: engine.attach(path) if path else chat.BASE for label, path in sides.items()}
             messages = [{"role": "user", "content": args.prompt}]
             for streamed in engine.stream({key: messages for key in keys.values()}, sampling):
                 pass
@@ -360,7 +360,7 @@ def cmd_chat(args) -> int:
                               "error": pane.error} for side, pane in panes.items()}
             if args.json:
                 _print_json({"model": args.model, "adapter": args.adapter, "prompt": args.prompt,
-                             "answer": answers[engine.BASE]["answer"], "answers": answers})
+                             "answer": answers[chat.BASE]["answer"], "answers": answers})
             for side, answer in answers.items() if not args.json else ():
                 print(answer["answer"] if len(answers) == 1 else f"[{side}] {answer['error'] or answer['answer']}\n")
             return 1 if any(answer["error"] for answer in answers.values()) else 0

@@ -9,21 +9,19 @@ translation to their configs lives in core.train.training.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import difflib
-import inspect
-import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from core import schema
 from core.errors import StudioError
+from core.schema import section_type as _section_type
 from core.recipe_eval import EvalSection
 from core.recipe_grpo import GrpoSection, grpo_checks
 from core.workspace import CONFIGS, PROJECT_ROOT
@@ -176,7 +174,7 @@ class Recipe:
     resolved_data: tuple[str, Path] | None = field(default=None, repr=False, compare=False, metadata={"internal": True})
 
     def to_dict(self) -> dict:
-        return _plain(self)
+        return schema.plain(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
@@ -201,62 +199,14 @@ def _resolve_dataset(path: str, source: Path | None) -> Path:
     return (bases[0] / raw).resolve()
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        # An optional section that is absent (grpo, a reward) stays out of the YAML rather than reading `null`.
-        hints = typing.get_type_hints(type(value))
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.metadata.get("internal")
-                and not (getattr(value, f.name) is None and dataclasses.is_dataclass(_section_type(hints[f.name])))}
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _section_type(hint: Any) -> Any:
-    """The dataclass inside `Section | None`, else the hint itself."""
-    inner = [a for a in typing.get_args(hint) if a is not type(None)]
-    return inner[0] if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) else hint
-
-
-# ---------------------------------------------------------------- field docs
-
-
-@lru_cache(maxsize=None)
-def _docs_of(cls: type) -> dict[str, str]:
-    """Attribute docstrings (a string literal right under a field), read from the class source."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
-                docs[node.target.id] = after.value.value.strip()
-    return docs
-
-
 def field_help(dotted: str) -> str:
     """The one-line help of a field, e.g. field_help('training.learning_rate')."""
-    cls: type = Recipe
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        cls = _section_type(typing.get_type_hints(cls)[part])
-    return _docs_of(cls).get(parts[-1], "")
+    return schema.field_help(Recipe, dotted)
 
 
-def all_fields(cls: type = None, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """Every leaf field as (dotted name, type, help)."""
-    cls = cls or Recipe
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        if f.metadata.get("internal"):
-            continue
-        hint = _section_type(hints[f.name])
-        if dataclasses.is_dataclass(hint):
-            out += all_fields(hint, f"{prefix}{f.name}.")
-        else:
-            out.append((f"{prefix}{f.name}", hint, _docs_of(cls).get(f.name, "")))
-    return out
+def all_fields() -> list[tuple[str, Any, str]]:
+    """Every leaf field of a recipe as (dotted name, type, help)."""
+    return schema.all_fields(Recipe)
 
 
 # ---------------------------------------------------------------- building
@@ -427,16 +377,6 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Recipe:
                           f"but this file holds {'plain text' if isinstance(data, str) else 'a ' + type(data).__name__}")
     data = apply_overrides(data or {}, overrides or [])
     return from_dict(data, source=path.resolve())
-
-
-def yaml_error_text(where: str | Path, error: yaml.YAMLError) -> str:
-    """The one way a YAML syntax error is told: where, the line when known, and what is wrong.
-    >>> yaml_error_text("r.yaml", yaml.YAMLError("bad"))
-    'r.yaml: not valid YAML: bad'
-    """
-    mark = getattr(error, "problem_mark", None)
-    line = f" line {mark.line + 1} is" if mark else ""
-    return f"{where}:{line} not valid YAML: {getattr(error, 'problem', None) or error}"
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import gradio as gr
 import yaml
 
-from core import recipes
+from core import recipes, schema
 from core.workspace import PROJECT_ROOT
 
 COMMON = [
@@ -113,7 +113,7 @@ def parse_yaml(text: str) -> dict:
     try:
         data = yaml.safe_load(text or "") or {}
     except yaml.YAMLError as error:
-        raise recipes.RecipeError(recipes.yaml_error_text("the recipe YAML", error)) from None
+        raise recipes.RecipeError(schema.yaml_error_text("the recipe YAML", error)) from None
     if not isinstance(data, dict):
         raise recipes.RecipeError("the YAML must be a mapping of sections (model, data, lora, training, export)")
     return data

@@ -17,7 +17,7 @@ import yaml
 from core.dataset.reader import Example
 from core.dataset.tags import mode_tag_pattern, tag_owner
 from core.errors import BadInput
-from core.recipes import yaml_error_text
+from core.schema import yaml_error_text
 from core.workspace import ASSETS
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from core.chat.engine import split_think
 from core.eval.prompts import Prompt, PromptSetError
-from core.recipes import yaml_error_text
+from core.schema import yaml_error_text
 from core.workspace import ASSETS
 
 DEFAULT_PATTERNS = ASSETS / "patterns.yaml"

@@ -371,7 +371,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except OSError as error:
         raise RecipeError(f"{path}: can't be read ({error.strerror or error})") from None
     except yaml.YAMLError as error:
-        raise RecipeError(yaml_error_text(path, error)) from None
+        raise RecipeError(schema.yaml_error_text(path, error)) from None
     if data is not None and not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of sections (model, data, lora, training, export), "
                           f"but this file holds {'plain text' if isinstance(data, str) else 'a ' + type(data).__name__}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from core.models import device_policy, four_bit_config, resolve
 from core.recipes import Recipe, check_dataset_exists
+from core.train import trackers
 
 
 def preflight(recipe: Recipe) -> None:
@@ -15,3 +16,4 @@ def preflight(recipe: Recipe) -> None:
         four_bit_config(device_policy())  # raises QLoRANeedsCUDA with the way out
     check_dataset_exists(recipe)
     resolve(recipe.model.name)
+    trackers.check_installed(recipe)

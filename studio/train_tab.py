@@ -37,8 +37,9 @@ def recipe_choices() -> list[tuple[str, str]]:
 def _launch_note(recipe: recipes.Recipe | None) -> str:
     if recipe is None or not runs.uses_accelerate(recipe):
         return ""
-    command = " ".join(runs.accelerate_command(recipe, "<run-dir>"))
-    return f"**Multi-GPU:** this recipe runs as\n```\n{command}\n```"
+    from studio.train_queue import launch_note
+
+    return launch_note(recipe)
 
 
 def load_recipe(path: str):
@@ -152,11 +153,15 @@ def _checked_recipe(yaml_text: str) -> recipes.Recipe:
 
 
 def start_run(yaml_text: str):
+    from core.train import queue
+
     try:
-        run_dir = runs.start(_checked_recipe(yaml_text))
+        run_dir, started = queue.submit(_checked_recipe(yaml_text))
     except Exception as error:  # noqa: BLE001 - RunBusy, RecipeError, QLoRANeedsCUDA, ModelNotFound ...
         gr.Warning(str(error).splitlines()[0])
         return gr.update(), f"⚠️ Not started: {error}"
+    if not started:  # another run trains: this one waits in the queue (below the run history)
+        return gr.update(), f"Queued `{run_dir.name}`: it starts when the runs ahead of it end."
     return str(run_dir), f"Started `{run_dir.name}`. The charts fill in as it trains; closing the page does not stop it."
 
 
@@ -316,6 +321,9 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
         with gr.Row():
             delete_btn = gr.Button("Delete the open run", variant="stop", size="sm")
         log_tail = gr.Textbox(label="Training log (last lines)", lines=14, max_lines=14, autoscroll=True, interactive=False)
+    from studio.train_queue import build_queue_panel
+
+    build_queue_panel(yaml_view, current)
 
     form_outputs = [*form, yaml_view, status_md, launch_md]
     format_box = form[(train_form.COMMON + train_form.ADVANCED).index("data.format")]

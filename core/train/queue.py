@@ -59,6 +59,8 @@ def submit(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_conf
     from core.hosting import demo_mode, enforce_demo_limits
 
     recipe = enforce_demo_limits(recipe)
+    if demo_mode():  # a hosted demo runs one process: no accelerate, no user config files
+        recipe.training.num_processes, recipe.training.distributed, accelerate_config = 1, "none", None
     preflight(recipe)
     user_config = distributed.read_user_config(accelerate_config) if accelerate_config else None
     with runs.StartLock():

@@ -108,3 +108,14 @@ def test_a_rank_zero_worker_starts_the_next_run_without_its_launcher_variables()
     assert distributed.clean_env(env) == {"HOME": "/home/me", "STUDIO_HOME": "/w"}
     mine = {"OMP_NUM_THREADS": "4", "ACCELERATE_LOG_LEVEL": "info"}
     assert distributed.clean_env(dict(mine)) == mine  # outside a launched process: the user's own
+
+
+@pytest.mark.slow
+def test_two_process_run_that_fails_reads_failed_with_the_reason(tmp_path, tiny_model_dir):
+    data = write_chats(tmp_path / "d.jsonl")
+    run = runs.start(tiny_recipe(tiny_model_dir, data, batch_size=1, num_processes=2))
+    data.unlink()  # gone before the processes (which take seconds to import torch) read it
+    status = runs.wait(run, timeout=300)
+    assert status["state"] == "failed" and "not found" in status["error"], status
+    assert "Traceback" in (run / "train.log").read_text()
+    assert runs.active_run() is None

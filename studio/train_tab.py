@@ -169,6 +169,8 @@ def stop_run(run_path: str) -> str:
     if not run_path:
         return "No run selected."
     status = runs.stop(run_path)
+    if status.get("waiting"):
+        return f"`{Path(run_path).name}` is waiting in the queue; cancel it under Queue and sweeps."
     if status.get("state") not in LIVE:
         return f"`{Path(run_path).name}` is {status.get('state')}; nothing to stop."
     return "Stopping: the run saves a checkpoint at the end of this step, then ends as `stopped`."

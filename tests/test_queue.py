@@ -41,6 +41,8 @@ def test_a_start_while_busy_waits_in_order_and_survives_a_reload(tmp_path, tiny_
     assert runs.active_run().run_id == busy_slot.name  # waiting runs don't hold the slot
     assert queue.move(b.name, "up") == [b.name, a.name]
     assert queue.start_next() is None  # the slot is taken
+    runs.stop(a)
+    assert not (a / runs.STOP_FILE).exists()  # no worker to stop: Stop leaves a waiting run alone
     queue.cancel(b.name)
     assert runs.read_status(b)["state"] == "cancelled" and [i.run_id for i in queue.waiting_runs()] == [a.name]
     with pytest.raises(queue.QueueError, match="not waiting"):

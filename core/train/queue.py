@@ -93,6 +93,7 @@ def start_next() -> Path | None:
             run_dir = workspace().runs / run_id
             if not _waiting(run_id):
                 continue
+            (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
             runs.update_status(run_dir, waiting=False, created_at=runs.now_iso())
             try:
                 runs.launch(_saved_recipe(run_dir), run_dir)

@@ -244,8 +244,8 @@ def stop(run_path: str | Path) -> dict:
     """Ask the worker to save a checkpoint at the end of this step and stop."""
     run_path = Path(run_path)
     status = read_status(run_path)
-    if status.get("state") not in LIVE_STATES:
-        return status
+    if status.get("state") not in LIVE_STATES or status.get("waiting"):
+        return status  # a run waiting in the queue has no worker to stop: cancel it there
     (run_path / STOP_FILE).write_text(now_iso() + "\n")
     return read_status(run_path)
 

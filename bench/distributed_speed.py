@@ -9,7 +9,10 @@ with the machine's load average (on a shared 2-core machine expect no speed-up, 
 gets one core and they exchange gradients every step: the point of the 2-process path is
 correctness, and GPUs).
 
-    python bench/distributed_speed.py [--steps 6] [--batch 4] [--model embedded] [--json out.json]
+    python bench/distributed_speed.py [--steps 6] [--batch 4] [--model embedded|tiny|PATH] [--json out.json]
+
+`--model tiny` trains a random 2-layer Llama with the embedded model's tokenizer: the launcher and
+gradient exchange dominate, which is the overhead a 2-process run adds.
 """
 
 from __future__ import annotations
@@ -53,6 +56,25 @@ def measure(recipe, label: str) -> dict:
             "load_after": _load(), "run_dir": str(run)}
 
 
+def tiny_model(folder: Path) -> str:
+    """A random 2-layer Llama with the embedded tokenizer (as the test suite builds it)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from core.models import embedded_model_dir
+
+    if not (folder / "config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6, help="optimizer steps per run")
@@ -65,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-bench-"))
 
     from core import recipes
+    from core.workspace import workspace
 
-    overrides = [f"model.name={args.model}", f"training.max_steps={args.steps}", "data.eval_split=0",
+    model = tiny_model(workspace().models / "bench-tiny-llama") if args.model == "tiny" else args.model
+    overrides = [f"model.name={model}", f"training.max_steps={args.steps}", "data.eval_split=0",
                  "training.save_steps=100000", "training.eval_steps=null", "training.logging_steps=1"]
     one = recipes.load("configs/smoke-cpu.yaml", overrides + [f"training.batch_size={args.batch}"])
     two = recipes.load("configs/smoke-cpu.yaml", overrides + [f"training.batch_size={args.batch // 2}",

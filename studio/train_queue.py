@@ -40,6 +40,7 @@ def queue_rows() -> list[list]:
 def poll_queue(seen: dict | None):
     """One tick: start the next run if the slot is free, then the table and the pickers."""
     started = queue.start_next()
+    webhook.notify_orphans()  # runs whose worker died before it could send the webhook
     rows = queue_rows()
     waiting = [row[1] for row in rows]
     sweep_ids = [record["sweep_id"] for record in sweeps.list_sweeps()]

@@ -167,3 +167,20 @@ def test_a_worker_does_not_pass_its_tracker_folders_to_the_next_run(tmp_path, mo
     monkeypatch.delenv("TENSORBOARD_LOGGING_DIR")
     monkeypatch.delenv("STUDIO_TRACKER_KEYS")
     assert "TENSORBOARD_LOGGING_DIR" not in child and "STUDIO_TRACKER_KEYS" not in child
+
+
+def test_a_run_whose_worker_died_is_notified_once_by_the_poll(tmp_path):
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hook.received = []
+    webhook.save_webhook_url(f"http://127.0.0.1:{server.server_port}/done")
+    run = runs.create_run(recipes.from_dict({"name": "killed", "data": {"path": "x"}}))
+    old = runs.create_run(recipes.from_dict({"name": "old", "data": {"path": "x"}}))
+    runs.update_status(old, state="completed")  # from before any webhook promise: left alone
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    runs.update_status(run, state="running", pid=dead.pid, notify_pending=True)  # killed mid-run
+    assert webhook.notify_orphans() == 1
+    assert webhook.notify_orphans() == 0 and webhook.notify_webhook(run) is False  # once, whoever asks
+    server.shutdown()
+    assert [(b["run_id"], b["state"]) for b in _Hook.received] == [(run.name, "failed")]

@@ -72,11 +72,36 @@ def webhook_body(run_dir: Path) -> dict:
             "ended_at": info.ended_at, "sweep": info.sweep}
 
 
+CLAIM_FILE = ".webhook-sent"  # created once per run by whoever notifies: the worker or a UI poll
+
+
+def _claim(run_dir: Path) -> bool:
+    """Exactly one notifier per run, even when the worker and a poll race."""
+    try:
+        os.close(os.open(Path(run_dir) / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def notify_orphans() -> int:
+    """Notify for runs that ended without their worker doing it (killed, out of memory): runs whose
+    worker promised a notification (`notify_pending`) and are over. Returns how many were sent."""
+    from core.train import runs
+
+    sent = 0
+    for info in runs.list_runs():
+        if info.state in runs.LIVE_STATES or not runs.read_status(info.path).get("notify_pending"):
+            continue
+        sent += notify_webhook(info.path)
+    return sent
+
+
 def notify_webhook(run_dir: Path, timeout: float = 5.0) -> bool:
-    """POST the run's outcome to the webhook, if one is set. Returns whether it was delivered;
-    a failure is printed (host only) and never raised: the run is already over."""
+    """POST the run's outcome to the webhook, if one is set and nobody has for this run. Returns
+    whether it was delivered; a failure is printed (host only) and never raised: the run is over."""
     url = webhook_url()
-    if not url:
+    if not url or not _claim(run_dir):
         return False
     request = urllib.request.Request(url, data=json.dumps(webhook_body(run_dir)).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "tuning-studio"})

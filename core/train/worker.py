@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     # Under accelerate the pid in status.json stays the launcher's: the run lives while any rank does.
     own_pid = {} if _several_processes() else {"pid": os.getpid()}
     update(state="running", started_at=previous.get("started_at") or runs.now_iso(), ended_at=None, error=None, **own_pid)
+    from core.train import webhook
+
+    if main_process:  # a new outcome is coming (a resumed run notifies again)
+        (run_dir / webhook.CLAIM_FILE).unlink(missing_ok=True)
+    # A promise the UI's poll keeps if this process dies before it can (core.train.webhook).
+    update(notify_pending=bool(webhook.webhook_url()))
     prefix = f"[studio rank {os.environ.get('RANK', '0')}]" if _several_processes() else "[studio]"
     # SIGTERM (e.g. `kill PID`) is a polite stop: finish the step, save, end as `stopped`.
     signal.signal(signal.SIGTERM, lambda *_: (run_dir / runs.STOP_FILE).write_text("SIGTERM\n"))

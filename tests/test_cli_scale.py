@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from core import recipes
 from core.train import runs
 from studio import cli
@@ -55,3 +57,10 @@ def test_sweep_queue_and_compare_from_the_command_line(tmp_path, tiny_model_dir,
     assert cli.main(["queue", "cancel", "no-such-run"]) == 2
     assert "not waiting in the queue" in capsys.readouterr().err
     assert cli.main(["sweep", "--compare", "../../etc"]) == 2
+
+
+@pytest.mark.parametrize("command", ["queue", "sweep"])
+def test_scale_subcommands_have_help(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+    assert exited.value.code == 0 and f"usage: studio {command}" in capsys.readouterr().out

@@ -61,3 +61,20 @@ def test_webhook_setting_and_accelerate_view(tmp_path, monkeypatch):
     shown = train_queue.accelerate_view(str(run))
     assert shown["visible"] is True and yaml.safe_load(shown["value"])["num_processes"] == 2
     assert train_queue.accelerate_view("")["visible"] is False
+
+
+@pytest.mark.slow
+def test_start_button_starts_then_queues(tmp_path, tiny_model_dir):
+    from studio import train_tab
+
+    recipe = tiny_recipe(tiny_model_dir, write_chats(runs.workspace().datasets / "d.jsonl", 40), max_steps=100000,
+                         save_steps=100000, eval_steps=100000)
+    current, message = train_tab.start_run(recipe.to_yaml())
+    assert message.startswith("Started") and runs.read_status(current)["state"] in runs.LIVE_STATES, message
+    kept, message = train_tab.start_run(recipe.to_yaml())
+    assert message.startswith("Queued") and isinstance(kept, dict)  # the open run stays the live one
+    waiting = queue.waiting_runs()[0]
+    assert "waiting in the queue" in train_tab.stop_run(str(waiting.path))
+    queue.cancel(waiting.run_id)
+    runs.stop(current)
+    assert runs.wait(current, timeout=300)["state"] == "stopped", runs.tail_log(current)

@@ -27,6 +27,9 @@ from core.recipe_grpo import GrpoSection, grpo_checks
 from core.workspace import CONFIGS, PROJECT_ROOT
 
 
+TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")  # what training.report_to may name (trl's trackers)
+
+
 class RecipeError(StudioError, ValueError):
     """A recipe problem, always naming the dotted field (and the file when there is one)."""
 
@@ -130,7 +133,9 @@ class TrainingSection:
     distributed: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
     """Multi-GPU strategy, run under `accelerate launch`."""
     num_processes: int = 1
-    """GPUs to use under `accelerate launch`."""
+    """Processes (GPUs, or CPU processes over gloo) under `accelerate launch`; batch_size is per process."""
+    report_to: list[str] = field(default_factory=list)
+    """Trackers that also get the metrics: tensorboard, wandb, mlflow, trackio (logs in the run folder, offline where possible)."""
 
 
 @dataclass
@@ -320,6 +325,7 @@ def validate(recipe: Recipe, where: str = "") -> None:
         (not (t.save_steps and t.save_every_epochs), "training.save_every_epochs", "can't be set together with training.save_steps; keep one"),
         (t.beta > 0, "training.beta", "must be positive"),
         (t.num_processes >= 1, "training.num_processes", "must be at least 1"),
+        (set(t.report_to) <= set(TRACKERS), "training.report_to", f"must name trackers among {', '.join(TRACKERS)}, got {t.report_to}"),
         (not (t.load_best_at_end and d.eval_split == 0), "training.load_best_at_end", "needs an eval set: set data.eval_split above 0"),
         (not (t.early_stopping_patience and d.eval_split == 0), "training.early_stopping_patience", "needs an eval set: set data.eval_split above 0"),
         (0 <= d.eval_split < 1, "data.eval_split", f"must be in [0, 1), got {d.eval_split}"),

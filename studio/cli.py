@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", default=None, metavar="CHECKPOINT", help="resume from 'last' or a checkpoint folder")
     train.add_argument("--dry-run", action="store_true", help="validate recipe and data, print the plan and trainer configs, train nothing")
     train.add_argument("--json", action="store_true", help="print one JSON object")
+    train.add_argument("--accelerate-config", default=None, metavar="FILE",
+                       help="launch with your accelerate config file (DDP/FSDP/DeepSpeed; copied into the run folder)")
 
     runs = sub.add_parser("runs", help="list training runs")
     runs.add_argument("--json", action="store_true", help="print one JSON object")
@@ -79,19 +81,22 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--no-verify", action="store_true", help="skip loading the GGUF back and comparing answers")
     export.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from studio import cli_eval
+    from studio import cli_eval, cli_scale
     from studio.cli_make import add_make_parser
 
     add_make_parser(sub)
     cli_eval.add_parser(sub)
     cli_rewards.add_parser(sub)
+    cli_scale.add_parsers(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from studio import cli_scale
+
     handler = {"ui": cmd_ui, "check": cmd_check, "train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "export": cmd_export,
-               "eval": _cmd_eval, "make": _cmd_make, cli_rewards.COMMAND: cli_rewards.run}[args.command]
+               "eval": _cmd_eval, "make": _cmd_make, cli_rewards.COMMAND: cli_rewards.run, **cli_scale.HANDLERS}[args.command]
     try:
         return handler(args) or 0
     except KeyboardInterrupt:
@@ -107,8 +112,9 @@ def _USER_ERRORS() -> tuple[type[Exception], ...]:
     from core.dataset.reader import DatasetError
     from core.models import ModelNotFound, QLoRANeedsCUDA
     from core.recipes import RecipeError
+    from core.train.queue import QueueError
 
-    return (RecipeError, DatasetError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError)
+    return (RecipeError, DatasetError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError, QueueError)
 
 
 def _cmd_eval(args) -> int:
@@ -221,8 +227,12 @@ def cmd_train(args) -> int:
     recipe = recipes.load(args.recipe, args.set)
     if args.dry_run:
         plan = training.plan(recipe)
-        if runs.uses_accelerate(recipe):
+        if runs.uses_accelerate(recipe) or args.accelerate_config:
+            from core.train import distributed
+
+            config = distributed.read_user_config(args.accelerate_config) if args.accelerate_config else distributed.config_for(recipe)
             plan["launch_command"] = runs.accelerate_command(recipe, args.run_dir or "<run-dir>")
+            plan["accelerate_config"] = config
         _print_json(plan) if args.json else _print_train_plan(plan)
         return 0
     try:
@@ -232,7 +242,11 @@ def cmd_train(args) -> int:
                 return 2
             run_dir = runs.resume(args.run_dir, args.resume)
         else:
-            run_dir = runs.start(recipe, run_dir=args.run_dir)
+            from core.train import queue
+
+            run_dir, started = queue.submit(recipe, run_dir=args.run_dir, accelerate_config=args.accelerate_config)
+            if not started and not args.json:
+                print(f"queued {run_dir.name}: it starts when the runs ahead of it end (studio queue lists them)")
     except (runs.RunBusy, runs.RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -265,7 +279,13 @@ def _print_train_plan(plan: dict) -> None:
     if plan["lora_config"]:
         print("LoraConfig:\n" + json.dumps(plan["lora_config"], indent=2))
     if plan.get("launch_command"):
-        print("Launch: " + " ".join(plan["launch_command"]))
+        from core.train.distributed import shown
+
+        print("Launch: " + shown(plan["launch_command"]))
+    if plan.get("accelerate_config"):
+        import yaml
+
+        print("accelerate config (written into the run folder):\n" + yaml.safe_dump(plan["accelerate_config"], sort_keys=False))
 
 
 def _follow_run(run_dir, *, quiet: bool) -> dict:
@@ -273,6 +293,8 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
     import time
 
     from core.train import runs
+
+    from core.train import queue
 
     seen, stopping = 0, False
     if not quiet:
@@ -287,6 +309,7 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
             seen = len(metrics)
             if status.get("state") not in runs.LIVE_STATES:
                 return status
+            queue.start_next()  # a queued run whose predecessor was killed still gets its turn
             time.sleep(1.0)
         except KeyboardInterrupt:
             if stopping:

@@ -17,6 +17,7 @@ from core.hosting import enforce_demo_limits
 from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
 from studio import eval_view, train_charts, train_form, train_grpo, visitor
+from studio.problems import EXPECTED, unexpected
 from studio.train_form import FormFill
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
@@ -40,8 +41,9 @@ def recipe_choices() -> list[tuple[str, str]]:
 def _launch_note(recipe: recipes.Recipe | None) -> str:
     if recipe is None or not runs.uses_accelerate(recipe):
         return ""
-    command = " ".join(runs.accelerate_command(recipe, "<run-dir>"))
-    return f"**Multi-GPU:** this recipe runs as\n```\n{command}\n```"
+    from studio.train_queue import launch_note
+
+    return launch_note(recipe)
 
 
 def load_recipe(path: str) -> FormFill:
@@ -156,11 +158,17 @@ def _checked_recipe(yaml_text: str) -> recipes.Recipe:
 
 
 def start_run(yaml_text: str):
+    from core.train import queue
+
     try:
-        folder = runs.start(_checked_recipe(yaml_text))
-    except Exception as error:  # noqa: BLE001 - RunBusy, RecipeError, QLoRANeedsCUDA, ModelNotFound ...
+        folder, started = queue.submit(_checked_recipe(yaml_text))
+    except (*EXPECTED, *visitor.Refused) as error:  # RunBusy, RecipeError, QLoRANeedsCUDA, ModelNotFound, QueueError ...
         gr.Warning(str(error).splitlines()[0])
         return gr.update(), f"⚠️ Not started: {error}"
+    except Exception as error:  # noqa: BLE001 - last resort: never a traceback on the page
+        return gr.update(), f"⚠️ Not started: {unexpected(error, 'starting the run')}"
+    if not started:  # another run trains: this one waits in the queue (below the run history)
+        return gr.update(), f"Queued `{folder.name}`: it starts when the runs ahead of it end."
     return folder.name, f"Started `{folder.name}`. The charts fill in as it trains; closing the page does not stop it."
 
 
@@ -176,6 +184,8 @@ def stop_run(run_id: str) -> str:
         status = runs.stop(_run(run_id))
     except runs.UnknownRun as error:
         return f"⚠️ {error}"
+    if status.get("waiting"):
+        return f"`{run_id}` is waiting in the queue; cancel it under Queue and sweeps."
     if status.get("state") not in LIVE:
         return f"`{run_id}` is {status.get('state')}; nothing to stop."
     return "Stopping: the run saves a checkpoint at the end of this step, then ends as `stopped`."
@@ -382,6 +392,9 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
             delete_btn = gr.Button("Delete the open run", variant="stop", size="sm")
             history_btn = gr.Button("Refresh the list", size="sm")
         log_tail = gr.Textbox(label="Training log (last lines)", lines=14, max_lines=14, autoscroll=True, interactive=False)
+    from studio.train_queue import build_queue_panel
+
+    build_queue_panel(yaml_view, current)
 
     form_outputs = FormFill.outputs(form, yaml=yaml_view, status=status_md, note=launch_md)
     format_box = form[train_form.FIELDS.index("data.format")]

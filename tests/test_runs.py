@@ -65,15 +65,16 @@ def test_model_artifacts_order(tmp_path):
     assert labels == ["best", "final", "checkpoint-10", "checkpoint-2"]
 
 
-def test_accelerate_command_for_multi_gpu_recipes(tmp_path):
+def test_launch_command_follows_the_run_folder(tmp_path):
     recipe = recipes.from_dict({"data": {"path": "x"}, "training": {"distributed": "fsdp", "num_processes": 4}})
-    command = runs.launch_command(recipe, tmp_path, resume="last")
-    assert command[:4] == ["accelerate", "launch", "--num_processes", "4"] and "--use_fsdp" in command
-    assert command[-5:] == ["-m", "core.train.worker", str(tmp_path), "--resume", "last"]
-    deepspeed = recipes.from_dict({"data": {"path": "x"}, "training": {"distributed": "deepspeed", "num_processes": 2}})
-    assert "--use_deepspeed" in runs.accelerate_command(deepspeed, tmp_path)
+    run = runs.create_run(recipe, tmp_path / "run")
+    command = runs.launch_command(recipe, run, resume="last")
+    assert command[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    assert command[3:5] == ["--config_file", str(run / "accelerate_config.yaml")]
+    assert command[-5:] == ["-m", "core.train.worker", str(run), "--resume", "last"]
     single = recipes.from_dict({"data": {"path": "x"}})
-    assert runs.launch_command(single, tmp_path) == [sys.executable, "-m", "core.train.worker", str(tmp_path)]
+    plain = runs.create_run(single, tmp_path / "plain")
+    assert runs.launch_command(single, plain) == [sys.executable, "-m", "core.train.worker", str(plain)]
 
 
 def test_qlora_start_refused_before_a_folder_exists(tmp_path, tiny_model_dir):

@@ -95,7 +95,8 @@ def test_accelerate_command_shown_for_multi_gpu():
     data = yaml.safe_load(text)
     data["training"].update(distributed="ddp", num_processes=2)
     *_, note = train_tab.yaml_changed(yaml.safe_dump(data))
-    assert "accelerate launch --num_processes 2 --multi_gpu -m core.train.worker" in note
+    assert "accelerate launch --config_file <run-dir>/accelerate_config.yaml -m core.train.worker" in note
+    assert "distributed_type: MULTI_GPU" in note and "num_processes: 2" in note  # the config it will write
 
 
 def _fake_run(name: str, state: str, losses: list[float], dpo: bool = False):

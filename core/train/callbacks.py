@@ -20,6 +20,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from core.train.distributed import agree
 from core.train.run_dir import BEST, BEST_INFO, COMPLETIONS_FILE, METRICS_FILE, RECIPE_FILE, RESUME_SPLIT, STOP_FILE
 from core.workspace import atomic_path, write_atomic
 
@@ -70,7 +71,7 @@ class RunCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.update_status(step=state.global_step, total_steps=state.max_steps, epoch=state.epoch)
-        if self.stop_requested or (self.run_dir / STOP_FILE).exists():
+        if agree(self.stop_requested or (self.run_dir / STOP_FILE).exists()):
             # Save first, then end: the trainer saves at this step and leaves the loop.
             self.stop_requested = True
             control.should_save = True

@@ -17,6 +17,7 @@ from core.models import (
 from core.recipes import Recipe, RecipeError, check_dataset_exists
 
 QLORA_NOTE = "QLoRA needs a CUDA GPU: this machine can validate the recipe but not run it (use tuning: lora here)."
+from core.train import trackers
 
 
 def preflight(recipe: Recipe, *, dry_run: bool = False) -> list[str]:
@@ -37,6 +38,7 @@ def preflight(recipe: Recipe, *, dry_run: bool = False) -> list[str]:
     except ModelNotFound as error:
         where = f"{recipe.source}: " if recipe.source else ""
         raise RecipeError(f"{where}model.name: {error}") from None
+    trackers.check_installed(recipe)
     if recipe.training.method == "grpo":
         from core.train.rewards import check_rewards
 

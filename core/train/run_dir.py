@@ -21,7 +21,7 @@ from pathlib import Path
 from core.errors import BadInput
 from core.workspace import PathOutsideWorkspace, inside, workspace, write_atomic, write_json_atomic
 
-LIVE_STATES = ("queued", "running", "stopping")
+LIVE_STATES = ("queued", "running", "stopping")  # a queued run with `waiting: true` waits in core.train.queue
 STOP_FILE = "stop-requested"  # a file whose presence asks the worker to save and stop
 STATUS_FILE = "status.json"
 RECIPE_FILE = "recipe.yaml"
@@ -97,7 +97,7 @@ def read_status(run_path: str | Path) -> dict:
         return {"state": "unknown", "error": f"{run_path} has no status.json: not a run folder"}
     except json.JSONDecodeError:
         return {"state": "unknown", "error": f"{run_path / STATUS_FILE} is unreadable"}
-    if status.get("state") in LIVE_STATES and not _worker_alive(status):
+    if status.get("state") in LIVE_STATES and not status.get("waiting") and not _worker_alive(status):
         if status.get("pid") is None and time.time() - parse_time(status.get("created_at", now_iso())) < 30:
             return status  # just created; the worker's pid is being written
         status.update(state="failed", ended_at=now_iso(),

@@ -2,7 +2,7 @@
 
 A run is `runs/<id>/` (recipe.yaml, status.json, metrics.jsonl, train.log, checkpoints/,
 adapter/ or model/, best/) written by a separate OS process (`python -m core.train.worker RUN_DIR`,
-or `accelerate launch` for several GPUs), started with a list of arguments and no shell, in
+or `accelerate launch` for several processes, see core.train.distributed), started with a list of arguments and no shell, in
 its own session so a closed browser or a restarted UI never stops it. Everything here reads
 or writes files; the status a reader sees is checked against the worker's pid, so a worker
 that died (killed, out of memory) shows as `failed` with the last lines of its log. One
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from core.errors import StudioError
 from core.recipes import Recipe
+from core.train import distributed, trackers
 from core.train.preflight import preflight
 from core.train.run_dir import (  # noqa: F401  (the reading half of the contract, re-exported for callers)
     LIVE_STATES, LOG_FILE, RECIPE_FILE, STATUS_FILE, STOP_FILE, UnknownRun, in_runs_folder, is_run_dir, latest_checkpoint, model_artifacts, now_iso, parse_time, read_metrics,
@@ -53,6 +54,8 @@ class RunInfo:
     final_loss: float | None = None
     best_eval_loss: float | None = None
     error: str | None = None
+    waiting: bool = False  # queued behind another run (core.train.queue), no worker yet
+    sweep: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -73,6 +76,7 @@ def run_info(run_path: str | Path) -> RunInfo:
         started_at=status.get("started_at"), ended_at=status.get("ended_at"), step=status.get("step", 0) or 0,
         total_steps=status.get("total_steps"), final_loss=train_losses[-1] if train_losses else None,
         best_eval_loss=min(eval_losses) if eval_losses else None, error=status.get("error"),
+        waiting=bool(status.get("waiting")) and status.get("state") == "queued", sweep=status.get("sweep"),
     )
 
 
@@ -92,11 +96,13 @@ def list_runs() -> list[RunInfo]:
 def _newest(live_only: bool) -> Path | None:
     """The newest run (or newest live one), judged from status files alone."""
     found = [((status.get("started_at") or "", path.name), path) for path in run_folders()
-             for status in [read_status(path)] if not live_only or status.get("state") in LIVE_STATES]
+             for status in [read_status(path)]
+             if not live_only or (status.get("state") in LIVE_STATES and not status.get("waiting"))]
     return max(found)[1] if found else None
 
 
 def active_run() -> RunInfo | None:
+    """The run whose worker holds the training slot (runs waiting in the queue don't)."""
     live = _newest(live_only=True)
     return run_info(live) if live else None
 
@@ -119,14 +125,19 @@ def new_run_dir(recipe: Recipe) -> Path:
     return path
 
 
-def create_run(recipe: Recipe, run_dir: str | Path | None = None) -> Path:
-    """The run folder with the resolved recipe and a queued status; nothing starts yet."""
+def create_run(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_config: dict | None = None) -> Path:
+    """The run folder with the resolved recipe and a queued status; nothing starts yet. A
+    several-process recipe (or a user's accelerate config) also gets its accelerate config file."""
+    if accelerate_config is not None:
+        recipe = distributed.adopt_user_config(recipe, accelerate_config)
     run_dir = _in_workspace_runs(Path(run_dir)) if run_dir else new_run_dir(recipe)
     if is_run_dir(run_dir):
         raise RunError(f"{run_dir} already holds a run; pick another --run-dir or resume that run")
     run_dir.mkdir(parents=True, exist_ok=True)
     recipe = _with_absolute_dataset(recipe)
     write_atomic(run_dir / RECIPE_FILE, recipe.to_yaml())
+    if accelerate_config is not None or distributed.uses_accelerate(recipe):
+        distributed.write_config(run_dir, accelerate_config or distributed.config_for(recipe))
     write_json_atomic(run_dir / STATUS_FILE, {"state": "queued", "pid": None, "step": 0, "total_steps": None,
                                                 "created_at": now_iso(), "started_at": None, "ended_at": None,
                                                 "error": None})
@@ -159,31 +170,28 @@ def worker_command(run_dir: Path, resume: str | None = None) -> list[str]:
 
 
 def accelerate_command(recipe: Recipe, run_dir: str | Path, resume: str | None = None) -> list[str]:
-    """`accelerate launch` for a multi-GPU recipe (DDP, FSDP or DeepSpeed ZeRO from the recipe)."""
-    t = recipe.training
-    command = ["accelerate", "launch", "--num_processes", str(t.num_processes)]
-    if t.distributed == "fsdp":
-        command += ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP"]
-    elif t.distributed == "deepspeed":
-        command += ["--use_deepspeed", "--zero_stage", "2"]
-    else:
-        command += ["--multi_gpu"]
-    command += ["-m", "core.train.worker", str(run_dir)]
+    """`accelerate launch --config_file RUN/accelerate_config.yaml -m core.train.worker RUN` (DDP,
+    FSDP or DeepSpeed ZeRO from the config file core.train.distributed writes into the run folder)."""
+    command = distributed.launch_argv(run_dir, Path(run_dir) / distributed.CONFIG_FILE)
     return command + (["--resume", resume] if resume else [])
 
 
 def uses_accelerate(recipe: Recipe) -> bool:
-    return recipe.training.distributed != "none" and recipe.training.num_processes > 1
+    return distributed.uses_accelerate(recipe)
 
 
 def launch_command(recipe: Recipe, run_dir: Path, resume: str | None = None) -> list[str]:
-    return accelerate_command(recipe, run_dir, resume) if uses_accelerate(recipe) else worker_command(run_dir, resume)
+    """The run folder decides: an accelerate config in it means `accelerate launch`."""
+    if distributed.config_path(run_dir) is not None:
+        return accelerate_command(recipe, run_dir, resume)
+    return worker_command(run_dir, resume)
 
 
 def _spawn(command: list[str], run_dir: Path) -> int:
     import psutil
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    env = distributed.clean_env(trackers.clean_env(env))  # nothing of a previous run's worker leaks into this one
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     with open(run_dir / LOG_FILE, "ab") as log:
         # Own session: Ctrl-C in the UI's terminal or a UI restart doesn't reach the worker.
@@ -198,7 +206,7 @@ def _spawn(command: list[str], run_dir: Path) -> int:
     return process.pid
 
 
-class _StartLock:
+class StartLock:
     """Two starts at the same moment must not both see 'nothing running'."""
 
     def __enter__(self):
@@ -211,29 +219,32 @@ class _StartLock:
         self.handle.close()
 
 
-def _refuse_if_busy() -> None:
+def refuse_if_busy() -> None:
     busy = active_run()
     if busy is not None:
         raise RunBusy(f"Run '{busy.run_id}' is {busy.state} (step {busy.step}/{busy.total_steps or '?'}); this studio "
                       "trains one run at a time. Stop it or wait for it to finish, then start again.")
 
 
-def start(recipe: Recipe, run_dir: str | Path | None = None) -> Path:
+def start(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_config: str | Path | None = None) -> Path:
     """Check, create the run folder and start its worker. Raises RunBusy, QLoRANeedsCUDA,
-    RecipeError or ModelNotFound before anything is written when the run can't go."""
+    RecipeError or ModelNotFound before anything is written when the run can't go.
+    `accelerate_config`: a user's accelerate config file to launch with (copied into the run)."""
     from core.hosting import enforce_demo_limits
 
     run_dir = _in_workspace_runs(Path(run_dir)) if run_dir else None
     recipe = enforce_demo_limits(recipe)
     preflight(recipe)
-    with _StartLock():
-        _refuse_if_busy()
-        run_dir = create_run(recipe, run_dir)
-        _launch(recipe, run_dir, None)
+    user_config = distributed.read_user_config(accelerate_config) if accelerate_config else None
+    with StartLock():
+        refuse_if_busy()
+        run_dir = create_run(recipe, run_dir, accelerate_config=user_config)
+        launch(recipe, run_dir, None)
     return run_dir
 
 
-def _launch(recipe: Recipe, run_dir: Path, resume: str | None) -> None:
+def launch(recipe: Recipe, run_dir: Path, resume: str | None = None) -> None:
+    """Start the worker of a created run folder (call under StartLock)."""
     try:
         _spawn(launch_command(recipe, run_dir, resume), run_dir)
     except OSError as error:
@@ -252,11 +263,11 @@ def resume(run_path: str | Path, checkpoint: str = "last") -> Path:
     if checkpoint == "last" and latest_checkpoint(run_path) is None:
         raise RunError(f"{run_path.name} has no checkpoint to resume from; start it again instead")
     recipe = recipes.load(run_path / RECIPE_FILE)
-    with _StartLock():
-        _refuse_if_busy()
+    with StartLock():
+        refuse_if_busy()
         (run_path / STOP_FILE).unlink(missing_ok=True)
         update_status(run_path, state="queued", pid=None, ended_at=None, error=None, created_at=now_iso())
-        _launch(recipe, run_path, checkpoint)
+        launch(recipe, run_path, checkpoint)
     return run_path
 
 
@@ -264,8 +275,8 @@ def stop(run_path: str | Path) -> dict:
     """Ask the worker to save a checkpoint at the end of this step and stop."""
     run_path = Path(run_path)
     status = read_status(run_path)
-    if status.get("state") not in LIVE_STATES:
-        return status
+    if status.get("state") not in LIVE_STATES or status.get("waiting"):
+        return status  # a run waiting in the queue has no worker to stop: cancel it there
     (run_path / STOP_FILE).write_text(now_iso() + "\n")
     return read_status(run_path)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from core.models import DevicePolicy, device_policy
 from core.recipes import Recipe
+from core.train import trackers
 
 
 def lora_kwargs(recipe: Recipe) -> dict:
@@ -89,13 +90,13 @@ def common_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_
         "bf16": policy.use_bf16,
         "fp16": policy.use_fp16,
         "use_cpu": policy.device == "cpu",
-        "report_to": "none",
         "disable_tqdm": True,
         "include_num_input_tokens_seen": "all",
         "dataloader_pin_memory": policy.device == "cuda",
         "save_only_model": False,
     }
     kwargs.update(_schedule_kwargs(recipe, steps_per_epoch, has_eval))
+    kwargs.update(trackers.trainer_kwargs(recipe, output_dir))  # report_to (default none) and run_name
     if t.gradient_checkpointing:
         kwargs["activation_checkpointing_kwargs"] = {"use_reentrant": False}
     # FSDP and DeepSpeed come from `accelerate launch` flags (core.train.runs.accelerate_command).

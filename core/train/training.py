@@ -111,9 +111,12 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     Returns (trainer, stopped): stopped is True when a stop request ended it early."""
     from core.train.callbacks import RunCallback
 
+    from core.train import trackers
+
     run_dir = Path(run_dir)
     update_status = update_status or (lambda **fields: None)
     preflight(recipe)
+    trackers.apply(recipe, run_dir)  # tracker files in the run folder, offline
     policy = device_policy()
     log(f"device {policy.device} ({policy.dtype_name}); model {recipe.model.name}; {recipe.training.method} "
         f"with {recipe.training.tuning}")
@@ -158,9 +161,10 @@ def save_final(trainer, recipe: Recipe, run_dir: Path, tokenizer, recipe_yaml: s
     from core.workspace import write_atomic
 
     folder = final_folder(recipe, run_dir)
-    trainer.save_model(str(folder))
-    tokenizer.save_pretrained(folder)
-    write_atomic(folder / RECIPE_FILE, recipe_yaml)
+    trainer.save_model(str(folder))  # every rank: FSDP and DeepSpeed gather the weights collectively
+    if trainer.is_world_process_zero():  # under accelerate launch, one writer
+        tokenizer.save_pretrained(folder)
+        write_atomic(folder / RECIPE_FILE, recipe_yaml)
     return folder
 
 

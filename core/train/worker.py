@@ -22,6 +22,10 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _several_processes() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.train.worker", description="Run one training run folder.")
     parser.add_argument("run_dir")
@@ -43,8 +47,16 @@ def main(argv: list[str] | None = None) -> int:
             runs.update_status(run_dir, **fields)
 
     previous = runs.read_status(run_dir)
-    update(state="running", pid=os.getpid(), started_at=previous.get("started_at") or runs.now_iso(),
-           ended_at=None, error=None)
+    # Under accelerate the pid in status.json stays the launcher's: the run lives while any rank does.
+    own_pid = {} if _several_processes() else {"pid": os.getpid()}
+    update(state="running", started_at=previous.get("started_at") or runs.now_iso(), ended_at=None, error=None, **own_pid)
+    from core.train import webhook
+
+    if main_process:  # a new outcome is coming (a resumed run notifies again)
+        (run_dir / webhook.CLAIM_FILE).unlink(missing_ok=True)
+    # A promise the UI's poll keeps if this process dies before it can (core.train.webhook).
+    update(notify_pending=bool(webhook.webhook_url()))
+    prefix = f"[studio rank {os.environ.get('RANK', '0')}]" if _several_processes() else "[studio]"
     # SIGTERM (e.g. `kill PID`) is a polite stop: finish the step, save, end as `stopped`.
     signal.signal(signal.SIGTERM, lambda *_: (run_dir / runs.STOP_FILE).write_text("SIGTERM\n"))
     try:
@@ -52,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         from core.train.training import train
 
         trainer, stopped = train(recipe, run_dir, resume=args.resume, update_status=update,
-                                 log=lambda text: print(f"[studio] {text}", flush=True))
+                                 log=lambda text: print(f"{prefix} {text}", flush=True))
     except BaseException as error:  # noqa: BLE001 - every failure must land in status.json
         trace = traceback.format_exc()
         print(trace, file=sys.stderr, flush=True)
         update(state="failed", ended_at=runs.now_iso(), error=_readable(error))
+        _after(run_dir, main_process)
         return 1
     step = trainer.state.global_step
     evaluate = main_process and not stopped and wants_evaluation(recipe)
@@ -64,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     update(state="stopped" if stopped else "completed", ended_at=runs.now_iso(), step=step, **extra)
     if main_process:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
-    print(f"[studio] {'stopped' if stopped else 'completed'} at step {step}", flush=True)
+    print(f"{prefix} {'stopped' if stopped else 'completed'} at step {step}", flush=True)
     if evaluate:
         del trainer  # let the trained model go before the evaluation process loads its own
         _evaluate(run_dir)
+    _after(run_dir, main_process)
     return 0
 
 
@@ -89,6 +103,20 @@ def _evaluate(run_dir: Path) -> None:
     gc.collect()
     print("[studio] evaluating base vs the best checkpoint on the recipe's prompt set", flush=True)
     subprocess.run([sys.executable, "-m", "core.eval.guard", str(run_dir)], check=False)
+
+
+def _after(run_dir: Path, main_process: bool) -> None:
+    """The run has its final state: tell the webhook, then hand the slot to the next queued run.
+    Neither may turn a finished run into a failed one."""
+    if not main_process:
+        return
+    from core.train import queue, webhook
+
+    for step in (lambda: webhook.notify_webhook(run_dir), queue.start_next):
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 - the run itself is done; say why and go on
+            print(f"[studio] after the run: {type(error).__name__}: {error}", flush=True)
 
 
 def _readable(error: BaseException) -> str:

@@ -1,0 +1,137 @@
+"""Queue: runs waiting for the workspace's one training slot.
+
+`submit()` starts a run at once when nothing trains, else creates its run folder (recipe.yaml,
+status `queued` with `waiting: true`) and appends its id to `runs/.queue.json`. The queue lives in
+the workspace, so a closed browser or a restarted UI loses nothing. `start_next()` launches the
+first waiting run when the slot is free; the worker calls it as it ends, and the UI's poll (and
+`studio train` while it follows a queued run) call it too, so a killed worker doesn't stall the
+queue. Every change happens under core.train.runs' start lock, so two callers never both start a
+run. This module knows nothing about trainers or the UI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.errors import StudioError
+from core.recipes import Recipe
+from core.train import distributed, runs
+from core.train.preflight import preflight
+from core.workspace import workspace, write_json_atomic
+
+QUEUE_FILE = ".queue.json"
+
+
+class QueueError(StudioError, RuntimeError):
+    """A queue operation on a run that isn't waiting in the queue."""
+
+
+def _path() -> Path:
+    return workspace().runs / QUEUE_FILE
+
+
+def _read_ids() -> list[str]:
+    try:
+        ids = json.loads(_path().read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    return [str(i) for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+
+def _write_ids(ids: list[str]) -> None:
+    write_json_atomic(_path(), ids)
+
+
+def _waiting(run_id: str) -> bool:
+    status = runs.read_status(workspace().runs / run_id)
+    return status.get("state") == "queued" and bool(status.get("waiting"))
+
+
+def waiting_runs() -> list[runs.RunInfo]:
+    """The queue in order: runs still waiting (cancelled or vanished folders drop out)."""
+    return [runs.run_info(workspace().runs / run_id) for run_id in _read_ids() if _waiting(run_id)]
+
+
+def submit(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_config: str | Path | None = None,
+           sweep: str | None = None, params: dict | None = None) -> tuple[Path, bool]:
+    """Start the run now, or queue it behind the live run (and any already waiting).
+    Returns (run folder, started). Demo mode keeps its one-run rule: RunBusy instead of a queue."""
+    from core.hosting import demo_mode, enforce_demo_limits
+
+    recipe = enforce_demo_limits(recipe)
+    if demo_mode():  # a hosted demo runs one process: no accelerate, no user config files
+        recipe.training.num_processes, recipe.training.distributed, accelerate_config = 1, "none", None
+    preflight(recipe)
+    user_config = distributed.read_user_config(accelerate_config) if accelerate_config else None
+    with runs.StartLock():
+        free = runs.active_run() is None and not waiting_runs()
+        if not free and demo_mode():
+            runs.refuse_if_busy()
+            raise runs.RunBusy("Runs are waiting in the queue; the demo trains one run at a time.")
+        run_dir = runs.create_run(recipe, run_dir, accelerate_config=user_config)
+        if sweep:
+            runs.update_status(run_dir, sweep=sweep, sweep_params=params or {})
+        if free:
+            runs.launch(_saved_recipe(run_dir), run_dir)
+            return run_dir, True
+        runs.update_status(run_dir, waiting=True, queued_at=runs.now_iso())
+        _write_ids([i for i in _read_ids() if _waiting(i)] + [run_dir.name])
+    return run_dir, False
+
+
+def start_next() -> Path | None:
+    """Launch the first waiting run if the slot is free; the run folder started, or None."""
+    if not _read_ids():
+        return None  # the common case, without taking the lock
+    with runs.StartLock():
+        if runs.active_run() is not None:
+            return None
+        ids = _read_ids()
+        while ids:
+            run_id = ids.pop(0)
+            _write_ids(ids)
+            run_dir = workspace().runs / run_id
+            if not _waiting(run_id):
+                continue
+            (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+            runs.update_status(run_dir, waiting=False, created_at=runs.now_iso())
+            try:
+                runs.launch(_saved_recipe(run_dir), run_dir)
+            except runs.RunError:
+                continue  # marked failed with the reason; the next one may still start
+            return run_dir
+    return None
+
+
+def _saved_recipe(run_dir: Path) -> Recipe:
+    from core import recipes
+
+    return recipes.load(run_dir / runs.RECIPE_FILE)
+
+
+def move(run_id: str, where: str) -> list[str]:
+    """Reorder: where is up, down, top or bottom. Returns the new order."""
+    with runs.StartLock():
+        ids = [i for i in _read_ids() if _waiting(i)]
+        if run_id not in ids:
+            raise QueueError(f"'{run_id}' is not waiting in the queue (it started, ended or was cancelled)")
+        index = ids.index(run_id)
+        ids.pop(index)
+        target = {"up": max(0, index - 1), "down": index + 1, "top": 0, "bottom": len(ids)}.get(where)
+        if target is None:
+            raise QueueError(f"move '{where}': expected up, down, top or bottom")
+        ids.insert(min(target, len(ids)), run_id)
+        _write_ids(ids)
+    return ids
+
+
+def cancel(run_id: str) -> None:
+    """Take a waiting run out of the queue; its folder stays, marked `cancelled`."""
+    with runs.StartLock():
+        ids = _read_ids()
+        if run_id not in ids or not _waiting(run_id):
+            raise QueueError(f"'{run_id}' is not waiting in the queue (it started, ended or was cancelled)")
+        _write_ids([i for i in ids if i != run_id])
+        runs.update_status(workspace().runs / run_id, state="cancelled", waiting=False, ended_at=runs.now_iso(),
+                           error="Cancelled before it started.")

@@ -1,0 +1,109 @@
+"""`studio queue` and `studio sweep`: the run queue and grid sweeps from a terminal.
+
+Registered by studio.cli with `add_parsers(sub)` and `HANDLERS`; every handler calls core
+(core.train.queue, core.train.sweeps) and prints plain text or, with --json, one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parsers(sub) -> None:
+    queue = sub.add_parser("queue", help="list the runs waiting to train; move, cancel, or start the next one")
+    queue.add_argument("action", nargs="?", default="list", choices=["list", "move", "cancel", "next"],
+                       help="list (default), move RUN WHERE, cancel RUN, next (start the first if nothing trains)")
+    queue.add_argument("run", nargs="?", default=None, help="run id (for move and cancel)")
+    queue.add_argument("where", nargs="?", default=None, choices=["up", "down", "top", "bottom"], help="for move")
+    queue.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sweep = sub.add_parser("sweep", help="queue a recipe over a small grid, or compare a sweep's runs")
+    sweep.add_argument("recipe", nargs="?", default=None, help="recipe YAML file (omit with --compare or --list)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                       help="values to sweep, e.g. training.learning_rate=1e-4,3e-4 --grid lora.r=8,16")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field for every run")
+    sweep.add_argument("--accelerate-config", default=None, metavar="FILE", help="accelerate config file for every run")
+    sweep.add_argument("--compare", default=None, metavar="SWEEP_ID", help="print the sweep's comparison table")
+    sweep.add_argument("--list", action="store_true", help="list the sweeps in this workspace")
+    sweep.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def cmd_queue(args) -> int:
+    from core.train import queue
+
+    if args.action in ("move", "cancel") and not args.run:
+        print(f"error: studio queue {args.action} needs a run id (see: studio queue)", file=sys.stderr)
+        return 2
+    if args.action == "move":
+        if not args.where:
+            print("error: studio queue move RUN needs where: up, down, top or bottom", file=sys.stderr)
+            return 2
+        queue.move(args.run, args.where)
+    elif args.action == "cancel":
+        queue.cancel(args.run)
+    elif args.action == "next":
+        started = queue.start_next()
+        print(f"started {started.name}" if started else "nothing started (a run is training, or the queue is empty)",
+              file=sys.stderr if args.json else sys.stdout)
+    waiting = queue.waiting_runs()
+    if args.json:
+        _print_json({"queue": [{"position": n, "run_id": i.run_id, "sweep": i.sweep} for n, i in enumerate(waiting, 1)]})
+    elif not waiting:
+        print("the queue is empty")
+    else:
+        for n, info in enumerate(waiting, 1):
+            print(f"{n:>3}. {info.run_id}" + (f"  (sweep {info.sweep})" if info.sweep else ""))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from core import recipes
+    from core.train import sweeps
+
+    if args.list:
+        records = sweeps.list_sweeps()
+        if args.json:
+            _print_json({"sweeps": records})
+        for record in [] if args.json else records:
+            print(f"{record['sweep_id']}: {len(record['runs'])} runs over {', '.join(record['grid'])}")
+        return 0
+    if args.compare:
+        rows = sweeps.compare(args.compare)
+        _print_json({"sweep_id": args.compare, "runs": rows}) if args.json else _print_table(rows)
+        return 0
+    if not args.recipe:
+        print("error: name a recipe (studio sweep RECIPE --grid FIELD=V1,V2), or use --compare / --list", file=sys.stderr)
+        return 2
+    recipe = recipes.load(args.recipe, args.set)
+    record = sweeps.submit(recipe, sweeps.parse_grid(args.grid), accelerate_config=args.accelerate_config)
+    if args.json:
+        _print_json(record)
+    else:
+        print(f"sweep {record['sweep_id']}: {len(record['runs'])} runs queued (the first starts when nothing trains)")
+        for entry in record["runs"]:
+            print(f"  {entry['run_id']}  " + ", ".join(f"{k}={v}" for k, v in entry["params"].items()))
+        print(f"compare them with: studio sweep --compare {record['sweep_id']}")
+    return 0
+
+
+def _print_table(rows: list[dict]) -> None:
+    if not rows:
+        print("no runs")
+        return
+    keys = list(rows[0])
+    print("  ".join(f"{k:>14}" if k != "run_id" else f"{k:40}" for k in keys))
+    for row in rows:
+        cells = []
+        for key in keys:
+            value = row[key]
+            text = f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
+            cells.append(f"{text:40}" if key == "run_id" else f"{text:>14}")
+        print("  ".join(cells))
+
+
+HANDLERS = {"queue": cmd_queue, "sweep": cmd_sweep}

@@ -8,7 +8,6 @@ running: the timer's first tick picks the live run, or the newest one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import gradio as gr
 
@@ -16,9 +15,12 @@ from core import recipes
 from core.hosting import enforce_demo_limits
 from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
-from studio import eval_view, train_charts, train_form, train_grpo, visitor
+from studio import train_form, train_grpo, visitor
 from studio.problems import EXPECTED, unexpected
 from studio.train_form import FormFill
+from studio.train_live import (  # noqa: F401  (the live view; tests and the layout below use these names)
+    _duration, history_rows, _round, progress_html, _escape, _pick_run, Tick, refresh, refresh_history, open_run_verdict, _resume_choices, _charts,
+)
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
 LIVE = runs.LIVE_STATES
@@ -223,149 +225,6 @@ def open_run(evt: gr.SelectData):
     except runs.UnknownRun as error:
         gr.Warning(str(error))
         return gr.update()
-
-
-# ---------------------------------------------------------------- the live view
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
-
-
-def history_rows(infos: list[runs.RunInfo]) -> list[list]:
-    rows = []
-    for info in infos:
-        training = info.recipe.get("training", {})
-        rows.append([info.run_id, info.state, f"{training.get('method', '?')}/{training.get('tuning', '?')}",
-                     info.recipe.get("model", {}).get("name", "?"), f"{info.step}/{info.total_steps or '?'}",
-                     _round(info.final_loss), _round(info.best_eval_loss), _duration(info.duration_s),
-                     (info.started_at or "")[:19].replace("T", " ")])
-    return rows
-
-
-def _round(value):
-    return round(value, 4) if isinstance(value, (int, float)) else ""
-
-
-def progress_html(status: dict, metrics: list[dict], run_id: str) -> str:
-    if not run_id:
-        return "<div class='train-progress'>No runs yet: load a recipe and press <b>Start</b>.</div>"
-    step, total = status.get("step") or 0, status.get("total_steps") or 0
-    share = min(100, round(100 * step / total)) if total else 0
-    last = next((m for m in reversed(metrics) if m.get("split") == "train"), {})
-    bits = [f"<b>{_escape(run_id)}</b> · {status.get('state', '?')}", f"step {step}/{total or '?'}"]
-    if status.get("epoch") is not None:
-        bits.append(f"epoch {status['epoch']:.2f}")
-    if status.get("state") in LIVE and last.get("eta") is not None:
-        bits.append(f"ETA {_duration(last['eta'])}")
-    if last.get("tokens_per_s"):
-        bits.append(f"{last['tokens_per_s']:.0f} tokens/s")
-    if last.get("peak_mem_mb"):
-        bits.append(f"peak memory {last['peak_mem_mb'] / 1024:.2f} GB")
-    bar = (f"<div style='background:#e5e7eb;border-radius:6px;height:12px;margin-top:6px'>"
-           f"<div style='background:#2563eb;width:{share}%;height:12px;border-radius:6px'></div></div>")
-    error = f"<pre style='white-space:pre-wrap;color:#b91c1c'>{_escape(status['error'])}</pre>" if status.get("error") else ""
-    return f"<div class='train-progress'>{' · '.join(bits)}{bar}{error}</div>"
-
-
-def _escape(text: str) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _pick_run(run_id: str, names: list[str]) -> str:
-    """Keep the open run (by id); else re-attach to the live run, or show the newest."""
-    if run_id in names:
-        return run_id
-    chosen = runs.active_run()
-    if chosen is not None:
-        return chosen.run_id
-    newest = runs.newest_run()
-    return newest.name if newest else ""
-
-
-class Tick(NamedTuple):
-    """One timer tick's updates, by name (gradio takes it as the tuple of `Tick._fields`)."""
-
-    run: str
-    progress: str
-    loss: Any
-    lr: Any
-    grad: Any
-    rewards: Any
-    grpo_panel: Any  # the GRPO panel (shown for GRPO runs) and its charts and sample table
-    grpo_rewards: Any
-    grpo_kl: Any
-    grpo_length: Any
-    grpo_clip: Any
-    grpo_samples: Any
-    log: str
-    history: Any
-    overlays: Any
-    checkpoints: Any
-    seen: dict
-
-
-def refresh(run_id: str, log_scale: bool, smoothing: float, overlays: list[str] | None, seen: dict | None) -> Tick:
-    """One timer tick, reading only the open run: progress, charts (redrawn only when something
-    changed), log tail. Other runs are only listed by folder name; the history table is drawn when
-    runs come or go, and otherwise by `refresh_history` on its slower timer or on demand. The
-    browser names runs by id only: the open run and the overlays are ids among the listed folders."""
-    folders = {path.name: path for path in runs.run_folders()}
-    names = sorted(folders)
-    run_id = _pick_run(run_id, names)
-    folder = folders.get(run_id)
-    status = runs.read_status(folder) if folder else {}
-    metrics = runs.read_metrics(folder) if folder else []
-    others = [n for n in names if n != run_id]
-    overlays = [name for name in overlays or [] if name in others]
-    checkpoints = _resume_choices(folder)
-    signature = [run_id, len(metrics), bool(log_scale), smoothing, sorted(overlays), status.get("state")]
-    seen = seen or {}
-    charts = [gr.update()] * 10  # 4 common charts + the GRPO panel (train_grpo.grpo_updates)
-    if seen.get("signature") != signature:
-        charts = (_charts(metrics, log_scale, smoothing, {name: folders[name] for name in overlays})
-                  + train_grpo.grpo_updates(metrics, str(folder or "")))
-    overlay_update = gr.update(choices=others) if seen.get("others") != others else gr.update()
-    ckpt_update = gr.update(choices=checkpoints) if seen.get("checkpoints") != checkpoints else gr.update()
-    log = runs.tail_log(folder, 7) if folder else ""
-    history = refresh_history() if seen.get("names") != names else gr.update()
-    new_seen = {"signature": signature, "others": others, "checkpoints": checkpoints, "names": names}
-    return Tick(run_id, progress_html(status, metrics, run_id), *charts, log, history, overlay_update, ckpt_update,
-                new_seen)
-
-
-def refresh_history() -> list[list]:
-    """The run history table (every run's status and metrics are read: every few seconds at most)."""
-    return history_rows(runs.list_runs())
-
-
-def open_run_verdict(run_id: str) -> str:
-    """The evaluation verdict of the open run (named by id), up front; nothing when there is none."""
-    try:
-        folder = run_dir.run_path(run_id)
-    except run_dir.UnknownRun:
-        return ""
-    return eval_view.run_verdict(str(folder))
-
-
-def _resume_choices(folder: Path | None) -> list[str]:
-    if not folder:
-        return ["last"]
-    return ["last"] + [label for label, _ in runs.model_artifacts(folder) if label.startswith("checkpoint-")]
-
-
-def _charts(metrics, log_scale, smoothing, overlays: dict[str, Path]):
-    others = {name: runs.read_metrics(folder) for name, folder in overlays.items()}
-    is_dpo = any("rewards/accuracies" in m for m in metrics)
-    return [
-        train_charts.loss_figure(metrics, smoothing=smoothing, log_scale=log_scale, overlays=others),
-        train_charts.line_figure(metrics, "lr", "Learning rate", log_scale=log_scale),
-        train_charts.line_figure(metrics, "grad_norm", "Gradient norm", log_scale=log_scale, colour="#9467bd"),
-        gr.update(value=train_charts.rewards_figure(metrics, smoothing=smoothing), visible=is_dpo),
-    ]
 
 
 # ---------------------------------------------------------------- layout

@@ -19,7 +19,7 @@ from studio import train_form, train_grpo, visitor
 from studio.problems import EXPECTED, unexpected
 from studio.train_form import FormFill
 from studio.train_live import (  # noqa: F401  (the live view; tests and the layout below use these names)
-    _duration, history_rows, _round, progress_html, _escape, _pick_run, Tick, refresh, refresh_history, open_run_verdict, _resume_choices, _charts,
+    history_rows, progress_html, Tick, refresh, refresh_history, open_run_verdict,
 )
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]

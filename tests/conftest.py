@@ -75,3 +75,11 @@ def tiny_model_dir(tmp_path_factory, embedded_dir) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def tiny_model_is_a_model_folder(request, monkeypatch):
+    """The tiny random model lives in a temporary folder outside the workspace: name it as a model
+    folder the operator allows (STUDIO_MODEL_DIRS), as a team machine would for /srv/models."""
+    if "tiny_model_dir" in request.fixturenames:
+        monkeypatch.setenv("STUDIO_MODEL_DIRS", str(request.getfixturevalue("tiny_model_dir")))

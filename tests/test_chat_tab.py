@@ -29,14 +29,6 @@ def embedded_adapter_source(embedded_dir, tmp_path_factory) -> Path:
     return make_adapter(embedded_dir, tmp_path_factory.mktemp("tab-embedded-adapter") / "adapter", seed=1, alpha=64)
 
 
-@pytest.fixture(autouse=True)
-def tiny_model_is_a_model_folder(request, monkeypatch):
-    """The tiny random model lives in a temporary folder outside the workspace: name it as a model
-    folder the operator allows (STUDIO_MODEL_DIRS), as a team machine would for /srv/models."""
-    if "tiny_model_dir" in request.fixturenames:
-        monkeypatch.setenv("STUDIO_MODEL_DIRS", str(request.getfixturevalue("tiny_model_dir")))
-
-
 def as_run(adapter: Path, home: Path, name: str = "tab-run") -> Path:
     """The adapter as a run's final result and checkpoint, inside this test's workspace."""
     run = home / "runs" / name

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from core import recipes
+from core.workspace import workspace
 from core.train import distributed, runs
 from tests.test_runs import tiny_recipe, wait_for
 from tests.test_training import write_chats
@@ -19,7 +20,7 @@ def _recipe(**training):
 
 
 def test_config_files_for_each_strategy(tmp_path):
-    ddp = runs.create_run(_recipe(num_processes=2), tmp_path / "ddp")
+    ddp = runs.create_run(_recipe(num_processes=2), workspace().runs / "ddp")
     config = yaml.safe_load((ddp / "accelerate_config.yaml").read_text())
     assert config["distributed_type"] == "MULTI_GPU" and config["num_processes"] == 2
     assert config["main_process_port"] == 0  # a free port: runs and test sessions never collide
@@ -27,7 +28,7 @@ def test_config_files_for_each_strategy(tmp_path):
     assert fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_use_orig_params"] is True
     zero = distributed.config_for(_recipe(num_processes=8, distributed="deepspeed", grad_accum=4))
     assert zero["deepspeed_config"]["zero_stage"] == 2 and zero["deepspeed_config"]["gradient_accumulation_steps"] == 4
-    one = runs.create_run(_recipe(distributed="ddp"), tmp_path / "one")
+    one = runs.create_run(_recipe(distributed="ddp"), workspace().runs / "one")
     assert distributed.config_path(one) is None  # one process: no accelerate, no config file
 
 
@@ -35,7 +36,7 @@ def test_user_config_is_copied_and_sets_the_process_count(tmp_path):
     user = tmp_path / "my_accelerate.yaml"
     user.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nnum_processes: 3\nfsdp_config:\n  fsdp_version: 2\n")
     config = distributed.read_user_config(user)
-    run = runs.create_run(_recipe(), tmp_path / "run", accelerate_config=config)
+    run = runs.create_run(_recipe(), workspace().runs / "run", accelerate_config=config)
     assert yaml.safe_load((run / "accelerate_config.yaml").read_text())["fsdp_config"] == {"fsdp_version": 2}
     saved = recipes.load(run / "recipe.yaml")
     assert saved.training.num_processes == 3 and saved.training.distributed == "fsdp"

@@ -12,6 +12,7 @@ from typing import ClassVar
 import pytest
 
 from core import recipes
+from core.workspace import ASSETS
 from core.recipes import RecipeError
 from core.train import grpo_data, reward_custom, rewards
 from core.train.reward_judge import Judge, parse_grade
@@ -164,7 +165,9 @@ def test_a_start_with_custom_code_in_demo_mode_is_refused_before_anything_is_wri
     monkeypatch.setenv("STUDIO_DEMO", "1")
     path = _write_reward(studio_home, "def reward(prompt, completion, row):\n    return 1.0\n")
     with pytest.raises(RecipeError, match="grpo.rewards.custom: custom reward code is turned off in demo mode"):
-        runs.start(_grpo_recipe(tmp_path, custom={"path": path}))
+        recipe = _grpo_recipe(tmp_path, custom={"path": path})
+        recipe.data.path = str(ASSETS / "grpo_format.jsonl")  # demo mode opens bundled data only
+        runs.start(recipe)
     assert not any(runs.workspace().runs.iterdir())
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core import recipes
+from core.workspace import workspace
 
 from core.train import runs
 from tests.test_training import write_chats
@@ -67,13 +68,13 @@ def test_model_artifacts_order(tmp_path):
 
 def test_launch_command_follows_the_run_folder(tmp_path):
     recipe = recipes.from_dict({"data": {"path": "x"}, "training": {"distributed": "fsdp", "num_processes": 4}})
-    run = runs.create_run(recipe, tmp_path / "run")
+    run = runs.create_run(recipe, workspace().runs / "run")
     command = runs.launch_command(recipe, run, resume="last")
     assert command[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert command[3:5] == ["--config_file", str(run / "accelerate_config.yaml")]
     assert command[-5:] == ["-m", "core.train.worker", str(run), "--resume", "last"]
     single = recipes.from_dict({"data": {"path": "x"}})
-    plain = runs.create_run(single, tmp_path / "plain")
+    plain = runs.create_run(single, workspace().runs / "plain")
     assert runs.launch_command(single, plain) == [sys.executable, "-m", "core.train.worker", str(plain)]
 
 

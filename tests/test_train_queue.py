@@ -58,7 +58,7 @@ def test_webhook_setting_and_accelerate_view(tmp_path, monkeypatch):
     assert "does not call webhooks" in train_queue.save_webhook("https://hooks.example.com/abc")
     monkeypatch.delenv("STUDIO_DEMO")
     run = runs.create_run(recipes.from_dict({"data": {"path": "x"}, "training": {"num_processes": 2}}))
-    shown = train_queue.accelerate_view(str(run))
+    shown = train_queue.accelerate_view(run.name)  # the browser names runs by id
     assert shown["visible"] is True and yaml.safe_load(shown["value"])["num_processes"] == 2
     assert train_queue.accelerate_view("")["visible"] is False
 

@@ -7,7 +7,7 @@ number and skipped; the rest runs. Metrics come from the answer outside any <thi
 keyword coverage, refusal vs expected, length, latency, and pattern rates from a YAML pattern
 list (assets/patterns.yaml by default). A person's verdict from the Chat tab is kept too: the
 preferred answer and the other one, appended as a preference example. This module knows nothing
-about how answers are generated beyond `ChatEngine.generate`, and nothing about gradio.
+about how answers are generated beyond `ChatEngine.generate_batch`, and nothing about gradio.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from core.chat.batching import plan_batches
 from core.chat.engine import BASE, TUNED, ChatEngine, Sampling, split_think
+from core.chat.tuned import tuned_source
 from core.dataset.reader import BadRow
 from core.workspace import ASSETS, workspace, write_atomic
 
@@ -190,19 +192,42 @@ class Progress:
 
 def run_prompt_set(engine: ChatEngine, prompts: list[Prompt], sampling: Sampling, sides: dict[str, str | None],
                    patterns: PatternSet | None = None) -> Iterator[Progress]:
-    """Every prompt through every side, one side at a time (so latencies compare like for like
-    and a full-model checkpoint is in memory only while it answers). `sides` maps a side name to
-    the tuned path it needs (None for the base); results are labelled by side name."""
+    """Every prompt through every side. The sides that share the base model (the base and
+    adapters) answer in the same left-padded batches, each batch holding every side's answers to
+    a few prompts of similar length, so latencies compare like for like; a full-model side answers
+    in batches of its own while it alone is in memory. `sides` maps a side name to the tuned path
+    it needs (None for the base); results are labelled by side name."""
     patterns = patterns or load_patterns()
     total, done = len(prompts) * len(sides), 0
+    shared, full_models = {}, {}
     for label, path in sides.items():
-        side = engine.attach(path) if path is not None else BASE
-        for prompt in prompts:
-            reply = engine.generate(side, prompt.messages, sampling)
+        if path is None or tuned_source(path).kind == "adapter":
+            shared[label] = engine.attach(path) if path is not None else BASE
+        else:
+            full_models[label] = path
+    passes = [shared] if shared else []
+    for labels in passes + [{label: path} for label, path in full_models.items()]:
+        if labels is not shared:
+            labels = {label: engine.attach(path) for label, path in labels.items()}
+        for label, index, reply in _answers(engine, prompts, sampling, labels):
             done += 1
-            yield Progress(label, done, total, score(prompt, label, reply, patterns))
-        if path is not None and engine.sources[side].kind == "model":
-            engine.detach(side)
+            yield Progress(label, done, total, score(prompts[index], label, reply, patterns))
+        if labels is not shared:
+            for side in labels.values():
+                engine.detach(side)
+
+
+def _answers(engine: ChatEngine, prompts: list[Prompt], sampling: Sampling, labels: dict[str, str]):
+    """(label, prompt index, reply) for every prompt through the engine sides named in `labels`."""
+    lengths = [len(engine.prompt_ids(prompt.messages, sampling)) for prompt in prompts]
+    batches = plan_batches(lengths, rows_per_item=len(labels), max_new_tokens=sampling.max_new_tokens,
+                           **engine.batch_budget())
+    for batch in batches:
+        rows = [(side, prompts[index].messages) for side in labels.values() for index in batch]
+        replies = iter(engine.generate_batch(rows, sampling))
+        for label in labels:
+            for index in batch:
+                yield label, index, next(replies)
 
 
 def sides_for(tuned: str | Path | None, *, all_checkpoints: bool = False) -> dict[str, str | None]:

@@ -15,6 +15,7 @@ full recipe).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -78,7 +79,7 @@ def main() -> None:
         "recipe": Path(args.recipe).name, "overrides": args.overrides, "steps": len(spans),
         "total_s": round(total, 1), "imports_s": round(began - START, 1), "steps_s": round(steps_s, 1),
         "before_first_step_s": round(spans[0][0] - START, 1) if spans else None,
-        "between_steps_s": round(sum(b[0] - a[1] for a, b in zip(spans, spans[1:])), 1),
+        "between_steps_s": round(sum(b[0] - a[1] for a, b in itertools.pairwise(spans)), 1),
         "after_last_step_s": round(ended - spans[-1][1], 1) if spans else None,
         "outside_share": round(1 - steps_s / total, 3), "run_folder": saved,
         "final_train_loss": next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None),

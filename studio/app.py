@@ -28,6 +28,10 @@ def header_markdown() -> str:
 
 def build_app() -> gr.Blocks:
     with gr.Blocks(title="Tuning Studio") as app:
+        # Queue settings now, while the page is empty: gradio rebuilds its whole server app on
+        # queue(), so calling it after the tabs exist cost a third of the build (bench/ui_start.py).
+        # One queue slot per event by default: two visitors can't run two heavy handlers at once.
+        app.queue(default_concurrency_limit=1, max_size=32)
         gr.Markdown("# Tuning Studio")
         header = gr.Markdown("Loading…", elem_id="studio-header")
         with gr.Tabs():
@@ -90,6 +94,7 @@ def main() -> None:
     """`python app.py`, as Hugging Face Spaces runs it."""
     if os.environ.get("SPACE_ID"):
         ensure_embedded_package()
-    warm_up()
-    # One queue slot per event by default: two visitors can't run two heavy handlers at once.
-    build_app().queue(default_concurrency_limit=1, max_size=32).launch(**launch_kwargs())
+    app = build_app()
+    app.launch(prevent_thread_lock=True, **launch_kwargs())
+    warm_up()  # after the page is served: a first conversion imports torch, which would slow the start
+    app.block_thread()

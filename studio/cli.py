@@ -147,10 +147,10 @@ def cmd_ui(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    warm_up()
-    app = build_app()
-    app.queue(default_concurrency_limit=1, max_size=32).launch(server_name=args.host, server_port=args.port,
-                                                               share=args.share, **kwargs)
+    app = build_app()  # queue settings are part of build_app
+    app.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **kwargs)
+    warm_up()  # after the page is served: a first conversion imports torch, which would slow the start
+    app.block_thread()
     return 0
 
 

@@ -1,16 +1,17 @@
 """Chat: one base model in memory answering as itself and through tuned weights, streamed.
 
 A `ChatEngine` holds one copy of a base model. Tuned sides are attached to it: a LoRA adapter
-is loaded into the same weights (peft) and switched off for the base side with peft's
-`disable_adapter`, so base + adapter costs about one model; a merged or full model folder is
-loaded as a second model (that one really costs two). Several sides generate at once, each in
-its own thread with a `TextIteratorStreamer`; a lock around every forward pass lets them take
-turns token by token and puts the right adapter state in place for each turn.
+is loaded into the same weights (peft); a merged or full model folder is loaded as a second
+model (that one really costs two). The sides that share the base model decode as one batch,
+one forward pass per token for all of them: each row of the batch names its adapter (peft's
+mixed-adapter batches, the base row as "__base__"), so a base + tuned pair costs about what one
+answer costs. Sides on another model decode in their own thread; a lock around every forward
+pass lets those take turns token by token and puts the right adapter state in place for each.
 
 Sampling is shared by all sides (system prompt, temperature, top-p, max new tokens, seed);
-temperature 0 is greedy. Each side draws from its own seeded generator, so a seed reproduces
-an answer even though the sides interleave. This module knows nothing about gradio, prompt
-sets or metrics (core.eval.metrics), nor how runs are laid out (core.train.runs).
+temperature 0 is greedy. Each row draws from its own seeded generator, so a seed reproduces
+an answer alone or in a batch. This module knows nothing about gradio, prompt sets or metrics
+(core.eval.metrics), nor how runs are laid out (core.train.runs).
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from pathlib import Path
 from typing import Iterator
 
 from core import models
+from core.chat import batching
 from core.chat.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
 from core.dataset.tags import ThinkSplit, split_think, think_title  # noqa: F401  (re-exported for chat clients)
 from core.errors import BadInput
 
 BASE = "base"
 TUNED = "tuned"
-_pane = threading.local()  # which adapter the generating thread wants; read inside the forward hook
+_pane = threading.local()  # which adapter(s) the generating thread wants; read inside the forward hook
+MIXED_BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 
 
 @dataclass
@@ -127,6 +130,7 @@ class ChatEngine:
         self.sources: dict[str, TunedSource] = {}
         self._lock = _TurnLock()
         self._disabled = None
+        self._mixed = None
         self._adapters_loaded = 0
         self._hook(self.base)
 
@@ -139,7 +143,10 @@ class ChatEngine:
         if model is not self.base or self.peft is None:
             return
         adapter = getattr(_pane, "adapter", self.peft.active_adapter)
-        if adapter is None:
+        if isinstance(adapter, list):  # one adapter per row, only for this forward pass
+            self._mixed = self.peft.base_model._enable_peft_forward_hooks(adapter_names=[a or MIXED_BASE for a in adapter])
+            self._mixed.__enter__()
+        elif adapter is None:
             self._disabled = self.peft.disable_adapter()
             self._disabled.__enter__()
         elif self.peft.active_adapter != adapter:
@@ -150,6 +157,9 @@ class ChatEngine:
             if self._disabled is not None:
                 self._disabled.__exit__(None, None, None)
                 self._disabled = None
+            if self._mixed is not None:
+                self._mixed.__exit__(None, None, None)
+                self._mixed = None
         finally:
             self._lock.release()
 
@@ -216,7 +226,8 @@ class ChatEngine:
 
     def stream(self, conversations: dict[str, list[dict]], sampling: Sampling,
                stop: threading.Event | None = None) -> Iterator[dict[str, PaneState]]:
-        """Generate for every side at once; yield a snapshot of all panes after each piece of text."""
+        """Generate for every side at once; yield a snapshot of all panes after each piece of text.
+        Sides sharing the base model decode as one batch; a side on its own model in its own thread."""
         sampling.check()
         unknown = set(conversations) - set(self.sides)
         if unknown:
@@ -224,8 +235,12 @@ class ChatEngine:
         stop = stop or threading.Event()
         events: queue.Queue = queue.Queue()
         panes = {side: PaneState() for side in conversations}
-        threads = [threading.Thread(target=self._generate, args=(side, messages, sampling, events, stop), daemon=True)
-                   for side, messages in conversations.items()]
+        groups: dict[int, list[str]] = {}
+        for side in conversations:
+            groups.setdefault(id(self.sides[side][0]), []).append(side)
+        threads = [threading.Thread(target=self._generate, daemon=True,
+                                    args=(group, [(side, conversations[side]) for side in group], sampling, events, stop))
+                   for group in groups.values()]
         for thread in threads:
             thread.start()
         running = set(conversations)
@@ -243,29 +258,71 @@ class ChatEngine:
                 thread.join(timeout=30)
 
     def generate(self, side: str, messages: list[dict], sampling: Sampling) -> PaneState:
-        """One side's complete answer (the A/B runner uses this, one side at a time)."""
+        """One side's complete answer."""
         last = None
         for last in self.stream({side: messages}, sampling):
             pass
         return last[side]
 
-    def _generate(self, side, messages, sampling, events, stop) -> None:
+    def generate_batch(self, rows: list[tuple[str, list[dict]]], sampling: Sampling) -> list[PaneState]:
+        """Complete answers for (side, messages) rows, decoded as one left-padded batch per model
+        the rows use (the A/B runner puts both sides of several prompts in one batch)."""
+        sampling.check()
+        for side, _ in rows:
+            if side not in self.sides:
+                raise KeyError(f"no such side: {side} (attached: {', '.join(self.sides)})")
+        panes = [PaneState() for _ in rows]
+        by_model: dict[int, list[int]] = {}
+        for index, (side, _) in enumerate(rows):
+            by_model.setdefault(id(self.sides[side][0]), []).append(index)
+        for indices in by_model.values():
+            events: queue.Queue = queue.Queue()
+            started = time.perf_counter()
+            self._generate(indices, [rows[i] for i in indices], sampling, events, threading.Event())
+            while not events.empty():
+                index, kind, payload, at = events.get()
+                panes[index].started = started
+                _apply_event(panes[index], kind, payload, at)
+        return panes
+
+    def batch_budget(self) -> dict:
+        """What `batching.plan_batches` needs to size batches for this engine's base model."""
+        return {"bytes_per_token": batching.kv_bytes_per_token(self.base.config, self.base.dtype.itemsize),
+                "budget_bytes": int(batching.available_memory_bytes() * batching.MEMORY_SHARE),
+                "max_rows": batching.MAX_ROWS_GPU if self.base.device.type == "cuda" else batching.MAX_ROWS_CPU}
+
+    def _generate(self, keys: list, rows: list[tuple[str, list[dict]]], sampling, events, stop) -> None:
+        """Decode `rows` (all on one model) as one batch; events are labelled with `keys`."""
         import torch
 
-        model, adapter = self.sides[side]
-        _pane.adapter = adapter
+        model = self.sides[rows[0][0]][0]
+        adapters = [self.sides[side][1] for side, _ in rows]
+        _pane.adapter = adapters[0] if len(set(adapters)) == 1 else adapters
+        streamer = batching.row_streamer(self.tokenizer, keys, events, _eos_ids(model, self.tokenizer))
         try:
-            inputs = self.encode(messages, sampling).to(model.device)
-            extra = {"logits_processor": [_SeededSampler(sampling)]} if sampling.temperature > 0 else {}
+            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+            ids, mask = batching.left_pad([self.prompt_ids(messages, sampling) for _, messages in rows], pad)
+            extra = ({"logits_processor": [batching.RowSampler(sampling.temperature, sampling.top_p, sampling.seed)]}
+                     if sampling.temperature > 0 else {})
             with torch.inference_mode():
-                model.generate(**inputs, max_new_tokens=sampling.max_new_tokens, do_sample=False,
-                               streamer=_streamer_class()(self.tokenizer, side, events),
-                               stopping_criteria=[_StopWhenSet(stop)], pad_token_id=self.tokenizer.pad_token_id,
-                               **extra)
+                model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                               max_new_tokens=sampling.max_new_tokens, do_sample=False, streamer=streamer,
+                               stopping_criteria=[_StopWhenSet(stop)], pad_token_id=pad, **extra)
         except Exception as error:  # shown in the pane, not lost in a thread
-            events.put((side, "error", f"{type(error).__name__}: {str(error).splitlines()[0][:300]}", time.perf_counter()))
+            message = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            for row in range(len(keys)):
+                streamer.close(row, error=message)
         finally:
-            events.put((side, "done", None, time.perf_counter()))
+            streamer.end()
+
+    def prompt_ids(self, messages: list[dict], sampling: Sampling) -> list[int]:
+        return self.encode(messages, sampling)["input_ids"][0].tolist()
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    wanted = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    wanted = wanted if wanted is not None else tokenizer.eos_token_id
+    return set(wanted if isinstance(wanted, (list, tuple)) else [wanted]) - {None}
 
 
 def _apply_event(pane: PaneState, kind: str, payload, at: float) -> None:
@@ -290,54 +347,6 @@ class _StopWhenSet:
         import torch
 
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-class _SeededSampler:
-    """Temperature and top-p with transformers' own warpers, then a draw from this side's own
-    generator; the drawn token gets all the mass, so greedy decoding emits exactly it. Sides that
-    interleave therefore never consume each other's random numbers."""
-
-    def __init__(self, sampling: Sampling):
-        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
-
-        self.warpers = [TemperatureLogitsWarper(sampling.temperature)]
-        if sampling.top_p < 1:
-            self.warpers.append(TopPLogitsWarper(sampling.top_p))
-        self.seed, self.generator = int(sampling.seed), None
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        if self.generator is None:
-            self.generator = torch.Generator(device=scores.device).manual_seed(self.seed)
-        for warper in self.warpers:
-            scores = warper(input_ids, scores)
-        picked = torch.multinomial(torch.softmax(scores.float(), dim=-1), 1, generator=self.generator)
-        return torch.full_like(scores, float("-inf")).scatter(1, picked, 0.0)
-
-
-@functools.lru_cache(maxsize=1)
-def _streamer_class():
-    from transformers import TextIteratorStreamer
-
-    class PaneStreamer(TextIteratorStreamer):
-        """Puts (side, kind, payload, time) on a queue shared by all sides: text as it becomes
-        printable, and token counts as they are generated (for tokens/s and time to first token)."""
-
-        def __init__(self, tokenizer, side: str, events: queue.Queue):
-            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-            self.side, self.events = side, events
-
-        def put(self, value):
-            if not (self.skip_prompt and self.next_tokens_are_prompt):
-                self.events.put((self.side, "tokens", value.reshape(-1).tolist(), time.perf_counter()))
-            super().put(value)
-
-        def on_finalized_text(self, text: str, stream_end: bool = False):
-            if text:
-                self.events.put((self.side, "text", text, time.perf_counter()))
-
-    return PaneStreamer
 
 
 # ---- one engine per process ----------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from core.chat import batching
 from core.chat.engine import BASE, ChatEngine, Sampling
-from core.eval import metrics
+from core.eval import ab, metrics, prompts as prompt_sets
 from tests.test_chat import make_adapter
 
 SHORT = [{"role": "user", "content": "Hi"}]
@@ -79,14 +79,14 @@ def test_sampling_in_a_batch_reproduces_each_row_alone(engine_and_tuned):
 def test_prompt_set_runs_in_batches_with_the_answers_of_one_at_a_time(engine_and_tuned, tiny_model_dir, tmp_path):
     engine, _ = engine_and_tuned
     adapter = make_adapter(tiny_model_dir, tmp_path / "ab-adapter", seed=4, alpha=64)
-    prompts = [metrics.Prompt(f"p{i}", m) for i, m in enumerate([SHORT, LONG, MIDDLE, SHORT + [
+    prompts = [prompt_sets.Prompt(f"p{i}", m) for i, m in enumerate([SHORT, LONG, MIDDLE, SHORT + [
         {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Tell me a fact."}]])]
     settings = Sampling(max_new_tokens=12)
     batch_sizes = []
     handle = engine.base.register_forward_pre_hook(
         lambda module, args, kwargs: batch_sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
     try:
-        rows = [p.row for p in metrics.run_prompt_set(engine, prompts, settings, {BASE: None, "tuned": str(adapter)})]
+        rows = [p.row for p in ab.run_prompt_set(engine, prompts, settings, {BASE: None, "tuned": str(adapter)})]
     finally:
         handle.remove()
     assert max(batch_sizes) == 8, "all four prompts, both sides, in one batch"

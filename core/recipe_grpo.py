@@ -26,7 +26,8 @@ class AnswerReward:
     field: str = "answer"
     """Dataset field that holds the reference answer."""
     mode: Literal["exact", "numeric", "keyword"] = "exact"
-    """exact: the answer equals the reference; numeric: the last number is within tolerance; keyword: share of the reference's keywords found."""
+    """exact: the answer equals the reference; numeric: the last number is within tolerance;
+    keyword: share of the reference's keywords found."""
     tolerance: float = 1e-6
     """Largest difference still counted as equal in numeric mode (relative to the reference when it is above 1)."""
     case_sensitive: bool = False

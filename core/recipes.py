@@ -21,11 +21,9 @@ import yaml
 
 from core import schema
 from core.errors import StudioError
-from core.schema import section_type as _section_type
 from core.recipe_eval import EvalSection
 from core.recipe_grpo import GrpoSection, grpo_checks
 from core.workspace import CONFIGS, PROJECT_ROOT
-
 
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")  # what training.report_to may name (trl's trackers)
 
@@ -322,12 +320,14 @@ def validate(recipe: Recipe, where: str = "") -> None:
         (t.eval_steps is None or t.eval_steps >= 1, "training.eval_steps", "must be at least 1"),
         (t.save_steps is None or t.save_steps >= 1, "training.save_steps", "must be at least 1"),
         (t.save_every_epochs is None or t.save_every_epochs >= 1, "training.save_every_epochs", "must be at least 1"),
-        (not (t.save_steps and t.save_every_epochs), "training.save_every_epochs", "can't be set together with training.save_steps; keep one"),
+        (not (t.save_steps and t.save_every_epochs), "training.save_every_epochs",
+         "can't be set together with training.save_steps; keep one"),
         (t.beta > 0, "training.beta", "must be positive"),
         (t.num_processes >= 1, "training.num_processes", "must be at least 1"),
         (set(t.report_to) <= set(TRACKERS), "training.report_to", f"must name trackers among {', '.join(TRACKERS)}, got {t.report_to}"),
         (not (t.load_best_at_end and d.eval_split == 0), "training.load_best_at_end", "needs an eval set: set data.eval_split above 0"),
-        (not (t.early_stopping_patience and d.eval_split == 0), "training.early_stopping_patience", "needs an eval set: set data.eval_split above 0"),
+        (not (t.early_stopping_patience and d.eval_split == 0), "training.early_stopping_patience",
+         "needs an eval set: set data.eval_split above 0"),
         (0 <= d.eval_split < 1, "data.eval_split", f"must be in [0, 1), got {d.eval_split}"),
         (d.max_length >= 16, "data.max_length", "must be at least 16 tokens"),
         (d.stack >= 1, "data.stack", "must be at least 1"),
@@ -352,7 +352,8 @@ def check_dataset_exists(recipe: Recipe) -> Path:
     path = recipe.dataset_path()
     if not path.exists():
         where = f"{recipe.source}: " if recipe.source else ""
-        raise RecipeError(f"{where}data.path: dataset '{recipe.data.path}' not found (looked for {path}); fix the path or upload the file in the Dataset tab")
+        raise RecipeError(f"{where}data.path: dataset '{recipe.data.path}' not found (looked for {path}); "
+                          "fix the path or upload the file in the Dataset tab")
     return path
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import inspect
 import textwrap
 import typing
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def section_type(hint: Any) -> Any:
     return inner[0] if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) else hint
 
 
-@lru_cache(maxsize=None)
+@cache
 def docs_of(cls: type) -> dict[str, str]:
     """Attribute docstrings (a string literal right under a field), read from the class source."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))

@@ -45,7 +45,7 @@ class Workspace:
     def models(self) -> Path:
         return self.root / "models"
 
-    def ensure(self) -> "Workspace":
+    def ensure(self) -> Workspace:
         for folder in (self.runs, self.datasets, self.exports, self.models):
             folder.mkdir(parents=True, exist_ok=True)
         return self

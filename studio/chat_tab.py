@@ -340,7 +340,8 @@ def build_chat_tab() -> None:
         system = gr.Textbox(label="System prompt", placeholder="optional", lines=2)
         with gr.Row():
             temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature", info="0 = greedy (always the most likely token)")
-            top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p", info="sample only from the most likely tokens covering this share")
+            top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p",
+                              info="sample only from the most likely tokens covering this share")
             max_new_tokens = gr.Slider(16, 2048, value=256, step=16, label="Max new tokens")
             seed = gr.Number(0, precision=0, label="Seed", info="same seed, same answer when sampling")
     with gr.Row(equal_height=True):

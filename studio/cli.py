@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--max-length", type=int, default=None, help="token budget for the token statistics (needs --model)")
     check.add_argument("--model", default=None, help="model whose tokenizer counts tokens, e.g. embedded")
     check.add_argument("--modes", default=None, help="YAML file with a mode -> tags table for the contamination check")
-    check.add_argument("--template", default=None, help="assistant template for friction records (default <think>{thought_stream}</think>{final_answer})")
+    check.add_argument("--template", default=None,
+                       help="assistant template for friction records (default <think>{thought_stream}</think>{final_answer})")
     check.add_argument("--token-limit", type=int, default=None, help="count tokens for at most this many examples (default: all)")
     check.add_argument("--strict", action="store_true", help="also fail (exit 1) when a quality metric misses its target")
     check.add_argument("--json", action="store_true", help="print one JSON object")
@@ -61,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     chat.add_argument("--top-p", type=float, default=1.0)
     chat.add_argument("--seed", type=int, default=0)
-    chat.add_argument("--all-checkpoints", action="store_true", help="with a run folder as --adapter: compare best, final and every checkpoint")
+    chat.add_argument("--all-checkpoints", action="store_true",
+                      help="with a run folder as --adapter: compare best, final and every checkpoint")
     chat.add_argument("--patterns", default=None, help="pattern list YAML for the A/B metrics (default: assets/patterns.yaml)")
     chat.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -156,9 +158,7 @@ def cmd_ui(args) -> int:
 
 def cmd_check(args) -> int:
     """Exit 0 clean, 1 problems found (or warnings with --strict), 2 unreadable."""
-    from core.dataset import checks
-    from core.dataset import reader
-    from core.dataset import tokens
+    from core.dataset import checks, reader, tokens
 
     try:
         report = checks.check(args.dataset, args.format, modes_file=args.modes, format_template=args.template)
@@ -221,8 +221,7 @@ def _where(item: dict) -> str:
 
 def cmd_train(args) -> int:
     from core import recipes
-    from core.train import runs
-    from core.train import training
+    from core.train import runs, training
 
     recipe = recipes.load(args.recipe, args.set)
     if args.dry_run:
@@ -292,9 +291,7 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
     """Print metrics as the worker writes them; Ctrl-C asks for a graceful stop (twice: detach)."""
     import time
 
-    from core.train import runs
-
-    from core.train import queue
+    from core.train import queue, runs
 
     seen, stopping = 0, False
     if not quiet:
@@ -363,7 +360,8 @@ def _first_line(error: str, limit: int = 200) -> str:
 def cmd_chat(args) -> int:
     from core.chat import engine as chat
     from core.chat import tuned
-    from core.eval import ab, metrics, prompts as prompt_sets, report
+    from core.eval import ab, metrics, report
+    from core.eval import prompts as prompt_sets
 
     sampling = chat.Sampling(args.system or "", args.temperature, args.top_p, args.max_new_tokens, args.seed)
     try:
@@ -375,7 +373,7 @@ def cmd_chat(args) -> int:
         if args.prompt is not None:
             keys = {label: engine.attach(path) if path else chat.BASE for label, path in sides.items()}
             messages = [{"role": "user", "content": args.prompt}]
-            for streamed in engine.stream({key: messages for key in keys.values()}, sampling):
+            for streamed in engine.stream({key: messages for key in keys.values()}, sampling):  # noqa: B007 - keep the last
                 pass
             panes = {label: streamed[key] for label, key in keys.items()}
             answers = {side: {"answer": pane.text.strip(), "tokens": pane.tokens, "seconds": round(pane.seconds, 3),

@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--model", default=None, help="base model (default: the one the run or adapter was tuned from)")
     parser.add_argument("--judge", default=None, metavar="MODEL", help="pairwise judge: an Ollama model name, or hf:PATH / embedded")
     parser.add_argument("--judge-host", default=None, help="Ollama address for the judge (default: OLLAMA_HOST)")
-    parser.add_argument("--gguf", default=None, metavar="TYPE", help="compare both as GGUF of this type in llama.cpp (needs the llama extra)")
+    parser.add_argument("--gguf", default=None, metavar="TYPE",
+                        help="compare both as GGUF of this type in llama.cpp (needs the llama extra)")
     parser.add_argument("--fail-on", action="append", default=[], metavar="METRIC[:THRESHOLD]",
                         help=f"exit 1 when this metric regresses; one of {', '.join(FAIL_METRICS)}")
     parser.add_argument("--documents", default=None, metavar="DIR", help="retrieve contexts with BM25 from this folder")
@@ -71,7 +72,9 @@ def cmd_eval(args) -> int:
     from core.eval.judge import JudgeError
     from core.eval.report import to_markdown
 
-    say = (lambda text: print(text, file=sys.stderr, flush=True))
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
     try:
         fail_on = parse_fail_on(args.fail_on)
         if args.max_new_tokens < 1:

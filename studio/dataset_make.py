@@ -197,7 +197,8 @@ def modes_markdown(summary: dict) -> str:
     verdict = ("**Clean**: no contamination in final.jsonl." if summary["ok"] else
                f"**Build failed**: {check['problems']} problem(s) in final.jsonl.")
     lines = [verdict, "", "| stage | rows | file |", "| --- | --- | --- |",
-             f"| curated | {cur['rows_out']} of {cur['rows_in']} ({cur['filler_removed']} filler phrases removed) | `{Path(cur['file']).name}` |"]
+             f"| curated | {cur['rows_out']} of {cur['rows_in']} ({cur['filler_removed']} filler phrases removed) "
+             f"| `{Path(cur['file']).name}` |"]
     lines += [f"| {n} | {stages[n]['rows_out']} | `{Path(stages[n]['file']).name}` |" for n in ("formatted", "schema", "final")]
     lines.append("")
     for row in summary["dropped"]["rows"][:10]:

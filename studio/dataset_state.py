@@ -38,7 +38,7 @@ class OpenPath(str):
 
     dataset: OpenDataset
 
-    def __new__(cls, path: str, dataset: OpenDataset) -> "OpenPath":
+    def __new__(cls, path: str, dataset: OpenDataset) -> OpenPath:
         handle = super().__new__(cls, path)
         handle.dataset = dataset
         return handle

@@ -21,9 +21,8 @@ from core.dataset.pages import PagedDataset
 from core.errors import BadInput
 from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
-from studio import dataset_make
+from studio import dataset_make, visitor
 from studio import dataset_render as render
-from studio import visitor
 from studio import dataset_state as state
 from studio.dataset_record import (
     approve_record,

@@ -178,7 +178,8 @@ def build_export_tab() -> None:
         ollama_host = gr.Textbox(label="Ollama server address", placeholder="http://127.0.0.1:11434 (or OLLAMA_HOST)")
     with gr.Row():
         hub_repo = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter")
-        hub_what = gr.Radio(label="What to push", choices=[("adapter (or full model)", "auto"), ("merged model", "merged"), ("GGUF", "gguf")], value="auto")
+        hub_what = gr.Radio(label="What to push", value="auto",
+                            choices=[("adapter (or full model)", "auto"), ("merged model", "merged"), ("GGUF", "gguf")])
         hub_private = gr.Checkbox(label="Private repository", value=True)
         hub_token = gr.Textbox(label="Hub token (write access; not stored, falls back to HF_TOKEN)", type="password")
     start = gr.Button("Export", variant="primary")

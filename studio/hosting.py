@@ -4,7 +4,8 @@ package is present (a Hugging Face ZeroGPU Space), and is a no-op everywhere els
 from __future__ import annotations
 
 import importlib.util
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 

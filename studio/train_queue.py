@@ -11,7 +11,6 @@ and sweep records, never joined into paths unchecked.
 
 from __future__ import annotations
 
-
 import gradio as gr
 
 from core import recipes
@@ -143,7 +142,8 @@ def launch_note(recipe: recipes.Recipe) -> str:
 
     command = distributed.shown(runs.accelerate_command(recipe, "<run-dir>"))
     config = yaml.safe_dump(distributed.config_for(recipe), sort_keys=False)
-    return (f"**{recipe.training.num_processes} processes** ({recipe.training.distributed if recipe.training.distributed != 'none' else 'ddp'}"
+    strategy = recipe.training.distributed if recipe.training.distributed != "none" else "ddp"
+    return (f"**{recipe.training.num_processes} processes** ({strategy}"
             f"; on a CPU over gloo): this recipe runs as\n```\n{command}\n```\nwith this accelerate config, "
             f"written into the run folder:\n```yaml\n{config}```")
 

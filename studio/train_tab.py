@@ -19,7 +19,12 @@ from studio import train_form, train_grpo, visitor
 from studio.problems import EXPECTED, unexpected
 from studio.train_form import FormFill
 from studio.train_live import (  # noqa: F401  (the live view; tests and the layout below use these names)
-    history_rows, progress_html, Tick, refresh, refresh_history, open_run_verdict,
+    Tick,
+    history_rows,
+    open_run_verdict,
+    progress_html,
+    refresh,
+    refresh_history,
 )
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]

@@ -124,3 +124,9 @@ def test_no_source_file_is_a_catch_all():
     long = [f"{p.relative_to(ROOT)}: {n}" for p in list((ROOT / "core").rglob("*.py")) + list((ROOT / "studio").glob("*.py"))
             if (n := len(p.read_text().splitlines())) > 450]
     assert not long, f"split these by job: {long}"
+
+
+def test_ruff_is_clean():
+    """The house's lint (pyproject's [tool.ruff]: pyflakes, pycodestyle, sorted imports, bugbear, pyupgrade)."""
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "core", "studio"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

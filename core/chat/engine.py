@@ -21,9 +21,9 @@ import functools
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 from core import models
 from core.chat import batching
@@ -45,7 +45,7 @@ class Sampling:
     max_new_tokens: int = 256
     seed: int = 0
 
-    def check(self) -> "Sampling":
+    def check(self) -> Sampling:
         if self.temperature < 0:
             raise BadInput(f"temperature must be 0 (greedy) or more, got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -259,10 +259,10 @@ class ChatEngine:
 
     def generate(self, side: str, messages: list[dict], sampling: Sampling) -> PaneState:
         """One side's complete answer."""
-        last = None
-        for last in self.stream({side: messages}, sampling):
+        final = None
+        for final in self.stream({side: messages}, sampling):  # noqa: B007 - the last update holds the answer
             pass
-        return last[side]
+        return final[side]
 
     def generate_batch(self, rows: list[tuple[str, list[dict]]], sampling: Sampling) -> list[PaneState]:
         """Complete answers for (side, messages) rows, decoded as one left-padded batch per model

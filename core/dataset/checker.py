@@ -14,10 +14,8 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from core.dataset import reader
-from core.dataset.contamination import ContaminationCheck, assistant_texts, load_config
+from core.dataset.contamination import ContaminationCheck, assistant_texts
 from core.dataset.reader import BadRow, Example
 from core.dataset.tags import without_think
 

@@ -48,7 +48,8 @@ def detect_row(row: dict) -> tuple[str, str] | None:
         base = "conversations" if "conversations" in keys else "messages" if "messages" in keys else "prompt"
         return "preference", f"keys {base}/chosen/rejected"
     if "mode" in keys and ({"messages", "conversations", "text", "completion", "output", "response"} & keys):
-        return "modes", "a `mode` field next to " + ", ".join(sorted({"messages", "conversations", "text", "completion", "output", "response"} & keys))
+        shapes = {"messages", "conversations", "text", "completion", "output", "response"}
+        return "modes", "a `mode` field next to " + ", ".join(sorted(shapes & keys))
     if "question" in keys and "agent_responses" in keys and "final_answer" in keys:
         return "friction", "keys question/agent_responses/final_answer"
     if "messages" in keys:

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import yaml
 
-from core.errors import BadInput
 from core.dataset import checks
 from core.dataset.contamination import load_config, normalize_table
 from core.dataset.make_qa import MakeError
+from core.errors import BadInput
 from core.workspace import ASSETS, write_json_atomic
 
 DEFAULT_CONFIG = ASSETS / "modes_make.yaml"

@@ -14,8 +14,8 @@ import random
 import re
 from dataclasses import asdict, dataclass, fields
 
-from core.errors import BadInput
 from core.dataset.make_docs import Chunk
+from core.errors import BadInput
 
 RAG_SYSTEM = ("You answer questions using only the context provided in the user's message. Cite the title of "
               "the document you use. If the context does not contain the answer, say so, say why, and do not guess.")

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.dataset import reader
-
-from core.dataset import formats
+from core.dataset import formats, reader
 from core.dataset.reader import BadRow, Example
 
 _CHUNK = 8 << 20

@@ -14,9 +14,9 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 try:  # orjson parses a JSONL line about three times faster; json is the fallback
     import orjson

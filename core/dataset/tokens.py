@@ -8,9 +8,9 @@ Dataset tab asks for the same one on every page. It knows nothing about files or
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import lru_cache
-from typing import Iterable
 
 from core.dataset.reader import Example
 from core.dataset.samples import IGNORE, TemplateError, mask_segments, stack_messages, tokenize_example, tokenize_messages

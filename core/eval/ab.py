@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import BadInput
-from core.train.run_dir import model_artifacts
 from core.chat.batching import plan_batches
 from core.chat.engine import BASE, TUNED, ChatEngine, Sampling
 from core.chat.tuned import tuned_source
+from core.errors import BadInput
 from core.eval.metrics import PatternSet, load_patterns, score
 from core.eval.prompts import Prompt
+from core.train.run_dir import model_artifacts
 
 
 @dataclass

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import recipe_eval
-from core.errors import BadInput
 from core.chat.engine import BASE, TUNED, Sampling
+from core.errors import BadInput
 from core.eval import report as reports
 from core.eval.metrics import load_patterns
 from core.eval.prompts import Prompt, read_prompt_set

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import BadInput, StudioError
 from core.chat.engine import split_think
+from core.errors import BadInput, StudioError
 from core.workspace import ASSETS
 
 DEFAULT_RUBRIC = ASSETS / "judge_rubric.yaml"

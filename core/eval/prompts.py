@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.errors import BadInput
 from core.dataset.reader import BadRow
+from core.errors import BadInput
 from core.workspace import ASSETS
 
 

@@ -14,11 +14,11 @@ import json
 import time
 from pathlib import Path
 
-from core.train.run_dir import AB_DIR
 from core.chat.engine import BASE
 from core.eval import stats
 from core.eval.metrics import PatternSet, aggregate, load_patterns
 from core.eval.verdict import verdict
+from core.train.run_dir import AB_DIR
 from core.workspace import workspace, write_atomic
 
 REPORT_FILE, MARKDOWN_FILE = "report.json", "report.md"
@@ -143,7 +143,10 @@ def _md_table(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    escape = lambda text: "–" if text is None else str(text).replace("|", "\\|").replace("\n", " ")
+
+    def escape(text) -> str:
+        return "–" if text is None else str(text).replace("|", "\\|").replace("\n", " ")
+
     return (["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
             + ["| " + " | ".join(escape(row.get(c, "")) for c in columns) + " |" for row in rows])
 

@@ -85,16 +85,16 @@ def verdict(report: dict, recipe: dict | None = None) -> dict:
     if regressed and not found:
         suggestions.append(f"{_fewer_steps(recipe)}, or mix general examples back into the training data")
     if regressed:
-        headline = "Regressed beyond its uncertainty: " + "; ".join(f"{l['label']} {_points(l)}" for l in regressed)
+        headline = "Regressed beyond its uncertainty: " + "; ".join(f"{line['label']} {_points(line)}" for line in regressed)
     elif improved:
         headline = "Improved, nothing regressed beyond its uncertainty."
     else:
         headline = f"No change beyond its uncertainty on {report.get('prompts', 0)} prompts."
-    details = [f"Improved: {l['label']} {_points(l)}" for l in improved]
-    details += [f"Worse, but within its uncertainty: {l['label']} {_points(l)}" for l in worse_within]
+    details = [f"Improved: {line['label']} {_points(line)}" for line in improved]
+    details += [f"Worse, but within its uncertainty: {line['label']} {_points(line)}" for line in worse_within]
     details += [f"Likely cause: {cause}" for cause, _ in found]
-    details += [f"Time per answer (depends on the load, not judged): {l['label']} {_points(l)}"
-                for l in lines if l["metric"] in TIMING and l["beyond_uncertainty"]]
+    details += [f"Time per answer (depends on the load, not judged): {line['label']} {_points(line)}"
+                for line in lines if line["metric"] in TIMING and line["beyond_uncertainty"]]
     details += [f"Try: {change}" for change in suggestions]
-    return {"headline": headline, "details": details, "improved": [l["metric"] for l in improved],
-            "regressed": [l["metric"] for l in regressed], "causes": [c for c, _ in found], "suggestions": suggestions}
+    return {"headline": headline, "details": details, "improved": [line["metric"] for line in improved],
+            "regressed": [line["metric"] for line in regressed], "causes": [c for c, _ in found], "suggestions": suggestions}

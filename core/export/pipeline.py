@@ -21,8 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.export import gguf as gguf_files
-from core.export import hub
-from core.export import modelfile
+from core.export import hub, modelfile
 from core.export.source import ExportError, Source, resolve_source
 from core.train.run_dir import RECIPE_FILE, latest_ab_rows, read_metrics
 from core.workspace import atomic_path, workspace, write_json_atomic

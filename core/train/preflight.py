@@ -15,9 +15,9 @@ from core.models import (
     resolve,
 )
 from core.recipes import Recipe, RecipeError, check_dataset_exists
+from core.train import trackers
 
 QLORA_NOTE = "QLoRA needs a CUDA GPU: this machine can validate the recipe but not run it (use tuning: lora here)."
-from core.train import trackers
 
 
 def preflight(recipe: Recipe, *, dry_run: bool = False) -> list[str]:

@@ -27,8 +27,24 @@ from core.recipes import Recipe
 from core.train import distributed, trackers
 from core.train.preflight import preflight
 from core.train.run_dir import (  # noqa: F401  (the reading half of the contract, re-exported for callers)
-    LIVE_STATES, LOG_FILE, RECIPE_FILE, STATUS_FILE, STOP_FILE, UnknownRun, in_runs_folder, is_run_dir, latest_checkpoint, model_artifacts, now_iso, parse_time, read_metrics,
-    read_recipe, read_status, register_child, tail_log, update_status,
+    LIVE_STATES,
+    LOG_FILE,
+    RECIPE_FILE,
+    STATUS_FILE,
+    STOP_FILE,
+    UnknownRun,
+    in_runs_folder,
+    is_run_dir,
+    latest_checkpoint,
+    model_artifacts,
+    now_iso,
+    parse_time,
+    read_metrics,
+    read_recipe,
+    read_status,
+    register_child,
+    tail_log,
+    update_status,
 )
 from core.workspace import PROJECT_ROOT, workspace, write_atomic, write_json_atomic
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
+from core.recipes import Recipe
 from core.train import trainer_configs, training_data
 from core.train.preflight import preflight
 from core.train.run_dir import RECIPE_FILE, checkpoint_dir, checkpoint_step, latest_checkpoint, trim_metrics
-from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
-from core.recipes import Recipe
 
 
 def load_policy_model(recipe: Recipe, policy=None):
@@ -55,11 +55,11 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
 
 
 def _grpo_trainer(recipe: Recipe, prepared, common: dict, completion_log):
-    from datasets import Dataset
     from trl import GRPOTrainer
 
     from core.train.grpo_data import trl_rewards
     from core.train.rewards import build_rewards
+    from datasets import Dataset
 
     # With a LoRA policy and kl_beta > 0, trl uses the base (adapter switched off) as the reference.
     rewards = completion_log.rewards if completion_log is not None else build_rewards(recipe)
@@ -109,9 +109,8 @@ def final_folder(recipe: Recipe, run_dir: Path) -> Path:
 def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_status=None, log=print):
     """Run the recipe into run_dir (checkpoints/, adapter/ or model/, best/, metrics.jsonl).
     Returns (trainer, stopped): stopped is True when a stop request ended it early."""
-    from core.train.callbacks import RunCallback
-
     from core.train import trackers
+    from core.train.callbacks import RunCallback
 
     run_dir = Path(run_dir)
     update_status = update_status or (lambda **fields: None)

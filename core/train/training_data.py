@@ -34,8 +34,7 @@ class PreparedData:
 
 def load_examples(recipe: Recipe):
     """The recipe's examples with review decisions applied: (examples, LoadResult)."""
-    from core.dataset import reader
-    from core.dataset import review
+    from core.dataset import reader, review
 
     path = check_dataset_exists(recipe)
     loaded = reader.load(path, recipe.data.format, format_template=recipe.data.format_template,

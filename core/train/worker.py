@@ -37,7 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
     from core import recipes
-
     from core.train import runs
 
     main_process = _is_main_process()

@@ -116,9 +116,9 @@ def test_one_yaml_error_phrasing(tmp_path):
     from core import recipes
     from core.dataset.contamination import ModesError, load_config
     from core.eval.metrics import load_patterns
-    from core.eval.prompts import PromptSetError
+    from core.dataset.patterns import PatternError
 
-    for bad, error in ((tmp_path / "modes.yaml", ModesError), (tmp_path / "patterns.yaml", PromptSetError)):
+    for bad, error in ((tmp_path / "modes.yaml", ModesError), (tmp_path / "patterns.yaml", PatternError)):
         bad.write_text("a: [unclosed\n")
         with pytest.raises(error, match=rf"{bad.name}: line \d+ is not valid YAML"):
             (load_config if error is ModesError else load_patterns)(bad)

@@ -14,64 +14,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
-from pathlib import Path
 
 from core.chat.engine import split_think
-from core.eval.prompts import Prompt, PromptSetError
-from core.schema import yaml_error_text
-from core.workspace import ASSETS
+from core.dataset.patterns import DEFAULT_PATTERNS, Pattern, PatternSet, load_patterns  # noqa: F401  (re-exported)
+from core.eval.prompts import Prompt
 
-DEFAULT_PATTERNS = ASSETS / "patterns.yaml"
 OUTCOMES = ("substantive", "cut_off_in_think", "cut_off", "no_answer", "refused", "too_short", "error")
-
-
-@dataclass
-class Pattern:
-    name: str
-    label: str
-    regexes: list[re.Pattern]
-    prefer: str = "fewer"  # fewer | more: which direction is an improvement
-
-    def matches(self, text: str) -> bool:
-        return any(regex.search(text) for regex in self.regexes)
-
-
-@dataclass
-class PatternSet:
-    patterns: list[Pattern]
-    refusal: Pattern
-
-
-def load_patterns(path: str | Path | None = None) -> PatternSet:
-    """The pattern list: `refusal:` regexes and `patterns:` entries (name, label, regex, prefer)."""
-    import yaml
-
-    path = Path(path or DEFAULT_PATTERNS)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise PromptSetError(yaml_error_text(path, error)) from None
-    try:
-        refusal = Pattern("refusal", "Refusal", _compile(data.get("refusal", []), f"{path}: refusal"))
-        patterns = [Pattern(str(entry["name"]), str(entry.get("label", entry["name"])),
-                            _compile(entry.get("regex", []), f"{path}: patterns.{entry['name']}"),
-                            str(entry.get("prefer", "fewer")))
-                    for entry in data.get("patterns", [])]
-    except (KeyError, TypeError) as error:
-        raise PromptSetError(f"{path}: each entry under 'patterns' needs a name and a regex list ({error})") from error
-    return PatternSet(patterns, refusal)
-
-
-def _compile(regexes, where: str) -> list[re.Pattern]:
-    regexes = [regexes] if isinstance(regexes, str) else list(regexes)
-    compiled = []
-    for text in regexes:
-        try:
-            compiled.append(re.compile(text, re.IGNORECASE | re.MULTILINE))
-        except re.error as error:
-            raise PromptSetError(f"{where}: bad regular expression {text!r} ({error})") from error
-    return compiled
 
 
 # ---- one answer ----------------------------------------------------------------------------

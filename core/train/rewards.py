@@ -26,17 +26,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from core.dataset.patterns import DEFAULT_PATTERNS, PatternError, load_patterns
+from core.dataset.tags import split_think
 from core.recipes import Recipe, RecipeError
-from core.workspace import ASSETS
 
-DEFAULT_PATTERNS = ASSETS / "patterns.yaml"
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _LABEL = re.compile(r"^\s*(?:final answer|answer)\s*[:=]\s*", re.IGNORECASE)
 
 
 def answer_part(completion: str) -> str:
-    """What follows the last </think> (the whole text when there is none): the answer, not the reasoning."""
-    return completion.rsplit("</think>", 1)[-1].strip()
+    """The answer outside any <think> block (core.dataset.tags owns that parsing); empty when the
+    completion ran out inside its reasoning."""
+    return split_think(completion).answer
 
 
 # ---------------------------------------------------------------- scorers
@@ -109,28 +110,14 @@ def length_score(completion: str, *, low: int, high: int, unit: str = "chars", t
 
 
 def refusal_patterns(path: str | Path | None = None) -> tuple[re.Pattern, ...]:
-    """The pattern list's `refusal:` regexes (the same file and flags the A/B metrics use)."""
-    return _refusal_patterns(str(Path(path) if path else DEFAULT_PATTERNS))
-
-
-@lru_cache(maxsize=8)
-def _refusal_patterns(path: str) -> tuple[re.Pattern, ...]:
-    import yaml
-
+    """The pattern list's `refusal:` regexes (core.dataset.patterns: the file and flags the A/B metrics use)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise RecipeError(f"grpo.rewards.refusal.patterns: can't read {path} ({error})") from None
-    regexes = data.get("refusal") if isinstance(data, dict) else None
+        regexes = load_patterns(path).refusal.regexes
+    except (OSError, PatternError) as error:
+        raise RecipeError(f"grpo.rewards.refusal.patterns: {error}") from None
     if not regexes:
-        raise RecipeError(f"grpo.rewards.refusal.patterns: {path} has no `refusal:` list of regexes")
-    compiled = []
-    for text in [regexes] if isinstance(regexes, str) else regexes:
-        try:
-            compiled.append(re.compile(str(text), re.IGNORECASE | re.MULTILINE))
-        except re.error as error:
-            raise RecipeError(f"grpo.rewards.refusal.patterns: {path}: bad regular expression {text!r} ({error})") from None
-    return tuple(compiled)
+        raise RecipeError(f"grpo.rewards.refusal.patterns: {path or DEFAULT_PATTERNS} has no `refusal:` list of regexes")
+    return tuple(regexes)
 
 
 def refusal_score(completion: str, should_refuse, patterns) -> float | None:

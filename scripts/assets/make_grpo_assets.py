@@ -5,7 +5,7 @@
 - grpo_format.jsonl: 24 short everyday questions with a one-word reference answer, for the CPU
   recipe whose format reward teaches the embedded model to open with "The answer is".
 
-Run: python bench/make_grpo_assets.py
+Run: python scripts/assets/make_grpo_assets.py
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import random
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana", "Ivo", "Jun", "Kofi", "Lena", "Mateo", "Nia"]
 ITEMS = ["apples", "pencils", "stickers", "marbles", "books", "cookies", "stamps", "shells"]
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.chat.engine import split_think
+from core.dataset.tags import split_think
 from core.errors import BadInput, StudioError
 from core.workspace import ASSETS
 

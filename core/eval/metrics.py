@@ -1,6 +1,6 @@
 """Metrics: pure scoring of one answer, and means over many. No model, no files but the pattern list.
 
-Every metric reads the answer outside any <think> block (core.chat.engine.split_think owns that
+Every metric reads the answer outside any <think> block (core.dataset.tags.split_think owns that
 parsing): keyword coverage, refusal vs expected, source hit (lenient: case, punctuation, quotes),
 pattern rates from a YAML pattern list (assets/patterns.yaml), and whether the answer is
 *substantive*: an answer exists after the <think> block, it was not cut off by the token limit,
@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from core.chat.engine import split_think
 from core.dataset.patterns import DEFAULT_PATTERNS, Pattern, PatternSet, load_patterns  # noqa: F401  (re-exported)
+from core.dataset.tags import split_think
 from core.eval.prompts import Prompt
 
 OUTCOMES = ("substantive", "cut_off_in_think", "cut_off", "no_answer", "refused", "too_short", "error")

@@ -6,12 +6,22 @@ r=16 on all linear layers over the bundled friction sample:
   (b) plain trl SFTTrainer as trl's docs show it: SFTConfig(output_dir=...) with its defaults
       (bf16=True, batch 8, padded batches), the same conversations as `messages` rows
   (c) a bare forward + backward + AdamW loop over the studio's own batches (the practical limit)
+  (d) plain trl configured well by hand: fp32 (bf16=False), padding-free batches, completion-only
+      loss (prompt/completion rows), the studio's batch size, learning rate and LoRA
 
-It prints trained tokens per second for each, the ratios a/b and a/c, and the share of token
-slots that are real tokens (not padding). The first step of each is a warm-up and not timed.
-Targets on a 2-core CPU: a/b >= 20, a/c >= 0.8, real-token share >= 0.95.
+In the same run it measures the CPU's matmul peak (fp32; bf16 too where the CPU has native bf16)
+and prints model FLOP utilization:
+  MFU = 6 x P x trained tokens/s / peak FLOP/s,  P = weights of every linear layer a token passes
+  through (decoder projections + LM head; embeddings are a lookup, no FLOPs).
+6 x P per token is the usual forward (2P) + backward (4P) count; a LoRA run skips the frozen
+weights' gradients (about 2P), and prompt tokens are computed but not counted as trained, so
+both make this MFU conservative.
+It prints trained tokens per second for each, the ratios a/b, a/c, a/d (`a_over_tuned_trl`), the
+spread of a/c and a/d over `--repeats`, and the share of token slots that are real tokens (not
+padding). The first step of each is a warm-up and not timed.
+Targets on a 2-core CPU: a/b >= 20, a/c >= 0.8, a/d >= 1.2, MFU(a) >= 50%, real-token share >= 0.95.
 
-    python bench/train_throughput.py [--steps 6] [--baseline-steps 2] [--json out.json]
+    python bench/train_throughput.py [--steps 6] [--baseline-steps 2] [--repeats 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -114,6 +124,70 @@ def trl_defaults_run(recipe, steps: int, out: str) -> dict:
     return summary
 
 
+def trl_tuned_run(recipe, steps: int, out: str) -> dict:
+    """What a careful user configures by hand in trl: fp32 on this CPU, padding-free batches and
+    loss on the completion only (prompt/completion rows: the last assistant turn is the completion)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from core import models
+    from core.train import training_data
+
+    examples, _ = training_data.load_examples(recipe)
+    rows = [{"prompt": e.messages[:-1], "completion": e.messages[-1:]} for e in examples
+            if e.messages and e.messages[-1]["role"] == "assistant"]
+    path = models.resolve(recipe.model.name).path
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    timer = StepTimer()
+    config = SFTConfig(output_dir=out, max_steps=steps, report_to="none", save_strategy="no", use_cpu=True, bf16=False,
+                       padding_free=True, completion_only_loss=True, max_length=None,  # trl: padding-free does not truncate
+                       per_device_train_batch_size=recipe.training.batch_size, learning_rate=recipe.training.learning_rate,
+                       logging_steps=10**6)
+    lora = LoraConfig(r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path), train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, args=config, peft_config=lora, callbacks=[timer])
+    counter = CountingCollator(trainer.data_collator, tokenizer.pad_token_id)
+    trainer.data_collator = counter
+    trainer.train()
+    return summarize("(d) trl tuned (fp32, padding-free, completion-only)", timer.durations, counter.batches)
+
+
+def matmul_peak(dtype_name: str, seconds: float = 2.0) -> float:
+    """Best FLOP/s of torch.mm over a few training-shaped products (tokens x hidden x 3*hidden and
+    a square), with the threads torch uses; the ceiling MFU is measured against."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    best = 0.0
+    for m, k, n in ((2048, 576, 1536), (1024, 1024, 1024), (2048, 1536, 576)):
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        torch.mm(a, b)
+        start, count = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds / 3:
+            torch.mm(a, b)
+            count += 1
+        best = max(best, 2 * m * k * n * count / (time.perf_counter() - start))
+    return best
+
+
+def linear_params(recipe) -> int:
+    """P in the MFU formula: decoder linear weights plus the LM head."""
+    from core import models
+
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(models.resolve(recipe.model.name).path)
+    hidden, inter, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    kv = (getattr(config, "num_key_value_heads", None) or heads) * head_dim
+    per_layer = hidden * heads * head_dim * 2 + hidden * kv * 2 + 3 * hidden * inter
+    return layers * per_layer + hidden * config.vocab_size
+
+
 def bare_loop(recipe, samples, steps: int) -> dict:
     """Forward + backward + AdamW over the same padding-free batches, no trainer at all: the same
     computation as (a) (trained positions only through the LM head), so a/c is the trainer's cost."""
@@ -157,36 +231,68 @@ def cpu_bf16_support() -> str:
     return ", ".join(native) if native else "none (bf16 is emulated: expect the 30x slow-down)"
 
 
+def spread(values: list[float]) -> list[float]:
+    return [round(min(values), 3), round(max(values), 3)]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="configs/smoke-cpu.yaml")
     parser.add_argument("--steps", type=int, default=6, help="steps for (a) and (c), the first is a warm-up")
     parser.add_argument("--baseline-steps", type=int, default=2, help="steps for (b); each is slow on a CPU")
+    parser.add_argument("--repeats", type=int, default=2, help="repeat (a), (c) and (d) to show the ratios' spread")
+    parser.add_argument("--skip-defaults", action="store_true", help="skip (b), trl's defaults (slow on CPUs without bf16)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
+
+    import torch
 
     from core import recipes
 
     def fresh():
-        recipe = recipes.load(args.recipe, ["lora.r=16", "lora.alpha=32", "lora.target_modules=[all-linear]"])
-        return recipe
+        return recipes.load(args.recipe, ["lora.r=16", "lora.alpha=32", "lora.target_modules=[all-linear]"])
 
+    bf16 = cpu_bf16_support()
+    peak = {"float32": matmul_peak("float32")}
+    if not bf16.startswith("none") and bf16 != "unknown":
+        peak["bfloat16"] = matmul_peak("bfloat16")
+    runs: dict[str, list] = {"a": [], "c": [], "d": []}
     with tempfile.TemporaryDirectory() as out:
-        a, samples = studio_run(fresh(), args.steps, out + "/a")
-        c = bare_loop(fresh(), samples, args.steps)
-        b = trl_defaults_run(fresh(), args.baseline_steps, out + "/b")
-    results = {"a": a, "b": b, "c": c,
-               "a_over_b": round(a["trained_tokens_per_s"] / b["trained_tokens_per_s"], 2),
+        for repeat in range(args.repeats):
+            a, samples = studio_run(fresh(), args.steps, f"{out}/a{repeat}")
+            runs["a"].append(a)
+            runs["c"].append(bare_loop(fresh(), samples, args.steps))
+            runs["d"].append(trl_tuned_run(fresh(), args.steps, f"{out}/d{repeat}"))
+        b = None if args.skip_defaults else trl_defaults_run(fresh(), args.baseline_steps, out + "/b")
+    peak["float32_after"] = matmul_peak("float32")  # the load may change during the run: show both ends
+    params = linear_params(fresh())
+    rate = {key: [r["trained_tokens_per_s"] for r in rows] for key, rows in runs.items()}
+    a, c, d = (runs[key][-1] for key in "acd")
+    fp32_peak = max(peak["float32"], peak["float32_after"])
+    results = {"a": a, "b": b, "c": c, "d": d, "threads": torch.get_num_threads(),
+               "a_over_b": round(a["trained_tokens_per_s"] / b["trained_tokens_per_s"], 2) if b else None,
                "a_over_c": round(a["trained_tokens_per_s"] / c["trained_tokens_per_s"], 3),
-               "real_token_share_a": a["real_token_share"]}
-    for row in (a, b, c):
-        print(f"{row['name']:55} {row['trained_tokens_per_s']:>9} trained tok/s  {row['s_per_step']:>7} s/step  "
-              f"real-token share {row['real_token_share']}")
-    results["cpu_bf16"] = cpu_bf16_support()
-    print(f"native bf16 on this CPU: {results['cpu_bf16']}")
+               "a_over_tuned_trl": round(a["trained_tokens_per_s"] / d["trained_tokens_per_s"], 3),
+               "a_over_c_spread": spread([x / y for x, y in zip(rate["a"], rate["c"])]),
+               "a_over_tuned_trl_spread": spread([x / y for x, y in zip(rate["a"], rate["d"])]),
+               "peak_gflops": {k: round(v / 1e9, 1) for k, v in peak.items()},
+               "linear_params": params, "mfu_formula": "6 * linear_params * trained_tokens_per_s / fp32 matmul peak",
+               "mfu_a": round(6 * params * a["trained_tokens_per_s"] / fp32_peak, 3),
+               "mfu_c": round(6 * params * c["trained_tokens_per_s"] / fp32_peak, 3),
+               "mfu_a_spread": spread([6 * params * x / fp32_peak for x in rate["a"]]),
+               "real_token_share_a": a["real_token_share"], "cpu_bf16": bf16,
+               "load": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None}
+    for row in (a, b, c, d):
+        if row:
+            print(f"{row['name']:55} {row['trained_tokens_per_s']:>9} trained tok/s  {row['s_per_step']:>7} s/step  "
+                  f"real-token share {row['real_token_share']}")
+    print(f"native bf16 on this CPU: {bf16}; matmul peak GFLOP/s {results['peak_gflops']} ({results['threads']} threads)")
     print(f"a/b = {results['a_over_b']}  (target >= 20)")
-    print(f"a/c = {results['a_over_c']}  (target >= 0.8)")
-    print(f"real-token share (a) = {results['real_token_share_a']}  (target >= 0.95)")
+    print(f"a/c = {results['a_over_c']}  spread {results['a_over_c_spread']}  (target >= 0.8)")
+    print(f"a/d = {results['a_over_tuned_trl']}  spread {results['a_over_tuned_trl_spread']}  (target >= 1.2)")
+    print(f"MFU(a) = {results['mfu_a']}  spread {results['mfu_a_spread']}, MFU(c) = {results['mfu_c']}  "
+          f"({results['mfu_formula']}, P = {params:,}; target >= 0.5)")
+    print(f"real-token share (a) = {results['real_token_share_a']}  (target >= 0.95); load {results['load']}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

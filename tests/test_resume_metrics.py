@@ -72,7 +72,14 @@ def test_kill_and_resume_leaves_each_step_once_in_the_file(tmp_path, tiny_model_
     data = write_chats(tmp_path / "d.jsonl", 40)
     recipe = tiny_recipe(tiny_model_dir, data, max_steps=10, save_steps=3, eval_steps=100000)
     run = runs.start(recipe)
-    status = wait_for(lambda: (s := runs.read_status(run)).get("step", 0) >= 5 and s, timeout=240)
+
+    def past_a_checkpoint():  # a step logged after the newest checkpoint, a whole step before the next one
+        status, newest = runs.read_status(run), runs.latest_checkpoint(run)
+        logged = [r["step"] for r in runs.read_metrics(run) if r.get("split") == "train"]
+        ahead = newest is not None and logged and max(logged) > run_dir.checkpoint_step(newest)
+        return status if status.get("step", 0) >= 4 and status["step"] % 3 == 1 and ahead else None
+
+    status = wait_for(past_a_checkpoint, timeout=240, poll=0.05)
     os.kill(status["pid"], signal.SIGKILL)
     wait_for(lambda: runs.read_status(run)["state"] == "failed", timeout=30)
     checkpoint = runs.latest_checkpoint(run)

@@ -71,11 +71,14 @@ def test_start_button_starts_then_queues(tmp_path, tiny_model_dir):
                          save_steps=100000, eval_steps=100000)
     current, message = train_tab.start_run(recipe.to_yaml())
     current = runs.workspace().runs / current  # the Train tab names the open run by its id
-    assert message.startswith("Started") and runs.read_status(current)["state"] in runs.LIVE_STATES, message
-    kept, message = train_tab.start_run(recipe.to_yaml())
-    assert message.startswith("Queued") and isinstance(kept, dict)  # the open run stays the live one
-    waiting = queue.waiting_runs()[0]
-    assert "waiting in the queue" in train_tab.stop_run(waiting.run_id)
-    queue.cancel(waiting.run_id)
-    runs.stop(current)
+    try:
+        assert message.startswith("Started") and runs.read_status(current)["state"] in runs.LIVE_STATES, message
+        kept, message = train_tab.start_run(recipe.to_yaml())
+        assert message.startswith("Queued") and isinstance(kept, dict)  # the open run stays the live one
+        waiting = queue.waiting_runs()[0]
+        assert "waiting in the queue" in train_tab.stop_run(waiting.run_id)
+    finally:  # a 100000-step run must never outlive the test, whatever failed above
+        for info in queue.waiting_runs():
+            queue.cancel(info.run_id)
+        runs.stop(current)
     assert runs.wait(current, timeout=300)["state"] == "stopped", runs.tail_log(current)

@@ -133,12 +133,16 @@ def test_stop_leaves_checkpoint_and_resume_continues(tmp_path, tiny_model_dir):
 def test_killed_worker_is_failed_and_second_start_refused(tmp_path, tiny_model_dir):
     data = write_chats(tmp_path / "d.jsonl", 40)
     run = runs.start(tiny_recipe(tiny_model_dir, data, max_steps=100000, save_steps=100000, eval_steps=100000))
-    status = wait_for(lambda: (s := runs.read_status(run)).get("state") == "running" and s.get("step", 0) >= 1 and s)
-    with pytest.raises(runs.RunBusy, match="one run at a time"):
-        runs.start(tiny_recipe(tiny_model_dir, data))
-    with pytest.raises(runs.RunError, match="still running"):
-        runs.delete_run(run)
-    os.kill(status["pid"], signal.SIGKILL)
+    try:
+        wait_for(lambda: (s := runs.read_status(run)).get("state") == "running" and s.get("step", 0) >= 1 and s)
+        with pytest.raises(runs.RunBusy, match="one run at a time"):
+            runs.start(tiny_recipe(tiny_model_dir, data))
+        with pytest.raises(runs.RunError, match="still running"):
+            runs.delete_run(run)
+    finally:  # a 100000-step worker must never outlive the test
+        pid = runs.read_status(run).get("pid")
+        if pid:
+            os.kill(pid, signal.SIGKILL)
     failed = wait_for(lambda: (s := runs.read_status(run))["state"] == "failed" and s, timeout=30)
     assert "ended without finishing" in failed["error"] and "train.log" in failed["error"]
     assert runs.active_run() is None

@@ -80,8 +80,10 @@ def studio_home_e2e(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def studio(studio_home_e2e, embedded_dir):
-    server = Studio(studio_home_e2e).start()
+def studio(studio_home_e2e, embedded_dir, tiny_model_dir):
+    # The tiny random model lives outside the workspace: the operator allows its folder, as a team
+    # machine would allow /srv/models, so recipes that name it pass the visitor guard.
+    server = Studio(studio_home_e2e, {"STUDIO_MODEL_DIRS": str(tiny_model_dir)}).start()
     yield server
     server.stop()
 

@@ -83,3 +83,24 @@ def tiny_model_is_a_model_folder(request, monkeypatch):
     folder the operator allows (STUDIO_MODEL_DIRS), as a team machine would for /srv/models."""
     if "tiny_model_dir" in request.fixturenames:
         monkeypatch.setenv("STUDIO_MODEL_DIRS", str(request.getfixturevalue("tiny_model_dir")))
+
+
+def launch_on_free_port(app) -> int:
+    """Launch a built app on a free loopback port without blocking; returns the port."""
+    import socket
+
+    from studio.app import launch_kwargs
+
+    for attempt in range(3):  # a port freed a moment ago can still answer for the last server
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        try:
+            app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+            return port
+        except ValueError:
+            app.close()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+

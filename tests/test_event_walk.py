@@ -8,12 +8,13 @@ names never come back) or deleted (the sentinel folder, a finished-looking run, 
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import launch_on_free_port
 
 SECRET = "SENTINEL-9c1e-never-leaves"
 LISTED = "checkpoint-424242"  # a name inside the sentinel: listing it would show it
@@ -50,20 +51,10 @@ def hostile_setup(tmp_path, monkeypatch):
 
 @pytest.fixture
 def server(hostile_setup):
-    from studio.app import build_app, launch_kwargs
+    from studio.app import build_app
 
     app = build_app().queue(default_concurrency_limit=4)
-    for attempt in range(3):  # a port freed a moment ago can still answer for the last server
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
-            break
-        except ValueError:
-            app.close()
-            if attempt == 2:
-                raise
+    port = launch_on_free_port(app)
     try:
         yield app, f"http://127.0.0.1:{port}"
     finally:

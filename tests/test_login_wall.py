@@ -4,32 +4,21 @@ studio works as before. Checked with an HTTP client against the real app on 127.
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
 from core.workspace import PROJECT_ROOT, workspace
+from tests.conftest import launch_on_free_port
 
 
 @pytest.fixture
 def served(monkeypatch):
-    from studio.app import build_app, launch_kwargs
+    from studio.app import build_app
 
     monkeypatch.setenv("STUDIO_AUTH", "ana:s3cret-pass")
     monkeypatch.setenv("STUDIO_DEMO", "0")
     app = build_app().queue()
-    for attempt in range(3):  # a port freed a moment ago can still answer for the last server
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
-            break
-        except ValueError:
-            app.close()
-            if attempt == 2:
-                raise
+    port = launch_on_free_port(app)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -183,6 +183,13 @@ def one_per_step(records: list[dict]) -> list[dict]:
 
 
 
+def append_record(run_path: str | Path, name: str, record: dict) -> None:
+    """One JSON line onto a run's JSONL file (metrics, completions), flushed at once for the readers."""
+    with open(Path(run_path) / name, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     """The JSON objects of a JSONL file the studio wrote (metrics, A/B rows); a line being written
     while we read, or anything that is not an object, is skipped. A missing file is empty."""

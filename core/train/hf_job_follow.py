@@ -39,6 +39,7 @@ from core.train.run_dir import (
     tail_log,
     update_status,
 )
+from core.workspace import atomic_path
 
 POLL_S = 2.0
 LOST_AFTER_S = 600.0  # this long without an answer from the Hub and the run is given up as failed
@@ -186,10 +187,8 @@ class Follower:
         for item in sorted(results.iterdir()) if results.is_dir() else []:
             if item.name in KEPT_HERE:
                 continue
-            target = self.run / item.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(item, target)
+            with atomic_path(self.run / item.name) as partial:  # metrics.jsonl too: the job's own file, whole
+                shutil.move(item, partial)
         shutil.rmtree(landing, ignore_errors=True)
         self._localize()
         fields = {key: job_status[key] for key in ("step", "total_steps", "epoch", "evaluation") if job_status.get(key) is not None}

@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     inputs = Path(snapshot_download(repo, repo_type="dataset", local_dir=work / "inputs",
                                     allow_patterns=["job.json", "recipe.yaml", "data/*", "model/*"]))
     manifest = json.loads((inputs / "job.json").read_text(encoding="utf-8"))
-    print(f"[studio job] studio source {json.dumps(manifest.get('studio') or {})}, run {manifest['run_id']}", flush=True)
+    source = Path(__file__).resolve().parents[2]  # the tarball the run sent, unpacked: the code that trains
+    print(f"[studio job] studio source {json.dumps(manifest.get('studio') or {})} at {source}, run {manifest['run_id']}", flush=True)
     recipe = recipes.load(inputs / "recipe.yaml")
     if manifest.get("model_folder"):
         recipe.model.name = str(inputs / manifest["model_folder"])

@@ -127,6 +127,36 @@ def test_no_token_a_refused_token_an_unknown_flavor_and_demo_mode_start_nothing(
     assert runs.run_folders() == [] and not hub.jobs
 
 
+def test_demo_mode_hides_jobs_and_refuses_them_whatever_the_browser_sends(monkeypatch):
+    from studio import train_jobs, train_tab
+
+    monkeypatch.setenv("STUDIO_DEMO", "1")
+    recipe = recipes.load(ROOT / "configs" / "smoke-cpu.yaml")
+    recipe.data.path = str(recipe.dataset_path())  # the bundled sample: demo mode's own data
+    text = recipe.to_yaml()
+    current, message = train_tab.start_run(text, train_jobs.JOBS, "cpu-basic", TOKEN)
+    assert "Not started" in message and "off in this demo studio" in message and TOKEN not in message
+    assert runs.run_folders() == []
+    assert "off in this demo" in train_jobs.list_flavors(TOKEN)[1]
+
+
+def test_a_jobs_run_whose_follower_died_says_so_and_the_live_view_names_the_job(tmp_path):
+    from studio.train_live import progress_html
+
+    run = workspace().runs / "job-run"
+    run.mkdir()
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    job = {"job_id": "abc123", "flavor": "a10g-small", "url": "https://huggingface.co/jobs/me/abc123"}
+    (run / "status.json").write_text(json.dumps({"state": "running", "pid": dead, "created_at": runs.now_iso(), "hf_job": job}))
+    status = runs.read_status(run)
+    assert status["state"] == "failed" and "The process following Hugging Face job abc123 ended early" in status["error"]
+    assert job["url"] in status["error"]
+    assert "on Hugging Face Jobs (a10g-small, job <a href='https://huggingface.co/jobs/me/abc123'" in progress_html(status, [], "job-run")
+
+
 # ---------------------------------------------------------------- real jobs on the stand-in
 
 

@@ -103,7 +103,11 @@ class Follower:
 
     def follow(self) -> str:
         """Follow the job to its end; returns the run's final state."""
+        from core.train import webhook
+
         self.say(f"[studio] Hugging Face job {self.job['job_id']} on {self.job['flavor']}: {self.job.get('url') or ''}")
+        with self.lock:  # a promise the UI's poll keeps if this process dies first, as the worker's is
+            update_status(self.run, notify_pending=bool(webhook.webhook_url()))
         logs = threading.Thread(target=self.stream_logs, name="job-logs", daemon=True)
         logs.start()
         stage, cancelled, last_answer, message = "SCHEDULING", False, time.monotonic(), None

@@ -121,6 +121,11 @@ def test_no_token_a_refused_token_an_unknown_flavor_and_demo_mode_start_nothing(
         hf_jobs.submit(recipe, "h100x9", TOKEN)
     with pytest.raises(BadInput):  # not a flavor name at all
         hf_jobs.submit(recipe, "../../etc", TOKEN)
+    with pytest.raises(BadInput, match="timeout"):
+        hf_jobs.submit(recipe, "cpu-basic", TOKEN, timeout="soon")
+    recipe.training.tuning = "qlora"
+    with pytest.raises(recipes.RecipeError, match="QLoRA needs a GPU, and cpu-basic has none"):
+        hf_jobs.submit(recipe, "cpu-basic", TOKEN)
     monkeypatch.setenv("STUDIO_DEMO", "1")
     with pytest.raises(DemoRefusal):
         hf_jobs.submit(recipe, "cpu-basic", TOKEN)

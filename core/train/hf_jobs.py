@@ -181,12 +181,9 @@ def job_files(recipe: Recipe) -> tuple[dict, list[tuple[str, Path]], str]:
 
     job = copy.deepcopy(recipe)
     files: list[tuple[str, Path]] = []
-    data = Path(recipe.dataset_path())
-    if data.exists():
-        job.data.path = f"data/{data.name}"
-        files += _files_under(data, job.data.path)
-    elif not HUB_ID.match(recipe.data.path or ""):
-        raise RecipeError(f"data.path: {recipe.data.path} is neither a file here nor a Hub dataset id")
+    data = Path(recipe.dataset_path())  # checked readable first (core.train.preflight), as for a local run
+    job.data.path = f"data/{data.name}"
+    files += _files_under(data, job.data.path)
     model = Path(recipe.model.name).expanduser()
     if is_embedded(recipe.model.name):
         job.model.name, sent = EMBEDDED_HUB_ID, "embedded"  # the job downloads the real model, not the bundled GGUF
@@ -222,16 +219,18 @@ def submit(recipe: Recipe, flavor: str, token: str | None = None, *, endpoint: s
     secret, where = resolve_token(token), hub_endpoint(endpoint)
     if not secret:
         raise JobsError("No Hugging Face token: paste one in the token field or set HF_TOKEN (a token with write access).")
-    flavor = _checked_flavor(flavor)
-    job_recipe, files, model_sent = job_files(recipe)
+    flavor, timeout = _checked_flavor(flavor), _checked_timeout(timeout)
     from core.train.preflight import check_dataset_readable
 
     check_dataset_readable(recipe)
+    job_recipe, files, model_sent = job_files(recipe)
     api = api_for(secret, where)
     namespace = hub_call("Checking the token", lambda: api.whoami(), secret, where)["name"]
-    offered = [item.name for item in hub_call("Listing the Jobs hardware", lambda: api.list_jobs_hardware(), secret, where)]
+    offered = {item.name: item for item in hub_call("Listing the Jobs hardware", lambda: api.list_jobs_hardware(), secret, where)}
     if flavor not in offered:
         raise JobsError(f"'{flavor}' is not a Jobs flavor the Hub offers; choose one of: {', '.join(offered)}")
+    if recipe.training.tuning == "qlora" and offered[flavor].accelerator is None:
+        raise RecipeError(f"training.tuning: QLoRA needs a GPU, and {flavor} has none; pick a GPU flavor (e.g. a10g-small)")
     run = runs.create_run(recipe)
     record = {"flavor": flavor, "image": image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE, "endpoint": where,
               "namespace": namespace, "repo_id": f"{namespace}/studio-job-{run.name}"[:96], "repo_type": REPO_TYPE,
@@ -243,8 +242,9 @@ def submit(recipe: Recipe, flavor: str, token: str | None = None, *, endpoint: s
         record.update(job_id=job.id, url=job.url)
         update_status(run, hf_job=record)
         _spawn_follower(run, secret)
-    except (JobsError, OSError) as error:
-        update_status(run, state="failed", ended_at=now_iso(), error=scrub(str(error), secret))
+    except BaseException as error:  # whatever stopped it, the run folder says so rather than waiting forever
+        told = str(error) if isinstance(error, StudioError) else f"Could not submit the job: {type(error).__name__}: {error}"
+        update_status(run, state="failed", ended_at=now_iso(), error=scrub(told, secret))
         raise
     return run
 
@@ -255,6 +255,13 @@ def _checked_flavor(flavor: str) -> str:
         raise BadInput(f"flavor {flavor!r}: pick a Jobs hardware flavor such as cpu-basic or a10g-small "
                        "(`studio train --on hf-jobs --list-flavors` lists them)")
     return flavor
+
+
+def _checked_timeout(timeout: str) -> str:
+    timeout = str(timeout or "").strip()
+    if not re.fullmatch(r"\d+(\.\d+)?[smhd]?", timeout):
+        raise BadInput(f"timeout {timeout!r}: a duration such as 90m, 4h or 3600 (seconds)")
+    return timeout
 
 
 def _upload(api, record: dict, job_recipe: dict, files: list[tuple[str, Path]], run_id: str, secret: str) -> None:

@@ -145,6 +145,22 @@ def test_demo_mode_hides_jobs_and_refuses_them_whatever_the_browser_sends(monkey
     assert "off in this demo" in train_jobs.list_flavors(TOKEN)[1]
 
 
+def test_the_train_tab_tells_an_unreachable_hub_in_words(monkeypatch):
+    from huggingface_hub import constants
+
+    from studio import train_jobs, train_tab
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    data = write_chats(workspace().datasets / "chats.jsonl")
+    text = recipes.from_dict({"name": "jobs", "model": {"name": "embedded"}, "data": {"path": str(data)}}).to_yaml()
+    _, message = train_tab.start_run(text, train_jobs.JOBS, "a10g-small", TOKEN)
+    assert message.startswith("⚠️ Not started: Checking the token: could not reach the Hugging Face Hub at http://127.0.0.1:9")
+    flavors, note = train_jobs.list_flavors("")
+    assert "could not reach the Hugging Face Hub" in note and "Traceback" not in note + message and TOKEN not in message
+    assert runs.run_folders() == []
+
+
 def test_a_jobs_run_whose_follower_died_says_so_and_the_live_view_names_the_job(tmp_path):
     from studio.train_live import progress_html
 

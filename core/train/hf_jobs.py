@@ -289,7 +289,12 @@ def _run_job(api, record: dict, secret: str):
         env["HF_ENDPOINT"] = record["endpoint"]  # a private Hub: the job talks to the same one
     return api.run_job(image=record["image"], command=job_command(), env=env, secrets={"HF_TOKEN": secret},
                        flavor=record["flavor"], timeout=record["timeout"], namespace=record["namespace"],
-                       labels={"tuning-studio-run": record["repo_id"].split("/")[-1][:60]})
+                       labels={"tuning-studio-run": _label(record["repo_id"].split("/")[-1])})
+
+
+def _label(text: str) -> str:
+    """A label value the Hub takes (Kubernetes' rule: 63 characters, letters, digits, `-_.`, alphanumeric ends)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63].strip("-_.") or "run"
 
 
 def _spawn_follower(run: Path, secret: str) -> int:

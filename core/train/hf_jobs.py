@@ -233,7 +233,7 @@ def submit(recipe: Recipe, flavor: str, token: str | None = None, *, endpoint: s
         raise RecipeError(f"training.tuning: QLoRA needs a GPU, and {flavor} has none; pick a GPU flavor (e.g. a10g-small)")
     run = runs.create_run(recipe)
     record = {"flavor": flavor, "image": image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE, "endpoint": where,
-              "namespace": namespace, "repo_id": f"{namespace}/studio-job-{run.name}"[:96], "repo_type": REPO_TYPE,
+              "namespace": namespace, "repo_id": f"{namespace}/{_repo_name(run.name)}", "repo_type": REPO_TYPE,
               "timeout": timeout, "model_sent": model_sent, "source": source_version(), "job_id": None, "url": None}
     update_status(run, hf_job=record, started_at=now_iso())
     try:
@@ -290,6 +290,11 @@ def _run_job(api, record: dict, secret: str):
     return api.run_job(image=record["image"], command=job_command(), env=env, secrets={"HF_TOKEN": secret},
                        flavor=record["flavor"], timeout=record["timeout"], namespace=record["namespace"],
                        labels={"tuning-studio-run": _label(record["repo_id"].split("/")[-1])})
+
+
+def _repo_name(run_id: str) -> str:
+    """The job's repo, named after the run within the Hub's rules (96 characters, no `--` or `..`, no `-` or `.` at the ends)."""
+    return re.sub(r"[-.]{2,}", "-", f"studio-job-{run_id}")[:96].rstrip("-.")
 
 
 def _label(text: str) -> str:

@@ -184,7 +184,6 @@ def one_per_step(records: list[dict]) -> list[dict]:
     return [record for record in kept if record is not None]
 
 
-
 def append_record(run_path: str | Path, name: str, record: dict) -> None:
     """One JSON line onto a run's JSONL file (metrics, completions), flushed at once for the readers."""
     with open(Path(run_path) / name, "a", encoding="utf-8") as handle:

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from studio import cli_rewards
+from studio import cli_jobs, cli_rewards
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
     train = sub.add_parser("train", help="run a training recipe")
-    train.add_argument("recipe", help="recipe YAML file (see configs/)")
+    train.add_argument("recipe", nargs="?", help="recipe YAML file (see configs/)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. training.learning_rate=1e-4")
     train.add_argument("--run-dir", default=None, help="run folder (default: STUDIO_HOME/runs/<name>-<time>)")
     train.add_argument("--resume", default=None, metavar="CHECKPOINT", help="resume from 'last' or a checkpoint folder")
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.add_argument("--accelerate-config", default=None, metavar="FILE",
                        help="launch with your accelerate config file (DDP/FSDP/DeepSpeed; copied into the run folder)")
+    cli_jobs.add_train_options(train)  # --on hf-jobs --flavor ..., --list-flavors
 
     runs = sub.add_parser("runs", help="list training runs")
     runs.add_argument("--json", action="store_true", help="print one JSON object")
@@ -97,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from studio import cli_scale
 
-    handler = {"ui": cmd_ui, "check": cmd_check, "train": cmd_train, "runs": cmd_runs, "chat": cmd_chat, "export": cmd_export,
-               "eval": _cmd_eval, "make": _cmd_make, cli_rewards.COMMAND: cli_rewards.run, **cli_scale.HANDLERS}[args.command]
+    handler = {"ui": cmd_ui, "check": cmd_check, "train": cli_jobs.train(cmd_train), "runs": cmd_runs, "chat": cmd_chat,
+               "export": cmd_export, "eval": _cmd_eval, "make": _cmd_make, cli_rewards.COMMAND: cli_rewards.run,
+               **cli_scale.HANDLERS}[args.command]
     try:
         return handler(args) or 0
     except KeyboardInterrupt:
@@ -302,7 +304,7 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
             metrics = runs.read_metrics(run_dir)
             for record in metrics[seen:]:
                 if not quiet:
-                    print(_metric_line(record, status.get("total_steps")))
+                    print(metric_line(record, status.get("total_steps")))
             seen = len(metrics)
             if status.get("state") not in runs.LIVE_STATES:
                 return status
@@ -318,7 +320,7 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
             runs.stop(run_dir)
 
 
-def _metric_line(record: dict, total) -> str:
+def metric_line(record: dict, total) -> str:
     parts = [f"step {record.get('step')}/{total or '?'}", record.get("split", "")]
     for key in ("loss", "lr", "grad_norm", "rewards/accuracies", "rewards/margins", "reward", "kl", "tokens_per_s", "eta"):
         value = record.get(key)

@@ -4,6 +4,7 @@ Knows nothing about the recipe form or starting runs (studio.train_tab)."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -44,6 +45,10 @@ def progress_html(status: dict, metrics: list[dict], run_id: str) -> str:
     share = min(100, round(100 * step / total)) if total else 0
     last = next((m for m in reversed(metrics) if m.get("split") == "train"), {})
     bits = [f"<b>{_escape(run_id)}</b> · {status.get('state', '?')}", f"step {step}/{total or '?'}"]
+    if status.get("hf_job"):  # trains on Hugging Face Jobs: queued means waiting for the Hub's hardware
+        job = status["hf_job"]
+        bits.insert(1, f"on Hugging Face Jobs ({_escape(job.get('flavor'))}, job <a href='{html.escape(job.get('url') or '', quote=True)}' "
+                       f"target='_blank'>{_escape(job.get('job_id'))}</a>)")
     if status.get("epoch") is not None:
         bits.append(f"epoch {status['epoch']:.2f}")
     if status.get("state") in LIVE and last.get("eta") is not None:

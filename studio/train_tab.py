@@ -15,7 +15,7 @@ from core import recipes
 from core.hosting import enforce_demo_limits
 from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
-from studio import train_form, train_grpo, visitor
+from studio import train_form, train_grpo, train_jobs, visitor
 from studio.problems import EXPECTED, unexpected
 from studio.train_form import FormFill
 from studio.train_live import (  # noqa: F401  (the live view; tests and the layout below use these names)
@@ -164,12 +164,17 @@ def _checked_recipe(yaml_text: str) -> recipes.Recipe:
 # ---------------------------------------------------------------- run controls
 
 
-def start_run(yaml_text: str):
+def start_run(yaml_text: str, where: str = train_jobs.HERE, flavor: str = "", token: str = ""):
+    """Start (or queue) the recipe here, or send it to Hugging Face Jobs (`where`); the token is
+    only passed on, never shown or kept."""
     from core.train import queue
 
     try:
-        folder, started = queue.submit(_checked_recipe(yaml_text))
-    except (*EXPECTED, *visitor.Refused) as error:  # RunBusy, RecipeError, QLoRANeedsCUDA, ModelNotFound, QueueError ...
+        recipe = _checked_recipe(yaml_text)
+        if where == train_jobs.JOBS:
+            return train_jobs.start_job(recipe, flavor, token)
+        folder, started = queue.submit(recipe)
+    except (*EXPECTED, *visitor.Refused) as error:  # RunBusy, RecipeError, JobsError, ModelNotFound, QueueError ...
         gr.Warning(str(error).splitlines()[0])
         return gr.update(), f"⚠️ Not started: {error}"
     except Exception as error:  # noqa: BLE001 - last resort: never a traceback on the page
@@ -195,6 +200,8 @@ def stop_run(run_id: str) -> str:
         return f"`{run_id}` is waiting in the queue; cancel it under Queue and sweeps."
     if status.get("state") not in LIVE:
         return f"`{run_id}` is {status.get('state')}; nothing to stop."
+    if status.get("hf_job"):
+        return "Stopping: the Hugging Face job is cancelled and the run ends as `stopped` (a cancelled job sends no adapter back)."
     return "Stopping: the run saves a checkpoint at the end of this step, then ends as `stopped`."
 
 
@@ -245,6 +252,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
             picker, load_btn, form, yaml_view, status_md, launch_md, save_name, save_btn, plan_btn, plan_md = _build_recipe_side()
         with gr.Column(scale=7):
             start_btn, stop_btn, resume_btn, checkpoint, run_md = _build_controls()
+            jobs = train_jobs.build_jobs_controls()
             progress = gr.HTML(progress_html({}, [], ""), elem_id="train-progress")
             verdict = gr.Markdown(elem_id="train-verdict")  # the regression guard's verdict, when the run has one
             log_scale, smoothing, overlays, plots = _build_charts()
@@ -270,7 +278,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
     save_btn.click(save_recipe, inputs=[yaml_view, save_name], outputs=[status_md, picker])
     plan_btn.click(check_plan, inputs=yaml_view, outputs=plan_md)
     preview[0].click(train_grpo.preview_rewards, inputs=[yaml_view, preview[1], preview[2]], outputs=[preview[3], preview[4]])
-    start_btn.click(start_run, inputs=yaml_view, outputs=[current, run_md])
+    start_btn.click(start_run, inputs=[yaml_view, jobs.where, jobs.flavor, jobs.token], outputs=[current, run_md])
     stop_btn.click(stop_run, inputs=current, outputs=run_md)
     resume_btn.click(resume_run, inputs=[current, checkpoint], outputs=[current, run_md])
     delete_btn.click(delete_run, inputs=current, outputs=[current, run_md])

@@ -21,7 +21,16 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from core.train.distributed import agree
-from core.train.run_dir import BEST, BEST_INFO, COMPLETIONS_FILE, METRICS_FILE, RECIPE_FILE, RESUME_SPLIT, STOP_FILE
+from core.train.run_dir import (
+    BEST,
+    BEST_INFO,
+    COMPLETIONS_FILE,
+    METRICS_FILE,
+    RECIPE_FILE,
+    RESUME_SPLIT,
+    STOP_FILE,
+    append_record,
+)
 from core.workspace import atomic_path, write_atomic
 
 
@@ -132,9 +141,7 @@ class RunCallback(TrainerCallback):
         return pace
 
     def _append(self, record: dict, name: str = METRICS_FILE) -> None:
-        with open(self.run_dir / name, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
+        append_record(self.run_dir, name, record)
 
     def _append_completions(self, step: int) -> None:
         for row in self.completion_log.drain():

@@ -100,9 +100,11 @@ def read_status(run_path: str | Path) -> dict:
     if status.get("state") in LIVE_STATES and not status.get("waiting") and not _worker_alive(status):
         if status.get("pid") is None and time.time() - parse_time(status.get("created_at", now_iso())) < 30:
             return status  # just created; the worker's pid is being written
-        status.update(state="failed", ended_at=now_iso(),
-                      error="The training process ended without finishing (killed, out of memory, or crashed). "
-                            "Last lines of train.log:\n" + tail_log(run_path, 15))
+        job = status.get("hf_job") or {}  # a Hugging Face Jobs run: the pid is its follower's (core.train.hf_job_follow)
+        why = (f"The process following Hugging Face job {job.get('job_id')} ended early (this machine restarted, or it "
+               f"was killed); the job itself may still run: {job.get('url')}. " if job else
+               "The training process ended without finishing (killed, out of memory, or crashed). ")
+        status.update(state="failed", ended_at=now_iso(), error=why + "Last lines of train.log:\n" + tail_log(run_path, 15))
         write_json_atomic(run_path / STATUS_FILE, status)
     elif status.get("state") == "running" and (run_path / STOP_FILE).exists():
         status["state"] = "stopping"
@@ -181,6 +183,12 @@ def one_per_step(records: list[dict]) -> list[dict]:
         kept.append(record)
     return [record for record in kept if record is not None]
 
+
+def append_record(run_path: str | Path, name: str, record: dict) -> None:
+    """One JSON line onto a run's JSONL file (metrics, completions), flushed at once for the readers."""
+    with open(Path(run_path) / name, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

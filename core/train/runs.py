@@ -110,10 +110,11 @@ def list_runs() -> list[RunInfo]:
 
 
 def _newest(live_only: bool) -> Path | None:
-    """The newest run (or newest live one), judged from status files alone."""
+    """The newest run (or newest live one holding this machine's slot), judged from status files
+    alone. A run training on Hugging Face Jobs (core.train.hf_jobs) holds no slot here."""
     found = [((status.get("started_at") or "", path.name), path) for path in run_folders()
              for status in [read_status(path)]
-             if not live_only or (status.get("state") in LIVE_STATES and not status.get("waiting"))]
+             if not live_only or (status.get("state") in LIVE_STATES and not status.get("waiting") and not status.get("hf_job"))]
     return max(found)[1] if found else None
 
 
@@ -276,6 +277,8 @@ def resume(run_path: str | Path, checkpoint: str = "last") -> Path:
     status = read_status(run_path)
     if status.get("state") in LIVE_STATES:
         raise RunError(f"{run_path.name} is {status['state']}; only a stopped, failed or finished run can resume")
+    if status.get("hf_job"):
+        raise RunError(f"{run_path.name} trained on Hugging Face Jobs, whose checkpoints stay in the job; start it again instead")
     if checkpoint == "last" and latest_checkpoint(run_path) is None:
         raise RunError(f"{run_path.name} has no checkpoint to resume from; start it again instead")
     recipe = recipes.load(run_path / RECIPE_FILE)

@@ -4,9 +4,11 @@ One process, one model, the same greedy settings for every measurement:
   plain       `model.generate` on one prompt (a plain copy of the base model): tokens/s, TTFT
   sequential  two plain generations one after the other (base, then tuned through peft): what a
               pair of panes costs without batching; its tokens/s is the reference for the pair
-  pair        core.chat.engine's base + tuned panes (one mixed-adapter batch): tokens/s for the
-              pair and per pane, TTFT per pane; `pair_ratio` = pair tokens/s / sequential tokens/s
-  ab          a prompt set (both sides) through core.eval.metrics.run_prompt_set (batched) vs
+  pair        core.chat.engine's base + tuned panes (one batch, per-row adapter scale; the engine
+              decodes in its own thread with the thread count it measured, core.chat.cpu_threads):
+              tokens/s for the pair and per pane, TTFT per pane; `pair_ratio` = pair tokens/s / sequential tokens/s
+  ab          a prompt set (both sides) through core.eval.ab.run_prompt_set (batched, in a worker
+              thread as the Chat tab runs it) vs
               one-at-a-time plain generation of the same answers; `ab_speedup` = plain wall / batched
               wall, and `greedy_identical` compares every answer's token ids
 Targets (issue #15): pair_ratio >= 1.3, ab_speedup >= 3, greedy_identical true.
@@ -63,8 +65,14 @@ class _FirstToken:
         pass
 
 
+DEFAULT_THREADS: list[int] = []  # torch's own thread count at start: what a plain script decodes with
+
+
 def plain_generate(model, tokenizer, messages, tokens: int, eos: bool = True) -> dict:
     import torch
+
+    if DEFAULT_THREADS:
+        torch.set_num_threads(DEFAULT_THREADS[0])  # the engine may have chosen another count; plain gets torch's own
     from transformers.generation.streamers import BaseStreamer
 
     streamer = type("FirstToken", (_FirstToken, BaseStreamer), {})()
@@ -109,11 +117,20 @@ def bench_pair(engine, tuned_side, plain_base, plain_tuned, tokens: int, repeats
 
 def bench_ab(engine, adapter: Path, plain_base, plain_tuned, prompts, tokens: int, baseline: int) -> dict:
     from core.chat.engine import BASE, Sampling
-    from core.eval import metrics
+    from core.eval import ab
+
+    import threading
+
+    rows: list = []
+
+    def batched():  # in a worker thread, as the Chat tab's A/B runs (a gradio handler thread)
+        rows.extend(p.row for p in ab.run_prompt_set(engine, prompts, Sampling(max_new_tokens=tokens),
+                                                     {BASE: None, "tuned": str(adapter)}))
 
     start = time.perf_counter()
-    rows = [p.row for p in metrics.run_prompt_set(engine, prompts, Sampling(max_new_tokens=tokens),
-                                                  {BASE: None, "tuned": str(adapter)})]
+    worker = threading.Thread(target=batched)
+    worker.start()
+    worker.join()
     batched_s = time.perf_counter() - start
     print(f"A/B batched: {batched_s:.1f} s for {len(rows)} answers (load {load()})", file=sys.stderr, flush=True)
     start = time.perf_counter()
@@ -150,8 +167,9 @@ def main() -> None:
 
     from core import models
     from core.chat.engine import ChatEngine
-    from core.eval import metrics
+    from core.eval import prompts as prompts_mod
 
+    DEFAULT_THREADS.append(torch.get_num_threads())
     engine = ChatEngine(args.model)
     plain_base = models.load_model(args.model).eval()
     with tempfile.TemporaryDirectory() as scratch:
@@ -159,11 +177,12 @@ def main() -> None:
         plain_tuned = PeftModel.from_pretrained(models.load_model(args.model), str(adapter)).eval()
         tuned_side = engine.attach(adapter)
         plain_generate(plain_base, engine.tokenizer, QUESTION, 2)  # warm-up
-        results = {"model": args.model, "tokens": args.tokens, "threads": torch.get_num_threads(),
+        results = {"model": args.model, "tokens": args.tokens, "threads": DEFAULT_THREADS[0],
+                   "engine_threads": engine.threads,
                    "attn_implementation": engine.base.config._attn_implementation, "load_before": load()}
         results.update(bench_pair(engine, tuned_side, plain_base, plain_tuned, args.tokens, args.repeats))
         if not args.skip_ab:
-            pool = [p for path in metrics.bundled_prompt_sets() for p in metrics.load_prompt_set(path)[0]]
+            pool = [p for path in prompts_mod.bundled_prompt_sets() for p in prompts_mod.load_prompt_set(path)[0]]
             prompts = pool[: args.prompts]
             results.update(bench_ab(engine, adapter, plain_base, plain_tuned, prompts, args.tokens,
                                     min(args.baseline_prompts or len(prompts), len(prompts))))

@@ -107,3 +107,89 @@ def test_embedded_model_batched_greedy_equals_one_at_a_time(embedded_dir, tmp_pa
     batched = engine.generate_batch(rows, settings)
     alone = [engine.generate(side, messages, settings) for side, messages in rows]
     assert [b.token_ids for b in batched] == [a.token_ids for a in alone]
+
+
+def _count_peft_mixed(monkeypatch) -> list:
+    """Count peft's mixed-adapter forwards (the slow path the row scale replaces)."""
+    from peft.tuners.lora import layer as lora_layer
+
+    calls = []
+    original = lora_layer.LoraLayer._mixed_batch_forward
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(lora_layer.LoraLayer, "_mixed_batch_forward", counted)
+    return calls
+
+
+def test_base_and_one_adapter_use_row_scales_and_restore_them(engine_and_tuned, monkeypatch):
+    from peft.tuners.lora import LoraLayer
+
+    engine, tuned = engine_and_tuned
+    calls = _count_peft_mixed(monkeypatch)
+    rows = [(BASE, LONG), (tuned, LONG), (tuned, SHORT), (BASE, SHORT)]
+    batched = engine.generate_batch(rows, Sampling(max_new_tokens=12))
+    assert not calls, "base + one plain LoRA adapter needs no per-layer split of the batch"
+    alone = [engine.generate(side, messages, Sampling(max_new_tokens=12)) for side, messages in rows]
+    assert [b.token_ids for b in batched] == [a.token_ids for a in alone]
+    scales = {type(m.scaling[n]) for m in engine.peft.modules() if isinstance(m, LoraLayer) for n in m.scaling}
+    assert scales == {float}, "every adapter's scale is a number again after the batch"
+
+
+def test_two_adapters_or_a_dora_adapter_keep_peft_mixed_batches(engine_and_tuned, tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from core.chat import adapter_rows
+
+    engine, tuned = engine_and_tuned
+    other = engine.attach(make_adapter(tiny_model_dir, tmp_path / "second", seed=7, alpha=64))
+    calls = _count_peft_mixed(monkeypatch)
+    rows = [(BASE, MIDDLE), (tuned, MIDDLE), (other, MIDDLE)]
+    batched = engine.generate_batch(rows, Sampling(max_new_tokens=8))
+    assert calls, "two adapters in one batch go through peft's mixed batches"
+    assert [b.token_ids for b in batched] == [engine.generate(s, m, Sampling(max_new_tokens=8)).token_ids for s, m in rows]
+    engine.detach(other)
+
+    torch.manual_seed(1)
+    dora = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                          LoraConfig(r=4, target_modules=["q_proj"], use_dora=True, init_lora_weights=False))
+    assert adapter_rows.row_scale(dora, [None, "default"]) is None, "DoRA is not `base + scale * delta`"
+    assert adapter_rows.row_scale(engine.peft, [None, None]) is None
+
+
+def test_the_base_side_leaves_adapters_once_per_answer_not_per_token(engine_and_tuned, monkeypatch):
+    engine, tuned = engine_and_tuned
+    engine.generate(tuned, MIDDLE, Sampling(max_new_tokens=2))  # the last state: the adapter on
+    entered = []
+    original = type(engine.peft).disable_adapter
+
+    def counted(self):
+        entered.append(1)
+        return original(self)
+
+    monkeypatch.setattr(type(engine.peft), "disable_adapter", counted)
+    answer = engine.generate(BASE, LONG, Sampling(max_new_tokens=12))
+    assert answer.tokens > 2 and len(entered) == 1, f"disable_adapter entered {len(entered)} times"
+
+
+def test_decode_threads_are_measured_and_the_faster_kept(monkeypatch):
+    import torch
+
+    from core.chat import cpu_threads
+
+    default = torch.get_num_threads()
+    monkeypatch.delenv(cpu_threads.ENV, raising=False)
+    assert cpu_threads.choose("cuda", lambda n: 1.0)["threads"] is None
+    if default > 1:
+        slow_team = cpu_threads.choose("cpu", lambda n: 1.0 if n > 1 else 0.5)
+        assert slow_team["threads"] == 1 and "faster" in slow_team["why"]
+        assert cpu_threads.choose("cpu", lambda n: 1.0 if n > 1 else 0.95)["threads"] == default, "not clearly faster"
+        assert torch.get_num_threads() == default, "measuring leaves torch's count as it was"
+    monkeypatch.setenv(cpu_threads.ENV, "3")
+    assert cpu_threads.choose("cpu", lambda n: 1.0)["threads"] == 3
+    monkeypatch.setenv(cpu_threads.ENV, "many")
+    assert cpu_threads.choose("cpu", lambda n: 1.0)["threads"] is None

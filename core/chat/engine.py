@@ -4,8 +4,9 @@ A `ChatEngine` holds one copy of a base model. Tuned sides are attached to it: a
 is loaded into the same weights (peft); a merged or full model folder is loaded as a second
 model (that one really costs two). The sides that share the base model decode as one batch,
 one forward pass per token for all of them: each row of the batch names its adapter (peft's
-mixed-adapter batches, the base row as "__base__"), so a base + tuned pair costs about what one
-answer costs. Sides on another model decode in their own thread; a lock around every forward
+mixed-adapter batches, the base row as "__base__"; for the base and one plain LoRA adapter, a
+per-row adapter scale, core.chat.adapter_rows), so a base + tuned pair costs about what one answer
+costs. Sides on another model decode in their own thread; a lock around every forward
 pass lets those take turns token by token and puts the right adapter state in place for each.
 
 Sampling is shared by all sides (system prompt, temperature, top-p, max new tokens, seed);
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core import models
-from core.chat import batching
+from core.chat import adapter_rows, batching, cpu_threads
 from core.chat.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
 from core.dataset.tags import ThinkSplit, split_think, think_title  # noqa: F401  (re-exported for chat clients)
 from core.errors import BadInput
@@ -125,12 +126,14 @@ class ChatEngine:
         self.base_name = base_name
         self.tokenizer = models.load_tokenizer(base_name)
         self.base = models.load_model(base_name).eval()
+        self.threads: dict | None = None  # decode threads, measured at the first adapter (core.chat.cpu_threads)
         self.peft = None  # the PeftModel wrapping self.base once an adapter is attached
         self.sides: dict[str, tuple[object, str | None]] = {BASE: (self.base, None)}
         self.sources: dict[str, TunedSource] = {}
         self._lock = _TurnLock()
-        self._disabled = None
-        self._mixed = None
+        self._state = None  # the adapter-state context the last forward pass entered (see _before_forward)
+        self._state_key = None
+        self._row_scales: dict = {}  # batch layout -> its adapter_rows.RowScale (None: peft's mixed batches)
         self._adapters_loaded = 0
         self._hook(self.base)
 
@@ -139,29 +142,48 @@ class ChatEngine:
         model.register_forward_hook(self._after_forward, always_call=True)
 
     def _before_forward(self, model, module, args):
+        """Put the adapter state this thread's rows need in place. The state stays between forward
+        passes and changes only when the next pass wants another one: peft's disable_adapter()
+        walks and re-flags every module (about 40 ms a token on a 135M model on a CPU), so
+        entering it on every token cost more than the forward pass's own matmuls."""
         self._lock.acquire()
         if model is not self.base or self.peft is None:
             return
-        adapter = getattr(_pane, "adapter", self.peft.active_adapter)
-        if isinstance(adapter, list):  # one adapter per row, only for this forward pass
-            self._mixed = self.peft.base_model._enable_peft_forward_hooks(adapter_names=[a or MIXED_BASE for a in adapter])
-            self._mixed.__enter__()
-        elif adapter is None:
-            self._disabled = self.peft.disable_adapter()
-            self._disabled.__enter__()
-        elif self.peft.active_adapter != adapter:
-            self.peft.set_adapter(adapter, inference_mode=True)
+        wanted = getattr(_pane, "adapter", self.peft.active_adapter)
+        key = tuple(wanted) if isinstance(wanted, list) else (wanted,)
+        if key == self._state_key:
+            return
+        self._settle()
+        context = None
+        if isinstance(wanted, list):  # one adapter per row
+            context = self._row_context(wanted)
+        elif wanted is None:
+            context = self.peft.disable_adapter()
+        elif self.peft.active_adapter != wanted:
+            self.peft.set_adapter(wanted, inference_mode=True)
+        if context is not None:
+            context.__enter__()
+        self._state, self._state_key = context, key
+
+    def _settle(self) -> None:
+        """Leave the adapter state of the last forward pass (with the lock held): before adapters
+        are loaded or dropped, and before a pass that wants another state."""
+        state, self._state, self._state_key = self._state, None, None
+        if state is not None:
+            state.__exit__(None, None, None)
+
+    def _row_context(self, adapters: list[str | None]):
+        """Base + one plain LoRA adapter: per-row scales (core.chat.adapter_rows); else peft's mixed batches."""
+        key = tuple(adapters)
+        if key not in self._row_scales:
+            self._row_scales = {key: adapter_rows.row_scale(self.peft, adapters)}  # one layout at a time: the batch's
+        scaled = self._row_scales[key]
+        if scaled is not None:
+            return scaled
+        return self.peft.base_model._enable_peft_forward_hooks(adapter_names=[a or MIXED_BASE for a in adapters])
 
     def _after_forward(self, module, args, output):
-        try:
-            if self._disabled is not None:
-                self._disabled.__exit__(None, None, None)
-                self._disabled = None
-            if self._mixed is not None:
-                self._mixed.__exit__(None, None, None)
-                self._mixed = None
-        finally:
-            self._lock.release()
+        self._lock.release()
 
     def attach(self, path: str | Path, side: str | None = None, *, label: str | None = None) -> str:
         """Make a side answer with the tuned weights at `path` (adapter, model or run folder).
@@ -176,7 +198,9 @@ class ChatEngine:
             with self._lock:  # never change the weights under a running forward pass
                 self._adapters_loaded += 1
                 name = f"adapter_{self._adapters_loaded}"
+                self._settle()
                 self._load_adapter(source.path, name)
+                self._row_scales = {}
                 self._drop(side)
                 self.sides[side] = (self.base, name)
         else:
@@ -188,7 +212,24 @@ class ChatEngine:
             with self._lock:
                 self.sides[side] = (extra, None)
         self.sources[side] = source
+        if self.threads is None and source.kind == "adapter":
+            self._measure_threads(side)
         return side
+
+    def _measure_threads(self, side: str) -> None:
+        """Time a short base + tuned pair at torch's default thread count and at one thread."""
+        rows = [(BASE, [{"role": "user", "content": "Hello"}]), (side, [{"role": "user", "content": "Hello"}])]
+        settings = Sampling(max_new_tokens=6)
+
+        def timed(count: int) -> float:
+            self.threads = {"threads": count}
+            started = time.perf_counter()
+            self.generate_batch(rows, settings)
+            return time.perf_counter() - started
+
+        self.threads = {"threads": None}
+        self.generate_batch(rows, settings)  # this thread's own thread team exists too, as a server's threads' do
+        self.threads = cpu_threads.choose(self.base.device.type, timed)
 
     def _load_adapter(self, path: Path, name: str) -> None:
         import warnings
@@ -214,6 +255,8 @@ class ChatEngine:
     def _drop(self, side: str) -> None:
         if side == BASE:
             raise BadInput("the base side can't be replaced; load another base model instead")
+        self._settle()
+        self._row_scales = {}
         old = self.sides.pop(side, None)
         self.sources.pop(side, None)
         if old and old[1] is not None and self.peft is not None and len(self.peft.peft_config) > 1:
@@ -295,6 +338,7 @@ class ChatEngine:
         """Decode `rows` (all on one model) as one batch; events are labelled with `keys`."""
         import torch
 
+        cpu_threads.apply(self.threads)
         model = self.sides[rows[0][0]][0]
         adapters = [self.sides[side][1] for side, _ in rows]
         _pane.adapter = adapters[0] if len(set(adapters)) == 1 else adapters

@@ -6,7 +6,7 @@ prompt with the base and the tuned side (same prompts, settings and seed), optio
 pairs, measure held-out loss on the run's eval split, build the report with its verdict and
 save it. `python -m core.eval.guard RUN_DIR` is what the training worker starts when a run whose
 recipe names `eval.prompts` with `eval.after_training` completes; it records its progress under
-`evaluation` in status.json and writes RUN_DIR/eval/. This module knows nothing about gradio,
+`evaluation` in status.json (core.train.run_dir reads the entry back) and writes RUN_DIR/eval/. This module knows nothing about gradio,
 and nothing about GGUF (core.export.quant_ab feeds GGUF answers into the same report).
 """
 
@@ -28,7 +28,7 @@ from core.eval.metrics import load_patterns
 from core.eval.prompts import Prompt, read_prompt_set
 from core.train import run_dir as run_files
 
-EVAL_FOLDER = "eval"
+EVAL_FOLDER = run_files.EVAL_DIR  # the run folder's layout is core.train.run_dir's
 
 
 @dataclass
@@ -127,19 +127,6 @@ def evaluate(path: str | Path, prompts_file: str | Path, *, base_model: str | No
                 "base_model": target.base_model, "tuned_path": str(target.tuned)}
     return finish(rows, prompts, target=target, prompt_set=Path(prompts_file).name, settings=settings,
                   retrieval=retrieval, judge=judge, judge_host=judge_host, heldout=heldout, out=out, say=say)
-
-
-def evaluation_of(run: str | Path) -> dict:
-    """The run's `evaluation` entry in status.json; a 'running' one whose worker is gone (killed
-    mid-evaluation) reads as failed, so no screen waits for it forever."""
-    import psutil
-
-    status = run_files.read_status(run)
-    evaluation = dict(status.get("evaluation") or {})
-    pid = status.get("pid")
-    if evaluation.get("state") == "running" and pid and not psutil.pid_exists(pid):
-        evaluation = {"state": "failed", "error": "the evaluation process ended without finishing; see train.log"}
-    return evaluation
 
 
 def run_report(run: str | Path) -> dict | None:

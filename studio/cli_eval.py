@@ -112,9 +112,9 @@ def await_evaluation(run_dir, status: dict, *, quiet: bool) -> dict:
     verdict (Ctrl-C leaves it running; the report lands in the run folder either way)."""
     import time
 
-    from core.eval.guard import evaluation_of
+    from core.train.run_dir import read_evaluation
 
-    evaluation = evaluation_of(run_dir)
+    evaluation = read_evaluation(run_dir)
     if evaluation.get("state") != "running":
         return status
     if not quiet:
@@ -122,7 +122,7 @@ def await_evaluation(run_dir, status: dict, *, quiet: bool) -> dict:
     try:
         while evaluation.get("state") == "running":
             time.sleep(2.0)
-            evaluation = evaluation_of(run_dir)
+            evaluation = read_evaluation(run_dir)
     except KeyboardInterrupt:
         return status
     status = {**status, "evaluation": evaluation}

@@ -24,7 +24,9 @@ def add_parsers(sub) -> None:
                        help="values to sweep, e.g. training.learning_rate=1e-4,3e-4 --grid lora.r=8,16")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field for every run")
     sweep.add_argument("--accelerate-config", default=None, metavar="FILE", help="accelerate config file for every run")
-    sweep.add_argument("--compare", default=None, metavar="SWEEP_ID", help="print the sweep's comparison table")
+    sweep.add_argument("--compare", default=None, metavar="SWEEP_ID",
+                       help="print the sweep's comparison table: losses and, for runs evaluated after training, "
+                            "the prompt set's verdict")
     sweep.add_argument("--list", action="store_true", help="list the sweeps in this workspace")
     sweep.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -74,7 +76,8 @@ def cmd_sweep(args) -> int:
         return 0
     if args.compare:
         rows = sweeps.compare(args.compare)
-        _print_json({"sweep_id": args.compare, "runs": rows}) if args.json else _print_table(rows)
+        best = sweeps.best_runs(rows)
+        _print_json({"sweep_id": args.compare, "runs": rows, "best": best}) if args.json else _print_table(rows, best)
         return 0
     if not args.recipe:
         print("error: name a recipe (studio sweep RECIPE --grid FIELD=V1,V2), or use --compare / --list", file=sys.stderr)
@@ -91,19 +94,28 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _print_table(rows: list[dict]) -> None:
+def _print_table(rows: list[dict], best: dict) -> None:
+    """The comparison as aligned columns (the verdict, last, unpadded), then the picks."""
     if not rows:
         print("no runs")
         return
-    keys = list(rows[0])
-    print("  ".join(f"{k:>14}" if k != "run_id" else f"{k:40}" for k in keys))
-    for row in rows:
-        cells = []
-        for key in keys:
-            value = row[key]
-            text = f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
-            cells.append(f"{text:40}" if key == "run_id" else f"{text:>14}")
-        print("  ".join(cells))
+    from core.train import sweeps
+
+    headers, cells = sweeps.table(rows)
+    text = [headers] + [[_text(value) for value in line] for line in cells]
+    widths = [max(len(line[i]) for line in text) for i in range(len(headers) - 1)]
+    for line in text:
+        print("  ".join([value.ljust(width) for value, width in zip(line, widths)] + [line[-1]]).rstrip())
+    if best["eval_loss"]:
+        print(f"\nlowest eval loss: {best['eval_loss']}")
+    if best["prompt_set"]:
+        print(f"best on the prompt set (nothing regressed, best {best['metric']}): {best['prompt_set']}")
+    if any(row["evaluation"]["state"] == "done" for row in rows):
+        print("⚑ = a change beyond its 95% interval; each evaluated run's report: runs/<run>/eval/report.md")
+
+
+def _text(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
 
 
 HANDLERS = {"queue": cmd_queue, "sweep": cmd_sweep}

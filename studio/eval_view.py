@@ -118,8 +118,8 @@ def run_ab_report(set_choice, upload, patterns_upload, base_model, tuned_choice,
 def run_verdict(run_or_choice: str | None) -> str:
     """The verdict of the guard report of the run that holds this path (the Train tab's open run,
     or the Chat tab's tuned side); nothing when there is none."""
-    from core.eval.guard import evaluation_of, run_report
-    from core.train.run_dir import in_runs_folder, run_holding
+    from core.eval.guard import run_report
+    from core.train.run_dir import in_runs_folder, read_evaluation, run_holding
 
     if not run_or_choice or not str(run_or_choice).strip():
         return ""
@@ -130,7 +130,7 @@ def run_verdict(run_or_choice: str | None) -> str:
     run = run_holding(path)  # only a run of this workspace: the walk up stops at runs/
     if run is None or not in_runs_folder(run):
         return ""
-    evaluation = evaluation_of(run)
+    evaluation = read_evaluation(run)
     if evaluation.get("state") == "running":
         return "⏳ Evaluating base vs the best checkpoint on the recipe's prompt set…"
     if evaluation.get("state") == "failed":

@@ -8,6 +8,7 @@ it takes lists of dicts and returns figures.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import plotly.graph_objects as go
@@ -48,24 +49,29 @@ def _layout(fig: go.Figure, title: str, y_title: str, *, log_scale: bool = False
 
 
 def loss_figure(metrics: list[dict], *, smoothing: float = 0.6, log_scale: bool = False,
-                overlays: dict[str, list[dict]] | None = None) -> go.Figure:
+                overlays: dict[str, list[dict]] | None = None, name: str | None = None) -> go.Figure:
+    """`metrics`' losses (labelled with `name` when given, e.g. a sweep's first run), and each
+    overlaid run's smoothed train loss and eval points, a colour per run (the palette repeats)."""
     fig = go.Figure()
+    prefix = f"{name}: " if name else ""
     steps, losses = series(metrics, "loss")
     if steps:
-        fig.add_scatter(x=steps, y=losses, mode="lines", name="train loss", line=dict(color="#1f77b4", width=1), opacity=0.35)
-        fig.add_scatter(x=steps, y=smooth(losses, smoothing), mode="lines", name="train loss (smoothed)",
+        fig.add_scatter(x=steps, y=losses, mode="lines", name=f"{prefix}train loss", line=dict(color="#1f77b4", width=1),
+                        opacity=0.35)
+        fig.add_scatter(x=steps, y=smooth(losses, smoothing), mode="lines", name=f"{prefix}train loss (smoothed)",
                         line=dict(color="#1f77b4", width=2.5))
     eval_steps, eval_losses = series(metrics, "loss", "eval")
     if eval_steps:
-        fig.add_scatter(x=eval_steps, y=eval_losses, mode="lines+markers", name="eval loss", line=dict(color="#ff7f0e", width=2.5))
-    for (name, other), colour in zip((overlays or {}).items(), OVERLAY_COLOURS):
+        fig.add_scatter(x=eval_steps, y=eval_losses, mode="lines+markers", name=f"{prefix}eval loss",
+                        line=dict(color="#ff7f0e", width=2.5))
+    for (run, other), colour in zip((overlays or {}).items(), itertools.cycle(OVERLAY_COLOURS)):
         o_steps, o_losses = series(other, "loss")
         if o_steps:
-            fig.add_scatter(x=o_steps, y=smooth(o_losses, smoothing), mode="lines", name=f"{name} (train)",
+            fig.add_scatter(x=o_steps, y=smooth(o_losses, smoothing), mode="lines", name=f"{run} (train)",
                             line=dict(color=colour, width=1.5, dash="dot"))
         e_steps, e_losses = series(other, "loss", "eval")
         if e_steps:
-            fig.add_scatter(x=e_steps, y=e_losses, mode="markers", name=f"{name} (eval)", marker=dict(color=colour))
+            fig.add_scatter(x=e_steps, y=e_losses, mode="markers", name=f"{run} (eval)", marker=dict(color=colour))
     return _layout(fig, "Loss", "loss", log_scale=log_scale, empty="No loss logged yet")
 
 

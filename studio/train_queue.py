@@ -1,7 +1,7 @@
 """Train tab, "Queue and sweeps" panel: the runs waiting for the training slot (move, cancel),
 a sweep form (learning rates x LoRA ranks x epochs over the recipe in the editor), the sweep
-comparison table with overlaid loss curves, the completion webhook, and the open run's
-accelerate config.
+comparison table (losses beside each run's evaluation on the recipe's prompt set) with every
+run's loss curves overlaid, the completion webhook, and the open run's accelerate config.
 
 Everything is read from the workspace on each poll (core.train.queue / core.train.sweeps), so a
 restarted UI shows the same queue; the poll also hands the slot to the next queued run when a
@@ -101,26 +101,32 @@ def queue_sweep(yaml_text: str, rates: str, ranks: str, epochs: str):
 
 
 def compare_sweep(sweep_id: str, smoothing: float):
-    """The comparison table (sorted by best eval loss) and the sweep's loss curves overlaid."""
+    """The comparison table (sorted by best eval loss, with each run's evaluation after training
+    when its recipe names a prompt set) and every run's loss curves overlaid."""
     if not sweep_id:
         return gr.update(value=[], headers=["run"]), train_charts.loss_figure([]), ""
     try:
         rows = sweeps.compare(sweep_id)
     except recipes.RecipeError as error:
         return gr.update(value=[], headers=["run"]), train_charts.loss_figure([]), f"⚠️ {error}"
-    headers = list(rows[0]) if rows else ["run_id"]
-    table = [[_cell(row[h]) for h in headers] for row in rows]
+    headers, cells = sweeps.table(rows)
+    table = [["" if value is None else value for value in line] for line in cells]
     curves = {row["run_id"]: runs.read_metrics(workspace().runs / row["run_id"]) for row in rows}
-    first = next(iter(curves.values()), [])
-    overlays = dict(list(curves.items())[1:])
-    figure = train_charts.loss_figure(first, smoothing=smoothing, overlays=overlays)
-    best = rows[0] if rows and rows[0]["best_eval_loss"] is not None else None
-    note = f"Best so far: `{best['run_id']}` (eval loss {best['best_eval_loss']:.4f})." if best else "No eval loss yet."
-    return gr.update(value=table, headers=[h.replace("training.", "").replace("lora.", "lora ") for h in headers]), figure, note
+    first = next(iter(curves), None)
+    figure = train_charts.loss_figure(curves.get(first, []), smoothing=smoothing, name=first,
+                                      overlays=dict(list(curves.items())[1:]))
+    return gr.update(value=table, headers=headers), figure, _picks(sweeps.best_runs(rows), rows)
 
 
-def _cell(value):
-    return round(value, 4) if isinstance(value, float) else ("" if value is None else value)
+def _picks(best: dict, rows: list[dict]) -> str:
+    loss = {row["run_id"]: row["best_eval_loss"] for row in rows}
+    lines = [f"Lowest eval loss: `{best['eval_loss']}` ({loss[best['eval_loss']]:.4f})." if best["eval_loss"]
+             else "No eval loss yet."]
+    if best["prompt_set"]:
+        lines.append(f"Best on the prompt set (nothing regressed, best {best['metric']}): `{best['prompt_set']}`.")
+    if any(row["evaluation"]["state"] == "done" for row in rows):
+        lines.append("⚑ = a change beyond its 95% interval; open a run in the history above for its full report.")
+    return " ".join(lines)
 
 
 # ---------------------------------------------------------------- webhook and accelerate config
@@ -185,7 +191,9 @@ def build_queue_panel(yaml_view: gr.components.Component, current: gr.components
             sweep_pick = gr.Dropdown(choices=[], label="Compare a sweep", scale=3, elem_id="train-sweep-pick")
             smoothing = gr.Slider(0, 0.99, value=0.6, step=0.01, label="Smoothing")
         sweep_note = gr.Markdown("")
-        sweep_table = gr.Dataframe(interactive=False, label="Sweep runs, best eval loss first", elem_id="train-sweep-table")
+        sweep_table = gr.Dataframe(interactive=False, wrap=True, elem_id="train-sweep-table",
+                                   label="Sweep runs, best eval loss first, with the evaluation after training "
+                                         "(when the recipe names a prompt set: eval.prompts, eval.after_training)")
         sweep_plot = gr.Plot(label="Sweep loss curves")
         with gr.Row():
             hook = gr.Textbox(label="Completion webhook URL", value=webhook.read_settings().get("webhook_url", ""),

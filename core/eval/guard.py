@@ -6,7 +6,8 @@ prompt with the base and the tuned side (same prompts, settings and seed), optio
 pairs, measure held-out loss on the run's eval split, build the report with its verdict and
 save it. `python -m core.eval.guard RUN_DIR` is what the training worker starts when a run whose
 recipe names `eval.prompts` with `eval.after_training` completes; it records its progress under
-`evaluation` in status.json and writes RUN_DIR/eval/. This module knows nothing about gradio,
+`evaluation` in status.json (when done, with the verdict in brief: core.eval.verdict.outcome;
+core.train.run_dir reads the entry back) and writes RUN_DIR/eval/. This module knows nothing about gradio,
 and nothing about GGUF (core.export.quant_ab feeds GGUF answers into the same report).
 """
 
@@ -24,11 +25,12 @@ from core import recipe_eval
 from core.chat.engine import BASE, TUNED, Sampling
 from core.errors import BadInput
 from core.eval import report as reports
+from core.eval import verdict as verdicts
 from core.eval.metrics import load_patterns
 from core.eval.prompts import Prompt, read_prompt_set
 from core.train import run_dir as run_files
 
-EVAL_FOLDER = "eval"
+EVAL_FOLDER = run_files.EVAL_DIR  # the run folder's layout is core.train.run_dir's
 
 
 @dataclass
@@ -129,19 +131,6 @@ def evaluate(path: str | Path, prompts_file: str | Path, *, base_model: str | No
                   retrieval=retrieval, judge=judge, judge_host=judge_host, heldout=heldout, out=out, say=say)
 
 
-def evaluation_of(run: str | Path) -> dict:
-    """The run's `evaluation` entry in status.json; a 'running' one whose worker is gone (killed
-    mid-evaluation) reads as failed, so no screen waits for it forever."""
-    import psutil
-
-    status = run_files.read_status(run)
-    evaluation = dict(status.get("evaluation") or {})
-    pid = status.get("pid")
-    if evaluation.get("state") == "running" and pid and not psutil.pid_exists(pid):
-        evaluation = {"state": "failed", "error": "the evaluation process ended without finishing; see train.log"}
-    return evaluation
-
-
 def run_report(run: str | Path) -> dict | None:
     """The guard's report for a run, when it has one."""
     return reports.read_report(Path(run) / EVAL_FOLDER)
@@ -162,8 +151,9 @@ def guard_run(run: Path) -> int:
         traceback.print_exc()
         run_files.update_status(run, evaluation={"state": "failed", "error": f"{type(error).__name__}: {error}"})
         return 1
-    run_files.update_status(run, evaluation={"state": "done", "headline": report["verdict"]["headline"],
-                                             "regressed": report["verdict"]["regressed"]})
+    # The outcome in brief beside the state: the CLI, the sweep table and the run views read it
+    # without opening the report (core.train.sweeps can't import this room to read one).
+    run_files.update_status(run, evaluation={"state": "done", **verdicts.outcome(report)})
     print(f"[eval] {report['verdict']['headline']}", flush=True)
     return 0
 

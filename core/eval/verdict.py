@@ -12,6 +12,9 @@ from __future__ import annotations
 
 MARKDOWN_PATTERN = "markdown_in_prose"
 TIMING = ("latency_s",)
+# The answers' quality at a glance: a worse value here is named even within its uncertainty, and
+# these are the metrics a table of several runs shows beside the headline (see `outcome`).
+HEADLINE_METRICS = ("keyword_coverage", "substantive", "source_hit")
 
 
 def _points(line: dict) -> str:
@@ -79,7 +82,7 @@ def verdict(report: dict, recipe: dict | None = None) -> dict:
     improved = [line for line in quality if line["beyond_uncertainty"] and _better(line) is True]
     regressed = [line for line in quality if line["beyond_uncertainty"] and _better(line) is False]
     worse_within = [line for line in lines if not line["beyond_uncertainty"] and _better(line) is False
-                    and line["metric"] in ("keyword_coverage", "substantive", "source_hit")]
+                    and line["metric"] in HEADLINE_METRICS]
     found = causes(report, recipe)
     suggestions = [change for _, change in found]
     if regressed and not found:
@@ -98,3 +101,17 @@ def verdict(report: dict, recipe: dict | None = None) -> dict:
     details += [f"Try: {change}" for change in suggestions]
     return {"headline": headline, "details": details, "improved": [line["metric"] for line in improved],
             "regressed": [line["metric"] for line in regressed], "causes": [c for c, _ in found], "suggestions": suggestions}
+
+
+def outcome(report: dict) -> dict:
+    """The verdict in brief, small enough for a run's status.json and a table row: the headline,
+    the regressed metrics (names, and each line), and the tuned side's value and change vs base
+    for the headline metrics the report has."""
+    v = report.get("verdict") or {}
+    regressed = list(v.get("regressed") or [])
+    keep = ("label", "unit", "prefer", "n", "base", "tuned", "delta", "low", "high", "beyond_uncertainty")
+    lines = report.get("metrics", [])
+    return {"headline": v.get("headline"), "regressed": regressed, "prompt_set": report.get("prompt_set"),
+            "metrics": {line["metric"]: {k: line.get(k) for k in keep} for line in lines if line["metric"] in HEADLINE_METRICS},
+            "regressions": [{"metric": line["metric"], **{k: line.get(k) for k in keep}}
+                            for line in lines if line["metric"] in regressed]}

@@ -2,8 +2,9 @@
 
 A run is `runs/<id>/`: recipe.yaml, status.json, metrics.jsonl, completions.jsonl (GRPO),
 train.log, the stop file, checkpoints/checkpoint-<step>/, adapter/ or model/, best/, ab/ (A/B
-results). This module names those files, reads and writes them (status checked against the
-worker's pid, metrics and A/B rows through one JSONL reader, the log's tail) and answers "is this
+results), eval/ (the after-training evaluation report, written by core.eval). This module names
+those files, reads and writes them (status checked against the worker's pid, the evaluation's
+entry in it likewise, metrics and A/B rows through one JSONL reader, the log's tail) and answers "is this
 a run folder?", "which run holds this checkpoint?" and "which checkpoint is newest?". It knows nothing
 about starting processes, trainers or the UI, and imports nothing heavy (torch stays unloaded).
 """
@@ -34,6 +35,8 @@ BEST = "best"  # best checkpoint by eval loss, with BEST_INFO saying which step
 BEST_INFO = "best.json"
 FINAL = ("adapter", "model")  # the final LoRA adapter, or the model of a full fine-tune
 AB_DIR = "ab"  # A/B results over a prompt set, one JSONL file per run of the set
+EVAL_DIR = "eval"  # the regression guard's report after training (core.eval.guard writes it)
+EVAL_STATES = ("none", "running", "done", "failed")  # status.json's `evaluation.state`; none: no entry
 _CHILDREN: dict[int, subprocess.Popen] = {}  # workers this process started, reaped on read
 
 
@@ -109,6 +112,20 @@ def read_status(run_path: str | Path) -> dict:
     elif status.get("state") == "running" and (run_path / STOP_FILE).exists():
         status["state"] = "stopping"
     return status
+
+
+def read_evaluation(run_path: str | Path) -> dict:
+    """The run's `evaluation` entry in status.json (the after-training guard's progress and
+    outcome), `{}` when it has none; a 'running' one whose worker is gone (killed mid-evaluation)
+    reads as failed, so no screen waits for it forever."""
+    import psutil
+
+    status = read_status(run_path)
+    evaluation = dict(status.get("evaluation") or {})
+    pid = status.get("pid")
+    if evaluation.get("state") == "running" and pid and not psutil.pid_exists(pid):
+        evaluation = {"state": "failed", "error": "the evaluation process ended without finishing; see train.log"}
+    return evaluation
 
 
 def _worker_alive(status: dict) -> bool:

@@ -4,8 +4,11 @@ runs grouped under one sweep id, compared in one table.
 A grid is a mapping of dotted recipe fields to value lists (`training.learning_rate=1e-4,3e-4`).
 Every combination is built and validated as a full recipe before anything is queued, so a bad
 value fails the whole sweep with the field's name. `runs/.sweeps/<id>.json` records the grid and
-its runs; each run's status.json carries the sweep id and its own values. This module knows
-nothing about trainers or the UI; core.train.queue runs the runs.
+its runs; each run's status.json carries the sweep id and its own values. The comparison puts
+each run's losses beside its evaluation after training (when the recipe names a prompt set with
+`eval.after_training`): the outcome in brief that core.eval.guard records in status.json, read
+through core.train.run_dir (this room sits below core.eval and never imports it). This module
+knows nothing about trainers or the UI; core.train.queue runs the runs.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import yaml
 
 from core import recipes
 from core.recipes import Recipe, RecipeError
-from core.train import queue, runs
+from core.train import queue, run_dir, runs
 from core.workspace import workspace, write_json_atomic
 
 SWEEPS_DIR = ".sweeps"
@@ -116,8 +119,8 @@ def list_sweeps() -> list[dict]:
 
 
 def compare(sweep_id: str) -> list[dict]:
-    """One row per run: its grid values, state, steps, final train loss and best eval loss;
-    rows sorted by best eval loss (runs without one last)."""
+    """One row per run: its grid values, state, steps, final train loss, best eval loss and its
+    `evaluation` (see `evaluation_of`); rows sorted by best eval loss (runs without one last)."""
     record = read_sweep(sweep_id)
     rows = []
     for entry in record["runs"]:
@@ -126,5 +129,110 @@ def compare(sweep_id: str) -> list[dict]:
         rows.append({"run_id": entry["run_id"], **{k: v for k, v in entry["params"].items()},
                      "state": info.state if info else "deleted", "step": info.step if info else None,
                      "final_loss": info.final_loss if info else None,
-                     "best_eval_loss": info.best_eval_loss if info else None})
+                     "best_eval_loss": info.best_eval_loss if info else None,
+                     "evaluation": evaluation_of(path) if info else {"state": "none"}})
     return sorted(rows, key=lambda r: (r["best_eval_loss"] is None, r["best_eval_loss"] or 0.0))
+
+
+def evaluation_of(path: Path) -> dict:
+    """A run's evaluation after training: `state` none (no evaluation asked for, or not yet),
+    running, done or failed; when done, the verdict's `headline`, the `regressed` metric names
+    with their `regressions` lines, the headline `metrics` (label, unit, base, tuned, delta,
+    interval, beyond_uncertainty) and the report's `folder`; when failed, the `error`."""
+    entry = run_dir.read_evaluation(path)
+    state = entry.get("state") if entry.get("state") in run_dir.EVAL_STATES else "none"
+    found: dict = {"state": state}
+    if state == "done":
+        found.update(headline=entry.get("headline"), regressed=list(entry.get("regressed") or []),
+                     regressions=list(entry.get("regressions") or []), metrics=dict(entry.get("metrics") or {}),
+                     prompt_set=entry.get("prompt_set"), folder=str(Path(path) / run_dir.EVAL_DIR))
+    elif state == "failed":
+        found["error"] = entry.get("error")
+    return found
+
+
+def best_runs(rows: list[dict]) -> dict:
+    """The run to pick by each measure: lowest eval loss, and on the prompt set the best tuned
+    value of the first headline metric among the evaluated runs where nothing regressed."""
+    by_loss = next((row["run_id"] for row in rows if row["best_eval_loss"] is not None), None)
+    clean = [row for row in rows if row["evaluation"]["state"] == "done" and not row["evaluation"]["regressed"]]
+    metric = next((name for row in clean for name, line in row["evaluation"]["metrics"].items()
+                   if line.get("tuned") is not None), None)
+    scored = [row for row in clean if (row["evaluation"]["metrics"].get(metric) or {}).get("tuned") is not None]
+    if not scored:
+        return {"eval_loss": by_loss, "prompt_set": None, "metric": None}
+    line = scored[0]["evaluation"]["metrics"][metric]
+    sign = -1 if line.get("prefer") == "fewer" else 1
+    best = max(scored, key=lambda row: sign * row["evaluation"]["metrics"][metric]["tuned"])  # ties: the lower eval loss
+    return {"eval_loss": by_loss, "prompt_set": best["run_id"], "metric": line.get("label") or metric}
+
+
+NA = "n/a"
+
+
+def table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """The comparison as display columns: run, grid values, state, step, losses (floats or None),
+    then the evaluation in a few text cells (n/a where a run has none): its state, what
+    regressed, each headline metric's tuned value and change vs base (⚑: beyond its interval),
+    and the verdict's headline."""
+    if not rows:
+        return ["run"], []
+    grid = [key for key in rows[0] if key not in _FIXED]
+    metrics: dict[str, str] = {}
+    for row in rows:
+        for name, line in row["evaluation"].get("metrics", {}).items():
+            metrics.setdefault(name, line.get("label") or name)
+    headers = (["run", *(_short(key) for key in grid), "state", "step", "final loss", "best eval loss", "evaluation", "regressed",
+                *metrics.values(), "verdict"])
+    cells = []
+    for row in rows:
+        evaluation = row["evaluation"]
+        done = evaluation["state"] == "done"
+        cells.append([row["run_id"], *(row[key] for key in grid), row["state"], row["step"],
+                      _round(row["final_loss"]), _round(row["best_eval_loss"]), evaluation["state"],
+                      _regressed(evaluation, shown=metrics) if done else NA,
+                      *(_metric(evaluation["metrics"].get(name)) if done else NA for name in metrics),
+                      _verdict(evaluation)])
+    return headers, cells
+
+
+_FIXED = ("run_id", "state", "step", "final_loss", "best_eval_loss", "evaluation")
+
+
+def _short(field: str) -> str:
+    return field.replace("training.", "").replace("lora.", "lora ")
+
+
+def _round(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _change(line: dict) -> str:
+    if line.get("tuned") is None:
+        return NA
+    percent = line.get("unit") == "%"
+    value = f"{line['tuned'] * 100:.0f}%" if percent else f"{line['tuned']:.2f}"
+    if line.get("delta") is None:
+        return value
+    delta = f"{line['delta'] * 100:+.1f} pts" if percent else f"{line['delta']:+.2f}"
+    return f"{value} ({delta}{' ⚑' if line.get('beyond_uncertainty') else ''})"
+
+
+def _metric(line: dict | None) -> str:
+    return _change(line) if line else NA
+
+
+def _regressed(evaluation: dict, shown) -> str:
+    """"no", or what regressed: a metric with its own column by name, any other with its change."""
+    lines = evaluation.get("regressions") or [{"metric": name} for name in evaluation["regressed"]]
+    return "; ".join(line.get("label") or line["metric"] if line["metric"] in shown or "tuned" not in line
+                     else f"{line.get('label') or line['metric']} {_change(line)}" for line in lines) or "no"
+
+
+def _verdict(evaluation: dict) -> str:
+    state = evaluation["state"]
+    if state == "done":
+        return evaluation.get("headline") or NA
+    if state == "failed":
+        return f"evaluation failed: {evaluation.get('error') or 'see train.log'}"
+    return "evaluating base vs best…" if state == "running" else NA

@@ -1,8 +1,11 @@
 """Training throughput, measured side by side in one process on the embedded model with LoRA
 r=16 on all linear layers over the bundled friction sample:
 
-  (a) the studio's trainer (core.train.training: pre-tokenized labels, padding-free batches, fp32 on CPU,
-      only trained positions through the LM head)
+  (a) the studio's trainer (core.train.training: pre-tokenized labels, padding-free batches, the
+      precision core.precision measured for this CPU (bf16 autocast over fp32 weights where the CPU
+      has native bf16 and that is faster; the same run forced to fp32 is shown beside it, with
+      the loss curves' difference against the stated tolerance), only trained positions through
+      the LM head)
   (b) plain trl SFTTrainer as trl's docs show it: SFTConfig(output_dir=...) with its defaults
       (bf16=True, batch 8, padded batches), the same conversations as `messages` rows
   (c) a bare forward + backward + AdamW loop over the studio's own batches (the practical limit)
@@ -57,7 +60,11 @@ class CountingCollator:
 
 class StepTimer(TrainerCallback):
     def __init__(self):
-        self.durations, self._start = [], None
+        self.durations, self._start, self.losses = [], None, []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.losses.append(float(logs["loss"]))
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._start = time.perf_counter()
@@ -79,9 +86,29 @@ def summarize(name: str, durations: list[float], batches: list[dict], grad_accum
             "real_token_share": round(real / slots, 3) if slots else None, "s_per_step": round(seconds / max(1, len(timed)), 2)}
 
 
-def studio_run(recipe, steps: int, out: str) -> tuple[dict, list]:
+def studio_run(recipe, steps: int, out: str, precision: str | None = None) -> tuple[dict, list]:
+    """(a): the studio's own trainer with its own precision choice (core.precision), or with
+    `precision` (fp32 | bf16) forced through STUDIO_CPU_PRECISION."""
+    from core import precision as precision_policy
     from core.train import training
     from core.train import training_data
+
+    saved = os.environ.get(precision_policy.ENV)
+    if precision:
+        os.environ[precision_policy.ENV] = precision
+    try:
+        result = _studio_run(recipe, steps, out, training, training_data)
+    finally:
+        if saved is None:
+            os.environ.pop(precision_policy.ENV, None)
+        else:
+            os.environ[precision_policy.ENV] = saved
+    if precision:
+        result[0]["name"] = f"(a) studio train, {precision} forced"
+    return result
+
+
+def _studio_run(recipe, steps, out, training, training_data) -> tuple[dict, list]:
 
     recipe.training.max_steps, recipe.data.eval_split, recipe.training.save_steps = steps, 0.0, 10**6
     tokenizer = training.load_tokenizer(recipe.model.name)
@@ -92,7 +119,9 @@ def studio_run(recipe, steps: int, out: str) -> tuple[dict, list]:
     counter = CountingCollator(trainer.data_collator, tokenizer.pad_token_id)
     trainer.data_collator = counter
     trainer.train()
-    return summarize("(a) studio train", timer.durations, counter.batches), prepared.train
+    summary = summarize("(a) studio train", timer.durations, counter.batches)
+    summary["losses"] = timer.losses
+    return summary, prepared.train
 
 
 def trl_defaults_run(recipe, steps: int, out: str) -> dict:
@@ -256,17 +285,30 @@ def main(argv=None) -> int:
     peak = {"float32": matmul_peak("float32")}
     if not bf16.startswith("none") and bf16 != "unknown":
         peak["bfloat16"] = matmul_peak("bfloat16")
-    runs: dict[str, list] = {"a": [], "c": [], "d": []}
+    from core import precision as precision_policy
+
+    choice = precision_policy.cpu_choice()
+    runs: dict[str, list] = {"a": [], "c": [], "d": [], "a32": []}
     with tempfile.TemporaryDirectory() as out:
         for repeat in range(args.repeats):
             a, samples = studio_run(fresh(), args.steps, f"{out}/a{repeat}")
             runs["a"].append(a)
+            if choice["autocast"]:  # the studio chose bf16 autocast here: the same run in fp32, for speed and loss
+                runs["a32"].append(studio_run(fresh(), args.steps, f"{out}/a32{repeat}", precision="fp32")[0])
             runs["c"].append(bare_loop(fresh(), samples, args.steps))
             runs["d"].append(trl_tuned_run(fresh(), args.steps, f"{out}/d{repeat}"))
         b = None if args.skip_defaults else trl_defaults_run(fresh(), args.baseline_steps, out + "/b")
     peak["float32_after"] = matmul_peak("float32")  # the load may change during the run: show both ends
     params = linear_params(fresh())
     rate = {key: [r["trained_tokens_per_s"] for r in rows] for key, rows in runs.items()}
+    precision_check = None
+    if runs["a32"]:
+        pairs = [(x, y) for x, y in zip(runs["a"][-1]["losses"], runs["a32"][-1]["losses"])]
+        relative = [abs(x - y) / y for x, y in pairs if y]
+        precision_check = {"choice": choice["why"], "autocast_over_fp32": spread([x / y for x, y in zip(rate["a"], rate["a32"])]),
+                           "loss_mean_relative_difference": round(sum(relative) / max(1, len(relative)), 4),
+                           "loss_max_relative_difference": round(max(relative, default=0.0), 4),
+                           "tolerance": precision_policy.LOSS_TOLERANCE, "fp32": runs["a32"][-1]}
     a, c, d = (runs[key][-1] for key in "acd")
     fp32_peak = max(peak["float32"], peak["float32_after"])
     results = {"a": a, "b": b, "c": c, "d": d, "threads": torch.get_num_threads(),
@@ -280,9 +322,9 @@ def main(argv=None) -> int:
                "mfu_a": round(6 * params * a["trained_tokens_per_s"] / fp32_peak, 3),
                "mfu_c": round(6 * params * c["trained_tokens_per_s"] / fp32_peak, 3),
                "mfu_a_spread": spread([6 * params * x / fp32_peak for x in rate["a"]]),
-               "real_token_share_a": a["real_token_share"], "cpu_bf16": bf16,
+               "real_token_share_a": a["real_token_share"], "cpu_bf16": bf16, "precision": precision_check or choice["why"],
                "load": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None}
-    for row in (a, b, c, d):
+    for row in (a, runs["a32"][-1] if runs["a32"] else None, b, c, d):
         if row:
             print(f"{row['name']:55} {row['trained_tokens_per_s']:>9} trained tok/s  {row['s_per_step']:>7} s/step  "
                   f"real-token share {row['real_token_share']}")
@@ -293,6 +335,12 @@ def main(argv=None) -> int:
     print(f"MFU(a) = {results['mfu_a']}  spread {results['mfu_a_spread']}, MFU(c) = {results['mfu_c']}  "
           f"({results['mfu_formula']}, P = {params:,}; target >= 0.5)")
     print(f"real-token share (a) = {results['real_token_share_a']}  (target >= 0.95); load {results['load']}")
+    if precision_check:
+        print(f"precision: {choice['why']}; (a) vs the same run in fp32: {precision_check['autocast_over_fp32']}x tokens/s; "
+              f"loss differs by {precision_check['loss_mean_relative_difference']:.2%} on average "
+              f"(max {precision_check['loss_max_relative_difference']:.2%}; tolerance {precision_check['tolerance']:.0%})")
+    else:
+        print(f"precision: {choice['why']}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -44,7 +44,12 @@ class ResolvedModel:
 @dataclass(frozen=True)
 class DevicePolicy:
     device: str  # cuda | mps | cpu
-    dtype_name: str  # float32 | bfloat16 | float16
+    dtype_name: str  # float32 | bfloat16 | float16: the weights' dtype
+    autocast: str | None = None  # "bfloat16": a CPU trains under bf16 autocast (core.precision decides)
+    why: str = ""  # the reason for the choice, for train.log and the run's status
+
+    def describe(self) -> str:
+        return f"{self.dtype_name}, bf16 autocast" if self.autocast else self.dtype_name
 
     @property
     def use_bf16(self) -> bool:

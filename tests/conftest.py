@@ -14,6 +14,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Training precision is pinned for reproducible numbers; tests/test_precision.py covers the measured choice.
+os.environ.setdefault("STUDIO_CPU_PRECISION", "fp32")
 
 import pytest
 

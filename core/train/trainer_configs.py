@@ -2,15 +2,17 @@
 recipe -> SFTConfig, recipe -> DPOConfig, recipe -> GRPOConfig), plus the keyword arguments behind each so a dry run
 can print exactly what a run would pass.
 
-Precision comes from core.models.device_policy(): fp32 on a CPU, always, because trl's
-`bf16=True` default makes a CPU step about 30 times slower. This module knows nothing about
+Precision comes from core.precision.training_policy(): on a GPU the card's bf16/fp16; on a CPU
+fp32 weights, under bf16 autocast only where that measured faster on this CPU (trl's `bf16=True`
+default, taken blindly, makes a step about 30 times slower on a CPU without native bf16). This module knows nothing about
 datasets, run folders or processes; it needs only the recipe, the output folder and the
 number of optimizer steps in one epoch (for "save every N epochs").
 """
 
 from __future__ import annotations
 
-from core.models import DevicePolicy, device_policy
+from core.models import DevicePolicy
+from core.precision import training_policy
 from core.recipes import Recipe
 from core.train import trackers
 
@@ -65,7 +67,7 @@ def _schedule_kwargs(recipe: Recipe, steps_per_epoch: int, has_eval: bool) -> di
 def common_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
                   policy: DevicePolicy | None = None) -> dict:
     """TrainingArguments fields shared by SFT and DPO."""
-    policy = policy or device_policy()
+    policy = policy or training_policy()
     t = recipe.training
     kwargs = {
         "output_dir": output_dir,
@@ -86,8 +88,8 @@ def common_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_
         "seed": t.seed,
         "data_seed": recipe.data.seed,
         "activation_checkpointing": t.gradient_checkpointing,  # transformers 5's name for gradient checkpointing
-        # Precision from the device policy, never trl's bf16=True default (30x slower on a CPU).
-        "bf16": policy.use_bf16,
+        # Precision from the measured policy, never trl's bf16=True default (30x slower on CPUs without native bf16).
+        "bf16": policy.use_bf16 or policy.autocast == "bfloat16",
         "fp16": policy.use_fp16,
         "use_cpu": policy.device == "cpu",
         "disable_tqdm": True,

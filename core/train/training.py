@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
+from core.precision import training_policy
 from core.recipes import Recipe
 from core.train import trainer_configs, training_data
 from core.train.preflight import preflight
@@ -116,9 +117,12 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     update_status = update_status or (lambda **fields: None)
     preflight(recipe)
     trackers.apply(recipe, run_dir)  # tracker files in the run folder, offline
-    policy = device_policy()
-    log(f"device {policy.device} ({policy.dtype_name}); model {recipe.model.name}; {recipe.training.method} "
+    policy = training_policy()
+    log(f"device {policy.device} ({policy.describe()}); model {recipe.model.name}; {recipe.training.method} "
         f"with {recipe.training.tuning}")
+    if policy.why:
+        log(f"precision: {policy.why}")
+    update_status(precision={"weights": policy.dtype_name, "autocast": policy.autocast, "why": policy.why})
     tokenizer = load_tokenizer(recipe.model.name, trust_remote_code=recipe.model.trust_remote_code)
     prepared = training_data.prepare(recipe, tokenizer)
     log(f"data: {prepared.examples} examples ({prepared.format}), {len(prepared.train)} train / "
@@ -189,7 +193,7 @@ def plan(recipe: Recipe) -> dict:
 
     recipe = enforce_demo_limits(recipe)  # the same limits a start applies, before any path is looked at
     notes = preflight(recipe, dry_run=True)  # the same checks as a real start, so both accept the same recipes
-    policy = device_policy()
+    policy = training_policy()
     try:
         tokenizer = load_tokenizer(recipe.model.name, trust_remote_code=recipe.model.trust_remote_code)
         counted_with = recipe.model.name
@@ -217,7 +221,7 @@ def plan(recipe: Recipe) -> dict:
                      "is unsupported).")
     result = {
         "recipe": recipe.name, "method": recipe.training.method, "tuning": recipe.training.tuning,
-        "model": recipe.model.name, "tokenizer": counted_with, "device": f"{policy.device} ({policy.dtype_name})",
+        "model": recipe.model.name, "tokenizer": counted_with, "device": f"{policy.device} ({policy.describe()})", "precision": policy.why,
         "dataset": str(recipe.dataset_path()), "format": prepared.format, "examples": prepared.examples,
         "bad_rows": len(prepared.bad_rows), "skipped": len(prepared.skipped),
         "train_rows": len(prepared.train), "eval_rows": len(prepared.eval), "train_tokens": stats,

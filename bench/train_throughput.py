@@ -8,8 +8,10 @@ r=16 on all linear layers over the bundled friction sample:
       the LM head)
   (b) plain trl SFTTrainer as trl's docs show it: SFTConfig(output_dir=...) with its defaults
       (bf16=True, batch 8, padded batches), the same conversations as `messages` rows
-  (c) a bare forward + backward + AdamW loop over the studio's own batches (the practical limit)
-  (d) plain trl configured well by hand: fp32 (bf16=False), padding-free batches, completion-only
+  (c) a bare forward + backward + AdamW loop over the studio's own batches, in the studio's precision
+      (the practical limit)
+  (d) plain trl configured well by hand: the studio's precision (bf16 autocast where core.precision
+      measured it faster on this CPU, else fp32), padding-free batches, completion-only
       loss (prompt/completion rows), the studio's batch size, learning rate and LoRA
 
 In the same run it measures the CPU's matmul peak (fp32; bf16 too where the CPU has native bf16)
@@ -42,6 +44,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from transformers import TrainerCallback  # noqa: E402
+
+
+AUTOCAST = [False]  # the precision core.precision chose for this CPU: (c) and (d) use it too, as a careful user would
 
 
 class CountingCollator:
@@ -170,7 +175,7 @@ def trl_tuned_run(recipe, steps: int, out: str) -> dict:
     path = models.resolve(recipe.model.name).path
     tokenizer = AutoTokenizer.from_pretrained(path)
     timer = StepTimer()
-    config = SFTConfig(output_dir=out, max_steps=steps, report_to="none", save_strategy="no", use_cpu=True, bf16=False,
+    config = SFTConfig(output_dir=out, max_steps=steps, report_to="none", save_strategy="no", use_cpu=True, bf16=AUTOCAST[0],
                        padding_free=True, completion_only_loss=True, max_length=None,  # trl: padding-free does not truncate
                        per_device_train_batch_size=recipe.training.batch_size, learning_rate=recipe.training.learning_rate,
                        logging_steps=10**6)
@@ -181,7 +186,8 @@ def trl_tuned_run(recipe, steps: int, out: str) -> dict:
     counter = CountingCollator(trainer.data_collator, tokenizer.pad_token_id)
     trainer.data_collator = counter
     trainer.train()
-    return summarize("(d) trl tuned (fp32, padding-free, completion-only)", timer.durations, counter.batches)
+    name = "bf16 autocast" if AUTOCAST[0] else "fp32"
+    return summarize(f"(d) trl tuned ({name}, padding-free, completion-only)", timer.durations, counter.batches)
 
 
 def matmul_peak(dtype_name: str, seconds: float = 2.0) -> float:
@@ -241,8 +247,9 @@ def bare_loop(recipe, samples, steps: int) -> dict:
     for step in range(steps):
         batch = collate([rows[(step * size + i) % len(rows)] for i in range(size)])
         start = time.perf_counter()
-        loss = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"], use_cache=False,
-                     **training.trained_positions(batch["labels"])).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST[0]):  # the studio's precision, for a fair a/c
+            loss = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"],
+                         use_cache=False, **training.trained_positions(batch["labels"])).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -288,6 +295,7 @@ def main(argv=None) -> int:
     from core import precision as precision_policy
 
     choice = precision_policy.cpu_choice()
+    AUTOCAST[0] = choice["autocast"] == "bfloat16"
     runs: dict[str, list] = {"a": [], "c": [], "d": [], "a32": []}
     with tempfile.TemporaryDirectory() as out:
         for repeat in range(args.repeats):
@@ -311,6 +319,8 @@ def main(argv=None) -> int:
                            "tolerance": precision_policy.LOSS_TOLERANCE, "fp32": runs["a32"][-1]}
     a, c, d = (runs[key][-1] for key in "acd")
     fp32_peak = max(peak["float32"], peak["float32_after"])
+    if AUTOCAST[0] and "bfloat16" in peak:  # the matmuls run in bf16: MFU against the bf16 peak
+        fp32_peak = max(fp32_peak, peak["bfloat16"])
     results = {"a": a, "b": b, "c": c, "d": d, "threads": torch.get_num_threads(),
                "a_over_b": round(a["trained_tokens_per_s"] / b["trained_tokens_per_s"], 2) if b else None,
                "a_over_c": round(a["trained_tokens_per_s"] / c["trained_tokens_per_s"], 3),
@@ -318,7 +328,7 @@ def main(argv=None) -> int:
                "a_over_c_spread": spread([x / y for x, y in zip(rate["a"], rate["c"])]),
                "a_over_tuned_trl_spread": spread([x / y for x, y in zip(rate["a"], rate["d"])]),
                "peak_gflops": {k: round(v / 1e9, 1) for k, v in peak.items()},
-               "linear_params": params, "mfu_formula": "6 * linear_params * trained_tokens_per_s / fp32 matmul peak",
+               "linear_params": params, "mfu_formula": "6 * linear_params * trained_tokens_per_s / matmul peak of the precision in use (fp32, or bf16 under autocast)",
                "mfu_a": round(6 * params * a["trained_tokens_per_s"] / fp32_peak, 3),
                "mfu_c": round(6 * params * c["trained_tokens_per_s"] / fp32_peak, 3),
                "mfu_a_spread": spread([6 * params * x / fp32_peak for x in rate["a"]]),

@@ -1,0 +1,39 @@
+"""The benches run end to end on the tiny model and write the keys their README lines quote (no
+timing is asserted: timings live in bench/, read on a quiet machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STUDIO_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_chat_speed_bench_runs_and_reports_its_ratios(tmp_path, tiny_model_dir):
+    out = tmp_path / "chat.json"
+    _run(["bench/chat_speed.py", "--model", str(tiny_model_dir), "--tokens", "4", "--prompts", "2", "--repeats", "1",
+          "--json", str(out)], tmp_path)
+    result = json.loads(out.read_text())
+    assert {"pair_ratio", "ab_speedup", "greedy_identical", "engine_threads"} <= set(result)
+    assert result["greedy_identical"] is True
+
+
+@pytest.mark.slow
+def test_smoke_recipe_bench_runs_and_reports_the_outside_share(tmp_path, tiny_model_dir):
+    out = tmp_path / "smoke.json"
+    _run(["bench/smoke_recipe.py", "--set", f"model.name={tiny_model_dir}", "--set", "training.max_steps=3",
+          "--set", "training.eval_steps=2", "--set", "training.save_steps=2", "--json", str(out)], tmp_path)
+    result = json.loads(out.read_text())
+    assert result["steps"] == 3 and 0 <= result["outside_share"] <= 1

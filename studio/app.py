@@ -20,8 +20,10 @@ def header_markdown() -> str:
 
     policy = device_policy()
     demo = " · **demo mode** (embedded model, short runs)" if demo_mode() else ""
+    # A demo's visitors are strangers: the server's folder layout is none of their business.
+    where = "**Workspace** this Space's" if demo_mode() else f"**Workspace** `{workspace().root}`"
     return (
-        f"**Workspace** `{workspace().root}` · **Device** {policy.device} ({policy.dtype_name}) · "
+        f"{where} · **Device** {policy.device} ({policy.dtype_name}) · "
         f"**Default model** embedded (SmolLM2-135M-Instruct){demo}"
     )
 

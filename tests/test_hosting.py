@@ -78,3 +78,14 @@ def test_starting_a_run_applies_the_demo_limits(monkeypatch, studio_home):
     with pytest.raises(recipes.RecipeError, match="model.name: this demo studio trains only the embedded model"):
         runs.start(other)
     assert not list((studio_home / "runs").glob("*")), "a refused run left a folder behind"
+
+
+def test_the_demo_header_does_not_show_the_servers_folders(monkeypatch, tmp_path):
+    from studio.app import header_markdown
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "secret-place"))
+    monkeypatch.delenv("STUDIO_DEMO", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert "secret-place" in header_markdown(), "a studio you run yourself shows where its workspace is"
+    monkeypatch.setenv("STUDIO_DEMO", "1")
+    assert "secret-place" not in header_markdown() and "demo mode" in header_markdown()

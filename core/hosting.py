@@ -53,6 +53,38 @@ def model_folders() -> list[Path]:
     return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
 
 
+class HostNotAllowed(BadInput):
+    """A browser named a server this studio may not call."""
+
+
+DEFAULT_OLLAMA = "http://127.0.0.1:11434"
+
+
+def ollama_hosts() -> list[str]:
+    """The Ollama servers a browser may have the studio call: the default local one, OLLAMA_HOST,
+    and STUDIO_OLLAMA_HOSTS (comma-separated, set by whoever runs the studio). A typed address
+    outside these would let any visitor make the server send requests wherever it can reach."""
+    raw = [DEFAULT_OLLAMA, "http://localhost:11434", os.environ.get("OLLAMA_HOST", "")]
+    raw += os.environ.get("STUDIO_OLLAMA_HOSTS", "").split(",")
+    hosts: list[str] = []
+    for item in raw:
+        host = normal_host(item)
+        if host and host not in hosts:
+            hosts.append(host)
+    return hosts
+
+
+def normal_host(text: str) -> str:
+    """'127.0.0.1:11434/' -> 'http://127.0.0.1:11434': one spelling per server, for comparing."""
+    text = str(text or "").strip().rstrip("/")
+    if not text:
+        return ""
+    if "://" not in text:
+        text = "http://" + text
+    scheme, _, rest = text.partition("://")
+    return f"{scheme.lower()}://{rest.lower()}"
+
+
 def enforce_demo_limits(recipe: Recipe) -> Recipe:
     """In demo mode: embedded model and bundled data only, at most DEMO_MAX_STEPS steps and
     DEMO_MAX_LENGTH tokens, no remote code. Outside demo mode the recipe is returned untouched.

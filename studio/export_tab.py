@@ -10,6 +10,7 @@ import gradio as gr
 
 from core.export import pipeline
 from core.export.gguf import ALL_TYPES, type_availability
+from studio import visitor
 from studio.problems import EXPECTED, unexpected
 
 VERIFY_HEADERS = ["prompt", "merged model", "GGUF", "agree?", "next tokens agreeing"]
@@ -75,7 +76,7 @@ def build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_ve
     return pipeline.ExportPlan(
         source=str(folder), checkpoint=checkpoint or "best", merge=bool(do_merge),
         gguf_type=(gguf_type or "q8_0") if (do_gguf or do_ollama) else None,
-        ollama_name=(ollama_name or "").strip() or None if do_ollama else None, ollama_host=(ollama_host or "").strip() or None,
+        ollama_name=(ollama_name or "").strip() or None if do_ollama else None, ollama_host=visitor.ollama_host(ollama_host),
         hub_repo=(hub_repo or "").strip() if do_hub else None, hub_private=bool(hub_private),
         hub_token=hub_token or None, hub_what=hub_what or "auto", verify=bool(do_verify),
     )
@@ -175,7 +176,8 @@ def build_export_tab() -> None:
         gguf_note = gr.Markdown(gguf_type_note("q8_0"))
     with gr.Row():
         ollama_name = gr.Textbox(label="Ollama model name", placeholder="my-tuned-model")
-        ollama_host = gr.Textbox(label="Ollama server address", placeholder="http://127.0.0.1:11434 (or OLLAMA_HOST)")
+        ollama_host = gr.Textbox(label="Ollama server address", placeholder="http://127.0.0.1:11434 (or OLLAMA_HOST)",
+                                 info="Only servers the studio's operator allows (OLLAMA_HOST, STUDIO_OLLAMA_HOSTS)")
     with gr.Row():
         hub_repo = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter")
         hub_what = gr.Radio(label="What to push", value="auto",

@@ -1,4 +1,4 @@
-"""What a browser may name: every dataset, model, recipe or run a visitor sends (event data,
+"""What a browser may name: every dataset, model, recipe, run or server a visitor sends (event data,
 dropdown values, typed text) becomes a path here or in core.train.run_dir.run_path, through
 core.workspace.inside, the one path guard. Handlers in the tabs call these and show the
 refusal as a message. Knows nothing about widgets; the policy (demo mode, extra model
@@ -13,7 +13,7 @@ from core.dataset import reader
 from core.workspace import ASSETS, CONFIGS, PathOutsideWorkspace, inside, workspace
 
 # What a handler catches when a visitor names something it may not open.
-Refused = (PathOutsideWorkspace, hosting.DemoRefusal)
+Refused = (PathOutsideWorkspace, hosting.DemoRefusal, hosting.HostNotAllowed)
 
 
 def dataset(text: str) -> str:
@@ -48,6 +48,20 @@ def model(name: str) -> str:
     if models.HUB_ID.match(name) and not local.exists() and not (workspace().root / name).exists():
         return name  # a Hub id: no folder of that name here or in the server's working folder
     return str(inside(name, workspace().root, ASSETS, CONFIGS, *hosting.model_folders()))
+
+
+def ollama_host(text: str) -> str | None:
+    """An Ollama server address a browser typed: empty means the server's own default (OLLAMA_HOST);
+    anything else must be one core.hosting.ollama_hosts allows."""
+    host = hosting.normal_host(text)
+    if not host:
+        return None
+    allowed = hosting.ollama_hosts()
+    if host not in allowed:
+        raise hosting.HostNotAllowed(
+            f"{str(text).strip()[:120]}: this studio calls only the Ollama servers its operator allows "
+            f"({', '.join(allowed)}); whoever runs it can add one with STUDIO_OLLAMA_HOSTS.")
+    return host
 
 
 def recipe_file(path: str, saved: Path) -> Path:

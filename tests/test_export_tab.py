@@ -65,8 +65,9 @@ def test_the_hub_token_is_never_echoed(tiny_run_in_workspace, studio_home, monke
 
 
 @pytest.mark.slow
-def test_export_button_streams_log_table_and_ollama_command(tiny_run_in_workspace, ollama_stand_in):  # noqa: F811
+def test_export_button_streams_log_table_and_ollama_command(tiny_run_in_workspace, ollama_stand_in, monkeypatch):  # noqa: F811
     host, seen = ollama_stand_in
+    monkeypatch.setenv("STUDIO_OLLAMA_HOSTS", host)  # the operator allows the stand-in
     outputs = list(export_tab.run_export_stream(*_form(tiny_run_in_workspace, do_ollama=True, ollama_name="tiny-tab",
                                                        ollama_host=host)))
     status, log, table, command = outputs[-1]
@@ -83,3 +84,18 @@ def test_per_tensor_lines_overwrite_each_other_in_the_log():
                  "[gguf] gguf: done"):
         export_tab.append_log(log, line)
     assert log == ["[gguf] gguf: started", "[gguf] blk.0.attn_k.weight, torch.float32 --> Q8_0", "[gguf] gguf: done"]
+
+
+def test_a_typed_ollama_host_must_be_one_the_operator_allows(tiny_run_in_workspace, monkeypatch):
+    monkeypatch.delenv("STUDIO_OLLAMA_HOSTS", raising=False)
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    outputs = list(export_tab.run_export_stream(*_form(tiny_run_in_workspace, do_ollama=True, ollama_name="x",
+                                                       ollama_host="http://169.254.169.254:80")))
+    assert len(outputs) == 1 and outputs[0][0].startswith("**Cannot export:**") and "STUDIO_OLLAMA_HOSTS" in outputs[0][0]
+    assert export_tab.build_plan(tiny_run_in_workspace.name, "best", True, False, False, True, False, "q8_0", "x",
+                                 "127.0.0.1:11434/", "", True, "", "auto").ollama_host == "http://127.0.0.1:11434"
+    monkeypatch.setenv("STUDIO_OLLAMA_HOSTS", "http://gpu-box:11434, http://other:1")
+    assert export_tab.build_plan(tiny_run_in_workspace.name, "best", True, False, False, True, False, "q8_0", "x",
+                                 "HTTP://GPU-BOX:11434", "", True, "", "auto").ollama_host == "http://gpu-box:11434"
+    assert export_tab.build_plan(tiny_run_in_workspace.name, "best", True, False, False, True, False, "q8_0", "x",
+                                 "", "", True, "", "auto").ollama_host is None, "empty: the server's own OLLAMA_HOST"

@@ -83,7 +83,9 @@ def studio_home_e2e(tmp_path_factory) -> Path:
 def studio(studio_home_e2e, embedded_dir, tiny_model_dir):
     # The tiny random model lives outside the workspace: the operator allows its folder, as a team
     # machine would allow /srv/models, so recipes that name it pass the visitor guard.
-    server = Studio(studio_home_e2e, {"STUDIO_MODEL_DIRS": str(tiny_model_dir)}).start()
+    # The export journey's Ollama server (nothing listens there) is one the operator allows.
+    server = Studio(studio_home_e2e, {"STUDIO_MODEL_DIRS": str(tiny_model_dir),
+                                      "STUDIO_OLLAMA_HOSTS": "http://127.0.0.1:9"}).start()
     yield server
     server.stop()
 

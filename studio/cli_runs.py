@@ -1,0 +1,42 @@
+"""`studio runs`: the run history, a line per run (or one JSON object): state, steps, losses,
+where it trained (this machine or Hugging Face Jobs), and why a failed run failed. Registered by
+studio.cli's handler table."""
+
+from __future__ import annotations
+
+import json
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def cmd_runs(args) -> int:
+    from core.train import runs
+
+    infos = runs.list_runs()
+    if args.json:
+        _print_json({"runs": [{"run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
+                               "total_steps": i.total_steps, "started_at": i.started_at, "ended_at": i.ended_at,
+                               "final_loss": i.final_loss, "best_eval_loss": i.best_eval_loss, "error": i.error,
+                               "method": i.recipe.get("training", {}).get("method"),
+                               "model": i.recipe.get("model", {}).get("name"), "where": i.where,
+                               "precision": i.precision} for i in infos]})
+        return 0
+    if not infos:
+        print("no runs yet; start one with: studio train configs/smoke-cpu.yaml")
+        return 0
+    print(f"{'run':40} {'state':10} {'step':>11} {'loss':>8} {'best eval':>9}  where")
+    for i in infos:
+        loss = f"{i.final_loss:.4f}" if i.final_loss is not None else "-"
+        best = f"{i.best_eval_loss:.4f}" if i.best_eval_loss is not None else "-"
+        print(f"{i.run_id:40} {i.state:10} {f'{i.step}/{i.total_steps or chr(63)}':>11} {loss:>8} {best:>9}  {i.where}")
+        if i.state == "failed" and i.error:
+            print(f"  why: {first_line(i.error)}")
+    return 0
+
+
+def first_line(error: str, limit: int = 200) -> str:
+    """The reason a run failed, in one line: status.json's error without the log tail it carries."""
+    line = next((part.strip() for part in error.splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -28,7 +28,7 @@ def history_rows(infos: list[runs.RunInfo]) -> list[list]:
     for info in infos:
         training = info.recipe.get("training", {})
         rows.append([info.run_id, info.state, f"{training.get('method', '?')}/{training.get('tuning', '?')}",
-                     info.recipe.get("model", {}).get("name", "?"), f"{info.step}/{info.total_steps or '?'}",
+                     info.recipe.get("model", {}).get("name", "?"), info.where, f"{info.step}/{info.total_steps or '?'}",
                      _round(info.final_loss), _round(info.best_eval_loss), _duration(info.duration_s),
                      (info.started_at or "")[:19].replace("T", " ")])
     return rows

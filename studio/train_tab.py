@@ -27,7 +27,7 @@ from studio.train_live import (  # noqa: F401  (the live view; tests and the lay
     refresh_history,
 )
 
-HISTORY_HEADERS = ["run", "state", "method", "model", "steps", "final loss", "best eval loss", "duration", "started"]
+HISTORY_HEADERS = ["run", "state", "method", "model", "where", "steps", "final loss", "best eval loss", "duration", "started"]
 LIVE = runs.LIVE_STATES
 HISTORY_EVERY_S = 10.0  # the history reads every run's metrics, so it is redrawn less often than the open run
 

@@ -211,6 +211,7 @@ def test_cli_round_trip_logs_metrics_status_and_adapter(hub, tiny_model_dir, tmp
     metrics = runs.read_metrics(run)
     assert [m["step"] for m in metrics if m["split"] == "train"] == [1, 2, 3] and any(m["split"] == "eval" for m in metrics)
     assert [info.run_id for info in runs.list_runs()] == [run.name]  # in the run history like any run
+    assert runs.list_runs()[0].where == "hf-jobs:cpu-basic"  # and marked as trained on Jobs (studio runs, Train tab)
     # The adapter is where a local run keeps it, naming this machine's base model: Chat loads it.
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -131,6 +131,7 @@ def test_refresh_reattaches_to_the_live_run_and_draws_it():
     assert {"train loss", "train loss (smoothed)", "eval loss", "old-run (train)"} <= set(names)
     assert "hello from the worker" in log
     assert {row[0] for row in history} == {"old-run", "live-run"}
+    assert {row[train_tab.HISTORY_HEADERS.index("where")] for row in history} == {"here"}
     assert rewards["visible"] is False and grpo[0]["visible"] is False  # neither DPO nor GRPO
     again = train_tab.refresh(current, False, 0.6, ["old-run"], seen)
     assert again[2] == gr.update()  # nothing new: the charts are not redrawn

@@ -255,16 +255,7 @@ def cmd_train(args) -> int:
     from studio.cli_eval import await_evaluation
 
     status = await_evaluation(run_dir, status, quiet=args.json)
-    info = runs.run_info(run_dir)
-    if args.json:
-        _print_json({"run_dir": str(run_dir), "state": info.state, "step": info.step, "total_steps": info.total_steps,
-                     "final_loss": info.final_loss, "best_eval_loss": info.best_eval_loss, "error": info.error,
-                     "artifacts": {label: str(path) for label, path in runs.model_artifacts(run_dir)}})
-    elif status.get("state") == "failed":
-        print(f"\nfailed: {status.get('error')}", file=sys.stderr)
-    else:
-        print(f"\n{status.get('state')} at step {status.get('step')}; results in {run_dir}")
-    return 1 if status.get("state") == "failed" else 0
+    return cli_runs.report_run(run_dir, status, as_json=args.json)
 
 
 def _print_train_plan(plan: dict) -> None:

@@ -14,6 +14,7 @@ import sys
 import time
 
 from core.train.hf_jobs import DEFAULT_IMAGE, DEFAULT_TIMEOUT, IMAGE_ENV
+from studio import cli_runs
 
 WHERE = ("local", "hf-jobs")
 
@@ -74,16 +75,7 @@ def cmd_train_job(args) -> int:
     if not args.json:
         print(f"job {job.get('job_id')} on {job.get('flavor')}: {job.get('url')}\nrun {run} (log: {run / runs.LOG_FILE})")
     status = follow(run, quiet=args.json)
-    info = runs.run_info(run)
-    if args.json:
-        _print_json({"run_dir": str(run), "state": info.state, "step": info.step, "total_steps": info.total_steps,
-                     "final_loss": info.final_loss, "best_eval_loss": info.best_eval_loss, "error": info.error, "hf_job": job,
-                     "artifacts": {label: str(path) for label, path in runs.model_artifacts(run)}})
-    elif status.get("state") == "failed":
-        print(f"\nfailed: {status.get('error')}", file=sys.stderr)
-    else:
-        print(f"\n{status.get('state')} at step {status.get('step')}; results in {run}")
-    return 1 if status.get("state") == "failed" else 0
+    return cli_runs.report_run(run, status, as_json=args.json, extra={"hf_job": job})
 
 
 def _list_flavors(args, found: list[dict]) -> int:

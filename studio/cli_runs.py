@@ -40,3 +40,23 @@ def first_line(error: str, limit: int = 200) -> str:
     """The reason a run failed, in one line: status.json's error without the log tail it carries."""
     line = next((part.strip() for part in error.splitlines() if part.strip()), "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def report_run(run_dir, status: dict, *, as_json: bool, extra: dict | None = None) -> int:
+    """The end of `studio train` (here or on Jobs): one JSON object, or the outcome in a line.
+    Exit code 1 when the run failed."""
+    import sys
+
+    from core.train import runs
+
+    info = runs.run_info(run_dir)
+    if as_json:
+        _print_json({"run_dir": str(run_dir), "state": info.state, "step": info.step, "total_steps": info.total_steps,
+                     "final_loss": info.final_loss, "best_eval_loss": info.best_eval_loss, "error": info.error,
+                     **(extra or {}),
+                     "artifacts": {label: str(path) for label, path in runs.model_artifacts(run_dir)}})
+    elif status.get("state") == "failed":
+        print(f"\nfailed: {status.get('error')}", file=sys.stderr)
+    else:
+        print(f"\n{status.get('state')} at step {status.get('step')}; results in {run_dir}")
+    return 1 if status.get("state") == "failed" else 0

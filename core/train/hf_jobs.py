@@ -33,7 +33,7 @@ from core.errors import BadInput, StudioError
 from core.models import EMBEDDED_HUB_ID, HUB_ID, is_embedded
 from core.recipes import Recipe, RecipeError
 from core.train import runs
-from core.train.run_dir import LOG_FILE, now_iso, register_child, update_status
+from core.train.run_dir import now_iso, update_status
 from core.workspace import PROJECT_ROOT
 
 DEFAULT_IMAGE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"  # torch with CUDA; the studio's other deps install at start
@@ -305,21 +305,8 @@ def _label(text: str) -> str:
 def _spawn_follower(run: Path, secret: str) -> int:
     """The follower runs in its own session (a closed browser or a restarted UI leaves it going);
     the token reaches it only through its environment."""
-    import psutil
-
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_DISABLE_PROGRESS_BARS="1", HF_TOKEN=secret)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    with open(run / LOG_FILE, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "core.train.hf_job_follow", str(run)], cwd=PROJECT_ROOT,
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                   start_new_session=True)
-    register_child(process)
-    try:
-        started = psutil.Process(process.pid).create_time()
-    except psutil.Error:
-        started = None
-    update_status(run, pid=process.pid, pid_started=started)
-    return process.pid
+    return runs.spawn([sys.executable, "-m", "core.train.hf_job_follow", str(run)], run,
+                      extra_env={"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_TOKEN": secret})
 
 
 def job_record(run: Path) -> dict | None:

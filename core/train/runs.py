@@ -212,10 +212,12 @@ def launch_command(recipe: Recipe, run_dir: Path, resume: str | None = None) -> 
     return worker_command(run_dir, resume)
 
 
-def _spawn(command: list[str], run_dir: Path) -> int:
+def spawn(command: list[str], run_dir: Path, extra_env: dict[str, str] | None = None) -> int:
+    """Start a run's process (a worker, or a Jobs follower) in its own session, its output into the
+    run's train.log; its pid and start time go into status.json. Returns the pid."""
     import psutil
 
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", **(extra_env or {}))
     env = distributed.clean_env(trackers.clean_env(env))  # nothing of a previous run's worker leaks into this one
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     with open(run_dir / LOG_FILE, "ab") as log:
@@ -271,7 +273,7 @@ def start(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_confi
 def launch(recipe: Recipe, run_dir: Path, resume: str | None = None) -> None:
     """Start the worker of a created run folder (call under StartLock)."""
     try:
-        _spawn(launch_command(recipe, run_dir, resume), run_dir)
+        spawn(launch_command(recipe, run_dir, resume), run_dir)
     except OSError as error:
         update_status(run_dir, state="failed", ended_at=now_iso(), error=f"could not start the worker: {error}")
         raise RunError(f"could not start the training process: {error}") from error

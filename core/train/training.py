@@ -32,10 +32,13 @@ def load_policy_model(recipe: Recipe, policy=None):
     return model
 
 
-def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepared, callbacks=(), completion_log=None):
-    """The trl trainer for the recipe's method, over already prepared data."""
+def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepared, callbacks=(), completion_log=None,
+                  policy=None):
+    """The trl trainer for the recipe's method, over already prepared data, in `policy`'s precision
+    (core.precision.training_policy() when not given)."""
     steps = training_data.steps_per_epoch(recipe, prepared)
-    config = trainer_configs.trainer_config(recipe, str(output_dir), steps_per_epoch=steps, has_eval=prepared.has_eval)
+    config = trainer_configs.trainer_config(recipe, str(output_dir), steps_per_epoch=steps, has_eval=prepared.has_eval,
+                                            policy=policy)
     peft_config = trainer_configs.lora_config(recipe)
     common = dict(model=model, args=config, processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
     if recipe.training.early_stopping_patience and prepared.has_eval:
@@ -134,7 +137,7 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     callback = RunCallback(run_dir, recipe_yaml=recipe_yaml, update_status=update_status, tokenizer=tokenizer,
                            save_best=prepared.has_eval, completion_log=completion_log)
     trainer = build_trainer(recipe, checkpoint_dir(run_dir), tokenizer=tokenizer, model=model, prepared=prepared,
-                            callbacks=[callback], completion_log=completion_log)
+                            callbacks=[callback], completion_log=completion_log, policy=policy)
     checkpoint = _checkpoint_to_resume(run_dir, resume)
     if checkpoint:
         log(f"resuming from {checkpoint}")

@@ -14,13 +14,14 @@ from pathlib import Path
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import training_policy
 from core.recipes import Recipe
-from core.train import trainer_configs, training_data
+from core.train import packed_attention, trainer_configs, training_data
 from core.train.preflight import preflight
 from core.train.run_dir import RECIPE_FILE, checkpoint_dir, checkpoint_step, latest_checkpoint, trim_metrics
 
 
 def load_policy_model(recipe: Recipe, policy=None):
-    """The model to train: 4-bit for QLoRA (prepared for k-bit training), else the policy's dtype."""
+    """The model to train: 4-bit for QLoRA (prepared for k-bit training), else the policy's dtype;
+    on a CPU with attention one sequence at a time over packed batches (core.train.packed_attention)."""
     policy = policy or device_policy()
     quantize = recipe.training.tuning == "qlora"
     model = load_model(recipe.model.name, quantize_4bit=quantize, trust_remote_code=recipe.model.trust_remote_code,
@@ -29,6 +30,8 @@ def load_policy_model(recipe: Recipe, policy=None):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.training.gradient_checkpointing)
+    elif policy.device == "cpu":  # proven on CPU; CUDA keeps transformers' SDPA (docs/gpu-check.md)
+        packed_attention.use_for(model)
     return model
 
 
@@ -132,6 +135,8 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
         f"{len(prepared.eval)} eval rows, {len(prepared.bad_rows)} bad rows, {len(prepared.skipped)} skipped")
     update_status(total_steps=training_data.total_steps(recipe, prepared))
     model = load_policy_model(recipe, policy)
+    if model.config._attn_implementation == packed_attention.NAME:
+        log("attention: one causal SDPA call per sequence of a packed batch (no block-diagonal mask)")
     recipe_yaml = recipe.to_yaml()
     completion_log = _completion_log(recipe)
     callback = RunCallback(run_dir, recipe_yaml=recipe_yaml, update_status=update_status, tokenizer=tokenizer,

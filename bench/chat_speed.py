@@ -7,6 +7,9 @@ One process, one model, the same greedy settings for every measurement:
   pair        core.chat.engine's base + tuned panes (one batch, per-row adapter scale; the engine
               decodes in its own thread with the thread count it measured, core.chat.cpu_threads):
               tokens/s for the pair and per pane, TTFT per pane; `pair_ratio` = pair tokens/s / sequential tokens/s
+  decode_linear  one decoding step's matmuls over the model's weights for 1 and 2 rows: F.linear vs
+              core.chat.decode_linear (weight @ rows.T), and the weights' bytes over the time to read
+              that many bytes (the memory's limit for a step)
   ab          a prompt set (both sides) through core.eval.ab.run_prompt_set (batched, in a worker
               thread as the Chat tab runs it) vs
               one-at-a-time plain generation of the same answers; `ab_speedup` = plain wall / batched
@@ -85,6 +88,41 @@ def plain_generate(model, tokenizer, messages, tokens: int, eos: bool = True) ->
     seconds = time.perf_counter() - start
     ids = output[0, inputs["input_ids"].shape[1]:].tolist()
     return {"ids": ids, "seconds": seconds, "ttft_s": streamer.first - start, "tokens_per_s": len(ids) / seconds}
+
+
+def bench_decode_linear(model, rows_list=(1, 2), repeats: int = 5) -> dict:
+    """One decoding step's matmuls over every linear layer of `model`, with F.linear and with
+    core.chat.decode_linear's forward, at this thread's thread count; and the machine's limit
+    for it: the weights' bytes over the time to read a buffer as large (torch.sum over it)."""
+    import torch
+    import torch.nn.functional as F
+
+    from core.chat.decode_linear import DecodeLinear
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    size = sum(m.weight.numel() * m.weight.element_size() for m in layers)
+
+    def best_of(step) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    def sweep(rows: int, forward) -> float:
+        inputs = {m.in_features: torch.randn(rows, m.in_features, dtype=m.weight.dtype) for m in layers}
+        return best_of(lambda: [forward(m, inputs[m.in_features]) for m in layers])
+
+    buffer = torch.ones(size // 4)
+    result = {"weights_mb": round(size / 2**20), "read_gb_per_s": round(size / best_of(buffer.sum) / 1e9, 1)}
+    with torch.inference_mode():
+        for rows in rows_list:
+            plain = sweep(rows, lambda m, x: F.linear(x, m.weight, m.bias))
+            ours = sweep(rows, DecodeLinear.forward)  # the decoding forward on the plain model's own layers
+            result[f"rows_{rows}"] = {"f_linear_ms": round(plain * 1e3, 1), "decode_linear_ms": round(ours * 1e3, 1),
+                                      "speedup": round(plain / ours, 2), "decode_linear_gb_per_s": round(size / ours / 1e9, 1)}
+    return result
 
 
 def bench_pair(engine, tuned_side, plain_base, plain_tuned, tokens: int, repeats: int) -> dict:
@@ -180,6 +218,7 @@ def main() -> None:
         results = {"model": args.model, "tokens": args.tokens, "threads": DEFAULT_THREADS[0],
                    "engine_threads": engine.threads,
                    "attn_implementation": engine.base.config._attn_implementation, "load_before": load()}
+        results["decode_linear"] = bench_decode_linear(plain_base)  # in this (main) thread, torch's own thread count
         results.update(bench_pair(engine, tuned_side, plain_base, plain_tuned, args.tokens, args.repeats))
         if not args.skip_ab:
             pool = [p for path in prompts_mod.bundled_prompt_sets() for p in prompts_mod.load_prompt_set(path)[0]]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core import models
-from core.chat import adapter_rows, batching, cpu_threads
+from core.chat import adapter_rows, batching, cpu_threads, decode_linear
 from core.chat.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
 from core.dataset.tags import ThinkSplit, split_think, think_title  # noqa: F401  (re-exported for chat clients)
 from core.errors import BadInput
@@ -126,6 +126,7 @@ class ChatEngine:
         self.base_name = base_name
         self.tokenizer = models.load_tokenizer(base_name)
         self.base = models.load_model(base_name).eval()
+        decode_linear.use_for(self.base)  # a few rows times each weight, at the memory's speed on a CPU
         self.threads: dict | None = None  # decode threads, measured at the first adapter (core.chat.cpu_threads)
         self.peft = None  # the PeftModel wrapping self.base once an adapter is attached
         self.sides: dict[str, tuple[object, str | None]] = {BASE: (self.base, None)}
@@ -208,6 +209,7 @@ class ChatEngine:
                 for other in [name for name, held in self.sources.items() if held.kind == "model"] + [side]:
                     self._drop(other)
             extra = models.load_model(str(source.path)).eval()
+            decode_linear.use_for(extra)
             self._hook(extra)
             with self._lock:
                 self.sides[side] = (extra, None)

@@ -68,3 +68,15 @@ def test_the_choice_reaches_the_trainer_status_and_log(monkeypatch, tmp_path, ti
     assert len(losses["fp32"]) == len(losses["bf16"]) == 4
     relative = [abs(b - f) / f for f, b in zip(losses["fp32"], losses["bf16"])]
     assert sum(relative) / len(relative) <= precision.LOSS_TOLERANCE, (losses, relative)
+
+
+def test_capped_instruction_sets_are_measured_apart(auto):
+    """ONEDNN_MAX_CPU_ISA=AVX2 turns native bf16 off for oneDNN: a cached measure without the cap
+    must not decide for a process with it."""
+    auto.setattr(precision, "native_bf16", lambda: ["avx512_bf16"])
+    auto.setattr(precision, "measure_speedup", lambda: 1.9)
+    assert precision.cpu_choice()["autocast"] == "bfloat16"
+    auto.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    auto.setattr(precision, "measure_speedup", lambda: 0.1)
+    capped = precision.cpu_choice()
+    assert capped["autocast"] is None and "only 0.10x" in capped["why"]

@@ -8,7 +8,7 @@ One process, one model, the same greedy settings for every measurement:
               decodes in its own thread with the thread count it measured, core.chat.cpu_threads):
               tokens/s for the pair and per pane, TTFT per pane; `pair_ratio` = pair tokens/s / sequential tokens/s
   decode_linear  one decoding step's matmuls over the model's weights for 1 and 2 rows: F.linear vs
-              core.chat.decode_linear (weight @ rows.T), and the weights' bytes over the time to read
+              core.decode_linear (weight @ rows.T), and the weights' bytes over the time to read
               that many bytes (the memory's limit for a step)
   ab          a prompt set (both sides) through core.eval.ab.run_prompt_set (batched, in a worker
               thread as the Chat tab runs it) vs
@@ -92,12 +92,12 @@ def plain_generate(model, tokenizer, messages, tokens: int, eos: bool = True) ->
 
 def bench_decode_linear(model, rows_list=(1, 2), repeats: int = 5) -> dict:
     """One decoding step's matmuls over every linear layer of `model`, with F.linear and with
-    core.chat.decode_linear's forward, at this thread's thread count; and the machine's limit
+    core.decode_linear's forward, at this thread's thread count; and the machine's limit
     for it: the weights' bytes over the time to read a buffer as large (torch.sum over it)."""
     import torch
     import torch.nn.functional as F
 
-    from core.chat.decode_linear import DecodeLinear
+    from core.decode_linear import DecodeLinear
 
     layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     size = sum(m.weight.numel() * m.weight.element_size() for m in layers)

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from core.chat import decode_linear  # noqa: E402
+from core import decode_linear  # noqa: E402
 
 
 def _layer(bias: bool) -> nn.Linear:

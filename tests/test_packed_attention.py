@@ -85,8 +85,12 @@ def test_the_policy_model_uses_it_on_cpu(tiny_model_dir, tmp_path):
     from core import recipes
     from core.train import training
 
+    from core import decode_linear
+
     recipe = recipes.from_dict({"name": "t", "model": {"name": str(tiny_model_dir)}, "data": {"path": str(tmp_path / "x.jsonl")}})
-    assert training.load_policy_model(recipe).config._attn_implementation == packed_attention.NAME
+    model = training.load_policy_model(recipe)
+    assert model.config._attn_implementation == packed_attention.NAME
+    assert any(type(m) is decode_linear.DecodeLinear for m in model.modules())  # GRPO's generations
 
 
 def test_under_bf16_autocast_attention_stays_close_to_fp32(tiny):

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core import models
-from core.chat import adapter_rows, batching, cpu_threads, decode_linear
+from core import decode_linear, models
+from core.chat import adapter_rows, batching, cpu_threads
 from core.chat.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
 from core.dataset.tags import ThinkSplit, split_think, think_title  # noqa: F401  (re-exported for chat clients)
 from core.errors import BadInput

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core import decode_linear
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import training_policy
 from core.recipes import Recipe
@@ -21,7 +22,8 @@ from core.train.run_dir import RECIPE_FILE, checkpoint_dir, checkpoint_step, lat
 
 def load_policy_model(recipe: Recipe, policy=None):
     """The model to train: 4-bit for QLoRA (prepared for k-bit training), else the policy's dtype;
-    on a CPU with attention one sequence at a time over packed batches (core.train.packed_attention)."""
+    on a CPU with attention one sequence at a time over packed batches (core.train.packed_attention)
+    and linear layers that decode a few rows at the memory's speed (core.decode_linear)."""
     policy = policy or device_policy()
     quantize = recipe.training.tuning == "qlora"
     model = load_model(recipe.model.name, quantize_4bit=quantize, trust_remote_code=recipe.model.trust_remote_code,
@@ -32,6 +34,7 @@ def load_policy_model(recipe: Recipe, policy=None):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.training.gradient_checkpointing)
     elif policy.device == "cpu":  # proven on CPU; CUDA keeps transformers' SDPA (docs/gpu-check.md)
         packed_attention.use_for(model)
+        decode_linear.use_for(model)  # GRPO's generations; every pass with gradients keeps F.linear
     return model
 
 

@@ -8,10 +8,10 @@ weights took 44 ms for one row and 72 ms for two). The same product taken the ot
 weight @ rows.T, with one row duplicated into two, streams the weights at about the memory's
 speed: 17-28 ms for one or two rows (bench/chat_speed.py prints both, beside the memory read speed).
 
-`use_for(model)` gives a model's plain nn.Linear layers that forward; a layer computing with
-gradients, on another device, or with more rows than `MAX_ROWS` (a prompt's prefill) keeps
+`use_for(model)` gives a model's plain nn.Linear layers that forward; a pass with gradients, on
+another device, or with more rows than `MAX_ROWS` (a prompt's prefill; 4 rows on one thread) keeps
 `F.linear`. The weights, state dict and saved files are untouched. This module knows nothing
-about chats, adapters or threads.
+about chats, adapters or training.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MAX_ROWS = 8  # past this the two ways cost about the same on one thread (measured up to 64 rows)
+# Where weight @ rows.T stops winning, measured over the embedded model's weights: on one thread
+# 3-4 rows 1.3-1.8x, 6 rows even, 8 rows 9% slower; on two threads 6-8 rows still 1.2-1.4x, 12 slower.
+MAX_ROWS = 8
+MAX_ROWS_ONE_THREAD = 4
 
 
 class DecodeLinear(nn.Linear):
@@ -29,7 +32,8 @@ class DecodeLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = x.shape[-1]
         rows = x.numel() // features if features else 0
-        if (not 0 < rows <= MAX_ROWS or x.device.type != "cpu" or x.dtype != self.weight.dtype
+        limit = MAX_ROWS if torch.get_num_threads() > 1 else MAX_ROWS_ONE_THREAD
+        if (not 0 < rows <= limit or x.device.type != "cpu" or x.dtype != self.weight.dtype
                 or (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))):
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(rows, features).contiguous()

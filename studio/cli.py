@@ -12,6 +12,7 @@ import os
 import sys
 
 from studio import cli_jobs, cli_rewards, cli_runs
+from studio.cli_output import print_json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except _USER_ERRORS() as error:
         if getattr(args, "json", False):
-            _print_json({"ok": False, "error": str(error)})
+            print_json({"ok": False, "error": str(error)})
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -132,9 +133,6 @@ def _cmd_make(args) -> int:
 
     return cmd_make(args)
 
-
-def _print_json(data: dict) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 def cmd_ui(args) -> int:
@@ -171,14 +169,14 @@ def cmd_check(args) -> int:
             report.tokens = tokens.token_stats(examples, tokenizer, max_length=args.max_length or 2048, limit=args.token_limit)
     except (reader.DatasetError, OSError, ValueError) as error:
         if args.json:
-            _print_json({"path": args.dataset, "ok": False, "error": str(error)})
+            print_json({"path": args.dataset, "ok": False, "error": str(error)})
         print(f"error: {error}", file=sys.stderr)
         return 2
     summary = report.to_json()
     if summary.get("tokens"):
         summary["tokens"] = {k: v for k, v in summary["tokens"].items() if k != "lengths"}
     if args.json:
-        _print_json(summary)
+        print_json(summary)
     else:
         _print_check(report, summary)
     failed = not report.ok or (args.strict and report.warnings())
@@ -234,7 +232,7 @@ def cmd_train(args) -> int:
             config = distributed.read_user_config(args.accelerate_config) if args.accelerate_config else distributed.config_for(recipe)
             plan["launch_command"] = runs.accelerate_command(recipe, args.run_dir or "<run-dir>")
             plan["accelerate_config"] = config
-        _print_json(plan) if args.json else _print_train_plan(plan)
+        print_json(plan) if args.json else _print_train_plan(plan)
         return 0
     try:
         if args.resume:
@@ -343,7 +341,7 @@ def cmd_chat(args) -> int:
                               "ttft_s": pane.ttft_s and round(pane.ttft_s, 3), "tokens_per_s": round(pane.tokens_per_s, 2),
                               "error": pane.error} for side, pane in panes.items()}
             if args.json:
-                _print_json({"model": args.model, "adapter": args.adapter, "prompt": args.prompt,
+                print_json({"model": args.model, "adapter": args.adapter, "prompt": args.prompt,
                              "answer": answers[chat.BASE]["answer"], "answers": answers})
             for side, answer in answers.items() if not args.json else ():
                 print(answer["answer"] if len(answers) == 1 else f"[{side}] {answer['error'] or answer['answer']}\n")
@@ -362,7 +360,7 @@ def cmd_chat(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        _print_json({"model": args.model, "adapter": args.adapter, "prompts": len(prompts), "results": len(rows),
+        print_json({"model": args.model, "adapter": args.adapter, "prompts": len(prompts), "results": len(rows),
                      "bad_lines": [{"line": row.line, "reason": row.reason} for row in bad], "aggregate": table, "out": args.out,
                      "saved": [str(path) for path in saved]})
     else:
@@ -393,7 +391,7 @@ def cmd_export(args) -> int:
             print(f"[{event.step}] {event.message}", file=sys.stderr if args.json else sys.stdout, flush=True)
     data = last.data if last else {}
     if args.json:
-        _print_json({"ok": not failures, "source": args.source, "export_dir": data.get("export_dir"),
+        print_json({"ok": not failures, "source": args.source, "export_dir": data.get("export_dir"),
                      "manifest": data.get("manifest"), "steps": data.get("steps", {}), "verify": data.get("verify"),
                      "ollama": data.get("ollama"), "errors": failures})
     elif data.get("verify"):

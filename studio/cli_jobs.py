@@ -9,12 +9,12 @@ command-line argument would show in the process list). Every failure the studio 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 from core.train.hf_jobs import DEFAULT_IMAGE, DEFAULT_TIMEOUT, IMAGE_ENV
 from studio import cli_runs
+from studio.cli_output import print_json
 
 WHERE = ("local", "hf-jobs")
 
@@ -43,13 +43,10 @@ def train(local):
     return handler
 
 
-def _print_json(data: dict) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
 
 def _refuse(args, message: str) -> int:
     if args.json:
-        _print_json({"ok": False, "error": message})
+        print_json({"ok": False, "error": message})
     print(f"error: {message}", file=sys.stderr)
     return 2
 
@@ -80,7 +77,7 @@ def cmd_train_job(args) -> int:
 
 def _list_flavors(args, found: list[dict]) -> int:
     if args.json:
-        _print_json({"flavors": found})
+        print_json({"flavors": found})
     for flavor in [] if args.json else found:
         print(("gpu  " if flavor["gpu"] else "cpu  ") + flavor["label"])
     return 0

@@ -4,11 +4,7 @@ studio.cli's handler table."""
 
 from __future__ import annotations
 
-import json
-
-
-def _print_json(data) -> None:
-    print(json.dumps(data, indent=2, default=str))
+from studio.cli_output import print_json
 
 
 def cmd_runs(args) -> int:
@@ -16,7 +12,7 @@ def cmd_runs(args) -> int:
 
     infos = runs.list_runs()
     if args.json:
-        _print_json({"runs": [{"run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
+        print_json({"runs": [{"run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
                                "total_steps": i.total_steps, "started_at": i.started_at, "ended_at": i.ended_at,
                                "final_loss": i.final_loss, "best_eval_loss": i.best_eval_loss, "error": i.error,
                                "method": i.recipe.get("training", {}).get("method"),
@@ -51,7 +47,7 @@ def report_run(run_dir, status: dict, *, as_json: bool, extra: dict | None = Non
 
     info = runs.run_info(run_dir)
     if as_json:
-        _print_json({"run_dir": str(run_dir), "state": info.state, "step": info.step, "total_steps": info.total_steps,
+        print_json({"run_dir": str(run_dir), "state": info.state, "step": info.step, "total_steps": info.total_steps,
                      "final_loss": info.final_loss, "best_eval_loss": info.best_eval_loss, "error": info.error,
                      **(extra or {}),
                      "artifacts": {label: str(path) for label, path in runs.model_artifacts(run_dir)}})

@@ -6,8 +6,9 @@ Registered by studio.cli with `add_parsers(sub)` and `HANDLERS`; every handler c
 
 from __future__ import annotations
 
-import json
 import sys
+
+from studio.cli_output import print_json
 
 
 def add_parsers(sub) -> None:
@@ -31,9 +32,6 @@ def add_parsers(sub) -> None:
     sweep.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _print_json(data) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
 
 def cmd_queue(args) -> int:
     from core.train import queue
@@ -54,7 +52,7 @@ def cmd_queue(args) -> int:
               file=sys.stderr if args.json else sys.stdout)
     waiting = queue.waiting_runs()
     if args.json:
-        _print_json({"queue": [{"position": n, "run_id": i.run_id, "sweep": i.sweep} for n, i in enumerate(waiting, 1)]})
+        print_json({"queue": [{"position": n, "run_id": i.run_id, "sweep": i.sweep} for n, i in enumerate(waiting, 1)]})
     elif not waiting:
         print("the queue is empty")
     else:
@@ -70,14 +68,14 @@ def cmd_sweep(args) -> int:
     if args.list:
         records = sweeps.list_sweeps()
         if args.json:
-            _print_json({"sweeps": records})
+            print_json({"sweeps": records})
         for record in [] if args.json else records:
             print(f"{record['sweep_id']}: {len(record['runs'])} runs over {', '.join(record['grid'])}")
         return 0
     if args.compare:
         rows = sweeps.compare(args.compare)
         best = sweeps.best_runs(rows)
-        _print_json({"sweep_id": args.compare, "runs": rows, "best": best}) if args.json else _print_table(rows, best)
+        print_json({"sweep_id": args.compare, "runs": rows, "best": best}) if args.json else _print_table(rows, best)
         return 0
     if not args.recipe:
         print("error: name a recipe (studio sweep RECIPE --grid FIELD=V1,V2), or use --compare / --list", file=sys.stderr)
@@ -85,7 +83,7 @@ def cmd_sweep(args) -> int:
     recipe = recipes.load(args.recipe, args.set)
     record = sweeps.submit(recipe, sweeps.parse_grid(args.grid), accelerate_config=args.accelerate_config)
     if args.json:
-        _print_json(record)
+        print_json(record)
     else:
         print(f"sweep {record['sweep_id']}: {len(record['runs'])} runs queued (the first starts when nothing trains)")
         for entry in record["runs"]:

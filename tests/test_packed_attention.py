@@ -82,10 +82,8 @@ def test_only_full_attention_sdpa_models_switch(tmp_path, tiny):
 
 
 def test_the_policy_model_uses_it_on_cpu(tiny_model_dir, tmp_path):
-    from core import recipes
+    from core import decode_linear, recipes
     from core.train import training
-
-    from core import decode_linear
 
     recipe = recipes.from_dict({"name": "t", "model": {"name": str(tiny_model_dir)}, "data": {"path": str(tmp_path / "x.jsonl")}})
     model = training.load_policy_model(recipe)

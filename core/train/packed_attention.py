@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 
 NAME = "studio_packed_sdpa"
+_last_bounds: tuple = (None, [])  # (position_ids, their bounds): every layer of a forward pass gets the same tensor
 
 
 def sequence_bounds(position_ids) -> list[tuple[int, int]]:
@@ -32,6 +33,16 @@ def sequence_bounds(position_ids) -> list[tuple[int, int]]:
     starts = (positions[1:] != positions[:-1] + 1).nonzero().flatten() + 1
     bounds = [0, *starts.tolist(), positions.numel()]
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _bounds(position_ids) -> list[tuple[int, int]]:
+    """sequence_bounds, worked out once per forward pass rather than once per layer."""
+    global _last_bounds
+    tensor, bounds = _last_bounds
+    if tensor is not position_ids:
+        bounds = sequence_bounds(position_ids)
+        _last_bounds = (position_ids, bounds)
+    return bounds
 
 
 def packed_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None,
@@ -58,7 +69,7 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     with torch.autocast("cpu", enabled=False) if cpu else contextlib.nullcontext():
         parts = [F.scaled_dot_product_attention(query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
                                                 dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
-                 for start, end in sequence_bounds(position_ids)]
+                 for start, end in _bounds(position_ids)]
     output = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
     return output.to(dtype).transpose(1, 2).contiguous(), None
 

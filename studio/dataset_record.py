@@ -5,6 +5,7 @@ buttons and tests call directly; review state is saved by core.dataset.review on
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import gradio as gr
 
@@ -15,11 +16,28 @@ from studio.dataset_state import mode_table, next_record, record_at
 from studio.problems import EXPECTED, unexpected
 
 
-def show_record(path, number):
-    """(record number, chat HTML, original row JSON, note, edit choices, swap button, progress)."""
+class RecordView(NamedTuple):
+    """Every view of the open record, refreshed together whenever the open record changes, so no
+    widget can keep showing (and the editor can't save) another record's text."""
+
+    number: int
+    view: str
+    original: str
+    note: str
+    which: dict
+    swap: dict
+    progress: str
+    edit_text: dict
+    editing: dict | None
+
+
+def show_record(path, number, which=None, editing=None) -> RecordView:
+    """Every view of record `number`. The editor is reloaded with this record's text: the message
+    picked before (`which`) when the editor already held this record, else the default one."""
     opened, item, position = record_at(path, number)
     if item is None:
-        return 1, render.record_html(None, findings=[], mode_table={}), "", "", gr.update(choices=[]), gr.update(visible=False), ""
+        return RecordView(1, render.record_html(None, findings=[], mode_table={}), "", "", gr.update(choices=[], value=None),
+                          gr.update(visible=False), "", gr.update(value="", label=EDITOR_LABEL), None)
     state = review.open_review(opened.path)
     record = state.get(getattr(item, "id", ""))
     shown = review.apply_edits(item, record) if isinstance(item, reader.Example) else item
@@ -28,10 +46,34 @@ def show_record(path, number):
                                    note=record.get("note", ""), number=position + 1, edited=shown is not item)
     original = json.dumps(item.source if isinstance(item, reader.Example) else {"reason": item.reason}, indent=2, ensure_ascii=False)
     choices = _edit_choices(shown) if isinstance(shown, reader.Example) else []
+    same_record = bool(editing) and isinstance(item, reader.Example) and editing.get("id") == item.id
+    picked = which if same_record and which in choices else _default_choice(choices)
     preference = isinstance(shown, reader.Example) and shown.is_preference
     progress = render.progress_html(state.counts(), len(opened.paged))
-    return (position + 1, html_view, original, record.get("note", ""), gr.update(choices=choices, value=_default_choice(choices)),
-            gr.update(visible=preference), progress)
+    text, target = _editor(shown, position, picked)
+    return RecordView(position + 1, html_view, original, record.get("note", ""), gr.update(choices=choices, value=picked),
+                      gr.update(visible=preference), progress, text, target)
+
+
+EDITOR_LABEL = "Text"
+
+
+def _editor(shown, position: int, which: str | None) -> tuple[dict, dict | None]:
+    """The editor's text box for one message of the shown record, labelled with the record it
+    belongs to, and the target a later Save must match."""
+    if not isinstance(shown, reader.Example) or not which:
+        return gr.update(value="", label=EDITOR_LABEL), None
+    label = f"Text of record {position + 1} ({shown.id}), message {which}"
+    return (gr.update(value=_message_text(shown, which), label=label),
+            {"id": shown.id, "number": position + 1, "which": which})
+
+
+def _message_text(shown: reader.Example, which: str) -> str:
+    if which == "chosen reply":
+        return shown.chosen
+    if which == "rejected reply":
+        return shown.rejected
+    return shown.messages[int(which.split(" ")[0]) - 1]["content"]
 
 
 def _edit_choices(example: reader.Example) -> list[str]:
@@ -82,23 +124,25 @@ def save_note(path, number, note):
 
 
 def choose_message(path, number, which):
-    """The current text of the message picked for editing."""
-    opened, item, _ = record_at(path, number)
+    """The editor loaded with the message picked for editing: (text box, editing target)."""
+    opened, item, position = record_at(path, number)
     if not isinstance(item, reader.Example) or not which:
-        return ""
-    shown = review.apply_edits(item, review.open_review(opened.path).get(item.id))
-    if which == "chosen reply":
-        return shown.chosen
-    if which == "rejected reply":
-        return shown.rejected
-    return shown.messages[int(which.split(" ")[0]) - 1]["content"]
+        return gr.update(value="", label=EDITOR_LABEL), None
+    return _editor(review.apply_edits(item, review.open_review(opened.path).get(item.id)), position, which)
 
 
-def save_edit(path, number, which, text):
-    """Store an edited message beside the dataset (the original file is not touched)."""
+def save_edit(path, number, which, text, editing):
+    """Store an edited message beside the dataset (the original file is not touched). `editing`
+    names the record and message the text box was loaded from; a save writes only into that one,
+    and only while it is the open record (a text box that still held another record's text
+    would otherwise overwrite this one)."""
     opened, item, position = record_at(path, number)
     if not isinstance(item, reader.Example) or not which:
         return "Pick a message to edit first."
+    if not editing or editing.get("id") != item.id or editing.get("which") != which:
+        held = f"record {editing.get('number')} ({editing.get('which')})" if editing else "no record"
+        return (f"**Not saved.** The text box holds {held}, but record {position + 1} ({which}) is open. "
+                "Pick the message again to load its text, then edit and save.")
     state = review.open_review(opened.path)
     if which in ("chosen reply", "rejected reply"):
         state.edit(item.id, position=position, **{which.split(" ")[0]: text})
@@ -106,7 +150,7 @@ def save_edit(path, number, which, text):
         messages = [dict(m) for m in review.apply_edits(item, state.get(item.id)).messages]
         messages[int(which.split(" ")[0]) - 1]["content"] = text
         state.edit(item.id, messages=messages, position=position)
-    return f"Edit saved for record {position + 1} ({which}). The original file is unchanged."
+    return f"Edit saved for record {position + 1} ({item.id}, {which}). The original file is unchanged."
 
 
 def revert_edits(path, number):

@@ -346,7 +346,7 @@ def _build_record() -> SimpleNamespace:
                                       label="Highlighted tokens are trained (in the loss); the rest are masked")
         with gr.Tab("Edit and note"):
             which = gr.Dropdown([], label="Message to edit")
-            edit_text = gr.Textbox(lines=6, label="Text")
+            edit_text = gr.Textbox(lines=6, label="Text", elem_id="ds-edit-text")
             with gr.Row():
                 save_edit_button = gr.Button("Save edit", variant="primary")
                 revert_button = gr.Button("Revert this record's edits")
@@ -359,7 +359,8 @@ def _build_record() -> SimpleNamespace:
                            pending=pending, swap=swap, view=view, mask_tab=mask_tab, mask_info=mask_info, stack=stack,
                            mask=mask, which=which, edit_text=edit_text, save_edit_button=save_edit_button,
                            revert_button=revert_button, note=note, save_note_button=save_note_button,
-                           edit_status=edit_status, original=original, mask_shown=gr.State(False))
+                           edit_status=edit_status, original=original, mask_shown=gr.State(False),
+                           editing=gr.State(None))
 
 
 def _build_export() -> SimpleNamespace:
@@ -377,11 +378,12 @@ def _build_export() -> SimpleNamespace:
 def _wire(current, opener, summary, pages, record, exporter) -> None:
     filters = pages.filters
     page_outputs = [pages.table, pages.caption, pages.page]
-    record_outputs = [record.number, record.view, record.original, record.note, record.which, record.swap, record.progress]
+    record_outputs = [record.number, record.view, record.original, record.note, record.which, record.swap, record.progress,
+                      record.edit_text, record.editing]
     mask_inputs = [current, record.number, summary.model, summary.max_length, record.stack]
 
     def after_record(event):
-        return (event.then(show_record, [current, record.number], record_outputs)
+        return (event.then(show_record, [current, record.number, record.which, record.editing], record_outputs)
                 .then(mask_if_shown, [*mask_inputs, record.mask_shown], [record.mask, record.mask_info]))
 
     def then_browse(event):
@@ -414,9 +416,9 @@ def _wire(current, opener, summary, pages, record, exporter) -> None:
         then_browse(after_record(button.click(handler, [current, record.number, *filters], record.number)))
     after_record(record.swap.click(swap_pair, [current, record.number], record.edit_status))
 
-    record.which.change(choose_message, [current, record.number, record.which], record.edit_text)
-    after_record(record.save_edit_button.click(save_edit, [current, record.number, record.which, record.edit_text],
-                                               record.edit_status))
+    record.which.input(choose_message, [current, record.number, record.which], [record.edit_text, record.editing])
+    after_record(record.save_edit_button.click(save_edit, [current, record.number, record.which, record.edit_text,
+                                                           record.editing], record.edit_status))
     after_record(record.revert_button.click(revert_edits, [current, record.number], record.edit_status))
     record.save_note_button.click(save_note, [current, record.number, record.note], record.edit_status)
     mask_outputs = [record.mask_shown, record.mask, record.mask_info]

@@ -52,12 +52,15 @@ def test_browse_filters_pages_and_search():
 
 def test_record_view_highlights_tags_and_shows_findings():
     path = open_copy("cognitive_modes_contaminated.jsonl")
-    number, html, original, note, choices, swap, progress = rec.show_record(path, 4)
+    shown = rec.show_record(path, 4)
+    number, html, original, choices, swap = shown.number, shown.view, shown.original, shown.which, shown.swap
     assert number == 4 and "foreign tags &lt;action&gt;" in html
     assert 'title="agent mode tag"' in html and 'title="dual mode tag"' in html
     assert json.loads(original)["id"] == "modes-004" and swap["visible"] is False
     assert choices["choices"] == ["1 · system", "2 · user", "3 · assistant"]
     assert choices["value"] == "3 · assistant"  # the reply is what a reviewer edits most, so it is ready
+    assert shown.editing == {"id": "modes-004", "number": 4, "which": "3 · assistant"}
+    assert "record 4" in shown.edit_text["label"] and shown.edit_text["value"]
 
 
 def test_think_blocks_collapse_in_the_chat_view():
@@ -78,13 +81,14 @@ def test_review_keys_advance_and_persist():
     rows, _, _ = tab.browse(path, "any", "approved", False, "", "file order", 1)
     assert [r[0] for r in rows] == [1]
     assert rec.reset_record(path, 2, *FILTERS) == 2 and review.open_review(path).status("modes-002") == "pending"
-    assert "1 approved" in rec.show_record(path, 1)[-1]
+    assert "1 approved" in rec.show_record(path, 1).progress
 
 
 def test_edit_note_and_revert():
     path = open_copy("rag_grounding.jsonl")
-    assert rec.choose_message(path, 1, "3 · assistant").startswith("According to the context")
-    message = rec.save_edit(path, 1, "3 · assistant", "A shorter grounded answer.")
+    text, editing = rec.choose_message(path, 1, "3 · assistant")
+    assert text["value"].startswith("According to the context")
+    message = rec.save_edit(path, 1, "3 · assistant", "A shorter grounded answer.", editing)
     assert "original file is unchanged" in message
     html = rec.show_record(path, 1)[1]
     assert "A shorter grounded answer." in html and "edited" in html
@@ -94,14 +98,42 @@ def test_edit_note_and_revert():
     assert "According to the context" in rec.show_record(path, 1)[1]
 
 
+def test_the_editor_follows_the_open_record_and_saves_only_into_it():
+    """Issue 22: after Approve / Next the editor held record 1's text and Save wrote it into the
+    open record. Every record change reloads the editor; a save names and checks its record."""
+    path = open_copy("rag_grounding.jsonl")
+    first = rec.show_record(path, 1)
+    edited = "Record one, edited."
+    assert "Edit saved for record 1" in rec.save_edit(path, 1, first.which["value"], edited, first.editing)
+    number = rec.approve_record(path, 1, *FILTERS)  # moves on to record 2
+    second = rec.show_record(path, number, first.which["value"], first.editing)
+    assert second.number == 2 and second.editing["id"] != first.editing["id"]
+    assert second.edit_text["value"] != edited and "record 2" in second.edit_text["label"]
+    # a text box that still holds record 1 (a stale page) is refused, and record 2 keeps its text
+    refused = rec.save_edit(path, 2, first.which["value"], edited, first.editing)
+    assert refused.startswith("**Not saved.**") and "record 1" in refused
+    state = review.open_review(path)
+    assert "messages" not in state.get(second.editing["id"])
+    # record 3 edited with its own editor: records 1 and 3 hold their own text
+    third = rec.show_record(path, 3, second.which["value"], second.editing)
+    assert "Edit saved for record 3" in rec.save_edit(path, 3, third.which["value"], "Record three.", third.editing)
+    assert rec.show_record(path, 1).edit_text["value"] == edited
+    assert rec.show_record(path, 3).edit_text["value"] == "Record three."
+    # after a save on the same record the picked message stays picked
+    user = rec.choose_message(path, 3, "2 · user")[1]
+    again = rec.show_record(path, 3, "2 · user", user)
+    assert again.which["value"] == "2 · user" and again.editing == user
+
+
 def test_preference_pairs_show_side_by_side_and_swap():
     path = open_copy("epistemic_dpo.jsonl")
-    _, html, _, _, choices, swap, _ = rec.show_record(path, 1)
+    shown = rec.show_record(path, 1)
+    html, choices, swap = shown.view, shown.which, shown.swap
     assert swap["visible"] is True and "chosen reply" in html and "rejected reply" in html
     assert choices["value"] == "chosen reply"
-    before = rec.choose_message(path, 1, "chosen reply")
+    before = rec.choose_message(path, 1, "chosen reply")[0]["value"]
     assert "Swapped" in rec.swap_pair(path, 1)
-    assert rec.choose_message(path, 1, "rejected reply") == before
+    assert rec.choose_message(path, 1, "rejected reply")[0]["value"] == before
 
 
 def test_label_mask_uses_the_embedded_tokenizer(embedded_dir):

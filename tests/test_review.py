@@ -117,3 +117,24 @@ def test_damaged_state_says_what_to_do(tmp_path):
         assert "move it aside" in str(error)
     else:  # pragma: no cover
         raise AssertionError("a damaged review file must be reported")
+
+
+def test_two_changes_made_at_once_both_survive(tmp_path):
+    """Two handlers (a note and an approval, or a browser and the CLI) each opened the state before
+    the other saved: every change re-reads the saved state under the lock, so neither is lost."""
+    import threading
+
+    path = copy_asset(tmp_path, "cognitive_modes.jsonl")
+    first, second = review.open_review(path), review.open_review(path)
+    first.set_status("modes-001", "approved", position=0)
+    second.set_note("modes-002", "checked")  # `second` was opened before the approval was saved
+    states = [review.open_review(path) for _ in range(8)]
+    threads = [threading.Thread(target=state.set_status, args=(f"modes-{10 + i:03d}", "rejected"))
+               for i, state in enumerate(states)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    saved = review.open_review(path)
+    assert saved.status("modes-001") == "approved" and saved.get("modes-002")["note"] == "checked"
+    assert saved.counts()["rejected"] == 8

@@ -9,9 +9,12 @@ line or row number). This module knows nothing about the UI, checks or tokenizer
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,14 +76,26 @@ class ReviewState:
                                       "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                       "records": self.records})
 
+    @contextlib.contextmanager
+    def _latest(self):
+        """Hold the dataset's review lock with the records as last saved: two clicks handled at
+        once (a note and an approval, a browser and the CLI) each change the saved state, and
+        neither writes back a copy that misses the other's change."""
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        with _THREAD_LOCK, open(self.file.with_name(".review.lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self.records = _read_records(self.file)
+            yield
+
     def _update(self, example_id: str, position: int | None = None, **changes) -> dict:
-        record = dict(self.get(example_id))
-        record.update(changes)
-        if position is not None:
-            record["position"] = position  # lets the Dataset tab filter by status without reading every row
-        record["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.records[example_id] = record
-        self.save()
+        with self._latest():
+            record = dict(self.get(example_id))
+            record.update(changes)
+            if position is not None:
+                record["position"] = position  # lets the Dataset tab filter by status without reading every row
+            record["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self.records[example_id] = record
+            self.save()
         return record
 
     def set_status(self, example_id: str, status: str, *, position: int | None = None) -> dict:
@@ -114,23 +129,30 @@ class ReviewState:
 
     def revert(self, example_id: str) -> dict:
         """Drop the edits of one row, keeping its status and note."""
-        record = {k: v for k, v in self.get(example_id).items() if k not in ("messages", "chosen", "rejected")}
-        self.records[example_id] = record
-        self.save()
+        with self._latest():
+            record = {k: v for k, v in self.get(example_id).items() if k not in ("messages", "chosen", "rejected")}
+            self.records[example_id] = record
+            self.save()
         return record
 
 
 def open_review(dataset_path: str | Path) -> ReviewState:
     """The saved review state of a dataset (empty when none was saved yet)."""
-    dataset = Path(dataset_path).expanduser().resolve()
-    state = ReviewState(dataset)
-    if state.file.is_file():
-        try:
-            saved = json.loads(state.file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ReviewError(f"{state.file}: review state is damaged ({error}); move it aside to start over") from None
-        state.records = saved.get("records", {})
+    state = ReviewState(Path(dataset_path).expanduser().resolve())
+    state.records = _read_records(state.file)
     return state
+
+
+_THREAD_LOCK = threading.Lock()  # flock alone does not order two threads of one process
+
+
+def _read_records(file: Path) -> dict[str, dict]:
+    if not file.is_file():
+        return {}
+    try:
+        return json.loads(file.read_text(encoding="utf-8")).get("records", {})
+    except json.JSONDecodeError as error:
+        raise ReviewError(f"{file}: review state is damaged ({error}); move it aside to start over") from None
 
 
 def dataset_changed(state: ReviewState) -> bool:

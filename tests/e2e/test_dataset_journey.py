@@ -35,7 +35,8 @@ def test_review_journey(studio, page, shot):
     # Edit the assistant reply of the record now shown (the second one).
     page.get_by_role("tab", name="Edit and note").click()
     _pick_dropdown(page, "Message to edit", "3 · assistant")
-    text = page.get_by_label("Text", exact=True)
+    text = page.locator("#ds-edit-text textarea")
+    expect(page.locator("#ds-edit-text")).to_contain_text("Text of record 2")
     expect(text).not_to_have_value("")  # the reply's current text is loaded before we replace it
     text.fill("<instruction>Reviewed and corrected.</instruction> <action>fixed</action>")
     page.get_by_role("button", name="Save edit").click()
@@ -62,3 +63,38 @@ def test_review_journey(studio, page, shot):
     rows = [json.loads(line) for line in Path(exported[-1]).read_text().splitlines() if line.strip()]
     assert len(rows) == 90  # all rows except rejected: none rejected
     assert any("Reviewed and corrected." in json.dumps(row) for row in rows)
+
+
+def test_edit_one_record_move_on_edit_another(studio, page, shot):
+    """Issue 22: the editor kept record 1's text after Next and Save wrote it into the open record.
+    Edit record 1, move on twice, edit record 3: each keeps its own text, record 2 none."""
+    page.goto(studio.url)
+    _pick_dropdown(page, "Sample or workspace dataset", "rag_grounding.jsonl")
+    page.get_by_role("button", name="Open and check").click()
+    page.locator("#ds-status").get_by_text("records").first.wait_for()
+    page.get_by_role("tab", name="Edit and note").click()
+    box, text = page.locator("#ds-edit-text"), page.locator("#ds-edit-text textarea")
+    expect(box).to_contain_text("Text of record 1")
+    original_one = text.input_value()
+    text.fill("Record one, rewritten by the reviewer.")
+    page.get_by_role("button", name="Save edit").click()
+    page.get_by_text("Edit saved for record 1").wait_for()
+    for number in (2, 3):
+        page.locator("#ds-next").click()
+        expect(box).to_contain_text(f"Text of record {number}")
+    expect(text).not_to_have_value("Record one, rewritten by the reviewer.")
+    assert text.input_value() != original_one  # record 3's own reply is loaded
+    shot(page, "record-3-loaded")
+    text.fill("Record three, rewritten by the reviewer.")
+    page.get_by_role("button", name="Save edit").click()
+    page.get_by_text("Edit saved for record 3").wait_for()
+    shot(page, "record-3-saved")
+
+    state = next(json.loads(f.read_text()) for f in (studio.home / "datasets").glob("rag_grounding*/review.json"))
+    edited = {key: json.dumps(record) for key, record in state["records"].items() if "messages" in record}
+    assert len(edited) == 2, state
+    positions = {record["position"]: json.dumps(record) for record in state["records"].values() if "messages" in record}
+    assert "Record one, rewritten" in positions[0] and "Record three, rewritten" in positions[2]
+    page.locator("#ds-prev").click()
+    expect(box).to_contain_text("Text of record 2")
+    assert "rewritten by the reviewer" not in text.input_value()

@@ -19,10 +19,13 @@ from core.dataset import make_worker
 from core.dataset.make_docs import DOC_SUFFIXES, DocumentError
 from core.dataset.make_qa import KINDS, MakeError, QASettings
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
+from studio import visitor
 
 SAMPLE_DOCS = ASSETS / "make" / "docs"
 SAMPLE_RECORDS = ASSETS / "make" / "raw_records.jsonl"
 DEMO_MAX_PAIRS = 20
+DEMO_BUDGET_S = 15 * 60  # a demo generation stops (kept pairs stay, Resume goes on) after this long
+DEMO_MAX_RUNNING = 1  # generations at once on a demo server, all visitors together
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -47,6 +50,19 @@ def output_for(name: str, suffix: str = ".jsonl") -> Path:
     if not _NAME.fullmatch(name) or name.endswith((".", ".make")):
         raise MakeError(f"Name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit")
     return made_folder() / f"{name}{suffix}"
+
+
+def made_output(out: str | None) -> Path | None:
+    """The generation a page names (its hidden output box, which a browser can forge) as a
+    `.jsonl` file directly in the workspace's made/ folder; None for anything else. Stop and the
+    progress timer act only on such a file, so no value makes them write or read elsewhere."""
+    if not out or not str(out).strip():
+        return None
+    try:
+        path = inside(str(out).strip(), made_folder())
+    except PathOutsideWorkspace:
+        return None
+    return path if path.parent == made_folder().resolve() and path.suffix == ".jsonl" else None
 
 
 def document_choices() -> list[tuple[str, str]]:
@@ -85,20 +101,44 @@ def start_qa(choice, uploads, name, count, grounded, synthesis, refusal, chunk_s
         settings = QASettings(count=int(count), grounded=float(grounded), synthesis=float(synthesis),
                               refusal=float(refusal), chunk_size=int(chunk_size), chunk_overlap=int(chunk_overlap),
                               seed=int(seed), retries=int(retries))
-        spec = {"backend": "transformers" if backend.startswith("transformers") else "ollama",
-                "model": (model or "").strip() or None, "host": (host or "").strip() or None,
+        local = str(backend or "").startswith("transformers")
+        # A typed model or address is a visitor's: a local model through the model guard, an Ollama
+        # address only if the operator allows it (an Ollama model name is only a name to that server).
+        spec = {"backend": "transformers" if local else "ollama",
+                "model": (visitor.model(model) if local else (model or "").strip()) or None,
+                "host": None if local else visitor.ollama_host(host),
                 "temperature": float(temperature), "num_predict": int(num_predict) if num_predict else None,
                 "think": {"model default": None, "on": True, "off": False}.get(think), "seed": int(seed)}
-        if demo_mode():  # a shared studio: the bundled model only, and short runs
+        limits = {}
+        if demo_mode():  # a shared studio: the bundled model and documents only, short runs that end with the server
             spec.update(backend="transformers", model="embedded", host=None)
             settings.count = min(settings.count, DEMO_MAX_PAIRS)
+            limits = _demo_limits(choice, uploads)
         documents = _documents(choice, uploads, out.stem)
-        make_worker.start(documents, out, settings, spec, resume=resume)
-    except (MakeError, DocumentError, PathOutsideWorkspace, ValueError, OSError) as error:
+        make_worker.start(documents, out, settings, spec, resume=resume, **limits)
+    except (MakeError, DocumentError, *visitor.Refused, ValueError, OSError) as error:
         return gr.skip(), f"**Can't start.** {error}", gr.skip(), gr.Timer(active=False)
     verb = "Resuming" if resume else "Making"
     return (str(out), f"{verb} **{out.name}** in the background: you may close this page; it keeps going.",
             progress_html({"state": "starting", "total": settings.count, "done": 0}), gr.Timer(active=True))
+
+
+class DemoBusy(MakeError):
+    """A demo server already makes as many datasets as it allows at once."""
+
+
+def _demo_limits(choice, uploads) -> dict:
+    """What a demo visitor's generation may use: the sample documents, one generation at a time
+    on the whole server, a time budget, and a worker that stops when this server does."""
+    import os
+
+    from core.hosting import DEMO_DATA, DemoRefusal
+
+    if uploads or (choice and inside(choice) != SAMPLE_DOCS.resolve()):
+        raise DemoRefusal(f"documents: {DEMO_DATA}")
+    if len(running_outputs()) >= DEMO_MAX_RUNNING:
+        raise DemoBusy("this demo studio makes one dataset at a time; try again when the current one ends")
+    return {"owner_pid": os.getpid(), "budget_s": DEMO_BUDGET_S}
 
 
 def resume_qa(*values):
@@ -106,19 +146,21 @@ def resume_qa(*values):
 
 
 def stop_qa(out):
-    if not out:
+    made = made_output(out)
+    if made is None or make_worker.status(made) is None:
         return "Nothing is being made."
-    make_worker.stop(out)
-    return f"Stopping **{Path(out).name}**: every pair made so far is kept; press Resume to go on."
+    make_worker.stop(made)
+    return f"Stopping **{made.name}**: every pair made so far is kept; press Resume to go on."
 
 
 def poll_qa(out):
     """One timer tick: (progress, status, timer)."""
-    manifest = make_worker.status(out) if out else None
+    made = made_output(out)
+    manifest = make_worker.status(made) if made else None
     if manifest is None:
         return gr.skip(), gr.skip(), gr.skip()
     live = manifest.get("state") in ("running", "starting")
-    return progress_html(manifest), status_markdown(manifest, out), gr.Timer(active=live)
+    return progress_html(manifest), status_markdown(manifest, str(made)), gr.Timer(active=live)
 
 
 def progress_html(manifest: dict) -> str:
@@ -174,19 +216,22 @@ def build_modes_ui(records, upload, name, only_mode, max_count, schema_choice, m
         SchemaError,
         load_schema_file,
     )
+    from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
 
     try:
         source = Path(upload) if upload else inside(records or SAMPLE_RECORDS)
+        if demo_mode() and source != SAMPLE_RECORDS.resolve():
+            raise DemoRefusal(f"records: {DEMO_DATA}")
         out = output_for(name, "")
         if schema_choice == "prefix/suffix file (Llama 2 layout)":
             schema = load_schema_file(ASSETS / "make" / "schema_plain.yaml")
         else:
             from core.dataset import tokens
 
-            schema = ChatTemplateSchema(tokens.tokenizer_for((model or "embedded").strip()), model or "embedded")
+            schema = ChatTemplateSchema(tokens.tokenizer_for(visitor.model(model)), model or "embedded")
         summary = build_modes(source, out, only_mode=None if only_mode in (None, "", "all") else only_mode,
                               max_count=int(max_count) if max_count else None, schema=schema)
-    except (MakeError, SchemaError, PathOutsideWorkspace, ValueError, OSError) as error:
+    except (MakeError, SchemaError, *visitor.Refused, ValueError, OSError) as error:
         return gr.skip(), f"**Can't build.** {error}"
     return summary["stages"]["final"]["file"], modes_markdown(summary)
 
@@ -283,12 +328,17 @@ def backend_defaults(backend):
 def current_output() -> str:
     """The output a page (re)loaded now should watch: the newest generation still running in the
     workspace, else the default name's file."""
-    outputs = [m.parent.parent / (m.parent.name[: -len(".make")] + ".jsonl")
-               for m in made_folder().glob("*.make/manifest.json")]
-    live = [out for out in outputs if make_worker.is_running(out)]
+    live = running_outputs()
     if live:
-        return str(max(live, key=lambda out: (out.parent / f"{out.stem}.make" / "manifest.json").stat().st_mtime))
+        return str(max(live, key=lambda out: (out.parent / f"{out.stem}.make" / "job.json").stat().st_mtime))
     return made_path("rag-qa")
+
+
+def running_outputs() -> list[Path]:
+    """The outputs in the workspace whose generation is still running."""
+    outputs = [job.parent.parent / (job.parent.name[: -len(".make")] + ".jsonl")
+               for job in made_folder().glob("*.make/job.json")]  # job.json: written before the worker starts
+    return [out for out in outputs if make_worker.is_running(out)]
 
 
 def made_path(name):

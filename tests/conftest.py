@@ -106,3 +106,77 @@ def launch_on_free_port(app) -> int:
                 raise
     raise AssertionError("unreachable")
 
+
+
+# ---------------------------------------------------------------- the suite leaves nothing behind
+
+
+def _tree_state() -> set[str] | None:
+    """`git status` lines of the checkout (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return set(done.stdout.splitlines()) if done.returncode == 0 else None
+
+
+def studio_processes(homes: list[Path]) -> list[tuple[int, str]]:
+    """(pid, command line) of every process but this one whose STUDIO_HOME lies in one of
+    `homes`: workers, followers and servers a test started."""
+    prefixes = [str(home) for home in homes]
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        for entry in environ:
+            if entry.startswith(b"STUDIO_HOME="):
+                home = entry[len(b"STUDIO_HOME="):].decode(errors="replace")
+                if any(home == p or home.startswith(p + os.sep) for p in prefixes):
+                    found.append((int(proc.name), command))
+                break
+    return found
+
+
+def pytest_sessionstart(session):
+    session.config._tree_before = _tree_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if a test wrote into the checkout or left a studio process running (the
+    leftovers are ended, and named)."""
+    import signal
+    import time
+
+    problems = []
+    before, after = getattr(session.config, "_tree_before", None), _tree_state()
+    if before is not None and after is not None and after - before:
+        problems.append("tests changed the checkout (git status): " + ", ".join(sorted(after - before)[:10]))
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    homes = [SHARED_MODELS.parent]
+    if factory is not None and getattr(factory, "_basetemp", None) is not None:
+        homes.append(factory.getbasetemp())
+    time.sleep(0.5)  # a process told to stop by a test's last step gets a moment to go
+    left = studio_processes(homes)
+    if left:
+        problems.append("tests left processes running: " + "; ".join(f"{pid} {cmd[:160]}" for pid, cmd in left))
+        for pid, _ in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    if problems and session.exitstatus == 0:
+        session.exitstatus = 1
+    session.config._hygiene = problems
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for problem in getattr(config, "_hygiene", []):
+        terminalreporter.write_line(f"FAILED suite hygiene: {problem}", red=True)

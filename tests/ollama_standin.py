@@ -50,12 +50,12 @@ class StandIn:
     """`with StandIn() as server:` ... `server.host` is what the client's `host=` takes."""
 
     def __init__(self, script: list[str] | None = None, *, delay_s: float = 0.0, slow_s: float = 3.0,
-                 models: tuple[str, ...] | None = None):
+                 models: tuple[str, ...] | None = None, port: int = 0):
         self.script = list(script or [])
         self.delay_s, self.slow_s, self.models = delay_s, slow_s, models
         self.requests: list[dict] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -5,6 +5,7 @@ and the made files listed in the Dataset tab."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -29,8 +30,9 @@ def _wait(out: str, states=("completed", "stopped", "failed", "interrupted"), se
     raise AssertionError(f"no {states} within {seconds} s: {make_worker.status(out)}")
 
 
-def test_background_generation_stop_resume_and_review(studio_home):
+def test_background_generation_stop_resume_and_review(studio_home, monkeypatch):
     with StandIn(delay_s=0.15) as server:
+        monkeypatch.setenv("STUDIO_OLLAMA_HOSTS", server.host)  # the operator allows it
         out, status, progress, _timer = dataset_make.start_qa(*_form("qa-ui", server.host, count=12))
         assert out.endswith("datasets/made/qa-ui.jsonl") and "in the background" in status
         _wait(out, ("running",))
@@ -53,7 +55,8 @@ def test_background_generation_stop_resume_and_review(studio_home):
     assert "Workspace: made/qa-ui.jsonl" in labels and not any(".make/" in label for label in labels)
 
 
-def test_failures_are_messages_not_tracebacks(studio_home):
+def test_failures_are_messages_not_tracebacks(studio_home, monkeypatch):
+    monkeypatch.setenv("STUDIO_OLLAMA_HOSTS", "127.0.0.1:9")
     form = _form("../escape", "127.0.0.1:1")
     assert "Can't start" in dataset_make.start_qa(*form)[1]
     form = _form("refused", "127.0.0.1:9")
@@ -61,7 +64,7 @@ def test_failures_are_messages_not_tracebacks(studio_home):
     failed = _wait(out)
     assert failed["state"] == "failed" and "no Ollama server answers" in failed["error"]
     assert "failed" in dataset_make.poll_qa(out)[1]
-    outside = dataset_make.start_qa("/etc", *_form("x", "h")[1:])
+    outside = dataset_make.start_qa("/etc", *_form("x", "127.0.0.1:9")[1:])
     assert "outside the folders" in outside[1]
 
 
@@ -71,3 +74,62 @@ def test_mode_build_from_the_ui(studio_home):
     assert final.endswith("made/modes-ui/final.jsonl") and "**Clean**" in summary
     assert len(Path(final).read_text().splitlines()) == 5
     assert "Can't build" in dataset_make.build_modes_ui("/etc/passwd", None, "m", "all", None, "x", "embedded")[1]
+
+
+def test_forged_outputs_hosts_and_models_are_refused(studio_home, tmp_path, monkeypatch):
+    """Issue 24: Stop and the progress timer took the hidden output box as a path and created
+    `<any path>.make/stop` wherever the server could write; the form's model and Ollama address
+    skipped the visitor guard. Every one of them now goes through it."""
+    monkeypatch.chdir(tmp_path)  # relative forged values would land in the server's working folder
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    forged = ["escape", "../../somewhere", str(outside / "x.jsonl"), "%2e%2e%2fsomewhere", "/etc/passwd",
+              str(studio_home / "datasets" / "made" / "sub" / "x.jsonl"), str(studio_home / "runs" / "x.jsonl")]
+    for value in forged:
+        assert dataset_make.stop_qa(value) == "Nothing is being made."
+        assert dataset_make.poll_qa(value)[0] is not None  # skips, reads nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside"] and not any(outside.iterdir())
+    assert not list(studio_home.rglob("stop"))
+    form = _form("hostile", "http://10.1.2.3:11434")
+    assert "operator allows" in dataset_make.start_qa(*form)[1]
+    local = _form("hostile", "")
+    local[11:13] = ["transformers (local model)", str(outside)]
+    assert "outside the folders" in dataset_make.start_qa(*local)[1]
+    built = dataset_make.build_modes_ui(str(dataset_make.SAMPLE_RECORDS), None, "m", "all", None,
+                                        "chat template of the model", str(outside))
+    assert "outside the folders" in built[1]
+    assert not (studio_home / "datasets" / "made" / "hostile.make").exists()
+
+
+def test_a_demo_generation_is_bounded(studio_home, monkeypatch):
+    """Demo mode: the sample documents only, one generation on the whole server, and a worker that
+    carries a time budget and stops when the server that started it is gone."""
+    monkeypatch.setenv("STUDIO_DEMO", "1")
+    started = []
+    monkeypatch.setattr(make_worker, "start", lambda *a, **limits: started.append(limits) or 1)
+    assert "bundled sample" in dataset_make.start_qa(str(studio_home), *_form("d", "")[1:])[1]
+    out, status, _, _ = dataset_make.start_qa(*_form("demo-one", ""))
+    assert "in the background" in status
+    assert started == [{"resume": False, "owner_pid": os.getpid(), "budget_s": dataset_make.DEMO_BUDGET_S}]
+    monkeypatch.setattr(dataset_make, "running_outputs", lambda: [Path(out)])
+    assert "one dataset at a time" in dataset_make.start_qa(*_form("demo-two", ""))[1]
+
+
+def test_a_worker_stops_when_its_owner_is_gone(studio_home, embedded_dir):
+    """The real worker process, started for an owner that then exits: it stops by itself and says so."""
+    import subprocess
+    import sys
+
+    from core.dataset.make_qa import QASettings
+
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    out = dataset_make.output_for("owned")
+    make_worker.start(dataset_make.SAMPLE_DOCS, out, QASettings(count=50, retries=0),
+                      {"backend": "transformers", "model": "embedded", "num_predict": 64, "seed": 0},
+                      resume=False, owner_pid=owner.pid)
+    owner.wait()
+    manifest = _wait(str(out), ("stopped", "failed", "interrupted", "completed"), seconds=120)
+    assert manifest["state"] == "stopped", manifest
+    log = (out.parent / "owned.make" / "worker.log").read_text()
+    assert "the server that started it is gone" in log
+    assert not make_worker.is_running(out)

@@ -22,7 +22,10 @@ LISTED = "checkpoint-424242"  # a name inside the sentinel: listing it would sho
 
 @pytest.fixture
 def hostile_setup(tmp_path, monkeypatch):
-    """workspace at a/ws, sentinel run folder at a/somewhere = a/ws/runs/../../somewhere."""
+    """workspace at a/ws, sentinel run folder at a/somewhere = a/ws/runs/../../somewhere; the
+    server's working folder is cwd/ (relative values that escape the guard would land there)."""
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     home = tmp_path / "a" / "ws"
     (home / "runs").mkdir(parents=True)
     (home / "datasets").mkdir()
@@ -118,6 +121,22 @@ def _event_data(value: str) -> dict:
     return {"index": [0, 0], "value": value, "row_value": [value], "col_value": [value], "selected": True}
 
 
+def _outside_files(sentinel: Path) -> set[str]:
+    """Everything outside the workspace a hostile value could reach by writing: the server's
+    working folder, the sentinel's parent (the workspace's own parent) less the workspace, and
+    the top of the temporary folder (gradio's own upload cache excepted)."""
+    import os
+    import tempfile
+
+    parent = sentinel.parent
+    found = {str(p) for p in Path.cwd().rglob("*")}
+    found |= {str(p) for p in parent.rglob("*") if "ws" not in p.relative_to(parent).parts[:1]}
+    gradio_cache = os.environ.get("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "gradio"))
+    found |= {str(p) for p in Path(tempfile.gettempdir()).iterdir()
+              if str(p) != gradio_cache and any(mark in p.name for mark in ("somewhere", "escape", "passwd", "%2e", ".make"))}
+    return found
+
+
 def _assert_untouched(sentinel: Path) -> None:
     assert (sentinel / "train.log").read_text() == f"{SECRET}\n", "the sentinel's log was changed or deleted"
     assert (sentinel / "status.json").is_file() and (sentinel / "checkpoints" / LISTED).is_dir()
@@ -128,6 +147,7 @@ def test_a_forged_select_then_refresh_then_delete_stays_inside(server, hostile_s
     app, base = server
     _, sentinel, _ = hostile_setup
     named = {fn.name: (index, fn) for index, fn in app.fns.items()}
+    before = _outside_files(sentinel)
     session = uuid.uuid4().hex
     answers = []
     for name, event in (("open_run", _event_data("../../somewhere")), ("refresh", None), ("delete_run", None)):
@@ -136,6 +156,7 @@ def test_a_forged_select_then_refresh_then_delete_stays_inside(server, hostile_s
     assert all('"success":true' in answer.replace(" ", "") for answer in answers), answers
     assert SECRET not in "\n".join(answers)
     _assert_untouched(sentinel)
+    assert _outside_files(sentinel) == before
 
 
 @pytest.mark.slow  # about 700 events through the queue: 2 minutes on an idle 2-core machine
@@ -154,6 +175,7 @@ def test_every_event_with_hostile_values_reads_lists_and_deletes_nothing_outside
         plan.append((index, fn, values if key not in seen else [values[len(plan) % len(values)]]))
         seen.add(key)
     answered = completed = 0
+    before = _outside_files(sentinel)
     started = time.monotonic()
     for value in values:
         session = uuid.uuid4().hex  # state set by one event (an opened run or dataset) meets the next
@@ -168,6 +190,8 @@ def test_every_event_with_hostile_values_reads_lists_and_deletes_nothing_outside
             assert SECRET not in answer, f"{fn.name} with {value!r} read outside the workspace:\n{answer[:2000]}"
             assert LISTED not in answer, f"{fn.name} with {value!r} listed a folder outside the workspace"
             _assert_untouched(sentinel)
+            written = _outside_files(sentinel) - before
+            assert not written, f"{fn.name} with {value!r} wrote outside the workspace: {sorted(written)}"
     print(f"{answered} events posted in {time.monotonic() - started:.0f} s")
     assert completed > answered * 0.9, "most events must run their handler, not be turned away before it"
     assert (home / "runs" / "real-run" / "status.json").is_file()

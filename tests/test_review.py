@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-from core.dataset import reader
-
-from core.dataset import review
+from core.dataset import reader, review
 from core.workspace import ASSETS, workspace
 
 

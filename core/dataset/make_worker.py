@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,8 +24,12 @@ from core.workspace import PROJECT_ROOT, write_json_atomic
 _CHILDREN: dict[str, subprocess.Popen] = {}  # output path -> the worker this process started
 
 
-def start(documents: str | Path, out: str | Path, settings: QASettings, backend: dict, *, resume: bool) -> int:
-    """Start (or resume) a generation in the background; returns the worker's pid."""
+def start(documents: str | Path, out: str | Path, settings: QASettings, backend: dict, *, resume: bool,
+          owner_pid: int | None = None, budget_s: float | None = None) -> int:
+    """Start (or resume) a generation in the background; returns the worker's pid. With
+    `owner_pid` the worker stops when that process (the server that started it) is gone; with
+    `budget_s` it stops after that many seconds. Either way it stops as Stop does: every kept
+    pair stays, and Resume goes on."""
     out = Path(out)
     settings.check()
     if is_running(out):
@@ -34,7 +40,8 @@ def start(documents: str | Path, out: str | Path, settings: QASettings, backend:
         raise MakeError(f"{out.name} has nothing to resume yet: press Start")
     folder = sidecar(out)
     folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / "job.json", {"documents": str(documents), "settings": asdict(settings), "backend": backend})
+    write_json_atomic(folder / "job.json", {"documents": str(documents), "settings": asdict(settings), "backend": backend,
+                                            "limits": {"owner_pid": owner_pid, "budget_s": budget_s}})
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     with open(folder / "worker.log", "ab") as log:
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path((argv or sys.argv[1:])[0])
     job = json.loads((sidecar(out) / "job.json").read_text(encoding="utf-8"))
     signal.signal(signal.SIGTERM, _interrupt)
+    _watch(**(job.get("limits") or {}))
     try:
         manifest = run_qa(job["documents"], out, QASettings(**job["settings"]), backend_from_spec(job["backend"]))
     except KeyboardInterrupt:
@@ -123,6 +131,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupt(*_):
     raise KeyboardInterrupt
+
+
+def _watch(owner_pid: int | None = None, budget_s: float | None = None, every_s: float = 1.0) -> None:
+    """Stop this worker (SIGTERM to itself: the pair in progress is dropped, the manifest says
+    'stopped') once its owner process has gone or its time budget is spent. A thread, so a reply
+    that takes minutes does not hold it up."""
+    if not owner_pid and not budget_s:
+        return
+    deadline = time.monotonic() + float(budget_s) if budget_s else None
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            if (owner_pid and not _alive(owner_pid)) or (deadline and time.monotonic() > deadline):
+                why = "its time budget is spent" if owner_pid is None or _alive(owner_pid) else "the server that started it is gone"
+                print(f"stopping: {why}", flush=True)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="make-limits", daemon=True).start()
 
 
 if __name__ == "__main__":

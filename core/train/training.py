@@ -65,11 +65,11 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
 
 
 def _grpo_trainer(recipe: Recipe, prepared, common: dict, completion_log):
+    from datasets import Dataset
     from trl import GRPOTrainer
 
     from core.train.grpo_data import trl_rewards
     from core.train.rewards import build_rewards
-    from datasets import Dataset
 
     # With a LoRA policy and kl_beta > 0, trl uses the base (adapter switched off) as the reference.
     rewards = completion_log.rewards if completion_log is not None else build_rewards(recipe)

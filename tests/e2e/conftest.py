@@ -53,7 +53,7 @@ class Studio:
                     **(env_extra or {})}
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Studio":
+    def start(self) -> Studio:
         handle = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "ui", "--port", str(self.port)], cwd=ROOT,
                                      env=self.env, stdout=handle, stderr=subprocess.STDOUT)
@@ -61,12 +61,28 @@ class Studio:
         return self
 
     def stop(self) -> None:
+        """Stop the server, then what it started that outlives it by design (training workers,
+        evaluations, make workers run in sessions of their own): a test leaves nothing running."""
+        import signal
+
+        from tests.conftest import studio_processes
+
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 2)):
+            left = studio_processes([self.home])
+            for pid, _ in left:
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+            deadline = time.time() + wait_s
+            while left and time.time() < deadline and studio_processes([self.home]):
+                time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +95,17 @@ def studio_home_e2e(tmp_path_factory) -> Path:
     return home
 
 
+# The make journey's stand-in Ollama server listens here; the studio allows it like any operator's host.
+MAKE_OLLAMA_PORT = _free_port()
+
+
 @pytest.fixture(scope="module")
 def studio(studio_home_e2e, embedded_dir, tiny_model_dir):
     # The tiny random model lives outside the workspace: the operator allows its folder, as a team
     # machine would allow /srv/models, so recipes that name it pass the visitor guard.
     # The export journey's Ollama server (nothing listens there) is one the operator allows.
     server = Studio(studio_home_e2e, {"STUDIO_MODEL_DIRS": str(tiny_model_dir),
-                                      "STUDIO_OLLAMA_HOSTS": "http://127.0.0.1:9"}).start()
+                                      "STUDIO_OLLAMA_HOSTS": f"http://127.0.0.1:9,http://127.0.0.1:{MAKE_OLLAMA_PORT}"}).start()
     yield server
     server.stop()
 

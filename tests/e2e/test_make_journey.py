@@ -9,13 +9,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import MAKE_OLLAMA_PORT
 from tests.ollama_standin import StandIn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_make_qa_then_review_it(studio, page, shot):
-    with StandIn(["malformed"], delay_s=0.05) as server:
+    with StandIn(["malformed"], delay_s=0.05, port=MAKE_OLLAMA_PORT) as server:
         page.goto(studio.url)
         page.get_by_text("Make a dataset: Q&A from documents").click()
         page.locator("#make-qa-name input, #make-qa-name textarea").first.fill("e2e-qa")

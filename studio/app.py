@@ -41,10 +41,10 @@ def build_app() -> gr.Blocks:
                 open_dataset = dataset_tab.build_dataset_tab()
             with gr.Tab("Train", id="train"):
                 train_tab.build_train_tab(dataset_path=open_dataset)
-            with gr.Tab("Chat", id="chat"):
-                chat_tab.build_chat_tab()
-            with gr.Tab("Export", id="export"):
-                export_tab.build_export_tab()
+            with gr.Tab("Chat", id="chat") as chat_page:
+                chat_tab.build_chat_tab(shown=[app.load, chat_page.select])
+            with gr.Tab("Export", id="export") as export_page:
+                export_tab.build_export_tab(shown=[app.load, export_page.select])
         app.load(header_markdown, outputs=header)
     return app
 

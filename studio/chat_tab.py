@@ -58,9 +58,6 @@ def tuned_choices() -> list[tuple[str, str]]:
         return [(NO_TUNED, "")]
 
 
-def load_tuned_choices():
-    return gr.update(choices=tuned_choices())
-
 
 def refresh_tuned(current: str):
     return gr.update(choices=tuned_choices(), value=current or "")
@@ -326,7 +323,8 @@ def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compar
 
 # ---- layout --------------------------------------------------------------------------------
 
-def build_chat_tab() -> None:
+def build_chat_tab(shown=()) -> None:
+    """`shown`: the triggers on which the run list is read again (page load, the tab selected)."""
     gr.Markdown("Ask both models the same thing. **Left:** the base model. **Right:** a tuned adapter, "
                 "checkpoint or model. Same settings for both, so differences come from the weights.")
     with gr.Row():
@@ -375,7 +373,8 @@ def build_chat_tab() -> None:
 
     _build_ab_section(base_model, tuned, settings)
     refresh.click(refresh_tuned, tuned, tuned)
-    gr.on(None, load_tuned_choices, None, tuned)  # page load: runs finished since start-up appear
+    # Page load and showing the tab: runs finished since start-up (or since the page opened) appear.
+    gr.on(list(shown) or None, refresh_tuned, tuned, tuned, show_progress="hidden")
 
 
 def _build_ab_section(base_model, tuned, settings) -> None:

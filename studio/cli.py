@@ -242,7 +242,10 @@ def cmd_train(args) -> int:
             run_dir = runs.resume(args.run_dir, args.resume)
         else:
             from core.train import queue
+            from core.train.preflight import dataset_summary
 
+            for warning in dataset_summary(recipe)["warnings"]:  # said before the run, not discovered after it
+                print(f"warning: {warning}", file=sys.stderr)
             run_dir, started = queue.submit(recipe, run_dir=args.run_dir, accelerate_config=args.accelerate_config)
             if not started and not args.json:
                 print(f"queued {run_dir.name}: it starts when the runs ahead of it end (studio queue lists them)")
@@ -264,6 +267,8 @@ def _print_train_plan(plan: dict) -> None:
     print(f"Steps: {plan['steps_per_epoch']} per epoch, {plan['total_steps']} in all")
     for note in plan["notes"]:
         print(f"Note: {note}")
+    for warning in plan.get("warnings", []):
+        print(f"Warning: {warning}")
     print(f"\n{plan['trainer']} config:")
     print(json.dumps(plan["trainer_config"], indent=2))
     if plan["lora_config"]:

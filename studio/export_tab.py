@@ -25,11 +25,15 @@ def run_choices() -> list[tuple[str, str]]:
     return [(f"{info.run_id} · {info.state}", info.run_id) for info in list_runs()]
 
 
-def refresh_runs(current: str | None):
+def refresh_runs(current: str | None, checkpoint: str | None = None):
+    """The run picker as the workspace is now (on page load, on showing the tab, on ↻), keeping
+    the picked run and checkpoint while they still exist."""
     choices = run_choices()
     values = [value for _, value in choices]
     value = current if current in values else (values[0] if values else None)
-    return gr.update(choices=choices, value=value), refresh_checkpoints(value)
+    checkpoints = checkpoint_choices(value)
+    kept = checkpoint if value == current and checkpoint in [c for _, c in checkpoints] else "best"
+    return gr.update(choices=choices, value=value), gr.update(choices=checkpoints, value=kept)
 
 
 def _run_folder(run_id: str | None):
@@ -155,7 +159,8 @@ def run_export_stream(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama
     yield status_markdown(event), "\n".join(log), table, command
 
 
-def build_export_tab() -> None:
+def build_export_tab(shown=()) -> None:
+    """`shown`: the triggers on which the run list is read again (page load, the tab selected)."""
     gr.Markdown("Ship a trained run: merge the adapter into its base, push to the Hugging Face Hub, convert to GGUF "
                 "for llama.cpp and Ollama, and check the GGUF answers like the merged model.")
     with gr.Row():
@@ -194,7 +199,9 @@ def build_export_tab() -> None:
 
     inputs = [run, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
               ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what]
-    refresh.click(refresh_runs, inputs=run, outputs=[run, checkpoint])
+    refresh.click(refresh_runs, inputs=[run, checkpoint], outputs=[run, checkpoint])
+    if shown:  # a run list built when the server started would miss every run since
+        gr.on(list(shown), refresh_runs, inputs=[run, checkpoint], outputs=[run, checkpoint], show_progress="hidden")
     run.change(refresh_checkpoints, inputs=run, outputs=checkpoint)
     gguf_type.change(gguf_type_note, inputs=gguf_type, outputs=gguf_note)
     start.click(run_export_stream, inputs=inputs, outputs=[status, log, table, command])

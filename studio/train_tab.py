@@ -122,8 +122,67 @@ def save_recipe(yaml_text: str, filename: str):
     return f"Saved to `{target}`.", gr.update(choices=recipe_choices(), value=str(target))
 
 
+def offer_dataset(path: str, yaml_text: str):
+    """The Dataset tab opened a file: offer it (a button naming it) unless the form already uses
+    it. The form never follows on its own: a run trains on the dataset its recipe names until
+    the person says otherwise."""
+    if not path:
+        return gr.update(visible=False)
+    try:
+        current = train_form.recipe_from_yaml(yaml_text).dataset_path()
+    except recipes.RecipeError:
+        current = None
+    if current is not None and current.resolve() == Path(str(path)).resolve():
+        return gr.update(visible=False)
+    return gr.update(visible=True, value=f"Use {Path(path).name} (open in the Dataset tab) for this run")
+
+
+def dataset_line(yaml_text: str, why: str) -> str:
+    """Which dataset the run will use and why, with its size and any warning (tiny data, rows that
+    can't be used), read again whenever the recipe's dataset may have changed."""
+    from core.train.preflight import dataset_summary
+
+    try:
+        summary = dataset_summary(_checked_recipe(yaml_text))
+    except (*EXPECTED, *visitor.Refused) as error:
+        return f"**Dataset for this run:** ⚠️ {error}"
+    name = Path(summary["path"]).name
+    size = f"{summary['examples']:,} examples" + ("" if summary["complete"] else " in its first rows (a large file)")
+    bad = f", {summary['bad_rows']:,} row(s) that can't be used" if summary["bad_rows"] else ""
+    lines = [f"**Dataset for this run:** `{name}` ({why}) · {size}{bad}"]
+    return "  \n".join(lines + [f"⚠️ {warning}" for warning in summary["warnings"]])
+
+
+def dataset_from_recipe(yaml_text: str) -> str:
+    return dataset_line(yaml_text, "the recipe's data.path")
+
+
+def dataset_from_dataset_tab(yaml_text: str) -> str:
+    return dataset_line(yaml_text, "picked from the Dataset tab")
+
+
+def dataset_from_form(yaml_text: str) -> str:
+    return dataset_line(yaml_text, "as the form says")
+
+
+def clear_line() -> str:
+    """A plan or message that stopped being true (the recipe changed since) goes away."""
+    return ""
+
+
+def settle_run_line(run_id: str, text: str):
+    """'Stopping…' stays only while the run is still stopping: afterwards the line says how it ended."""
+    if not run_id or not (text or "").startswith("Stopping"):
+        return gr.skip()
+    try:
+        state = runs.read_status(_run(run_id)).get("state")
+    except runs.UnknownRun:
+        return ""
+    return gr.skip() if state in LIVE else f"`{run_id}` {state}."
+
+
 def use_dataset(path: str, yaml_text: str):
-    """The Dataset tab picked a file: put it in the form and the YAML."""
+    """The person chose the Dataset tab's open file for this run: put it in the form and the YAML."""
     if not path:
         return gr.update(), gr.update(), gr.update()
     try:
@@ -251,7 +310,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
         with gr.Column(scale=5):
             picker, load_btn, form, yaml_view, status_md, launch_md, save_name, save_btn, plan_btn, plan_md = _build_recipe_side()
         with gr.Column(scale=7):
-            start_btn, stop_btn, resume_btn, checkpoint, run_md = _build_controls()
+            start_btn, stop_btn, resume_btn, checkpoint, run_md, data_md, use_open = _build_controls()
             jobs = train_jobs.build_jobs_controls()
             progress = gr.HTML(progress_html({}, [], ""), elem_id="train-progress")
             verdict = gr.Markdown(elem_id="train-verdict")  # the regression guard's verdict, when the run has one
@@ -270,11 +329,17 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
 
     form_outputs = FormFill.outputs(form, yaml=yaml_view, status=status_md, note=launch_md)
     format_box = form[train_form.FIELDS.index("data.format")]
-    load_btn.click(load_recipe, inputs=picker, outputs=form_outputs)
-    gr.on(None, show_live_recipe, None, form_outputs)  # page load
+    (load_btn.click(load_recipe, inputs=picker, outputs=form_outputs)
+     .then(clear_line, None, plan_md).then(dataset_from_recipe, yaml_view, data_md))
+    gr.on(None, show_live_recipe, None, form_outputs).then(dataset_from_recipe, yaml_view, data_md)  # page load
     for widget in form:
-        widget.input(form_changed, inputs=[yaml_view, *form], outputs=[yaml_view, status_md, launch_md, format_box])
-    yaml_view.input(yaml_changed, inputs=yaml_view, outputs=FormFill.outputs(form, status=status_md, note=launch_md))
+        (widget.input(form_changed, inputs=[yaml_view, *form], outputs=[yaml_view, status_md, launch_md, format_box])
+         .then(clear_line, None, plan_md))
+    path_box = form[train_form.COMMON.index("data.path")]
+    path_box.blur(dataset_from_form, yaml_view, data_md)  # on leaving the field, not on every key typed
+    (yaml_view.input(yaml_changed, inputs=yaml_view, outputs=FormFill.outputs(form, status=status_md, note=launch_md))
+     .then(clear_line, None, plan_md))
+    yaml_view.blur(dataset_from_form, yaml_view, data_md)
     save_btn.click(save_recipe, inputs=[yaml_view, save_name], outputs=[status_md, picker])
     plan_btn.click(check_plan, inputs=yaml_view, outputs=plan_md)
     preview[0].click(train_grpo.preview_rewards, inputs=[yaml_view, preview[1], preview[2]], outputs=[preview[3], preview[4]])
@@ -283,9 +348,11 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
     resume_btn.click(resume_run, inputs=[current, checkpoint], outputs=[current, run_md])
     delete_btn.click(delete_run, inputs=current, outputs=[current, run_md])
     history.select(open_run, outputs=current)
-    if dataset_path is not None:
-        path_box = form[train_form.COMMON.index("data.path")]
-        dataset_path.change(use_dataset, inputs=[dataset_path, yaml_view], outputs=[path_box, yaml_view, status_md, format_box])
+    if dataset_path is not None:  # offered, never swapped in silently
+        dataset_path.change(offer_dataset, inputs=[dataset_path, yaml_view], outputs=use_open)
+        (use_open.click(use_dataset, inputs=[dataset_path, yaml_view], outputs=[path_box, yaml_view, status_md, format_box])
+         .then(clear_line, None, plan_md).then(dataset_from_dataset_tab, yaml_view, data_md)
+         .then(offer_dataset, inputs=[dataset_path, yaml_view], outputs=use_open))
 
     timer = gr.Timer(2.0)
     timer.tick(refresh, inputs=[current, log_scale, smoothing, overlays, seen],
@@ -293,6 +360,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
     gr.Timer(HISTORY_EVERY_S).tick(refresh_history, outputs=history, show_progress="hidden")
     history_btn.click(refresh_history, outputs=history)
     timer.tick(open_run_verdict, inputs=current, outputs=verdict, show_progress="hidden")
+    timer.tick(settle_run_line, inputs=[current, run_md], outputs=run_md, show_progress="hidden")
 
 
 def _build_recipe_side():
@@ -333,8 +401,10 @@ def _build_controls():
         stop_btn = gr.Button("Stop (save a checkpoint)")
         checkpoint = gr.Dropdown(choices=["last"], value="last", label="Resume from", scale=1, min_width=120)
         resume_btn = gr.Button("Resume")
+    data_md = gr.Markdown("", elem_id="train-dataset")
+    use_open = gr.Button("Use the dataset open in the Dataset tab", visible=False, size="sm", elem_id="train-use-dataset")
     run_md = gr.Markdown("")
-    return start_btn, stop_btn, resume_btn, checkpoint, run_md
+    return start_btn, stop_btn, resume_btn, checkpoint, run_md, data_md, use_open
 
 
 def _build_charts():

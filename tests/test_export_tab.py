@@ -26,11 +26,29 @@ def _form(run, **overrides):
     return list(form.values())
 
 
-def test_the_tab_builds():
+def test_the_tab_builds_and_reads_the_runs_whenever_it_is_shown():
+    """Issue 22: the run list was built when the server started; page load and selecting the tab
+    now read it again (and the ↻ button still does)."""
     import gradio as gr
 
-    with gr.Blocks():
-        export_tab.build_export_tab()
+    with gr.Blocks() as app:
+        with gr.Tab("Export") as page:
+            export_tab.build_export_tab(shown=[app.load, page.select])
+    by_trigger = {(target[1]) for fn in app.fns.values() if fn.fn is export_tab.refresh_runs for target in fn.targets}
+    assert {"load", "select", "click"} <= by_trigger
+
+
+def test_refreshing_keeps_the_picked_run_and_checkpoint(tiny_run_in_workspace, studio_home):
+    import shutil
+
+    run, checkpoint = export_tab.refresh_runs(None)
+    assert run["value"] == "tiny-tab" and checkpoint["value"] == "best"
+    shutil.copytree(tiny_run_in_workspace, studio_home / "runs" / "tiny-later")  # finished since
+    run, checkpoint = export_tab.refresh_runs("tiny-tab", "final")
+    assert run["value"] == "tiny-tab" and checkpoint["value"] == "final"
+    assert "tiny-later" in [value for _, value in run["choices"]]
+    run, checkpoint = export_tab.refresh_runs("gone-run", "final")  # a deleted run: the newest one instead
+    assert run["value"] in ("tiny-tab", "tiny-later") and checkpoint["value"] == "best"
 
 
 def test_runs_and_checkpoints_are_listed(tiny_run_in_workspace):

@@ -21,10 +21,43 @@ def _values(outputs):
     return dict(zip(FIELDS, outputs[: len(FIELDS)]))
 
 
-def test_build_tab_with_a_dataset_component():
-    with gr.Blocks():
+def test_the_dataset_tab_offers_its_file_and_never_swaps_it_in():
+    """Issue 22: opening a file in the Dataset tab silently replaced the loaded recipe's dataset.
+    Now its change only offers a button; the form changes when the person presses it."""
+    with gr.Blocks() as app:
         source = gr.Textbox()
         train_tab.build_train_tab(dataset_path=source)
+    on_change = [fn.fn for fn in app.fns.values() if (source._id, "change") in fn.targets]
+    assert on_change == [train_tab.offer_dataset]
+    text = train_tab.load_recipe(str(CONFIGS / "smoke-cpu.yaml"))[len(FIELDS)]
+    offered = train_tab.offer_dataset(str(workspace().datasets / "mine.jsonl"), text)
+    assert offered["visible"] is True and "mine.jsonl" in offered["value"]
+    own = train_form.recipe_from_yaml(text).dataset_path()
+    assert own.name == "friction_sample.jsonl" and train_tab.offer_dataset(str(own), text)["visible"] is False
+
+
+def test_the_run_says_which_dataset_and_warns_on_tiny_or_broken_data():
+    text = train_tab.load_recipe(str(CONFIGS / "smoke-cpu.yaml"))[len(FIELDS)]
+    line = train_tab.dataset_from_recipe(text)
+    assert "`friction_sample.jsonl` (the recipe's data.path)" in line and "⚠️" not in line
+    broken = workspace().datasets / "uploads" / "broken.jsonl"
+    broken.parent.mkdir(parents=True)
+    good = json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]})
+    broken.write_text(good + "\n{not json\n" + good + "\n")
+    _, text, _, _ = train_tab.use_dataset(str(broken), text)
+    line = train_tab.dataset_from_dataset_tab(text)
+    assert "`broken.jsonl` (picked from the Dataset tab) · 2 examples, 1 row(s) that can't be used" in line
+    assert "Only 2 usable example(s)" in line and "1 of 3 rows" in line and "(first: line 2: not valid JSON" in line
+    assert train_tab.dataset_from_form(text.replace(str(broken), "/etc/passwd")).startswith("**Dataset for this run:** ⚠️")
+
+
+def test_stale_lines_go_away():
+    assert train_tab.clear_line() == ""
+    run = _fake_run("stopped-run", "stopped", [1.0])
+    assert train_tab.settle_run_line(run.name, "Stopping: the run saves a checkpoint") == "`stopped-run` stopped."
+    live = _fake_run("live-run", "running", [1.0])
+    assert train_tab.settle_run_line(live.name, "Stopping: the run saves a checkpoint") is not None
+    assert isinstance(train_tab.settle_run_line(run.name, "Started `x`."), type(gr.skip()))
 
 
 def test_load_recipe_fills_form_and_yaml():

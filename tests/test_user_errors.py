@@ -195,3 +195,18 @@ def test_runs_shows_why_a_run_failed(capsys):
     assert code == 0 and "why: RecipeError: data.path: no usable examples" in out and "more" not in out
     code, out, _ = _run(capsys, "runs", "--json")
     assert json.loads(out)["runs"][0]["error"].startswith("RecipeError: data.path")
+
+
+def test_tiny_or_partly_broken_data_is_said_before_the_run(tmp_path, capsys, tiny_model_dir):
+    """Issue 22: a run on 2 examples and a broken row was planned without a word. The dry run and
+    a real start both say so first (the start still goes on: it is the person's call)."""
+    good = json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]})
+    data = tmp_path / "two.jsonl"
+    data.write_text(f"{good}\n{{broken\n{good}\n")
+    recipe = _recipe(tmp_path, str(data), model=str(tiny_model_dir))
+    code, out, _ = _run(capsys, "train", str(recipe), "--dry-run")
+    assert code == 0
+    assert "Warning: 1 of 3 rows of two.jsonl can't be used" in out and "(first: line 2: not valid JSON" in out
+    assert "Warning: Only 2 usable example(s) in two.jsonl" in out
+    code, _, err = _run(capsys, "train", str(recipe), "--set", "training.max_steps=1", "--set", "eval.after_training=false")
+    assert err.startswith("warning: 1 of 3 rows") and "warning: Only 2 usable" in err

@@ -64,3 +64,51 @@ def check_dataset_readable(recipe: Recipe) -> None:
         raise RecipeError(f"{where}data.format_template: {error}") from None
     if opened.format == "unknown":
         raise RecipeError(f"{where}data.path: {path}: {opened.evidence}")
+
+
+TINY_DATA = 20  # fewer usable examples than this: a run memorizes them instead of learning a behaviour
+SUMMARY_ROWS = 200_000  # the Train tab's summary reads at most this many rows (a dry run counts them all)
+
+
+def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS) -> dict:
+    """What a person should know about a run's dataset before Start: the file, how many examples
+    it holds, how many rows can't be used (the first one named), and a plain-words warning for
+    each thing worth a second look (tiny data, broken rows). Raises RecipeError when the dataset
+    can't be read at all, as preflight does."""
+    from core.dataset import reader
+
+    check_dataset_readable(recipe)
+    data = recipe.data
+    path = recipe.dataset_path()
+    examples, bad, first_bad, complete = 0, 0, None, True
+    for index, item in enumerate(reader.stream(path, data.format, format_template=data.format_template,
+                                               system_prompt=data.system_prompt)):
+        if limit is not None and index >= limit:
+            complete = False
+            break
+        if isinstance(item, reader.BadRow):
+            bad += 1
+            first_bad = first_bad or bad_row_where(item)
+        else:
+            examples += 1
+    return {"path": str(path), "examples": examples, "bad_rows": bad, "first_bad": first_bad, "complete": complete,
+            "warnings": data_warnings(path.name, examples, bad, first_bad, complete)}
+
+
+def bad_row_where(bad) -> str:
+    """'line 2: not valid JSON (...)': a bad row by its line (or row) in the file the warning names."""
+    where = f"line {bad.line}" if bad.line else f"row {bad.row}" if bad.row else "a row"
+    return f"{where}: {bad.reason}"
+
+
+def data_warnings(name: str, examples: int, bad_rows: int, first_bad: str | None, complete: bool = True) -> list[str]:
+    """Plain-words warnings about a dataset's size and broken rows (what it means, what to do)."""
+    warnings = []
+    if bad_rows:
+        warnings.append(f"{bad_rows} of {examples + bad_rows} rows of {name} can't be used and will be skipped "
+                        f"(first: {first_bad}). Open it in the Dataset tab to see and fix them.")
+    if complete and examples < TINY_DATA:
+        warnings.append(f"Only {examples} usable example(s) in {name}: a model shown so few memorizes them instead of "
+                        f"learning the behaviour. Use at least {TINY_DATA}, better a few hundred, or check that this "
+                        "is the dataset you meant.")
+    return warnings

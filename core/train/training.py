@@ -16,7 +16,7 @@ from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import training_policy
 from core.recipes import Recipe
 from core.train import packed_attention, trainer_configs, training_data
-from core.train.preflight import preflight
+from core.train.preflight import bad_row_where, data_warnings, preflight
 from core.train.run_dir import RECIPE_FILE, checkpoint_dir, checkpoint_step, latest_checkpoint, trim_metrics
 
 
@@ -214,6 +214,8 @@ def plan(recipe: Recipe) -> dict:
         notes.append(f"Token counts use the embedded model's tokenizer: '{recipe.model.name}' can't be resolved "
                      f"offline ({str(error)[:160]}). Real counts will differ somewhat.")
     prepared = training_data.prepare(recipe, tokenizer)
+    first_bad = bad_row_where(prepared.bad_rows[0]) if prepared.bad_rows else None
+    warnings = data_warnings(recipe.dataset_path().name, prepared.examples, len(prepared.bad_rows), first_bad)
     per_epoch = training_data.steps_per_epoch(recipe, prepared)
     output_dir = "<run-dir>/checkpoints"
     config = trainer_configs.trainer_kwargs(recipe, output_dir, steps_per_epoch=per_epoch, has_eval=prepared.has_eval,
@@ -239,7 +241,7 @@ def plan(recipe: Recipe) -> dict:
         "steps_per_epoch": per_epoch, "total_steps": training_data.total_steps(recipe, prepared),
         "trainer": {"dpo": "DPOTrainer", "grpo": "GRPOTrainer"}.get(recipe.training.method, "SFTTrainer"),
         "trainer_config": config, "lora_config": trainer_configs.lora_kwargs(recipe) if recipe.training.tuning != "full" else None,
-        "notes": notes,
+        "notes": notes, "warnings": warnings,
     }
     # Building the real config objects validates them the way a run would (bad combinations raise here).
     trainer_configs.trainer_config(recipe, "/tmp/studio-dry-run", steps_per_epoch=per_epoch, has_eval=prepared.has_eval,

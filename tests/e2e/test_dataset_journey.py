@@ -98,3 +98,35 @@ def test_edit_one_record_move_on_edit_another(studio, page, shot):
     page.locator("#ds-prev").click()
     expect(box).to_contain_text("Text of record 2")
     assert "rewritten by the reviewer" not in text.input_value()
+
+
+def test_opening_a_dataset_offers_it_to_train_and_never_swaps_it_in(studio, page, shot):
+    """Issue 22: with the smoke recipe loaded, opening a 2-row broken upload in the Dataset tab put
+    it into the Train form; the form said "Recipe is valid" and planned 40 steps on it. Now the
+    Train tab says which dataset a run uses and why, offers the opened one, and warns about it."""
+    from tests.e2e.conftest import open_tab
+
+    broken = studio.home / "datasets" / "uploads" / "two-rows.jsonl"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    good = json.dumps({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]})
+    broken.write_text(f"{good}\n{{broken\n{good}\n")
+    page.goto(studio.url)
+    open_tab(page, "Train")
+    page.get_by_role("button", name="Load recipe").click()
+    line = page.locator("#train-dataset")
+    expect(line).to_contain_text("friction_sample.jsonl (the recipe's data.path)")
+    open_tab(page, "Dataset")
+    page.get_by_label("…or type a path inside the workspace", exact=False).fill("datasets/uploads/two-rows.jsonl")
+    page.get_by_role("button", name="Open and check").click()
+    page.locator("#ds-status").get_by_text("problem(s) found").wait_for()
+    open_tab(page, "Train")
+    use = page.locator("#train-use-dataset")
+    expect(use).to_contain_text("Use two-rows.jsonl")
+    expect(line).to_contain_text("friction_sample.jsonl")  # not swapped in behind the person's back
+    shot(page, "offered")
+    use.click()
+    expect(line).to_contain_text("two-rows.jsonl (picked from the Dataset tab)")
+    expect(line).to_contain_text("Only 2 usable example(s)")
+    expect(line).to_contain_text("1 of 3 rows")
+    expect(use).to_be_hidden()
+    shot(page, "warned")

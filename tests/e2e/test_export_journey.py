@@ -44,8 +44,7 @@ def _files_containing(root, secret: str) -> list[str]:
 
 def test_export_to_gguf_with_verification_and_no_token_leak(studio, finished_run, page, shot):
     page.goto(studio.url)
-    open_tab(page, "Export")
-    page.get_by_role("button", name="↻ Refresh runs").click()
+    open_tab(page, "Export")  # the run trained after the server started is listed without "Refresh runs"
     page.get_by_label("Run to export").click()
     page.get_by_role("option", name=finished_run.name).first.click()
     page.get_by_label("Push to the Hugging Face Hub").check()
@@ -77,3 +76,30 @@ def test_export_to_gguf_with_verification_and_no_token_leak(studio, finished_run
     assert TOKEN not in studio.log.read_text(errors="replace")
     assert TOKEN not in page.evaluate("document.body.innerText")
     assert TOKEN not in page.locator("#export-log textarea").input_value()
+
+
+def test_run_lists_are_current_without_refresh(studio, finished_run, page, shot):
+    """Issue 22: a run that finished while the page was open appears in Export and Chat when their
+    tab is shown, with no Refresh button pressed and no reload."""
+    import shutil
+
+    page.goto(studio.url)
+    open_tab(page, "Export")
+    page.get_by_label("Run to export").click()
+    page.get_by_role("option", name=finished_run.name).first.wait_for()
+    page.keyboard.press("Escape")
+    later = finished_run.with_name(finished_run.name + "-later")  # "finishes" while the page is open
+    shutil.copytree(finished_run, later, symlinks=True)
+    try:
+        open_tab(page, "Chat")
+        open_tab(page, "Export")
+        page.get_by_label("Run to export").click()
+        page.get_by_role("option", name=later.name).first.wait_for()
+        shot(page, "export-list-current")
+        page.keyboard.press("Escape")
+        open_tab(page, "Chat")
+        page.get_by_label("Tuned side").click()
+        page.get_by_role("option", name=later.name).first.wait_for()
+        shot(page, "chat-list-current")
+    finally:
+        shutil.rmtree(later)

@@ -48,12 +48,11 @@ def make_adapter(model: str, out: Path, rank: int) -> None:
 
 
 def measure(kind: str, model: str, adapter: str, tokens: int) -> dict:
-    import torch  # noqa: F401  (libraries first: the floor is what a process costs before any model)
     import peft  # noqa: F401
+    import torch  # noqa: F401  (libraries first: the floor is what a process costs before any model)
     import transformers  # noqa: F401
 
     from core import models
-
     from core.chat import engine as chat
 
     floor = rss_mb()

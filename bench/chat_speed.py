@@ -154,10 +154,10 @@ def bench_pair(engine, tuned_side, plain_base, plain_tuned, tokens: int, repeats
 
 
 def bench_ab(engine, adapter: Path, plain_base, plain_tuned, prompts, tokens: int, baseline: int) -> dict:
+    import threading
+
     from core.chat.engine import BASE, Sampling
     from core.eval import ab
-
-    import threading
 
     rows: list = []
 

@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDS = ["model", "data", "river", "table", "light", "signal", "answer", "window", "garden", "number", "reason", "market", "station", "letter", "engine", "theory", "pattern", "system", "context", "memory", "value", "weather", "paper", "bridge", "doctor"]
+WORDS = ("model data river table light signal answer window garden number reason market station letter engine theory "
+         "pattern system context memory value weather paper bridge doctor").split()
 
 
 def bench_qa(pairs: int, work: Path) -> dict:

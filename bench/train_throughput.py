@@ -49,7 +49,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from transformers import TrainerCallback  # noqa: E402
 
-
 AUTOCAST = [False]  # the precision core.precision chose for this CPU: (c) and (d) use it too, as a careful user would
 
 
@@ -100,8 +99,7 @@ def studio_run(recipe, steps: int, out: str, precision: str | None = None) -> tu
     """(a): the studio's own trainer with its own precision choice (core.precision), or with
     `precision` (fp32 | bf16) forced through STUDIO_CPU_PRECISION."""
     from core import precision as precision_policy
-    from core.train import training
-    from core.train import training_data
+    from core.train import training, training_data
 
     saved = os.environ.get(precision_policy.ENV)
     if precision:
@@ -142,7 +140,6 @@ def trl_defaults_run(recipe, steps: int, out: str) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     from core import models
-
     from core.train import training_data
 
     examples, _ = training_data.load_examples(recipe)
@@ -215,9 +212,9 @@ def matmul_peak(dtype_name: str, seconds: float = 2.0) -> float:
 
 def linear_params(recipe) -> int:
     """P in the MFU formula: decoder linear weights plus the LM head."""
-    from core import models
-
     from transformers import AutoConfig
+
+    from core import models
 
     config = AutoConfig.from_pretrained(models.resolve(recipe.model.name).path)
     hidden, inter, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
@@ -244,11 +241,7 @@ def bare_loop(recipe, samples, steps: int) -> dict:
     from peft import get_peft_model
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    from core.train import trainer_configs
-
-    from core.train import training
-
-    from core.train import training_data
+    from core.train import trainer_configs, training, training_data
 
     tokenizer = training.load_tokenizer(recipe.model.name)
     model = get_peft_model(training.load_policy_model(recipe), trainer_configs.lora_config(recipe))
@@ -351,7 +344,8 @@ def main(argv=None) -> int:
                "a_over_c_spread": spread([x / y for x, y in zip(rate["a"], rate["c"])]),
                "a_over_tuned_trl_spread": spread([x / y for x, y in zip(rate["a"], rate["d"])]),
                "peak_gflops": {k: round(v / 1e9, 1) for k, v in peak.items()},
-               "linear_params": params, "mfu_formula": "6 * linear_params * trained_tokens_per_s / matmul peak of the precision in use (fp32, or bf16 under autocast)",
+               "linear_params": params, "mfu_formula": ("6 * linear_params * trained_tokens_per_s / matmul peak of the precision in use "
+                               "(fp32, or bf16 under autocast)"),
                "mfu_a": round(6 * params * a["trained_tokens_per_s"] / fp32_peak, 3),
                "mfu_c": round(6 * params * c["trained_tokens_per_s"] / fp32_peak, 3),
                "mfu_a_spread": spread([6 * params * x / fp32_peak for x in rate["a"]]),

@@ -137,7 +137,8 @@ def main() -> None:
     for kind in ("floor", "studio"):
         print(f"{kind:>7}: " + "  ".join(f"listening {r['listening_s']} s, first tab {r['first_tab_s']} s" for r in results[kind]))
     print(f"studio first tab {best['studio']} s (target < 8 s), {results['studio_over_floor']}x a bare gradio app; "
-          f"heavy modules at start: {results['heavy_imported_at_start'] or 'none'}; load {results['load_before']} -> {results['load_after']}")
+          f"heavy modules at start: {results['heavy_imported_at_start'] or 'none'}; "
+          f"load {results['load_before']} -> {results['load_after']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

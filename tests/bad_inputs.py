@@ -39,7 +39,9 @@ def _chat(i: int) -> dict:
 
 
 def _datasets(folder: Path) -> list[Case]:
-    write = lambda name, data: (folder / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    def write(name, data):
+        (folder / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+
     good = [_chat(i) for i in range(4)]
     write("empty.jsonl", "")
     write("whitespace.jsonl", "   \n\t\n\r\n  ")
@@ -73,7 +75,10 @@ def _datasets(folder: Path) -> list[Case]:
     write("binary.parquet", noise)
     (folder / "empty-folder").mkdir()
     write("notes.txt", "not a dataset")
-    p = lambda name: str(folder / name)
+
+    def p(name):
+        return str(folder / name)
+
     return [
         Case("empty file", "empty.jsonl", 2, [p("empty.jsonl"), "empty (0 bytes)"]),
         Case("whitespace only", "whitespace.jsonl", 2, [p("whitespace.jsonl"), "only blank lines"]),

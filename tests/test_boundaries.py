@@ -128,5 +128,6 @@ def test_no_source_file_is_a_catch_all():
 
 def test_ruff_is_clean():
     """The house's lint (pyproject's [tool.ruff]: pyflakes, pycodestyle, sorted imports, bugbear, pyupgrade)."""
-    out = subprocess.run([sys.executable, "-m", "ruff", "check", "core", "studio"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "core", "studio", "tests", "bench", "scripts"], cwd=ROOT,
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

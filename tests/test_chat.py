@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.chat import engine
-
-from core.chat import tuned
+from core.chat import engine, tuned
 from core.chat.engine import BASE, ChatEngine, Sampling, split_think
 from core.chat.tuned import AdapterMismatch, TunedModelError
 
@@ -86,7 +84,8 @@ def test_stop_ends_generation_early(tiny_engine):
     stop = threading.Event()
     for snapshot in tiny_engine.stream({BASE: QUESTION}, Sampling(max_new_tokens=400), stop):
         stop.set()
-    assert snapshot[BASE].done and snapshot[BASE].tokens < 400
+        last = snapshot
+    assert last[BASE].done and last[BASE].tokens < 400
 
 
 def test_a_full_model_folder_is_a_tuned_side(tiny_engine, tiny_model_dir):

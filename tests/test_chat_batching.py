@@ -10,7 +10,8 @@ import pytest
 
 from core.chat import batching
 from core.chat.engine import BASE, ChatEngine, Sampling
-from core.eval import ab, metrics, prompts as prompt_sets
+from core.eval import ab, metrics
+from core.eval import prompts as prompt_sets
 from tests.test_chat import make_adapter
 
 SHORT = [{"role": "user", "content": "Hi"}]

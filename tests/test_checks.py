@@ -7,11 +7,7 @@ import sys
 
 import pytest
 
-from core.dataset import checks
-
-from core.dataset import contamination
-
-from core.dataset import tokens
+from core.dataset import checks, contamination, tokens
 from core.dataset.reader import Example
 from core.workspace import ASSETS
 from studio.cli import main
@@ -177,7 +173,8 @@ def test_cli_reports_bad_rows_with_lines(capsys, tmp_path):
 def test_core_modules_do_not_import_gradio():
     import subprocess
 
-    code = ("import sys; import core.dataset.reader, core.dataset.formats, core.dataset.checks, core.dataset.contamination, core.dataset.review, core.dataset.pages, core.dataset.tokens;"
+    code = ("import sys; import core.dataset.reader, core.dataset.formats, core.dataset.checks, core.dataset.contamination, "
+            "core.dataset.review, core.dataset.pages, core.dataset.tokens;"
             "sys.exit(1 if 'gradio' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 

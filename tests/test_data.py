@@ -132,7 +132,8 @@ def test_json_array_object_of_columns_csv_parquet_and_folder(tmp_path):
     rows = [{"prompt": f"p{i}", "completion": f"c{i}"} for i in range(3)]
     (tmp_path / "a.json").write_text(json.dumps(rows))
     (tmp_path / "b.json").write_text(json.dumps({"prompt": ["x", "y"], "completion": ["1", "2"]}))
-    (tmp_path / "c.csv").write_text('messages\n"[{""role"": ""user"", ""content"": ""hi""}, {""role"": ""assistant"", ""content"": ""yo""}]"\n')
+    (tmp_path / "c.csv").write_text('messages\n"[{""role"": ""user"", ""content"": ""hi""}, '
+                                    '{""role"": ""assistant"", ""content"": ""yo""}]"\n')
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from core import recipes
-from core.workspace import workspace
 from core.train import distributed, runs
+from core.workspace import workspace
 from tests.test_runs import tiny_recipe, wait_for
 from tests.test_training import write_chats
 

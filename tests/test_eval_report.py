@@ -198,5 +198,6 @@ def test_latency_is_reported_but_never_the_verdicts_regression():
                      for side in ("base", "tuned") for p in prompts]
     built = report.build_report(patterns_rows, tuned="tuned")
     assert built["verdict"]["regressed"] == [] and built["verdict"]["headline"].startswith("No change")
-    assert any(d.startswith("Time per answer (depends on the load, not judged): average latency +1.00 s") for d in built["verdict"]["details"])
+    latency = "Time per answer (depends on the load, not judged): average latency +1.00 s"
+    assert any(d.startswith(latency) for d in built["verdict"]["details"])
     assert cli_eval.failures(built, [("latency_s", 0.5)]) == ["average latency got worse by 1 (more than 0.5; n=6)"]

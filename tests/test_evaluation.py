@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from core.chat.engine import ChatEngine, PaneState, Sampling
 from core.eval import ab, metrics, preferences, report
 from core.eval import prompts as prompt_sets
-from core.chat.engine import ChatEngine, PaneState, Sampling
 
 ROOT = Path(__file__).resolve().parent.parent
 EPISTEMIC = {"self-property", "reasoning", "harmful request", "disclaimer", "clarification", "factual confidence"}
@@ -127,8 +127,7 @@ def test_results_are_kept_in_exports_and_in_the_tuned_run(tmp_path, studio_home)
 
 
 def test_the_model_card_reports_the_runs_ab(tmp_path, studio_home):
-    from core.export import pipeline
-    from core.export import hub
+    from core.export import hub, pipeline
 
     run = studio_home / "runs" / "demo"
     run.mkdir(parents=True)

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 from test_modelfile import ollama_stand_in  # noqa: F401  (a fixture shared with the Modelfile tests)
 
-from core.export import pipeline
-
-from core.export import source
+from core.export import pipeline, source
 
 
 def make_lora_run(base_dir: Path, run_dir: Path, *, recipe_model: str | None = "embedded") -> Path:

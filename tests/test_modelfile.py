@@ -46,7 +46,8 @@ def test_modelfile_text_has_from_template_stops_and_system(embedded_tokenizer):
     spec = modelfile.spec_from_tokenizer(embedded_tokenizer)
     text = modelfile.modelfile_text("m-q8_0.gguf", spec)
     assert text.startswith("FROM ./m-q8_0.gguf\n")
-    assert 'TEMPLATE """{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"""' in text
+    assert ('TEMPLATE """{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+            '<|im_start|>assistant\n"""') in text
     assert 'PARAMETER stop "<|im_start|>"\nPARAMETER stop "<|im_end|>"' in text
     assert 'SYSTEM """You are a helpful AI assistant named SmolLM' in text
 
@@ -58,7 +59,8 @@ PHI3_JINJA = ("{% for message in messages %}{% if message['role'] == 'system' %}
               "{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
               "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}"
               "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}")
-MISTRAL_JINJA = "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]{% else %}{{ m['content'] }}</s>{% endif %}{% endfor %}"
+MISTRAL_JINJA = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+                 "{% else %}{{ m['content'] }}</s>{% endif %}{% endfor %}")
 GEMMA_JINJA = "{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}<start_of_turn>model\n"
 
 

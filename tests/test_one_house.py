@@ -115,8 +115,8 @@ def test_a_recipes_dataset_is_resolved_once_when_it_loads(tmp_path, monkeypatch)
 def test_one_yaml_error_phrasing(tmp_path):
     from core import recipes
     from core.dataset.contamination import ModesError, load_config
-    from core.eval.metrics import load_patterns
     from core.dataset.patterns import PatternError
+    from core.eval.metrics import load_patterns
 
     for bad, error in ((tmp_path / "modes.yaml", ModesError), (tmp_path / "patterns.yaml", PatternError)):
         bad.write_text("a: [unclosed\n")

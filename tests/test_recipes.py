@@ -44,7 +44,8 @@ def test_rag_and_dpo_and_full_recipes_match_their_runs():
     assert (rag.training.epochs, rag.training.batch_size, rag.training.grad_accum, rag.training.lr_scheduler) == (3, 2, 8, "cosine")
     assert (rag.training.warmup_ratio, rag.data.max_length, rag.data.eval_split, rag.training.load_best_at_end) == (0.05, 2048, 0.05, True)
     dpo = recipes.load(recipes.CONFIGS / "epistemic-dpo.yaml")
-    assert (dpo.model.name, dpo.training.method, dpo.training.beta, dpo.training.learning_rate) == ("Qwen/Qwen2.5-0.5B-Instruct", "dpo", 0.1, 1e-5)
+    expected = ("Qwen/Qwen2.5-0.5B-Instruct", "dpo", 0.1, 1e-5)
+    assert (dpo.model.name, dpo.training.method, dpo.training.beta, dpo.training.learning_rate) == expected
     assert (dpo.training.epochs, dpo.training.warmup_steps, dpo.training.weight_decay, dpo.training.max_grad_norm) == (200, 10, 0.01, 1.0)
     assert dpo.training.save_every_epochs == 10 and dpo.training.batch_size == 1
     full = recipes.load(recipes.CONFIGS / "cognitive-modes-full.yaml")
@@ -142,7 +143,8 @@ def test_grpo_recipes_match_their_runs():
      r"training.batch_size x training.grad_accum \(3 completions a step\) must be a multiple of grpo.num_generations \(4\)"),
     ("training: {method: grpo, batch_size: 4}\ngrpo: {rewards: {}}", r"grpo.rewards is empty"),
     ("training: {method: sft}\ngrpo: {rewards: {format: {}}}", r"grpo is set but training.method is not grpo"),
-    ("training: {method: grpo, batch_size: 4}\ngrpo: {rewards: {lenght: {}}}", r"unknown key 'grpo.rewards.lenght'; did you mean 'grpo.rewards.length'"),
+    ("training: {method: grpo, batch_size: 4}\ngrpo: {rewards: {lenght: {}}}",
+     r"unknown key 'grpo.rewards.lenght'; did you mean 'grpo.rewards.length'"),
     ("training: {method: grpo, batch_size: 4}\ngrpo: {rewards: {answer: {mode: fuzzy}}}",
      r"grpo.rewards.answer.mode: expected one of exact, numeric, keyword, got 'fuzzy'"),
     ("training: {method: grpo, batch_size: 4}\ngrpo: {rewards: {length: {min: 9, max: 3}}}", r"grpo.rewards.length needs 0 <= min <= max"),

@@ -12,10 +12,10 @@ from typing import ClassVar
 import pytest
 
 from core import recipes
-from core.workspace import ASSETS
 from core.recipes import RecipeError
 from core.train import grpo_data, reward_custom, rewards
 from core.train.reward_judge import Judge, parse_grade
+from core.workspace import ASSETS
 
 THINK = r"^<think>.+?</think>\s*\S"
 

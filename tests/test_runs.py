@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from core import recipes
-from core.workspace import workspace
-
 from core.train import runs
+from core.workspace import workspace
 from tests.test_training import write_chats
 
 

@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 
 from core import recipes
-
-from core.train import trainer_configs
-
-from core.train import training
-
-from core.train import training_data
 from core.models import QLoRANeedsCUDA
+from core.train import trainer_configs, training, training_data
 
 
 def write_chats(path: Path, n: int = 12) -> Path:

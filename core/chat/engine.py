@@ -29,6 +29,7 @@ from pathlib import Path
 from core import decode_linear, models
 from core.chat import adapter_rows, batching, cpu_threads
 from core.chat.tuned import AdapterMismatch, TunedSource, check_adapter_base, tuned_source
+from core.chat_template import render, saved_template
 from core.dataset.tags import ThinkSplit, split_think, think_title  # noqa: F401  (re-exported for chat clients)
 from core.errors import BadInput
 
@@ -131,6 +132,7 @@ class ChatEngine:
         self.peft = None  # the PeftModel wrapping self.base once an adapter is attached
         self.sides: dict[str, tuple[object, str | None]] = {BASE: (self.base, None)}
         self.sources: dict[str, TunedSource] = {}
+        self.templates: dict[str, str | None] = {}  # side -> the chat template its weights were trained with
         self._lock = _TurnLock()
         self._state = None  # the adapter-state context the last forward pass entered (see _before_forward)
         self._state_key = None
@@ -214,6 +216,8 @@ class ChatEngine:
             with self._lock:
                 self.sides[side] = (extra, None)
         self.sources[side] = source
+        # A run trained with its own template saved it with the weights; the base side keeps the stock one.
+        self.templates[side] = saved_template(source.path)
         if self.threads is None and source.kind == "adapter":
             self._measure_threads(side)
         return side
@@ -261,13 +265,16 @@ class ChatEngine:
         self._row_scales = {}
         old = self.sides.pop(side, None)
         self.sources.pop(side, None)
+        self.templates.pop(side, None)
         if old and old[1] is not None and self.peft is not None and len(self.peft.peft_config) > 1:
             self.peft.delete_adapter(old[1])  # peft keeps at least one adapter; the last one stays, unused
 
-    def encode(self, messages: list[dict], sampling: Sampling):
+    def encode(self, messages: list[dict], sampling: Sampling, side: str = BASE):
+        """The prompt for one side, in the chat template its weights were trained with (a tuned
+        side's saved template, else the base tokenizer's)."""
         system = [{"role": "system", "content": sampling.system_prompt}] if sampling.system_prompt.strip() else []
-        return self.tokenizer.apply_chat_template(system + list(messages), add_generation_prompt=True,
-                                                  return_tensors="pt", return_dict=True)
+        return render(self.tokenizer, system + list(messages), template=self.templates.get(side), add_generation_prompt=True,
+                      tokenize=True, return_tensors="pt", return_dict=True)
 
     def stream(self, conversations: dict[str, list[dict]], sampling: Sampling,
                stop: threading.Event | None = None) -> Iterator[dict[str, PaneState]]:
@@ -347,7 +354,7 @@ class ChatEngine:
         streamer = batching.row_streamer(self.tokenizer, keys, events, _eos_ids(model, self.tokenizer))
         try:
             pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-            ids, mask = batching.left_pad([self.prompt_ids(messages, sampling) for _, messages in rows], pad)
+            ids, mask = batching.left_pad([self.prompt_ids(messages, sampling, side) for side, messages in rows], pad)
             extra = ({"logits_processor": [batching.RowSampler(sampling.temperature, sampling.top_p, sampling.seed)]}
                      if sampling.temperature > 0 else {})
             with torch.inference_mode():
@@ -361,8 +368,8 @@ class ChatEngine:
         finally:
             streamer.end()
 
-    def prompt_ids(self, messages: list[dict], sampling: Sampling) -> list[int]:
-        return self.encode(messages, sampling)["input_ids"][0].tolist()
+    def prompt_ids(self, messages: list[dict], sampling: Sampling, side: str = BASE) -> list[int]:
+        return self.encode(messages, sampling, side)["input_ids"][0].tolist()
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from core.chat_template import render
 from core.errors import BadInput, StudioError
 
 # The one JSON shape every generated pair has, grounded, synthesis or refusal alike.
@@ -187,7 +188,7 @@ class TransformersBackend:
         import torch
 
         model, tokenizer = self._load()
-        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        prompt = render(tokenizer, messages, add_generation_prompt=True)
         torch.manual_seed(self.seed)
         self.seed += 1  # a retry of the same row must not repeat the same sample
         written, spent, cut = "", 0, False

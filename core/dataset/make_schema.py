@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from core.chat_template import render
 from core.errors import BadInput
 
 ROLES = ("system", "user", "assistant")
@@ -78,7 +79,7 @@ class ChatTemplateSchema:
     def _compile(self) -> PrefixSuffixSchema | None:
         chat = [{"role": role, "content": _SENTINEL[role]} for role in ROLES]
         try:
-            text = self.tokenizer.apply_chat_template(chat, tokenize=False)
+            text = render(self.tokenizer, chat)
         except Exception:  # noqa: BLE001  (any template error: render every row by the template instead)
             return None
         # The text before a turn is its prefix (the first one's includes the template's opening);
@@ -100,7 +101,7 @@ class ChatTemplateSchema:
         verify = self.rendered <= self.VERIFY_ROWS or self.rendered % 997 == 0
         if self.fast is not None and not verify:
             return self.fast.render(messages)
-        exact = self.tokenizer.apply_chat_template(messages, tokenize=False)
+        exact = render(self.tokenizer, messages)
         if self.fast is not None:
             self.checked += 1
             if [m["role"] for m in messages] != list(ROLES) or self.fast.render(messages) != exact:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.chat_template import render
 from core.dataset.reader import Example
 from core.errors import StudioError
 
@@ -37,9 +38,7 @@ class Sample:
 
 def render_text(tokenizer, messages: list[dict], *, chat_template: str | None = None, add_generation_prompt: bool = False) -> str:
     """The exact training text for a conversation: the tokenizer's template, untokenized."""
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=add_generation_prompt, chat_template=chat_template
-    )
+    return render(tokenizer, messages, template=chat_template, add_generation_prompt=add_generation_prompt)
 
 
 def assistant_spans(tokenizer, messages: list[dict], *, chat_template: str | None = None) -> tuple[str, list[tuple[int, int]]]:

@@ -242,8 +242,10 @@ class _Reply:
 def _greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> _Reply:
     import torch
 
-    inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True)
+    from core.chat_template import render
+
+    inputs = render(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True,
+                    return_tensors="pt", return_dict=True)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.chat_template import render
 from core.errors import StudioError
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
@@ -110,10 +111,10 @@ def spec_from_tokenizer(tokenizer, *, system: str | None = None, where: str = "t
     """TEMPLATE, stops and system prompt for a transformers tokenizer's chat template."""
     family = detect_family(getattr(tokenizer, "chat_template", None), where)
 
-    def render(messages: list[dict]) -> str:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def prompt(messages: list[dict]) -> str:
+        return render(tokenizer, messages, add_generation_prompt=True)
 
-    return ModelfileSpec(family.name, family.template, list(family.stops), system or default_system(render, family))
+    return ModelfileSpec(family.name, family.template, list(family.stops), system or default_system(prompt, family))
 
 
 def spec_from_folder(model_dir: Path, *, system: str | None = None) -> ModelfileSpec:

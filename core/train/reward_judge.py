@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 
+from core.chat_template import render
 from core.recipes import RecipeError
 
 JUDGE_PROMPT = ("You grade answers. Rubric: {rubric}\n\nQuestion:\n{prompt}\n\nAnswer:\n{answer}\n\n"
@@ -58,8 +59,8 @@ class Judge:
         if self._local is None:
             self._local = (load_tokenizer(self.model), load_model(self.model))
         tokenizer, model = self._local
-        inputs = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                               return_tensors="pt", return_dict=True).to(model.device)
+        inputs = render(tokenizer, [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True,
+                        return_tensors="pt", return_dict=True).to(model.device)
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)

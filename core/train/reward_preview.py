@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 
+from core.chat_template import render
 from core.recipes import Recipe, RecipeError
 
 
@@ -45,8 +46,8 @@ def preview(recipe: Recipe, *, prompts: int | None = None, samples: int | None =
     rows, started, generated = [], time.monotonic(), 0
     for index, item in enumerate(prepared.train[:n_prompts]):
         reference = json.loads(item["reference"])
-        inputs = tokenizer.apply_chat_template(item["prompt"], add_generation_prompt=True, return_tensors="pt",
-                                               return_dict=True, chat_template=recipe.model.chat_template).to(model.device)
+        inputs = render(tokenizer, item["prompt"], template=recipe.model.chat_template, add_generation_prompt=True,
+                        tokenize=True, return_tensors="pt", return_dict=True).to(model.device)
         with torch.no_grad():
             out = model.generate(**inputs, do_sample=True, temperature=recipe.grpo.temperature, num_return_sequences=k,
                                  max_new_tokens=recipe.grpo.max_completion_length, pad_token_id=tokenizer.pad_token_id)

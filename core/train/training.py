@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import decode_linear
+from core.chat_template import adopt
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import training_policy
 from core.recipes import Recipe
@@ -132,7 +133,10 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     if policy.why:
         log(f"precision: {policy.why}")
     update_status(precision={"weights": policy.dtype_name, "autocast": policy.autocast, "why": policy.why})
-    tokenizer = load_tokenizer(recipe.model.name, trust_remote_code=recipe.model.trust_remote_code)
+    # The recipe's own template becomes the tokenizer's, so adapter/, best/ and every checkpoint save it
+    # and chat, evaluation and export render prompts as the weights were trained.
+    tokenizer = adopt(load_tokenizer(recipe.model.name, trust_remote_code=recipe.model.trust_remote_code),
+                      recipe.model.chat_template)
     prepared = training_data.prepare(recipe, tokenizer)
     log(f"data: {prepared.examples} examples ({prepared.format}), {len(prepared.train)} train / "
         f"{len(prepared.eval)} eval rows, {len(prepared.bad_rows)} bad rows, {len(prepared.skipped)} skipped")

@@ -14,6 +14,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from core.chat_template import render
 from core.recipes import Recipe, RecipeError, check_dataset_exists
 
 
@@ -163,7 +164,7 @@ def pair_stats(tokenizer, rows: list, max_length: int, chat_template: str | None
     lengths = []
     for row in rows:
         for reply in ("chosen", "rejected"):
-            ids = tokenizer.apply_chat_template(row["prompt"] + row[reply], tokenize=True, chat_template=chat_template)
+            ids = render(tokenizer, row["prompt"] + row[reply], template=chat_template, tokenize=True)
             ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
             lengths.append(len(ids))
     lengths.sort()

@@ -147,3 +147,31 @@ def test_killed_worker_is_failed_and_second_start_refused(tmp_path, tiny_model_d
     assert runs.active_run() is None
     runs.delete_run(run)
     assert not run.exists()
+
+
+def test_one_answer_to_which_base_model_tuned_weights_need(tmp_path, tiny_model_dir):
+    """Issue 23: chat, evaluation and export each answered this, with different precedence. Now one
+    function does: the recipe saved with the weights first (it travels), then adapter_config.json."""
+    import json
+
+    import pytest
+
+    from core.eval.guard import resolve_target
+    from core.export.source import resolve_source
+    from core.train.run_dir import UnknownBase, base_model_for
+
+    run = tmp_path / "run"
+    adapter = run / "adapter"
+    adapter.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"state": "completed"}))
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/gone/elsewhere"}))
+    (run / "recipe.yaml").write_text(f"name: r\nmodel: {{name: '{tiny_model_dir}'}}\n")
+    assert base_model_for(adapter) == str(tiny_model_dir)  # the recipe's name, though the adapter recorded another
+    (run / "recipe.yaml").write_text("name: r\nmodel: {name: /gone/too}\n")
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny_model_dir)}))
+    assert base_model_for(adapter) == str(tiny_model_dir)  # the recipe's model is gone: the recorded one resolves
+    assert resolve_target(run).base_model == str(tiny_model_dir)
+    assert resolve_source(run, "final").base_name == str(tiny_model_dir)
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/gone/elsewhere"}))
+    with pytest.raises(UnknownBase, match="tried '/gone/too' or '/gone/elsewhere'"):
+        base_model_for(adapter)

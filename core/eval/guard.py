@@ -14,7 +14,6 @@ and nothing about GGUF (core.export.quant_ab feeds GGUF answers into the same re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import traceback
 from collections.abc import Callable
@@ -44,19 +43,17 @@ class Target:
 
 
 def resolve_target(path: str | Path, base_model: str | None = None) -> Target:
-    """A run folder (its best result), an adapter or a checkpoint; the base from the run's recipe,
-    the adapter's recipe.yaml or adapter_config.json unless `base_model` names it."""
+    """A run folder (its best result), an adapter or a checkpoint; its base model is
+    core.train.run_dir.base_model_for's answer unless `base_model` names it."""
     from core.chat.tuned import tuned_source
 
     source = tuned_source(path)
     run = next((p for p in [source.path, *source.path.parents] if run_files.is_run_dir(p)), None)
     recipe = run_files.read_recipe(run) if run else run_files.read_recipe(source.path)
-    base = base_model or (recipe.get("model") or {}).get("name")
-    config = source.path / "adapter_config.json"
-    if not base and config.is_file():
-        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    if not base:
-        raise BadInput(f"{source.path}: can't tell which base model it was tuned from; name it with --model")
+    try:
+        base = base_model or run_files.base_model_for(source.path)
+    except run_files.UnknownBase as error:
+        raise BadInput(f"{error} Or name the base with --model.") from None
     return Target(source.path, str(base), run, recipe)
 
 

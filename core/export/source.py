@@ -3,14 +3,13 @@ folder, with the recipe it was trained from and the base model it must be merged
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from core.errors import StudioError
-from core.train.run_dir import CHECKPOINTS, FINAL, RECIPE_FILE, run_holding
+from core.train.run_dir import CHECKPOINTS, FINAL, RECIPE_FILE, UnknownBase, base_model_for, run_holding
 from core.workspace import workspace
 
 
@@ -89,8 +88,8 @@ def _read_recipe(artifact: Path, run_dir: Path | None) -> dict | None:
 
 
 def _find_base(source: Source) -> None:
-    """The base model to merge onto and its real Hub id: the adapter's recorded base path,
-    then the recipe's model name. A base that resolves nowhere is an error, not a guess."""
+    """The base model to merge onto (core.train.run_dir.base_model_for) and its real Hub id; a full
+    model is its own base. A base that resolves nowhere is an error, not a guess."""
     from core import models
 
     recipe_model = ((source.recipe or {}).get("model") or {}).get("name")
@@ -101,16 +100,8 @@ def _find_base(source: Source) -> None:
         if not source.base_hub_id and recipe_model and models.HUB_ID.match(recipe_model):
             source.base_hub_id = recipe_model
         return
-    config = json.loads((source.artifact / "adapter_config.json").read_text(encoding="utf-8"))
-    candidates = [c for c in (config.get("base_model_name_or_path"), recipe_model) if c]
-    for candidate in candidates:
-        try:
-            resolved = models.resolve(candidate)
-        except models.ModelNotFound:
-            continue
-        source.base_name, source.base_hub_id = candidate, resolved.hub_id
-        return
-    tried = " or ".join(repr(c) for c in candidates) or "nothing (adapter_config.json names no base_model_name_or_path)"
-    raise ExportError(f"{source.artifact / 'adapter_config.json'}: the adapter's base model is missing: tried {tried}. "
-                      "Put the base model back at that path, or set model.name in the run's recipe.yaml to "
-                      "'embedded', a local folder or a Hub id.")
+    try:
+        source.base_name = base_model_for(source.artifact)  # the one answer, shared with chat and evaluation
+    except UnknownBase as error:
+        raise ExportError(str(error)) from None
+    source.base_hub_id = models.resolve(source.base_name).hub_id

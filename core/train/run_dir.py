@@ -325,3 +325,33 @@ def model_artifacts(run_path: str | Path) -> list[tuple[str, Path]]:
     for checkpoint in reversed(_checkpoints(run_path)):
         found.append((checkpoint.name, checkpoint))
     return found
+
+
+class UnknownBase(BadInput):
+    """Tuned weights whose base model can't be found here."""
+
+
+def base_model_for(artifact: str | Path) -> str:
+    """Which base model tuned weights (an adapter, best/, a checkpoint, a full model) were trained
+    from: the one answer chat, evaluation and export use. First the recipe saved with them (the
+    artifact's own recipe.yaml, else its run's), which names the model as the person did
+    ('embedded', a Hub id, a folder) and so travels between machines; then adapter_config.json's
+    base_model_name_or_path (the path the trainer loaded). The first that resolves here wins."""
+    from core import models
+
+    artifact = Path(artifact)
+    recipe = read_recipe(artifact) or read_recipe(run_holding(artifact) or artifact)
+    candidates = [((recipe.get("model") or {}).get("name"))]
+    config = artifact / "adapter_config.json"
+    if config.is_file():
+        candidates.append(json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path"))
+    candidates = [str(c) for c in dict.fromkeys(candidates) if c]
+    for candidate in candidates:
+        try:
+            models.resolve(candidate)
+        except models.ModelNotFound:
+            continue
+        return candidate
+    tried = " or ".join(repr(c) for c in candidates) or "nothing (no recipe.yaml, no base_model_name_or_path)"
+    raise UnknownBase(f"{artifact}: its base model is missing: tried {tried}. Put the base model back at that path, "
+                      "or set model.name in the run's recipe.yaml to 'embedded', a local folder or a Hub id.")

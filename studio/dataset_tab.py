@@ -127,6 +127,9 @@ def open_dataset(choice, upload, typed, fmt, template):
     how = "detected" if (fmt or "auto") == "auto" else "chosen"
     status = (f"**{Path(path).name}**: {len(paged):,} records · format **{paged.format}** ({how}: {paged.evidence}). "
               "Checking every row…")
+    if review.dataset_changed(review.open_review(path)):
+        status += (" ⚠️ **This file changed since it was last reviewed.** Your approvals, edits and notes are kept and "
+                   "matched to records by their id; look over a few records to be sure they still fit.")
     return state.open_path(path, state.OpenDataset(paged, paged.format, template)), status
 
 

@@ -134,10 +134,6 @@ def default_recipe() -> recipes.Recipe:
         return recipes.Recipe()
 
 
-def form_values(recipe: recipes.Recipe) -> list:
-    return list(form_dict(recipe).values())
-
-
 def form_dict(recipe: recipes.Recipe) -> dict[str, Any]:
     """{dotted field: widget value} for every form field, in form order."""
     data = recipe.to_dict()

@@ -52,9 +52,14 @@ def chat(message, conversation, base, tuned, max_new_tokens=24):
     return list(chat_tab.send_message(message, conversation, base, tuned, "", 0.0, 1.0, max_new_tokens, 0))
 
 
-def test_the_tab_builds():
-    with gr.Blocks():
-        chat_tab.build_chat_tab()
+def test_the_tab_builds_and_reads_the_runs_whenever_it_is_shown():
+    """The tuned-side picker is read again on page load and when the tab is selected (issue 22)."""
+    with gr.Blocks() as app:
+        with gr.Tab("Chat") as page:
+            chat_tab.build_chat_tab(shown=[app.load, page.select])
+    events = {target[1] for fn in app.fns.values() if fn.fn is chat_tab.refresh_tuned for target in fn.targets}
+    assert {"load", "select", "click"} <= events
+    assert len(app.fns) > 10 and any(fn.fn is chat_tab.send_message for fn in app.fns.values())
 
 
 def test_both_panes_stream_and_show_speed(embedded_run_adapter):

@@ -182,7 +182,11 @@ def test_upload_is_copied_into_the_workspace(tmp_path):
 def test_tab_builds_inside_the_app():
     from studio.app import build_app
 
-    assert build_app() is not None
+    app = build_app()
+    labels = {c["props"].get("label") for c in app.config["components"]}
+    assert {"Sample or workspace dataset", "Message to edit", "Reviewer note", "Run to export", "Recipe"} <= labels
+    wired = {fn.fn for fn in app.fns.values()}
+    assert {tab.open_dataset, tab.check_dataset, rec.save_edit, rec.show_record} <= wired
 
 
 def test_label_mask_of_stacked_conversations(embedded_dir):
@@ -193,3 +197,19 @@ def test_label_mask_of_stacked_conversations(embedded_dir):
     text = "".join(t for t, _ in three)
     assert text.count("<|im_start|>user") == 3 and text.count("<|im_start|>system") == 1
     assert sum(1 for _, label in three if label) > sum(1 for _, label in one if label)
+
+
+def test_a_file_changed_since_its_review_is_said_on_opening():
+    import os
+    import time
+
+    path = open_copy("cognitive_modes.jsonl")
+    rec.approve_record(path, 1, *FILTERS)
+    _, status = tab.open_dataset(None, None, str(path), "auto", "")
+    assert "changed since" not in status
+    target = workspace().datasets / "cognitive_modes.jsonl"
+    target.write_text(target.read_text() + "\n")
+    later = time.time() + 5
+    os.utime(target, (later, later))
+    _, status = tab.open_dataset(None, None, str(target), "auto", "")
+    assert "This file changed since it was last reviewed" in status

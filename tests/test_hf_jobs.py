@@ -221,7 +221,8 @@ def test_cli_round_trip_logs_metrics_status_and_adapter(hub, tiny_model_dir, tmp
     source = tuned.tuned_source(run)
     assert source.kind == "adapter" and source.path.parent == run
     tuned.check_adapter_base(source.path, str(tiny_model_dir))
-    assert PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), run / "adapter") is not None
+    loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), run / "adapter")
+    assert any("lora_B" in name and param.abs().sum() > 0 for name, param in loaded.named_parameters())  # trained, not zero
     assert (run / "adapter" / "recipe.yaml").read_text() == (run / "recipe.yaml").read_text()
     assert files_holding(workspace().root, TOKEN) == [] and files_holding(tmp_path, TOKEN) == []
     assert {auth for _, _, auth in hub.requests} == {f"Bearer {TOKEN}"}  # every call the job and the follower made carried it

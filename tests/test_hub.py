@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.export import hub
+from core.train.run_dir import read_metrics_file
 
 TOKEN = "hf_standInSecretToken123456"
 
@@ -29,7 +30,7 @@ def test_card_names_the_real_base_peft_datasets_recipe_and_losses(tmp_path):
     metrics.write_text("\n".join(json.dumps(r) for r in [
         {"step": 1, "split": "train", "loss": 2.5}, {"step": 10, "split": "eval", "loss": 2.0},
         {"step": 20, "split": "eval", "loss": 2.2}, {"step": 20, "split": "train", "loss": 1.25}, "not json"]))
-    losses = hub.losses_from_metrics(metrics)
+    losses = hub.losses(read_metrics_file(metrics))
     assert losses == {"final_train_loss": 1.25, "final_train_step": 20, "final_eval_loss": 2.2, "final_eval_step": 20,
                       "best_eval_loss": 2.0, "best_eval_step": 10}
     card = hub.model_card(_facts(losses=losses))

@@ -50,7 +50,7 @@ def test_chart_input_has_one_point_per_step(tmp_path):
 
 def test_model_card_losses_come_from_the_resumed_session(tmp_path):
     run = _killed_then_resumed(tmp_path / "run")
-    losses = hub.losses_from_metrics(run / "metrics.jsonl")
+    losses = hub.losses(run_dir.read_metrics(run))
     # The killed session's 0.5 at step 6 was replaced by the resumed session's 4.0.
     assert losses == {"final_train_loss": 0.0, "final_train_step": 8, "final_eval_loss": 4.0, "final_eval_step": 6,
                       "best_eval_loss": 4.0, "best_eval_step": 6}

@@ -45,7 +45,7 @@ def test_older_runs_without_a_resume_marker_keep_the_last_value_per_step():
 
 
 def test_the_model_card_counts_the_resumed_session_only():
-    losses = hub.losses_from_metrics(_killed_and_resumed_run() / "metrics.jsonl")
+    losses = hub.losses(run_dir.read_metrics(_killed_and_resumed_run()))
     assert losses["best_eval_loss"] == 2.0 and losses["best_eval_step"] == 6
     assert losses["final_train_loss"] == 7.0
 

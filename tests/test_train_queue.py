@@ -14,9 +14,12 @@ from tests.test_runs import tiny_recipe
 from tests.test_training import write_chats
 
 
-def test_panel_builds_inside_blocks():
-    with gr.Blocks():
+def test_panel_builds_and_wires_its_handlers():
+    with gr.Blocks() as app:
         train_queue.build_queue_panel(gr.Code(), gr.State(""))
+    wired = {fn.fn for fn in app.fns.values()}
+    assert {train_queue.move_up, train_queue.move_down, train_queue.cancel_queued, train_queue.queue_sweep,
+            train_queue.compare_sweep, train_queue.poll_queue} <= wired
 
 
 def test_queue_sweep_then_reorder_and_cancel_from_the_panel(tmp_path, tiny_model_dir, busy_slot):  # noqa: F811

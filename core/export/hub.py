@@ -21,7 +21,6 @@ import yaml
 
 from core.errors import StudioError
 from core.models import HUB_ID
-from core.train.run_dir import read_metrics_file
 from core.workspace import atomic_path
 
 if TYPE_CHECKING:
@@ -44,11 +43,6 @@ class CardFacts:
     ab_results: list[dict] = field(default_factory=list)
     eval_report: dict | None = None  # the regression guard's report (core.eval.report), when the run has one
     gguf_files: list[str] = field(default_factory=list)
-
-
-def losses_from_metrics(metrics_file: Path) -> dict:
-    """Final train loss, final and best eval loss (with their steps) from a run's metrics.jsonl."""
-    return losses(read_metrics_file(metrics_file))  # one record per step, also after a kill and a resume
 
 
 def losses(records: list[dict]) -> dict:

@@ -2,9 +2,10 @@
 
 Each scorer takes the completion's text and the row's reference fields and returns a number
 in 0..1, or None when the row has nothing to compare with (trl then leaves that reward out
-of the completion's total). `RewardSet` turns a recipe's `grpo.rewards` into named scorers
-with weights, scores whole completions for the preview, and hands trl one callable per reward
-that also records every scored completion for the run folder's sample table. This module knows
+of the completion's total). `build_rewards` turns a recipe's `grpo.rewards` into named
+`Reward`s with weights, which the preview scores whole completions with and core.train.grpo_data
+hands to trl as one callable per reward (recording every scored completion for the run
+folder's sample table). This module knows
 nothing about models or trainers; the judge lives in core.train.reward_judge, custom files in
 core.train.reward_custom.
 

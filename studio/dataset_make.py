@@ -305,8 +305,12 @@ def _qa_panel():
         open_button = gr.Button("Open in the Dataset tab", elem_id="make-open")
     progress = gr.HTML(progress_html({"state": "not started", "total": 0}))
     status = gr.Markdown(elem_id="make-status")
-    out = gr.Textbox(current_output, visible=False)
-    timer = gr.Timer(1.0)  # the first tick re-attaches to a generation that is still running
+    # What Start, Stop, the progress timer and "Open" act on. Set by events only: a value computed at
+    # page load (it once was) could land after a quick visitor typed a name and pressed Start, and
+    # Open then opened the default file instead of the one just made.
+    out = gr.Textbox(made_path("rag-qa"), visible=False)
+    gr.on(None, reattach, None, [name, out])  # page load: watch a generation that is still running
+    timer = gr.Timer(1.0)
     inputs = [docs, uploads, name, count, grounded, synthesis, refusal, chunk_size, chunk_overlap, seed, retries,
               backend, model, host, temperature, num_predict, think]
     start.click(start_qa, inputs, [out, status, progress, timer])
@@ -332,6 +336,15 @@ def current_output() -> str:
     if live:
         return str(max(live, key=lambda out: (out.parent / f"{out.stem}.make" / "job.json").stat().st_mtime))
     return made_path("rag-qa")
+
+
+def reattach():
+    """Page load: while a generation runs, show its name and watch it; otherwise leave the form
+    as the visitor may already have changed it."""
+    if not running_outputs():
+        return gr.skip(), gr.skip()
+    out = Path(current_output())
+    return out.stem, str(out)
 
 
 def running_outputs() -> list[Path]:

@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+import gradio as gr
+
 from core.dataset import make_worker
 from studio import dataset_make, dataset_tab
 from tests.ollama_standin import StandIn
@@ -37,6 +39,7 @@ def test_background_generation_stop_resume_and_review(studio_home, monkeypatch):
         assert out.endswith("datasets/made/qa-ui.jsonl") and "in the background" in status
         _wait(out, ("running",))
         assert dataset_make.current_output() == out  # a reloaded page watches the running generation
+        assert dataset_make.reattach() == ("qa-ui", out)  # and shows its name
         time.sleep(0.6)
         assert "Stopping" in dataset_make.stop_qa(out)
         stopped = _wait(out)
@@ -48,6 +51,7 @@ def test_background_generation_stop_resume_and_review(studio_home, monkeypatch):
         dataset_make.resume_qa(*_form("qa-ui", server.host, count=12))
         done = _wait(out, ("completed",))
     progress, status, _ = dataset_make.poll_qa(out)
+    assert all(isinstance(u, type(gr.skip())) for u in dataset_make.reattach())  # nothing runs: the form is left as it is
     assert "12 / 12 pairs" in progress and "pairs/min" in progress and "is ready" in status
     slots = sorted(json.loads(line)["slot"] for line in Path(out).read_text().splitlines())
     assert slots == list(range(12)) and done["sessions"] == 2

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import StudioError
-from core.workspace import atomic_path, workspace
+from core.workspace import atomic_path, read_json, workspace
 
 EMBEDDED_NAMES = ("embedded", "smollm2-135m-instruct")
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -153,10 +153,7 @@ def resolve(name: str) -> ResolvedModel:
 
 def hub_id_recorded_in(folder: Path) -> str | None:
     """The Hub id a converted or merged model folder was made from (its studio_source.json)."""
-    marker = folder / "studio_source.json"
-    if marker.is_file():
-        return json.loads(marker.read_text()).get("hub_id")
-    return None
+    return read_json(Path(folder) / "studio_source.json").get("hub_id")
 
 
 def _hub_failure(resolved: ResolvedModel, error: Exception) -> ModelNotFound:

@@ -76,19 +76,14 @@ ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 def _cached_speedup() -> float:
     import torch
 
-    from core.workspace import workspace, write_atomic
+    from core.workspace import read_json, workspace, write_atomic
 
     key = f"{platform.processor() or platform.machine()} {_cpu_model()} torch {torch.__version__} threads {torch.get_num_threads()}"
     caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
     if caps:  # oneDNN/MKL told to use fewer instructions: bf16 may no longer be native to them
         key += " " + " ".join(caps)
     path = workspace().root / "cache" / CACHE_FILE
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if not isinstance(known, dict):
-        known = {}
+    known = read_json(path)
     if isinstance(known.get(key), (int, float)):
         return float(known[key])
     speedup = measure_speedup()

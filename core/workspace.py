@@ -92,6 +92,47 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         raise
 
 
+def read_json(path: str | os.PathLike, default=None, *, kind: type = dict):
+    """A JSON file's content when it exists, parses and is a `kind` (a dict by default); otherwise
+    `default` ({} for a dict, [] for a list when not given). For state files that may not exist
+    yet or may be cut off by a crash: the caller decides what a missing one means."""
+    if default is None:
+        default = kind()
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: JSONDecodeError and undecodable bytes
+        return default
+    return data if isinstance(data, kind) else default
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of a JSONL file the studio wrote (metrics, A/B rows, picks); a line being
+    written while we read, or anything that is not an object, is skipped. A missing file is empty."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    """One JSON line onto a JSONL file, in one write and flushed at once for the readers (appends
+    from several processes then never interleave inside a line)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+
+
 def write_json_atomic(path: Path, data: object) -> None:
     write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

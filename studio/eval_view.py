@@ -8,13 +8,12 @@ functions tests call; core.eval is imported when first needed, so the app starts
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 
-from core.workspace import PathOutsideWorkspace, inside
+from core.workspace import PathOutsideWorkspace, inside, read_jsonl
 
 CHART_METRICS = (("keyword_coverage", "keyword coverage"), ("substantive", "substantive rate"), ("source_hit", "source hit rate"))
 SIDE_COLOURS = {"base": "#7f7f7f", "tuned": "#2563eb"}
@@ -86,7 +85,7 @@ def _rows_from(files: list[str] | None) -> list[dict]:
     jsonl = next((f for f in files or [] if str(f).endswith(".jsonl")), None)
     if not jsonl:
         return []
-    return [json.loads(line) for line in Path(jsonl).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(jsonl)  # a half-written last line is skipped, not a crash
 
 
 def run_ab_report(set_choice, upload, patterns_upload, base_model, tuned_choice, compare, system, temperature, top_p,

@@ -180,3 +180,22 @@ def test_gpu_bound_chat_handlers_are_wrapped_for_zerogpu(tmp_path):
     env = {"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin", "STUDIO_HOME": str(tmp_path / "home")}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_state_files_are_read_by_one_helper_each(tmp_path):
+    """read_json / read_jsonl / append_jsonl (core.workspace): a missing, cut-off or wrong-shaped
+    file is the empty value, a half-written JSONL line is skipped (the A/B view crashed on one)."""
+    from core.workspace import append_jsonl, read_json, read_jsonl
+    from studio.eval_view import _rows_from
+
+    assert read_json(tmp_path / "missing.json") == {} and read_json(tmp_path / "missing.json", kind=list) == []
+    (tmp_path / "cut.json").write_text('{"state": "runn')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert read_json(tmp_path / "cut.json") == {} and read_json(tmp_path / "list.json") == {}
+    assert read_json(tmp_path / "list.json", kind=list) == [1, 2]
+    rows = tmp_path / "sub" / "rows.jsonl"
+    append_jsonl(rows, {"prompt": "a", "base": "x"})
+    append_jsonl(rows, {"prompt": "b", "base": "é"})
+    with open(rows, "a") as handle:
+        handle.write('{"prompt": "c", "ba')  # an A/B run still writing
+    assert [r["prompt"] for r in read_jsonl(rows)] == ["a", "b"] == [r["prompt"] for r in _rows_from([str(rows)])]

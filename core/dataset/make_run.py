@@ -37,7 +37,7 @@ from core.dataset.make_qa import (
     sample_row,
     validate_pair,
 )
-from core.workspace import write_json_atomic
+from core.workspace import read_json, write_json_atomic
 
 
 def sidecar(out: Path) -> Path:
@@ -45,11 +45,7 @@ def sidecar(out: Path) -> Path:
 
 
 def read_manifest(out: str | Path) -> dict | None:
-    path = sidecar(Path(out)) / "manifest.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
+    return read_json(sidecar(Path(out)) / "manifest.json") or None
 
 
 def request_stop(out: str | Path) -> None:

@@ -7,11 +7,10 @@ on the same pair can be compared with the person's. This module knows nothing ab
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from core.errors import BadInput
-from core.workspace import workspace
+from core.workspace import append_jsonl, read_jsonl, workspace
 
 PREFERENCES_FILE = "chat_preferences.jsonl"
 
@@ -28,24 +27,18 @@ def save_preference(prompt: list[dict], chosen: str, rejected: str, path: Path |
               "rejected": [{"role": "assistant", "content": rejected}]}
     if chosen_side:
         record["chosen_side"] = chosen_side
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:  # one write per line: concurrent appends don't interleave
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    append_jsonl(path, record)
     return path
 
 
 def read_picks(path: Path | None = None) -> list[dict]:
     """The saved picks that say which side the person chose: {prompt, base, tuned, person}."""
-    path = path or workspace().datasets / PREFERENCES_FILE
-    if not Path(path).is_file():
-        return []
     picks = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for record in read_jsonl(path or workspace().datasets / PREFERENCES_FILE):
         try:
-            record = json.loads(line)
             side = record.get("chosen_side")
             chosen, rejected = record["chosen"][-1]["content"], record["rejected"][-1]["content"]
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+        except (KeyError, IndexError, TypeError, AttributeError):
             continue
         if side not in ("base", "tuned"):
             continue

@@ -19,7 +19,7 @@ from core.eval import stats
 from core.eval.metrics import PatternSet, aggregate, load_patterns
 from core.eval.verdict import verdict
 from core.train.run_dir import AB_DIR
-from core.workspace import workspace, write_atomic
+from core.workspace import read_json, workspace, write_atomic
 
 REPORT_FILE, MARKDOWN_FILE = "report.json", "report.md"
 # (row key, label, unit, which direction is better: more | fewer | None)
@@ -213,10 +213,7 @@ def save_report(report: dict, rows: list[dict], folder: str | Path) -> list[Path
 
 
 def read_report(folder: str | Path) -> dict | None:
-    try:
-        return json.loads((Path(folder) / REPORT_FILE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    return read_json(Path(folder) / REPORT_FILE) or None
 
 
 def run_folder_of(path: str | Path | None) -> Path | None:

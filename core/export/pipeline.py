@@ -24,7 +24,7 @@ from core.export import gguf as gguf_files
 from core.export import hub, modelfile
 from core.export.source import ExportError, Source, resolve_source
 from core.train.run_dir import RECIPE_FILE, latest_ab_rows, read_metrics
-from core.workspace import atomic_path, workspace, write_json_atomic
+from core.workspace import atomic_path, read_json, workspace, write_json_atomic
 
 STEPS = ("merge", "hub", "gguf", "ollama", "verify")
 DEFAULT_PROMPTS = ("What is the capital of France?", "Write one sentence about the sea.",
@@ -74,7 +74,7 @@ class Manifest:
 
     def __init__(self, folder: Path, source: Source):
         self.path = folder / "manifest.json"
-        old = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        old = read_json(self.path)
         self.data = {"name": source.name, "source": str(source.artifact), "checkpoint": source.label,
                      "kind": source.kind, "base_model": source.base_hub_id or source.base_name,
                      "run_dir": str(source.run_dir) if source.run_dir else None,

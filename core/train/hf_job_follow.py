@@ -39,7 +39,7 @@ from core.train.run_dir import (
     tail_log,
     update_status,
 )
-from core.workspace import atomic_path
+from core.workspace import atomic_path, read_json
 
 POLL_S = 2.0
 LOST_AFTER_S = 600.0  # this long without an answer from the Hub and the run is given up as failed
@@ -187,7 +187,7 @@ class Follower:
         snapshot_download(self.job["repo_id"], repo_type=self.job["repo_type"], local_dir=landing, allow_patterns=[f"{RESULTS}/*"],
                           token=self.token or False, endpoint=self.job["endpoint"])
         results = landing / RESULTS
-        job_status = _read_json(results / STATUS_FILE)
+        job_status = read_json(results / STATUS_FILE)
         for item in sorted(results.iterdir()) if results.is_dir() else []:
             if item.name in KEPT_HERE:
                 continue
@@ -215,13 +215,6 @@ class Follower:
                 data = json.loads(config.read_text(encoding="utf-8"))
                 data["base_model_name_or_path"] = model
                 config.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,14 +11,13 @@ run. This module knows nothing about trainers or the UI.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from core.errors import StudioError
 from core.recipes import Recipe
 from core.train import distributed, runs
 from core.train.preflight import preflight
-from core.workspace import workspace, write_json_atomic
+from core.workspace import read_json, workspace, write_json_atomic
 
 QUEUE_FILE = ".queue.json"
 
@@ -32,11 +31,7 @@ def _path() -> Path:
 
 
 def _read_ids() -> list[str]:
-    try:
-        ids = json.loads(_path().read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return []
-    return [str(i) for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+    return [str(i) for i in read_json(_path(), kind=list) if isinstance(i, str)]
 
 
 def _write_ids(ids: list[str]) -> None:

@@ -20,7 +20,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.errors import BadInput
-from core.workspace import PathOutsideWorkspace, inside, workspace, write_atomic, write_json_atomic
+from core.workspace import (
+    PathOutsideWorkspace,
+    append_jsonl,
+    inside,
+    read_json,
+    read_jsonl,
+    workspace,
+    write_atomic,
+    write_json_atomic,
+)
 
 LIVE_STATES = ("queued", "running", "stopping")  # a queued run with `waiting: true` waits in core.train.queue
 STOP_FILE = "stop-requested"  # a file whose presence asks the worker to save and stop
@@ -152,10 +161,7 @@ def _worker_alive(status: dict) -> bool:
 def update_status(run_path: Path, **fields) -> dict:
     """Merge fields into status.json (the worker is the only writer while it lives)."""
     path = Path(run_path) / STATUS_FILE
-    try:
-        status = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        status = {}
+    status = read_json(path)
     status.update(fields)
     write_json_atomic(path, status)
     return status
@@ -202,28 +208,8 @@ def one_per_step(records: list[dict]) -> list[dict]:
 
 
 def append_record(run_path: str | Path, name: str, record: dict) -> None:
-    """One JSON line onto a run's JSONL file (metrics, completions), flushed at once for the readers."""
-    with open(Path(run_path) / name, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """The JSON objects of a JSONL file the studio wrote (metrics, A/B rows); a line being written
-    while we read, or anything that is not an object, is skipped. A missing file is empty."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+    """One JSON line onto a run's JSONL file (metrics, completions)."""
+    append_jsonl(Path(run_path) / name, record)
 
 
 def trim_metrics(run_path: str | Path, last_step: int) -> int:

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from core.recipes import RecipeError
-from core.workspace import workspace, write_json_atomic
+from core.workspace import read_json, workspace, write_json_atomic
 
 SETTINGS_FILE = "settings.json"
 
@@ -27,11 +27,7 @@ def _settings_path() -> Path:
 
 
 def read_settings() -> dict:
-    try:
-        data = json.loads(_settings_path().read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json(_settings_path())
 
 
 def check_webhook_url(url: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.clients import LOCAL_OLLAMA
 from core.errors import BadInput
 from core.recipes import Recipe, RecipeError
 from core.workspace import ASSETS, PathOutsideWorkspace, inside
@@ -57,14 +58,13 @@ class HostNotAllowed(BadInput):
     """A browser named a server this studio may not call."""
 
 
-DEFAULT_OLLAMA = "http://127.0.0.1:11434"
 
 
 def ollama_hosts() -> list[str]:
     """The Ollama servers a browser may have the studio call: the default local one, OLLAMA_HOST,
     and STUDIO_OLLAMA_HOSTS (comma-separated, set by whoever runs the studio). A typed address
     outside these would let any visitor make the server send requests wherever it can reach."""
-    raw = [DEFAULT_OLLAMA, "http://localhost:11434", os.environ.get("OLLAMA_HOST", "")]
+    raw = [*LOCAL_OLLAMA, os.environ.get("OLLAMA_HOST", "")]
     raw += os.environ.get("STUDIO_OLLAMA_HOSTS", "").split(",")
     hosts: list[str] = []
     for item in raw:

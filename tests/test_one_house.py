@@ -199,3 +199,24 @@ def test_state_files_are_read_by_one_helper_each(tmp_path):
     with open(rows, "a") as handle:
         handle.write('{"prompt": "c", "ba')  # an A/B run still writing
     assert [r["prompt"] for r in read_jsonl(rows)] == ["a", "b"] == [r["prompt"] for r in _rows_from([str(rows)])]
+
+
+def test_clients_are_built_in_one_place():
+    """Ollama clients, HfApi and the token rule live in core.clients; nothing else constructs them."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    builders = []
+    for path in [*(ROOT / "core").rglob("*.py"), *(ROOT / "studio").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+                if name in ("Client", "HfApi") or (isinstance(node.func, ast.Attribute) and name == "Client"):
+                    builders.append(f"{path.relative_to(ROOT)}:{name}")
+            if isinstance(node, ast.FunctionDef) and node.name == "resolve_token":
+                builders.append(f"{path.relative_to(ROOT)}:def resolve_token")
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(":11434"):
+                builders.append(f"{path.relative_to(ROOT)}:{node.value}")
+    assert {b.split(":", 1)[0] for b in builders} == {"core/clients.py"}, builders
+    assert {"core/clients.py:Client", "core/clients.py:HfApi", "core/clients.py:def resolve_token"} <= set(builders)

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 
 from core.chat_template import render
+from core.clients import ollama_client, ollama_host
 from core.errors import BadInput, StudioError
 
 # The one JSON shape every generated pair has, grounded, synthesis or refusal alike.
@@ -98,7 +99,6 @@ class OllamaBackend:
 
     def __init__(self, model: str, *, host: str | None = None, temperature: float = 0.7, num_predict: int = 1024,
                  think: bool | None = None, timeout_s: float = 300.0, api: str = "chat"):
-        import ollama
 
         if api not in ("chat", "generate"):
             raise ValueError(f"ollama api: 'chat' or 'generate', got {api!r}")
@@ -107,10 +107,10 @@ class OllamaBackend:
         self.num_predict = num_predict
         self.timeout_s = timeout_s
         self.thinking_turned_off = False
-        self.client = ollama.Client(host=host, timeout=timeout_s)
+        self.client = ollama_client(host, use="make", timeout_s=timeout_s)
 
     def describe(self) -> dict:
-        return {"backend": "ollama", "model": self.model, "host": self.host or "OLLAMA_HOST or 127.0.0.1:11434",
+        return {"backend": "ollama", "model": self.model, "host": ollama_host(self.host),
                 "api": self.api, "think": self.think, "thinking_turned_off": self.thinking_turned_off, **self.options}
 
     def generate(self, messages: list[dict], schema: dict) -> Reply:

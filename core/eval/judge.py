@@ -12,12 +12,12 @@ This module knows nothing about gradio; answers arrive as text.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.clients import ollama_client, ollama_host
 from core.dataset.tags import split_think
 from core.errors import BadInput, StudioError
 from core.workspace import ASSETS
@@ -116,14 +116,14 @@ def judge_for(spec: str, *, host: str | None = None) -> Callable[[list[dict]], s
     """A function asking the judge model: 'ollama:NAME' / 'NAME' (Ollama), 'hf:ID' / 'embedded'."""
     if spec == "embedded" or spec.startswith("hf:"):
         return _local_judge(spec.removeprefix("hf:"))
-    return _ollama_judge(spec.removeprefix("ollama:"), host or os.environ.get("OLLAMA_HOST"))
+    return _ollama_judge(spec.removeprefix("ollama:"), ollama_host(host))
 
 
 def _ollama_judge(model: str, host: str | None) -> Callable[[list[dict]], str]:
     import httpx
     import ollama
 
-    client = ollama.Client(host=host)
+    client = ollama_client(host, use="judge")
 
     def ask(messages: list[dict]) -> str:
         try:

@@ -11,7 +11,6 @@ every error text is scrubbed of it. This module knows nothing about merging or G
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from core.clients import hub_api, resolve_token
 from core.errors import StudioError
 from core.models import HUB_ID
 from core.workspace import atomic_path
@@ -154,14 +154,10 @@ def prepare_folder(source: Path, target: Path, facts: CardFacts, *, files: list[
     return target
 
 
-def resolve_token(token: str | None) -> str | None:
-    return (token or "").strip() or os.environ.get("HF_TOKEN") or None
-
-
 def push(folder: Path, repo_id: str, *, token: str | None = None, private: bool = True,
          endpoint: str | None = None) -> str:
     """Create the repo (if needed) and upload the folder; return the commit URL."""
-    from huggingface_hub import HfApi, constants
+    from huggingface_hub import constants
 
     secret = resolve_token(token)
     keep = f"The prepared folder stays at {folder}; push it later from the Export tab or with `studio export ... --hub {repo_id}`."
@@ -171,7 +167,7 @@ def push(folder: Path, repo_id: str, *, token: str | None = None, private: bool 
         raise HubError(f"No Hugging Face token: paste one in the token field or set HF_TOKEN (a token with write access). {keep}")
     if constants.is_offline_mode():
         raise HubError(f"Hub access is switched off here (HF_HUB_OFFLINE=1), so nothing was uploaded. {keep}")
-    api = HfApi(endpoint=endpoint, token=secret)
+    api = hub_api(secret, endpoint)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",

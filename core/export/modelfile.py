@@ -11,16 +11,14 @@ streaming progress. This module knows nothing about runs, merging or conversion.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.chat_template import render
+from core.clients import ollama_client, ollama_host
 from core.errors import StudioError
-
-DEFAULT_HOST = "http://127.0.0.1:11434"
 
 # Ollama Go templates. Ollama puts the Modelfile's SYSTEM in front of .Messages when the chat
 # has no system message, so ranging over .Messages covers the system prompt too.
@@ -151,8 +149,8 @@ def create_in_ollama(name: str, gguf_file: Path, spec: ModelfileSpec, *, host: s
     import httpx
     import ollama
 
-    host = host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
-    client = ollama.Client(host=host, timeout=httpx.Timeout(600.0, connect=5.0))
+    host = ollama_host(host)
+    client = ollama_client(host, use="create")
     later = create_command(name, modelfile or Path(gguf_file).parent / "Modelfile")
     try:
         yield f"uploading {Path(gguf_file).name} to {host} as a blob"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from core.clients import ollama_host
 from core.export import gguf as gguf_files
 from core.export import hub, modelfile
 from core.export.source import ExportError, Source, resolve_source
@@ -325,7 +326,7 @@ def _ollama_step(plan, source, folder, manifest, state):
                                            quantize=plan.ollama_quantize, modelfile=path):
         yield Event("ollama", "progress", line)
     state["ollama"]["run_command"] = f"ollama run {plan.ollama_name}"
-    return {"path": str(path), "model": plan.ollama_name, "host": plan.ollama_host or modelfile.DEFAULT_HOST,
+    return {"path": str(path), "model": plan.ollama_name, "host": ollama_host(plan.ollama_host),
             "family": spec.family, "run_command": f"ollama run {plan.ollama_name}"}
 
 

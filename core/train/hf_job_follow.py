@@ -24,8 +24,9 @@ import threading
 import time
 from pathlib import Path
 
+from core.clients import hub_api
 from core.train.hf_job_remote import MARKERS, RESULTS, parse_marker
-from core.train.hf_jobs import JobsError, api_for, hub_call, scrub
+from core.train.hf_jobs import JobsError, hub_call, scrub
 from core.train.run_dir import (
     BEST,
     FINAL,
@@ -51,7 +52,7 @@ class Follower:
     def __init__(self, run: Path, token: str | None, poll: float = POLL_S):
         self.run, self.token, self.poll = run, token, poll
         self.job = json.loads((run / STATUS_FILE).read_text(encoding="utf-8"))["hf_job"]
-        self.api = api_for(token, self.job["endpoint"])
+        self.api = hub_api(token, self.job["endpoint"])
         self.lock = threading.Lock()
         self.job_error: str | None = None  # the worker's own error, as the job's log said it
         self.lines_seen = 0

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.clients import hub_api, resolve_token
 from core.train.run_dir import COMPLETIONS_FILE, METRICS_FILE, STATUS_FILE
 
 MARKERS = {"METRIC": METRICS_FILE, "COMPLETION": COMPLETIONS_FILE, "STATUS": None, "RESULTS": None}
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(argv[0]).resolve()
     repo = os.environ["STUDIO_JOB_REPO"]
     os.environ["STUDIO_HOME"] = str(work / "home")  # the job's own workspace: the run folder lives in it
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import snapshot_download
 
     from core import recipes
     from core.train import runs
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)
     relay()
     state = runs.read_status(run).get("state")
-    api = HfApi()
+    api = hub_api(resolve_token(None))  # the job's HF_TOKEN secret
     uploaded = api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=str(run), path_in_repo=RESULTS,
                                  ignore_patterns=LEFT_BEHIND, commit_message=f"Results of {manifest['run_id']} ({state})")
     print(marker("RESULTS", {"state": state, "commit": getattr(uploaded, "oid", None)}), flush=True)

@@ -29,6 +29,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from core.clients import DEFAULT_HUB, hub_api, hub_endpoint, resolve_token
 from core.errors import BadInput, StudioError
 from core.models import EMBEDDED_HUB_ID, HUB_ID, is_embedded
 from core.recipes import Recipe, RecipeError
@@ -45,7 +46,6 @@ MANIFEST = "job.json"
 REPO_ENV = "STUDIO_JOB_REPO"  # the job's visible environment names the repo, nothing secret
 SOURCE_PARTS = ("core", "studio", "assets", "configs", "pyproject.toml", "README.md")
 FLAVOR = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-DEFAULT_ENDPOINT = "https://huggingface.co"
 
 # The job: install the studio from its own source tarball, then run the job side. An image that
 # already holds the studio's dependencies may set STUDIO_JOB_PREINSTALLED to skip both installs.
@@ -75,15 +75,6 @@ class JobsError(StudioError, RuntimeError):
 
 def job_command() -> list[str]:
     return ["bash", "-c", BOOTSTRAP]
-
-
-def resolve_token(token: str | None) -> str | None:
-    return (token or "").strip() or os.environ.get("HF_TOKEN") or None
-
-
-def hub_endpoint(endpoint: str | None = None) -> str:
-    """The Hub to talk to: the caller's, else HF_ENDPOINT as it is now (huggingface_hub reads it once)."""
-    return (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -120,19 +111,13 @@ def _network_error(error: Exception) -> bool:
     return package in ("httpx", "httpx2", "httpcore", "httpcore2") or isinstance(error, (ConnectionError, TimeoutError))
 
 
-def api_for(token: str | None, endpoint: str | None = None):
-    from huggingface_hub import HfApi
-
-    return HfApi(endpoint=hub_endpoint(endpoint), token=token or False)
-
-
 # ---------------------------------------------------------------- flavors
 
 
 def flavors(token: str | None = None, endpoint: str | None = None) -> list[dict]:
     """The hardware the Hub offers for Jobs now: name, label, price per hour."""
     secret, where = resolve_token(token), hub_endpoint(endpoint)
-    listed = hub_call("Listing the Jobs hardware", lambda: api_for(secret, where).list_jobs_hardware(), secret, where)
+    listed = hub_call("Listing the Jobs hardware", lambda: hub_api(secret, where).list_jobs_hardware(), secret, where)
     return [{"name": item.name, "label": _flavor_label(item), "gpu": item.accelerator is not None} for item in listed]
 
 
@@ -224,7 +209,7 @@ def submit(recipe: Recipe, flavor: str, token: str | None = None, *, endpoint: s
 
     check_dataset_readable(recipe)
     job_recipe, files, model_sent = job_files(recipe)
-    api = api_for(secret, where)
+    api = hub_api(secret, where)
     namespace = hub_call("Checking the token", lambda: api.whoami(), secret, where)["name"]
     offered = {item.name: item for item in hub_call("Listing the Jobs hardware", lambda: api.list_jobs_hardware(), secret, where)}
     if flavor not in offered:
@@ -285,7 +270,7 @@ def _upload(api, record: dict, job_recipe: dict, files: list[tuple[str, Path]], 
 
 def _run_job(api, record: dict, secret: str):
     env = {REPO_ENV: record["repo_id"], "PYTHONUNBUFFERED": "1"}
-    if record["endpoint"] != DEFAULT_ENDPOINT:
+    if record["endpoint"] != DEFAULT_HUB:
         env["HF_ENDPOINT"] = record["endpoint"]  # a private Hub: the job talks to the same one
     return api.run_job(image=record["image"], command=job_command(), env=env, secrets={"HF_TOKEN": secret},
                        flavor=record["flavor"], timeout=record["timeout"], namespace=record["namespace"],

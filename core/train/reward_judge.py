@@ -8,10 +8,10 @@ This module knows nothing about trainers; it is slow by nature (one judge call p
 
 from __future__ import annotations
 
-import os
 import re
 
 from core.chat_template import render
+from core.clients import ollama_client, ollama_host
 from core.recipes import RecipeError
 
 JUDGE_PROMPT = ("You grade answers. Rubric: {rubric}\n\nQuestion:\n{prompt}\n\nAnswer:\n{answer}\n\n"
@@ -28,7 +28,7 @@ def parse_grade(reply: str) -> float | None:
 class Judge:
     def __init__(self, model: str, *, rubric: str, host: str | None = None):
         self.model, self.rubric = model, rubric
-        self.host = host or os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
+        self.host = ollama_host(host)
         self._local = None
 
     def score(self, prompt: str, answer: str) -> float | None:
@@ -44,7 +44,7 @@ class Judge:
 
         name = self.model.split(":", 1)[1]
         try:
-            reply = ollama.Client(host=self.host).chat(model=name, messages=[{"role": "user", "content": text}],
+            reply = ollama_client(self.host, use="reward").chat(model=name, messages=[{"role": "user", "content": text}],
                                                        options={"temperature": 0, "num_predict": 8})
         except (ollama.ResponseError, ConnectionError, OSError) as error:
             raise RecipeError(f"grpo.rewards.judge: Ollama at {self.host} could not answer with {name!r} ({error}); "

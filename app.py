@@ -1,5 +1,5 @@
 """Entry point for `python app.py` and Hugging Face Spaces: build the studio and launch it."""
-from studio.app import main
+from studio.ui.app import main
 
 if __name__ == "__main__":
     main()

@@ -76,7 +76,7 @@ def phase_check(path: str) -> dict:
 
 
 def phase_first_page(path: str) -> dict:
-    from studio import dataset_tab
+    from studio.ui.dataset import tab as dataset_tab
 
     started = time.perf_counter()
     current, status = dataset_tab.open_dataset(None, None, path, "auto", "")

@@ -42,8 +42,8 @@ app.launch(server_port=int(sys.argv[1]))
 """
 HEAVY_CHECK = f"""
 import sys
-import studio.app
-studio.app.build_app()
+import studio.ui.app
+studio.ui.app.build_app()
 print("heavy:" + ",".join(m for m in {HEAVY!r} if m in sys.modules))
 """
 

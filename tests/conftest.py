@@ -91,7 +91,7 @@ def launch_on_free_port(app) -> int:
     """Launch a built app on a free loopback port without blocking; returns the port."""
     import socket
 
-    from studio.app import launch_kwargs
+    from studio.ui.app import launch_kwargs
 
     for attempt in range(3):  # a port freed a moment ago can still answer for the last server
         with socket.socket() as probe:
@@ -136,6 +136,8 @@ def studio_processes(homes: list[Path]) -> list[tuple[int, str]]:
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
+        if "multiprocessing.resource_tracker" in command or "multiprocessing.forkserver" in command:
+            continue  # Python's own helpers of this process: they end with it
         for entry in environ:
             if entry.startswith(b"STUDIO_HOME="):
                 home = entry[len(b"STUDIO_HOME="):].decode(errors="replace")

@@ -10,7 +10,8 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from studio import chat_tab
+from studio.ui.chat import ab
+from studio.ui.chat import tab as chat_tab
 
 SETTINGS = ("", 0.0, 1.0, 24, 0)  # system prompt, temperature, top-p, max new tokens, seed
 
@@ -130,7 +131,7 @@ def test_ab_run_fills_both_tables_and_offers_downloads(tiny_model_dir, run_adapt
     upload.write_text(json.dumps({"id": "q1", "prompt": "Capital of France?", "keywords": ["Paris"]}) + "\n"
                       + "{oops\n" + json.dumps({"id": "q2", "prompt": "Say hi", "should_refuse": False}) + "\n")
     checkpoint = str(run_adapter.parent / "checkpoints" / "checkpoint-4")
-    updates = list(chat_tab.run_ab(None, str(upload), None, str(tiny_model_dir), str(run_adapter), [checkpoint], *SETTINGS))
+    updates = list(ab.run_ab(None, str(upload), None, str(tiny_model_dir), str(run_adapter), [checkpoint], *SETTINGS))
     status, per_prompt, aggregate, files = updates[-1]
     assert status.startswith("Done: 2 prompts × 3 sides") and "skipped line 2" in status
     assert list(aggregate.columns) == ["metric", "base", "tuned", "checkpoint-4"]
@@ -145,10 +146,10 @@ def test_ab_run_fills_both_tables_and_offers_downloads(tiny_model_dir, run_adapt
     assert len(list((studio_home / "exports").glob("ab-*.jsonl"))) == 1
     kept = list((run_adapter.parent / "ab").glob("ab-*.jsonl"))  # the run keeps it for its model card
     assert len(kept) == 1 and len(kept[0].read_text().splitlines()) == 6
-    first = list(chat_tab.run_ab(None, None, None, str(tiny_model_dir), "", [], *SETTINGS))[-1]
+    first = list(ab.run_ab(None, None, None, str(tiny_model_dir), "", [], *SETTINGS))[-1]
     assert "Pick a bundled prompt set" in first[0]
 
 
 def test_bundled_prompt_sets_are_offered():
-    names = [label for label, _ in chat_tab.prompt_set_choices()]
+    names = [label for label, _ in ab.prompt_set_choices()]
     assert names == ["cognitive modes", "epistemic stance", "friction pushback", "rag grounding", "rag grounding retrieval"]

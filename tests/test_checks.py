@@ -10,7 +10,7 @@ import pytest
 from core.dataset import checks, contamination, tokens
 from core.dataset.reader import Example
 from core.workspace import ASSETS
-from studio.cli import main
+from studio.cli.commands import main
 
 CONTAMINATED = ASSETS / "cognitive_modes_contaminated.jsonl"
 

@@ -36,7 +36,7 @@ def test_console_script_is_installed():
     import importlib.metadata
 
     scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
-    assert scripts.get("studio") == "studio.cli:main"
+    assert scripts.get("studio") == "studio.cli.commands:main"
 
 
 @pytest.mark.slow
@@ -57,7 +57,7 @@ def test_readme_commands_are_the_ones_ci_runs():
 
 def test_studio_runs_says_where_each_run_trained_and_its_precision(studio_home, capsys):
     from core.train import run_dir
-    from studio import cli
+    from studio.cli import commands as cli
 
     for name, extra in (("here-run", {"precision": {"weights": "float32", "autocast": None, "why": "fp32: set by test"}}),
                         ("jobs-run", {"hf_job": {"job_id": "abc", "flavor": "a10g-small"}})):

@@ -8,7 +8,7 @@ import pytest
 
 from core import recipes
 from core.train import runs
-from studio import cli
+from studio.cli import commands as cli
 from tests.test_queue import busy_slot  # noqa: F401 - the fixture
 from tests.test_runs import tiny_recipe
 from tests.test_training import write_chats

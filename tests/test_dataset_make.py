@@ -12,7 +12,8 @@ from pathlib import Path
 import gradio as gr
 
 from core.dataset import make_worker
-from studio import dataset_make, dataset_tab
+from studio.ui.dataset import make as dataset_make
+from studio.ui.dataset import tab as dataset_tab
 from tests.ollama_standin import StandIn
 
 SAMPLE = str(dataset_make.SAMPLE_DOCS)

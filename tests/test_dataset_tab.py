@@ -1,4 +1,4 @@
-"""The Dataset tab's handlers (studio.dataset_tab, dataset_record, dataset_state), called directly,
+"""The Dataset tab's handlers (studio.ui.dataset: tab, record, state), called directly,
 as the browser would call them."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import json
 
 from core.dataset import review
 from core.workspace import ASSETS, workspace
-from studio import dataset_record as rec
-from studio import dataset_state as dstate
-from studio import dataset_tab as tab
+from studio.ui.dataset import record as rec
+from studio.ui.dataset import state as dstate
+from studio.ui.dataset import tab
 
 FILTERS = ("any", "any", False, "", "file order")
 
@@ -180,7 +180,7 @@ def test_upload_is_copied_into_the_workspace(tmp_path):
 
 
 def test_tab_builds_inside_the_app():
-    from studio.app import build_app
+    from studio.ui.app import build_app
 
     app = build_app()
     labels = {c["props"].get("label") for c in app.config["components"]}

@@ -68,7 +68,7 @@ def test_the_guard_flags_a_planted_regression_in_the_run_folder(embedded_dir, tm
 
 @pytest.mark.slow
 def test_studio_eval_passes_a_no_op_adapter_with_fail_on(embedded_dir, tmp_path, studio_home, capsys):
-    from studio import cli
+    from studio.cli import commands as cli
 
     prompts = write_prompts(tmp_path)
     quiet = no_op_adapter(embedded_dir, tmp_path / "no-op")

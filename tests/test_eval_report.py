@@ -11,7 +11,7 @@ from core.chat.engine import PaneState
 from core.eval import metrics, report, stats
 from core.eval.prompts import Prompt, read_prompt_set
 from core.eval.retrieval import retrieve
-from studio import cli_eval
+from studio.cli import eval as cli_eval
 
 PATTERNS = metrics.load_patterns()
 
@@ -174,7 +174,7 @@ def test_the_model_card_opens_its_evaluation_with_the_verdict(studio_home):
 
 def test_studio_eval_with_gguf_says_how_to_get_llama_cpp(tmp_path, capsys):
     from core.export import gguf
-    from studio import cli
+    from studio.cli import commands as cli
 
     if gguf.llama_cpp_available():
         pytest.skip("llama.cpp is installed here: the same-quantization A/B runs instead")
@@ -186,7 +186,7 @@ def test_studio_eval_with_gguf_says_how_to_get_llama_cpp(tmp_path, capsys):
 
 
 def test_studio_eval_refuses_an_unknown_fail_on_metric_before_loading_anything(tmp_path, capsys):
-    from studio import cli
+    from studio.cli import commands as cli
 
     code = cli.main(["eval", str(tmp_path), "--prompts", "x.jsonl", "--fail-on", "bleu", "--out", str(tmp_path)])
     assert code == 2 and "unknown metric 'bleu'" in capsys.readouterr().err

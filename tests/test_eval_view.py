@@ -1,4 +1,4 @@
-"""The report in the browser's handlers (studio.eval_view), called directly: the A/B grows into
+"""The report in the browser's handlers (studio.ui.chat.eval_view), called directly: the A/B grows into
 the report with its chart and downloads; a run's guard verdict shows up front; the worker's
 guard switch is off in demo mode."""
 
@@ -12,7 +12,7 @@ import pytest
 from core.chat.engine import PaneState
 from core.eval import metrics, report
 from core.eval.prompts import Prompt
-from studio import eval_view
+from studio.ui.chat import eval_view
 from tests.test_chat_tab import SETTINGS, adapter_source, as_run  # noqa: F401 - adapter_source is a fixture
 
 

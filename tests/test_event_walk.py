@@ -54,7 +54,7 @@ def hostile_setup(tmp_path, monkeypatch):
 
 @pytest.fixture
 def server(hostile_setup):
-    from studio.app import build_app
+    from studio.ui.app import build_app
 
     app = build_app().queue(default_concurrency_limit=4)
     port = launch_on_free_port(app)

@@ -163,7 +163,7 @@ def test_hub_step_without_token_keeps_the_prepared_folder(tiny_run, studio_home,
 
 
 def test_cli_export_json_reports_steps_and_errors(tiny_run, studio_home, capsys, monkeypatch):
-    from studio.cli import main
+    from studio.cli.commands import main
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     assert main(["export", str(studio_home / "no-such-run"), "--json"]) == 2

@@ -8,7 +8,7 @@ from test_export import make_lora_run
 from test_modelfile import ollama_stand_in  # noqa: F401  (shared fixture)
 
 from core.export import pipeline
-from studio import export_tab
+from studio.ui.export import tab as export_tab
 
 TOKEN = "hf_tabSecretToken987654"
 

@@ -104,7 +104,7 @@ def test_reward_preview_scores_every_sample(tmp_path, tiny_model_dir):
 
 
 def test_cli_rewards_preview(tmp_path, tiny_model_dir, capsys):
-    from studio import cli
+    from studio.cli import commands as cli
 
     recipe = grpo_recipe(tiny_model_dir, write_prompts(tmp_path / "p.jsonl", 2))
     path = tmp_path / "grpo.yaml"

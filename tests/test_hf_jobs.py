@@ -133,7 +133,8 @@ def test_no_token_a_refused_token_an_unknown_flavor_and_demo_mode_start_nothing(
 
 
 def test_demo_mode_hides_jobs_and_refuses_them_whatever_the_browser_sends(monkeypatch):
-    from studio import train_jobs, train_tab
+    from studio.ui.train import jobs as train_jobs
+    from studio.ui.train import tab as train_tab
 
     monkeypatch.setenv("STUDIO_DEMO", "1")
     recipe = recipes.load(ROOT / "configs" / "smoke-cpu.yaml")
@@ -148,7 +149,8 @@ def test_demo_mode_hides_jobs_and_refuses_them_whatever_the_browser_sends(monkey
 def test_the_train_tab_tells_an_unreachable_hub_in_words(monkeypatch):
     from huggingface_hub import constants
 
-    from studio import train_jobs, train_tab
+    from studio.ui.train import jobs as train_jobs
+    from studio.ui.train import tab as train_tab
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
@@ -162,7 +164,7 @@ def test_the_train_tab_tells_an_unreachable_hub_in_words(monkeypatch):
 
 
 def test_a_jobs_run_whose_follower_died_says_so_and_the_live_view_names_the_job(tmp_path):
-    from studio.train_live import progress_html
+    from studio.ui.train.live import progress_html
 
     run = workspace().runs / "job-run"
     run.mkdir()
@@ -264,8 +266,8 @@ def _post(base: str, session: str, fn_index: int, data: list, trigger_id) -> str
 
 @pytest.mark.slow  # a real job, cancelled once it trains (~20 s)
 def test_train_tab_lists_flavors_starts_a_job_and_stop_cancels_it(hub, tiny_model_dir):
-    from studio import train_jobs
-    from studio.app import build_app
+    from studio.ui.app import build_app
+    from studio.ui.train import jobs as train_jobs
 
     app = build_app().queue(default_concurrency_limit=4)
     base = f"http://127.0.0.1:{launch_on_free_port(app)}"

@@ -58,7 +58,7 @@ def test_auth_from_env(monkeypatch):
 def test_gpu_wrapper_is_a_no_op_without_spaces():
     import importlib.util
 
-    from studio.hosting import gpu
+    from studio.ui.zerogpu import gpu
 
     def work(x):
         return x * 2
@@ -81,7 +81,7 @@ def test_starting_a_run_applies_the_demo_limits(monkeypatch, studio_home):
 
 
 def test_the_demo_header_does_not_show_the_servers_folders(monkeypatch, tmp_path):
-    from studio.app import header_markdown
+    from studio.ui.app import header_markdown
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "secret-place"))
     monkeypatch.delenv("STUDIO_DEMO", raising=False)

@@ -13,7 +13,7 @@ from tests.conftest import launch_on_free_port
 
 @pytest.fixture
 def served(monkeypatch):
-    from studio.app import build_app
+    from studio.ui.app import build_app
 
     monkeypatch.setenv("STUDIO_AUTH", "ana:s3cret-pass")
     monkeypatch.setenv("STUDIO_DEMO", "0")

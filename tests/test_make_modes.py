@@ -61,7 +61,7 @@ def test_planted_mislabelled_record_fails_the_build(tmp_path):
 
 
 def test_options_bad_rows_and_cli(tmp_path, capsys):
-    from studio.cli import main
+    from studio.cli.commands import main
 
     records = tmp_path / "records.jsonl"
     records.write_text(RECORDS.read_text() + '{"type": "dream", "text": "A. B."}\n{"type": "reflection", "text": "One."}\nnot json\n')

@@ -248,7 +248,7 @@ def test_stop_file_stops_a_running_generation(tmp_path):
 
 
 def test_cli_make_qa(tmp_path, capsys):
-    from studio.cli import main
+    from studio.cli.commands import main
 
     out = tmp_path / "qa.jsonl"
     with StandIn(["malformed"]) as server:
@@ -302,7 +302,7 @@ def test_stand_in_pairs_are_valid():
 @pytest.mark.slow
 def test_made_dataset_is_named_in_a_recipe(tmp_path, capsys, embedded_dir):
     """A made file trains like any dataset: the CPU smoke recipe's dry run accepts it."""
-    from studio.cli import main
+    from studio.cli.commands import main
 
     out = tmp_path / "qa.jsonl"
     with StandIn() as server:

@@ -65,7 +65,7 @@ def test_no_writer_renames_a_partial_by_hand():
 def test_tags_have_one_owner():
     from core.chat import engine
     from core.dataset import checker, tags
-    from studio import dataset_render
+    from studio.ui.dataset import render as dataset_render
 
     assert engine.split_think is tags.split_think
     assert checker.visible_words("<think>a b c</think> Four five. <think>x") == 2
@@ -123,7 +123,7 @@ def test_one_yaml_error_phrasing(tmp_path):
         with pytest.raises(error, match=rf"{bad.name}: line \d+ is not valid YAML"):
             (load_config if error is ModesError else load_patterns)(bad)
     with pytest.raises(recipes.RecipeError, match=r"the recipe YAML: line \d+ is not valid YAML"):
-        from studio import train_form
+        from studio.ui.train import form as train_form
 
         train_form.parse_yaml("a: [unclosed")
 
@@ -142,7 +142,8 @@ def test_ab_sides_are_built_in_one_place(tmp_path):
 
 
 def test_each_visitor_keeps_their_own_open_dataset():
-    from studio import dataset_state, dataset_tab
+    from studio.ui.dataset import state as dataset_state
+    from studio.ui.dataset import tab as dataset_tab
 
     target = workspace().datasets / "m.jsonl"
     target.write_bytes((ASSETS / "cognitive_modes_contaminated.jsonl").read_bytes())
@@ -158,7 +159,7 @@ def test_each_visitor_keeps_their_own_open_dataset():
 
 def test_a_surprise_in_a_handler_is_one_line_and_logged(monkeypatch, caplog):
     from core.dataset import tokens
-    from studio import dataset_tab
+    from studio.ui.dataset import tab as dataset_tab
 
     target = workspace().datasets / "s.jsonl"
     target.write_bytes((ASSETS / "friction_sample.jsonl").read_bytes())
@@ -175,8 +176,8 @@ def test_gpu_bound_chat_handlers_are_wrapped_for_zerogpu(tmp_path):
     fake = tmp_path / "spaces"
     fake.mkdir()
     (fake / "__init__.py").write_text("def GPU(fn):\n    fn.zero_gpu = True\n    return fn\n")
-    code = ("import studio.chat_tab as c\n"
-            "print(getattr(c.send_message, 'zero_gpu', False), getattr(c.run_ab, 'zero_gpu', False))")
+    code = ("import studio.ui.chat.tab as c, studio.ui.chat.ab as ab\n"
+            "print(getattr(c.send_message, 'zero_gpu', False), getattr(ab.run_ab, 'zero_gpu', False))")
     env = {"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin", "STUDIO_HOME": str(tmp_path / "home")}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
@@ -186,7 +187,7 @@ def test_state_files_are_read_by_one_helper_each(tmp_path):
     """read_json / read_jsonl / append_jsonl (core.workspace): a missing, cut-off or wrong-shaped
     file is the empty value, a half-written JSONL line is skipped (the A/B view crashed on one)."""
     from core.workspace import append_jsonl, read_json, read_jsonl
-    from studio.eval_view import _rows_from
+    from studio.ui.chat.eval_view import _rows_from
 
     assert read_json(tmp_path / "missing.json") == {} and read_json(tmp_path / "missing.json", kind=list) == []
     (tmp_path / "cut.json").write_text('{"state": "runn')

@@ -79,7 +79,7 @@ def test_sharegpt_value_may_be_parts(tmp_path):
 
 
 def test_an_image_part_is_reported_per_row_and_the_text_kept(tmp_path, capsys):
-    from studio import cli
+    from studio.cli import commands as cli
 
     row = {"messages": [_lf("user", ("image_url", "cat.png"), ("text", "Describe it.")), _lf("assistant", ("text", "A cat."))]}
     path = _write(tmp_path / "d.jsonl", [row, LF_SFT])

@@ -12,7 +12,7 @@ import pytest
 
 from core.export import hub
 from core.train import run_dir, runs
-from studio import train_charts
+from studio.ui.train import charts as train_charts
 from tests.test_runs import tiny_recipe, wait_for
 from tests.test_training import write_chats
 

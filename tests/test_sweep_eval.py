@@ -16,7 +16,9 @@ import pytest
 from core import recipes
 from core.eval import guard, metrics, report, verdict
 from core.train import run_dir, runs, sweeps
-from studio import cli, train_charts, train_queue
+from studio.cli import commands as cli
+from studio.ui.train import charts as train_charts
+from studio.ui.train import queue as train_queue
 from tests.test_eval_report import PATTERNS, prompt, reply
 from tests.test_queue import busy_slot  # noqa: F401 - the fixture
 from tests.test_training import write_chats

@@ -10,7 +10,9 @@ import yaml
 
 from core.train import runs
 from core.workspace import CONFIGS, workspace
-from studio import train_charts, train_grpo, train_tab
+from studio.ui.train import charts as train_charts
+from studio.ui.train import grpo as train_grpo
+from studio.ui.train import tab as train_tab
 
 
 def _grpo_run(name: str = "grpo-run"):

@@ -8,7 +8,7 @@ import yaml
 
 from core import recipes
 from core.train import queue, runs, webhook
-from studio import train_queue
+from studio.ui.train import queue as train_queue
 from tests.test_queue import busy_slot  # noqa: F401 - the fixture
 from tests.test_runs import tiny_recipe
 from tests.test_training import write_chats
@@ -68,7 +68,7 @@ def test_webhook_setting_and_accelerate_view(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_start_button_starts_then_queues(tmp_path, tiny_model_dir):
-    from studio import train_tab
+    from studio.ui.train import tab as train_tab
 
     recipe = tiny_recipe(tiny_model_dir, write_chats(runs.workspace().datasets / "d.jsonl", 40), max_steps=100000,
                          save_steps=100000, eval_steps=100000)

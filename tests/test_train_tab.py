@@ -12,7 +12,9 @@ import yaml
 
 from core.train import runs
 from core.workspace import CONFIGS, workspace
-from studio import train_charts, train_form, train_tab
+from studio.ui.train import charts as train_charts
+from studio.ui.train import form as train_form
+from studio.ui.train import tab as train_tab
 
 FIELDS = train_form.COMMON + train_form.ADVANCED
 

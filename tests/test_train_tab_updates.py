@@ -9,8 +9,9 @@ import pytest
 
 from core.train import runs
 from core.workspace import CONFIGS, workspace
-from studio import train_form, train_tab
-from studio.train_form import FIELDS, FormFill
+from studio.ui.train import form as train_form
+from studio.ui.train import tab as train_tab
+from studio.ui.train.form import FIELDS, FormFill
 
 
 def _run(name: str, state: str = "completed") -> str:

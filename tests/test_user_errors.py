@@ -11,7 +11,7 @@ import pytest
 from core import recipes
 from core.train import training
 from core.workspace import workspace
-from studio import cli
+from studio.cli import commands as cli
 
 
 def _recipe(folder: Path, data: str, model: str = "embedded", name: str = "r.yaml") -> Path:
@@ -174,7 +174,7 @@ def test_missing_relative_path_is_no_such_file_not_a_hub_dataset(tmp_path, capsy
 
 
 def test_ui_resolves_a_typed_relative_path_against_the_workspace(tmp_path, monkeypatch):
-    from studio import dataset_tab
+    from studio.ui.dataset import tab as dataset_tab
 
     monkeypatch.chdir(tmp_path)  # the server's folder holds nothing by that name
     mine = workspace().datasets / "mine.jsonl"

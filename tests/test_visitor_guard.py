@@ -17,7 +17,11 @@ import yaml
 from core import recipes
 from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, workspace
-from studio import chat_tab, dataset_tab, export_tab, train_tab, visitor
+from studio.ui import visitor
+from studio.ui.chat import tab as chat_tab
+from studio.ui.dataset import tab as dataset_tab
+from studio.ui.export import tab as export_tab
+from studio.ui.train import tab as train_tab
 
 SECRET = "SENTINEL-7f3a-do-not-leak"
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,10 +15,13 @@ from core import recipes
 from core.hosting import enforce_demo_limits
 from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
-from studio import train_form, train_grpo, train_jobs, visitor
-from studio.problems import EXPECTED, unexpected
-from studio.train_form import FormFill
-from studio.train_live import (  # noqa: F401  (the live view; tests and the layout below use these names)
+from studio.ui import visitor
+from studio.ui.problems import EXPECTED, unexpected
+from studio.ui.train import form as train_form
+from studio.ui.train import grpo as train_grpo
+from studio.ui.train import jobs as train_jobs
+from studio.ui.train.form import FormFill
+from studio.ui.train.live import (  # noqa: F401  (the live view; tests and the layout below use these names)
     Tick,
     history_rows,
     open_run_verdict,
@@ -48,7 +51,7 @@ def recipe_choices() -> list[tuple[str, str]]:
 def _launch_note(recipe: recipes.Recipe | None) -> str:
     if recipe is None or not runs.uses_accelerate(recipe):
         return ""
-    from studio.train_queue import launch_note
+    from studio.ui.train.queue import launch_note
 
     return launch_note(recipe)
 
@@ -323,7 +326,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
             delete_btn = gr.Button("Delete the open run", variant="stop", size="sm")
             history_btn = gr.Button("Refresh the list", size="sm")
         log_tail = gr.Textbox(label="Training log (last lines)", lines=14, max_lines=14, autoscroll=True, interactive=False)
-    from studio.train_queue import build_queue_panel
+    from studio.ui.train.queue import build_queue_panel
 
     build_queue_panel(yaml_view, current)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from core.workspace import PathOutsideWorkspace, inside, read_jsonl
+from studio.ui.chat.ab import run_ab
 
 CHART_METRICS = (("keyword_coverage", "keyword coverage"), ("substantive", "substantive rate"), ("source_hit", "source hit rate"))
 SIDE_COLOURS = {"base": "#7f7f7f", "tuned": "#2563eb"}
@@ -90,9 +91,8 @@ def _rows_from(files: list[str] | None) -> list[dict]:
 
 def run_ab_report(set_choice, upload, patterns_upload, base_model, tuned_choice, compare, system, temperature, top_p,
                   max_new_tokens, seed):
-    """The Chat tab's A/B (studio.chat_tab.run_ab), then the report built from its saved rows:
+    """The Chat tab's A/B (studio.ui.chat.ab.run_ab), then the report built from its saved rows:
     yields (status, per prompt, aggregate, files, verdict, report table, topic table, chart)."""
-    from studio.chat_tab import run_ab
 
     files = None
     for status, per_prompt, aggregate, files in run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice,

@@ -11,8 +11,10 @@ import json
 import os
 import sys
 
-from studio import cli_jobs, cli_rewards, cli_runs
-from studio.cli_output import print_json
+from studio.cli import jobs as cli_jobs
+from studio.cli import rewards as cli_rewards
+from studio.cli import runs as cli_runs
+from studio.cli.output import metric_line, print_json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--no-verify", action="store_true", help="skip loading the GGUF back and comparing answers")
     export.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from studio import cli_eval, cli_scale
-    from studio.cli_make import add_make_parser
+    from studio.cli import eval as cli_eval
+    from studio.cli import scale as cli_scale
+    from studio.cli.make import add_make_parser
 
     add_make_parser(sub)
     cli_eval.add_parser(sub)
@@ -97,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from studio import cli_scale
+    from studio.cli import scale as cli_scale
 
     handler = {"ui": cmd_ui, "check": cmd_check, "train": cli_jobs.train(cmd_train), "runs": cli_runs.cmd_runs, "chat": cmd_chat,
                "export": cmd_export, "eval": _cmd_eval, "make": _cmd_make, cli_rewards.COMMAND: cli_rewards.run,
@@ -123,13 +126,13 @@ def _USER_ERRORS() -> tuple[type[Exception], ...]:
 
 
 def _cmd_eval(args) -> int:
-    from studio.cli_eval import cmd_eval
+    from studio.cli.eval import cmd_eval
 
     return cmd_eval(args)
 
 
 def _cmd_make(args) -> int:
-    from studio.cli_make import cmd_make
+    from studio.cli.make import cmd_make
 
     return cmd_make(args)
 
@@ -142,7 +145,7 @@ def cmd_ui(args) -> int:
         os.environ["STUDIO_DEMO"] = "1"
     # Read by the custom-reward policy (core.train.reward_custom) here and in the workers started from here.
     os.environ["STUDIO_HOST"], os.environ["STUDIO_SHARE"] = args.host, "1" if args.share else "0"
-    from studio.app import build_app, launch_kwargs, warm_up
+    from studio.ui.app import build_app, launch_kwargs, warm_up
 
     try:
         kwargs = launch_kwargs()
@@ -244,16 +247,17 @@ def cmd_train(args) -> int:
             from core.train import queue
             from core.train.preflight import dataset_summary
 
-            for warning in dataset_summary(recipe)["warnings"]:  # said before the run, not discovered after it
-                print(f"warning: {warning}", file=sys.stderr)
+            warnings = dataset_summary(recipe)["warnings"]
             run_dir, started = queue.submit(recipe, run_dir=args.run_dir, accelerate_config=args.accelerate_config)
+            for warning in warnings:  # said before the first step, not discovered after the run (a refused start says only why)
+                print(f"warning: {warning}", file=sys.stderr)
             if not started and not args.json:
                 print(f"queued {run_dir.name}: it starts when the runs ahead of it end (studio queue lists them)")
     except (runs.RunBusy, runs.RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     status = _follow_run(run_dir, quiet=args.json)
-    from studio.cli_eval import await_evaluation
+    from studio.cli.eval import await_evaluation
 
     status = await_evaluation(run_dir, status, quiet=args.json)
     return cli_runs.report_run(run_dir, status, as_json=args.json)
@@ -312,15 +316,6 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
             stopping = True
             print("\nstopping: saving a checkpoint at the end of this step (Ctrl-C again to detach)", file=sys.stderr)
             runs.stop(run_dir)
-
-
-def metric_line(record: dict, total) -> str:
-    parts = [f"step {record.get('step')}/{total or '?'}", record.get("split", "")]
-    for key in ("loss", "lr", "grad_norm", "rewards/accuracies", "rewards/margins", "reward", "kl", "tokens_per_s", "eta"):
-        value = record.get(key)
-        if isinstance(value, (int, float)):
-            parts.append(f"{key} {value:.4g}")
-    return "  ".join(parts)
 
 
 def cmd_chat(args) -> int:
@@ -409,6 +404,3 @@ def cmd_export(args) -> int:
         return 2
     return 1 if failures else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

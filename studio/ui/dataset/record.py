@@ -10,10 +10,10 @@ from typing import NamedTuple
 import gradio as gr
 
 from core.dataset import reader, review, tokens
-from studio import dataset_render as render
-from studio import visitor
-from studio.dataset_state import mode_table, next_record, record_at
-from studio.problems import EXPECTED, unexpected
+from studio.ui import visitor
+from studio.ui.dataset import render
+from studio.ui.dataset.state import mode_table, next_record, record_at
+from studio.ui.problems import EXPECTED, unexpected
 
 
 class RecordView(NamedTuple):

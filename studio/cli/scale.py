@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from studio.cli_output import print_json
+from studio.cli.output import print_json
 
 
 def add_parsers(sub) -> None:

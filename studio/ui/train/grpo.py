@@ -12,7 +12,7 @@ import gradio as gr
 
 from core import recipes
 from core.train import run_dir
-from studio import train_charts
+from studio.ui.train import charts as train_charts
 
 TABLE_HEADERS = ["step", "prompt", "completion", "total", "rewards"]
 SIDE_CHARTS = (("kl", "KL to the reference", "#ff7f0e"), ("completions/mean_length", "Completion length (tokens)", "#8c564b"),
@@ -51,8 +51,8 @@ def preview_rewards(yaml_text: str, prompts: float, samples: float):
     """The preview button: (summary Markdown, table rows)."""
     from core.hosting import enforce_demo_limits
     from core.train import reward_preview
-    from studio import visitor
-    from studio.train_form import recipe_from_yaml
+    from studio.ui import visitor
+    from studio.ui.train.form import recipe_from_yaml
 
     try:
         recipe = enforce_demo_limits(recipe_from_yaml(yaml_text))

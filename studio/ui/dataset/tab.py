@@ -2,7 +2,7 @@
 
 Widgets are laid out by small builders that `build_dataset_tab` calls; every event goes to a
 named handler below that tests call directly. The open dataset (the line index and the check
-report: compact arrays, never the rows) lives in the visitor's session (studio.dataset_state),
+report: compact arrays, never the rows) lives in the visitor's session (studio.ui.dataset.state),
 so a page of a million-row file is read from disk when shown. Review state is saved by core.dataset.review after
 every click. Handlers never raise into the page: they return a readable message.
 """
@@ -21,10 +21,10 @@ from core.dataset.pages import PagedDataset
 from core.errors import BadInput
 from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
-from studio import dataset_make, visitor
-from studio import dataset_render as render
-from studio import dataset_state as state
-from studio.dataset_record import (
+from studio.ui import visitor
+from studio.ui.dataset import make as dataset_make
+from studio.ui.dataset import render, state
+from studio.ui.dataset.record import (
     approve_record,
     choose_message,
     mask_if_shown,
@@ -37,8 +37,8 @@ from studio.dataset_record import (
     show_record,
     swap_pair,
 )
-from studio.dataset_state import next_record, previous_record
-from studio.problems import EXPECTED, unexpected
+from studio.ui.dataset.state import next_record, previous_record
+from studio.ui.problems import EXPECTED, unexpected
 
 PAGE_SIZE = 15
 TOKEN_LIMIT = 2000  # examples counted in the tab; `studio check --model` counts them all

@@ -10,8 +10,8 @@ import gradio as gr
 
 from core.export import pipeline
 from core.export.gguf import ALL_TYPES, type_availability
-from studio import visitor
-from studio.problems import EXPECTED, unexpected
+from studio.ui import visitor
+from studio.ui.problems import EXPECTED, unexpected
 
 VERIFY_HEADERS = ["prompt", "merged model", "GGUF", "agree?", "next tokens agreeing"]
 LOG_LINES = 400

@@ -19,7 +19,7 @@ from core.dataset import make_worker
 from core.dataset.make_docs import DOC_SUFFIXES, DocumentError
 from core.dataset.make_qa import KINDS, MakeError, QASettings
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
-from studio import visitor
+from studio.ui import visitor
 
 SAMPLE_DOCS = ASSETS / "make" / "docs"
 SAMPLE_RECORDS = ASSETS / "make" / "raw_records.jsonl"

@@ -17,7 +17,9 @@ from core import recipes
 from core.hosting import demo_mode
 from core.train import distributed, queue, run_dir, runs, sweeps, webhook
 from core.workspace import workspace
-from studio import train_charts, train_form, visitor
+from studio.ui import visitor
+from studio.ui.train import charts as train_charts
+from studio.ui.train import form as train_form
 
 QUEUE_HEADERS = ["#", "run", "sweep", "values", "queued at"]
 GRID_FIELDS = {"training.learning_rate": "Learning rates", "lora.r": "LoRA ranks", "training.epochs": "Epochs"}

@@ -13,8 +13,8 @@ import sys
 import time
 
 from core.train.hf_jobs import DEFAULT_IMAGE, DEFAULT_TIMEOUT, IMAGE_ENV
-from studio import cli_runs
-from studio.cli_output import print_json
+from studio.cli import runs as cli_runs
+from studio.cli.output import metric_line, print_json
 
 WHERE = ("local", "hf-jobs")
 
@@ -87,7 +87,6 @@ def follow(run, *, quiet: bool) -> dict:
     """Print the job's state changes and metrics as the follower writes them; Ctrl-C cancels the
     job (twice: detach, the follower goes on)."""
     from core.train import runs
-    from studio.cli import metric_line
 
     seen, state, stopping = 0, None, False
     while True:

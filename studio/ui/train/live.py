@@ -1,6 +1,6 @@
 """The Train tab's live view: one timer tick reads the open run (named by id) and draws its
 progress, charts, log tail and the GRPO panel; the run history table redraws when runs come or go.
-Knows nothing about the recipe form or starting runs (studio.train_tab)."""
+Knows nothing about the recipe form or starting runs (studio.ui.train.tab)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 from core.train import run_dir, runs
-from studio import eval_view, train_charts, train_grpo
+from studio.ui.chat import eval_view
+from studio.ui.train import charts as train_charts
+from studio.ui.train import grpo as train_grpo
 
 LIVE = runs.LIVE_STATES
 

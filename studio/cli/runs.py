@@ -4,7 +4,7 @@ studio.cli's handler table."""
 
 from __future__ import annotations
 
-from studio.cli_output import print_json
+from studio.cli.output import print_json
 
 
 def cmd_runs(args) -> int:

@@ -7,7 +7,10 @@ import os
 import gradio as gr
 
 from core.workspace import ASSETS, workspace
-from studio import chat_tab, dataset_tab, export_tab, train_tab
+from studio.ui.chat import tab as chat_tab
+from studio.ui.dataset import tab as dataset_tab
+from studio.ui.export import tab as export_tab
+from studio.ui.train import tab as train_tab
 
 CSS_FILE = ASSETS / "studio.css"
 
@@ -54,7 +57,7 @@ def launch_kwargs() -> dict:
     from starlette.middleware import Middleware
 
     from core.hosting import MAX_UPLOAD, auth_from_env
-    from studio.login_wall import LoginWall
+    from studio.ui.login_wall import LoginWall
 
     css = CSS_FILE.read_text() if CSS_FILE.is_file() else None
     # Exports (A/B results, exported datasets and models) are served for download; nothing else

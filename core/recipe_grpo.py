@@ -9,7 +9,7 @@ reward scores a completion (core.train.rewards does that).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 
@@ -138,6 +138,11 @@ class GrpoSection:
         return [(name, value) for name, value in vars(self.rewards).items() if value is not None]
 
 
+def reward_names() -> list[str]:
+    """Every reward kind a recipe may switch on, in the section's order."""
+    return [f.name for f in fields(RewardsSection)]
+
+
 def grpo_checks(grpo: GrpoSection | None, method: str, batch_size: int, grad_accum: int, processes: int) -> list[tuple[bool, str, str]]:
     """(ok, dotted field, message) checks for core.recipes.validate."""
     if grpo is None:
@@ -147,7 +152,7 @@ def grpo_checks(grpo: GrpoSection | None, method: str, batch_size: int, grad_acc
     per_step = batch_size * grad_accum * processes
     checks = [
         (method == "grpo", "grpo", "is set but training.method is not grpo; remove the section or set training.method: grpo"),
-        (bool(active), "grpo.rewards", "is empty: switch on at least one reward (format, answer, length, refusal, json, judge, custom)"),
+        (bool(active), "grpo.rewards", f"is empty: switch on at least one reward ({', '.join(reward_names())})"),
         (grpo.num_generations >= 2, "grpo.num_generations", "must be at least 2 (rewards are compared within a group)"),
         (per_step % max(1, grpo.num_generations) == 0, "training.batch_size",
          (f"x training.grad_accum ({per_step} completions a step) must be a multiple of grpo.num_generations "

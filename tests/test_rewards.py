@@ -290,3 +290,12 @@ def test_local_judge_loads_once_and_answers(tiny_model_dir):
     assert judge._local[1] is model  # one load for every completion
     for grade in (first, second):  # the random tiny model rarely writes a number: None is leaving it out
         assert grade is None or 0.0 <= grade <= 1.0
+
+
+def test_every_reward_kind_is_one_row_of_one_table():
+    """Issue 23: a reward was three if-chains in two files. Now each recipe section has one row."""
+    from core.recipe_grpo import reward_names
+    from core.train.rewards import REWARD_KINDS
+
+    assert list(REWARD_KINDS) == reward_names()
+    assert [n for n, kind in REWARD_KINDS.items() if kind.reads_field] == ["answer", "refusal"]

@@ -194,38 +194,84 @@ class Reward:
     needs: str | None = None  # the row field this reward reads, for the data check
 
 
+@dataclass(frozen=True)
+class RewardKind:
+    """One kind of reward, in one row of REWARD_KINDS: what a start checks (without running custom
+    code or loading a judge), how its scorer is built, and which row field it reads (for the data
+    check). A new reward is a settings class in core.recipe_grpo and a row here."""
+
+    build: Callable[[object, object], Scorer]  # (settings, judge_factory) -> scorer
+    check: Callable[[object], None] = lambda cfg: None
+    reads_field: bool = False
+
+
+def _check_judge(cfg) -> None:
+    from core.hosting import demo_mode
+    from core.models import is_embedded
+
+    if demo_mode() and not is_embedded(cfg.model):
+        raise RecipeError("grpo.rewards.judge.model: this demo studio judges only with the embedded model")
+
+
+def _build_judge(cfg, judge_factory) -> Scorer:
+    from core.train.reward_judge import Judge
+
+    judge = (judge_factory or Judge)(cfg.model, rubric=cfg.rubric, host=cfg.host)
+    return lambda p, c, row, n: judge.score(p, answer_part(c))
+
+
+def _check_custom(cfg) -> None:
+    from core.train.reward_custom import custom_code_refusal, resolve_custom_path
+
+    refusal = custom_code_refusal()
+    if refusal:
+        raise RecipeError(f"grpo.rewards.custom: {refusal}")
+    resolve_custom_path(cfg.path)
+
+
+def _build_custom(cfg, judge_factory) -> Scorer:
+    from core.train.reward_custom import load_custom
+
+    function = load_custom(cfg.path, cfg.function)
+    return lambda p, c, row, n: _custom_value(function(p, c, row), cfg.path)
+
+
+def _build_refusal(cfg, judge_factory) -> Scorer:
+    patterns = refusal_patterns(cfg.patterns)
+    return lambda p, c, row, n: refusal_score(c, row.get(cfg.field), patterns)
+
+
+def _build_json(cfg, judge_factory) -> Scorer:
+    schema = _load_schema(cfg.schema) if cfg.schema else None
+    return lambda p, c, row, n: json_score(c, schema)
+
+
+REWARD_KINDS: dict[str, RewardKind] = {
+    "format": RewardKind(build=lambda cfg, _: lambda p, c, row, n: format_score(c, cfg.pattern),
+                         check=lambda cfg: _check_regex(cfg.pattern)),
+    "answer": RewardKind(build=lambda cfg, _: lambda p, c, row, n: answer_score(
+        c, row.get(cfg.field), mode=cfg.mode, tolerance=cfg.tolerance, case_sensitive=cfg.case_sensitive), reads_field=True),
+    "length": RewardKind(build=lambda cfg, _: lambda p, c, row, n: length_score(c, low=cfg.min, high=cfg.max, unit=cfg.unit,
+                                                                               tokens=n)),
+    "refusal": RewardKind(build=_build_refusal, check=lambda cfg: refusal_patterns(cfg.patterns), reads_field=True),
+    "json": RewardKind(build=_build_json, check=lambda cfg: _load_schema(cfg.schema) if cfg.schema else None),
+    "judge": RewardKind(build=_build_judge, check=_check_judge),
+    "custom": RewardKind(build=_build_custom, check=_check_custom),
+}
+
+
 def required_fields(recipe: Recipe) -> list[tuple[str, str]]:
     """(reward, row field) for each reward that reads a reference field."""
     return [(name, cfg.field) for name, cfg in (recipe.grpo.active_rewards() if recipe.grpo else [])
-            if name in ("answer", "refusal")]
+            if REWARD_KINDS[name].reads_field]
 
 
 def check_rewards(recipe: Recipe) -> None:
     """What a start checks before anything is written, without running custom code or loading a
     judge: regexes compile, pattern and schema files read, the custom file may run here and
     exists in the workspace, and a demo studio judges only with the embedded model."""
-    from core.hosting import demo_mode
-    from core.models import is_embedded
-
     for name, cfg in recipe.grpo.active_rewards() if recipe.grpo else []:
-        if name == "format":
-            _check_regex(cfg.pattern)
-        elif name == "refusal":
-            refusal_patterns(cfg.patterns)
-        elif name == "json" and cfg.schema:
-            _load_schema(cfg.schema)
-        elif name == "judge" and demo_mode() and not is_embedded(cfg.model):
-            raise RecipeError("grpo.rewards.judge.model: this demo studio judges only with the embedded model")
-        elif name == "custom":
-            from core.train.reward_custom import (
-                custom_code_refusal,
-                resolve_custom_path,
-            )
-
-            refusal = custom_code_refusal()
-            if refusal:
-                raise RecipeError(f"grpo.rewards.custom: {refusal}")
-            resolve_custom_path(cfg.path)
+        REWARD_KINDS[name].check(cfg)
 
 
 def build_rewards(recipe: Recipe, *, judge_factory=None) -> list[Reward]:
@@ -235,36 +281,10 @@ def build_rewards(recipe: Recipe, *, judge_factory=None) -> list[Reward]:
         raise RecipeError("grpo: a grpo recipe needs a grpo section with rewards")
     built = []
     for name, cfg in grpo.active_rewards():
-        built.append(Reward(name, cfg.weight, *_scorer(name, cfg, judge_factory)))
+        kind = REWARD_KINDS[name]
+        kind.check(cfg)
+        built.append(Reward(name, cfg.weight, kind.build(cfg, judge_factory), cfg.field if kind.reads_field else None))
     return built
-
-
-def _scorer(name: str, cfg, judge_factory) -> tuple[Scorer, str | None]:
-    if name == "format":
-        _check_regex(cfg.pattern)
-        return (lambda p, c, row, n: format_score(c, cfg.pattern)), None
-    if name == "answer":
-        return (lambda p, c, row, n: answer_score(c, row.get(cfg.field), mode=cfg.mode, tolerance=cfg.tolerance,
-                                                  case_sensitive=cfg.case_sensitive)), cfg.field
-    if name == "length":
-        return (lambda p, c, row, n: length_score(c, low=cfg.min, high=cfg.max, unit=cfg.unit, tokens=n)), None
-    if name == "refusal":
-        patterns = refusal_patterns(cfg.patterns)
-        return (lambda p, c, row, n: refusal_score(c, row.get(cfg.field), patterns)), cfg.field
-    if name == "json":
-        schema = _load_schema(cfg.schema) if cfg.schema else None
-        return (lambda p, c, row, n: json_score(c, schema)), None
-    if name == "judge":
-        from core.train.reward_judge import Judge
-
-        judge = (judge_factory or Judge)(cfg.model, rubric=cfg.rubric, host=cfg.host)
-        return (lambda p, c, row, n: judge.score(p, answer_part(c))), None
-    if name == "custom":
-        from core.train.reward_custom import load_custom
-
-        function = load_custom(cfg.path, cfg.function)
-        return (lambda p, c, row, n: _custom_value(function(p, c, row), cfg.path)), None
-    raise RecipeError(f"grpo.rewards.{name}: unknown reward")  # pragma: no cover - the recipe schema prevents it
 
 
 def _check_regex(pattern: str) -> None:

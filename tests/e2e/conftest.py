@@ -61,18 +61,22 @@ class Studio:
         return self
 
     def stop(self) -> None:
-        """Stop the server, then what it started that outlives it by design (training workers,
-        evaluations, make workers run in sessions of their own): a test leaves nothing running."""
-        import signal
-
-        from tests.conftest import studio_processes
-
+        """Stop the server; what it started (training workers, evaluations) goes on, as in real use."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+    def close(self) -> None:
+        """Stop the server and then what it started that outlives it by design (training workers,
+        evaluations, make workers run in sessions of their own): a test module leaves nothing running."""
+        import signal
+
+        from tests.conftest import studio_processes
+
+        self.stop()
         for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 2)):
             left = studio_processes([self.home])
             for pid, _ in left:
@@ -107,7 +111,7 @@ def studio(studio_home_e2e, embedded_dir, tiny_model_dir):
     server = Studio(studio_home_e2e, {"STUDIO_MODEL_DIRS": str(tiny_model_dir),
                                       "STUDIO_OLLAMA_HOSTS": f"http://127.0.0.1:9,http://127.0.0.1:{MAKE_OLLAMA_PORT}"}).start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture(scope="module")

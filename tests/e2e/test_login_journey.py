@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 def guarded(studio_home_e2e):
     server = Studio(studio_home_e2e, {"STUDIO_AUTH": "ana:s3cret-pass", "STUDIO_DEMO": "0"}).start()
     yield server
-    server.stop()
+    server.close()
 
 
 def test_login_form_first_then_the_studio(guarded, page, shot):

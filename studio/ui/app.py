@@ -7,6 +7,7 @@ import os
 import gradio as gr
 
 from core.workspace import ASSETS, workspace
+from studio.ui import guide
 from studio.ui.chat import tab as chat_tab
 from studio.ui.dataset import tab as dataset_tab
 from studio.ui.export import tab as export_tab
@@ -39,7 +40,8 @@ def build_app() -> gr.Blocks:
         app.queue(default_concurrency_limit=1, max_size=32)
         gr.Markdown("# Tuning Studio")
         header = gr.Markdown("Loading…", elem_id="studio-header")
-        with gr.Tabs():
+        steps = guide.build_guide(shown=[app.load])
+        with gr.Tabs() as tabs:
             with gr.Tab("Dataset", id="dataset"):
                 open_dataset = dataset_tab.build_dataset_tab()
             with gr.Tab("Train", id="train"):
@@ -48,6 +50,7 @@ def build_app() -> gr.Blocks:
                 chat_tab.build_chat_tab(shown=[app.load, chat_page.select])
             with gr.Tab("Export", id="export") as export_page:
                 export_tab.build_export_tab(shown=[app.load, export_page.select])
+        guide.wire_guide(steps, tabs)
         app.load(header_markdown, outputs=header)
     return app
 

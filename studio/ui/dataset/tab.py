@@ -273,16 +273,20 @@ def build_dataset_tab() -> gr.State:
 
 def _build_opener() -> SimpleNamespace:
     with gr.Row(equal_height=True):
-        choice = gr.Dropdown(dataset_choices(), value=str(ASSETS / "cognitive_modes_contaminated.jsonl"), scale=3,
+        # The first sample a newcomer opens is a clean one (and the one the smoke recipe trains on).
+        choice = gr.Dropdown(dataset_choices(), value=str(ASSETS / "friction_sample.jsonl"), scale=3,
                              label="Sample or workspace dataset", allow_custom_value=False)
         refresh = gr.Button("Refresh list", scale=0, min_width=120)
         upload = gr.File(label="…or upload a file (JSONL, JSON, CSV, Parquet)", file_types=list(reader.SUFFIXES),
                          type="filepath", scale=2, height=120)
     with gr.Row(equal_height=True):
         typed = gr.Textbox(label="…or type a path inside the workspace, or a Hub dataset name (owner/name)", scale=3)
-        fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label="Format (detected automatically; change it if wrong)")
-        template = gr.Textbox(label="Friction reply template", placeholder="<think>{thought_stream}</think>{final_answer}")
-        open_button = gr.Button("Open and check", variant="primary", scale=0, min_width=160)
+        open_button = gr.Button("Open and check", variant="primary", scale=0, min_width=160, elem_id="ds-open")
+    with gr.Accordion("More options: the format, the friction reply template", open=False):
+        with gr.Row(equal_height=True):
+            fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label="Format (detected automatically; change it if wrong)")
+            template = gr.Textbox(label="Friction reply template (how a friction record becomes the reply)",
+                                  placeholder="<think>{thought_stream}</think>{final_answer}")
     made = dataset_make.build_make_accordion()
     status = gr.Markdown(elem_id="ds-status")
     return SimpleNamespace(choice=choice, refresh=refresh, upload=upload, typed=typed, fmt=fmt, template=template,

@@ -100,7 +100,9 @@ def studio_home_e2e(tmp_path_factory) -> Path:
 
 
 # The make journey's stand-in Ollama server listens here; the studio allows it like any operator's host.
-MAKE_OLLAMA_PORT = _free_port()
+# pytest imports this file as `conftest` and the journeys import it as `tests.e2e.conftest`: the
+# port is kept in the environment so both copies agree on it.
+MAKE_OLLAMA_PORT = int(os.environ.setdefault("STUDIO_TEST_MAKE_OLLAMA_PORT", str(_free_port())))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,10 @@ def test_make_qa_then_review_it(studio, page, shot):
         page.locator("#make-host input, #make-host textarea").first.fill(server.host)
         page.locator("#make-model input, #make-model textarea").first.fill("qwen3:4b")
         page.locator("#make-start").click()
-        page.locator("#make-status").get_by_text("is ready").wait_for(timeout=90_000)
+        try:
+            page.locator("#make-status").get_by_text("is ready").wait_for(timeout=90_000)
+        finally:
+            shot(page, "after-start")
         expect(page.locator("#make-progress")).to_contain_text(re.compile(r"6 / 6 pairs · 6 kept · 1 rejected"))
         expect(page.locator("#make-progress")).to_contain_text("pairs/min")
         shot(page, "made")

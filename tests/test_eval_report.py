@@ -201,3 +201,20 @@ def test_latency_is_reported_but_never_the_verdicts_regression():
     latency = "Time per answer (depends on the load, not judged): average latency +1.00 s"
     assert any(d.startswith(latency) for d in built["verdict"]["details"])
     assert cli_eval.failures(built, [("latency_s", 0.5)]) == ["average latency got worse by 1 (more than 0.5; n=6)"]
+
+
+def test_better_and_worse_follow_each_metrics_direction():
+    """Issue 22: 'wins' counted a tuned answer cut off inside <think> more often as a win. Better
+    and worse now follow the metric's direction; words per answer has none."""
+    rows = []
+    for pid in range(4):
+        rows.append({"prompt_id": pid, "side": "base", "cut_off_in_think": 0.0, "keyword_coverage": 0.0, "words": 10})
+        rows.append({"prompt_id": pid, "side": "tuned", "cut_off_in_think": 1.0 if pid < 3 else 0.0,
+                     "keyword_coverage": 1.0 if pid < 2 else 0.0, "words": 20})
+    lines = {line["metric"]: line for line in report.compare(rows, "tuned", report.CORE_METRICS)}
+    assert (lines["cut_off_in_think"]["better"], lines["cut_off_in_think"]["worse"]) == (0, 3)
+    assert (lines["keyword_coverage"]["better"], lines["keyword_coverage"]["worse"]) == (2, 0)
+    assert lines["words"]["better"] is None
+    shown = {row["metric"]: row[stats.BETTER_WORSE] for row in report.metrics_table({"metrics": list(lines.values())})}
+    assert shown["ran out of tokens inside <think>"] == "0 / 3 / 1"
+    assert shown["words per answer"].startswith("no better direction")

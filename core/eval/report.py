@@ -52,7 +52,8 @@ def compare(rows: list[dict], tuned: str, specs, *, base: str = BASE) -> list[di
     for key, label, unit, prefer in specs:
         found = stats.change(_scores(rows, base, key, order), _scores(rows, tuned, key, order))
         if found.n:
-            lines.append({"metric": key, "label": label, "unit": unit, "prefer": prefer, **found.to_dict()})
+            lines.append({"metric": key, "label": label, "unit": unit, "prefer": prefer, **found.to_dict(),
+                          **stats.better_worse(found, prefer)})
     return lines
 
 
@@ -122,7 +123,13 @@ def metrics_table(report: dict) -> list[dict]:
     """The headline table as display rows: metric, n, base, tuned, change [95% interval]."""
     return [{"metric": line["label"], "n": line["n"], "base": _value(line["base"], line["unit"]),
              "tuned": _value(line["tuned"], line["unit"]), "change [95% CI]": _delta(line),
-             "wins/losses/ties": f"{line['wins']}/{line['losses']}/{line['ties']}"} for line in report["metrics"]]
+             stats.BETTER_WORSE: _better_worse_text(line)} for line in report["metrics"]]
+
+
+def _better_worse_text(line: dict) -> str:
+    if line.get("better") is None:
+        return f"no better direction ({line['ties']} same)"
+    return f"{line['better']} / {line['worse']} / {line['same']}"
 
 
 def topic_table(report: dict, key: str = "per_topic") -> list[dict]:

@@ -81,3 +81,16 @@ def change(base: list, tuned: list, *, resamples: int = 2000, seed: int = 0) -> 
     return Change(len(b), round(sum(b) / len(b), 4), round(sum(t) / len(t), 4),
                   round(sum(differences) / len(differences), 4), low, high, wins, losses,
                   len(differences) - wins - losses, sign_test(wins, losses))
+
+
+BETTER_WORSE = "prompts tuned better / worse / same"
+
+
+def better_worse(found: Change, prefer: str | None) -> dict:
+    """Prompts where the tuned answer is better, worse or the same by the metric's own direction
+    (`prefer`: more | fewer): a higher cut-off rate or latency is worse, never a win. A metric with
+    no better direction (words per answer) has no better or worse."""
+    if prefer is None:
+        return {"better": None, "worse": None, "same": found.ties}
+    better, worse = (found.wins, found.losses) if prefer == "more" else (found.losses, found.wins)
+    return {"better": better, "worse": worse, "same": found.ties}

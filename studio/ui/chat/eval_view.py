@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from core.eval.stats import BETTER_WORSE
 from core.workspace import PathOutsideWorkspace, inside, read_jsonl
 from studio.ui.chat.ab import run_ab
 
@@ -143,7 +144,7 @@ def build_report_section():
     verdict = gr.Markdown(elem_id="ab-verdict")
     with gr.Row():
         table = gr.Dataframe(label="Base vs tuned: n, change and its 95% paired interval (⚑ = beyond it)",
-                             headers=["metric", "n", "base", "tuned", "change [95% CI]", "wins/losses/ties"],
+                             headers=["metric", "n", "base", "tuned", "change [95% CI]", BETTER_WORSE],
                              interactive=False, wrap=True, elem_id="ab-report")
     topics = gr.Dataframe(label="Per topic (and per mode)", headers=["topic", "n", "keyword coverage", "substantive", "source hit"],
                           interactive=False, wrap=True, elem_id="ab-topics")

@@ -14,6 +14,8 @@ One process, one model, the same greedy settings for every measurement:
               thread as the Chat tab runs it) vs
               one-at-a-time plain generation of the same answers; `ab_speedup` = plain wall / batched
               wall, and `greedy_identical` compares every answer's token ids
+  decode_path  the rows up to which the engine takes core.decode_linear at each thread count, as
+              measured on this machine (0: F.linear everywhere); `cpu` names the machine
 Targets (issue #15): pair_ratio >= 1.3, ab_speedup >= 3, greedy_identical true.
 The machine's load (`uptime`) is printed with the results; read ratios, not absolute numbers.
 
@@ -219,6 +221,12 @@ def main() -> None:
                    "engine_threads": engine.threads,
                    "attn_implementation": engine.base.config._attn_implementation, "load_before": load()}
         results["decode_linear"] = bench_decode_linear(plain_base)  # in this (main) thread, torch's own thread count
+        from core import decode_linear
+        from core.precision import machine_key
+
+        # What the engine chose on this machine (studio system prints the same), beside both paths' times.
+        results["cpu"] = machine_key()
+        results["decode_path"] = {threads: decode_linear.rows_limit(threads) for threads in sorted({DEFAULT_THREADS[0], 1})}
         results.update(bench_pair(engine, tuned_side, plain_base, plain_tuned, args.tokens, args.repeats))
         if not args.skip_ab:
             pool = [p for path in prompts_mod.bundled_prompt_sets() for p in prompts_mod.load_prompt_set(path)[0]]

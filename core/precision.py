@@ -73,15 +73,23 @@ def cpu_choice() -> dict:
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
-def _cached_speedup() -> float:
+def machine_key() -> str:
+    """What a measurement on this machine depends on: the CPU, torch, the thread count in use and
+    any instruction-set caps (the cache key of every per-machine measurement)."""
     import torch
-
-    from core.workspace import read_json, workspace, write_atomic
 
     key = f"{platform.processor() or platform.machine()} {_cpu_model()} torch {torch.__version__} threads {torch.get_num_threads()}"
     caps = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
     if caps:  # oneDNN/MKL told to use fewer instructions: bf16 may no longer be native to them
         key += " " + " ".join(caps)
+    return key
+
+
+def _cached_speedup() -> float:
+
+    from core.workspace import read_json, workspace, write_atomic
+
+    key = machine_key()
     path = workspace().root / "cache" / CACHE_FILE
     known = read_json(path)
     if isinstance(known.get(key), (int, float)):

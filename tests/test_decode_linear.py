@@ -13,14 +13,20 @@ from torch import nn  # noqa: E402
 from core import decode_linear  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def eight_rows(monkeypatch):
+    """The forward's own behaviour, apart from what this machine measured: up to 8 rows."""
+    monkeypatch.setattr(decode_linear, "_LIMITS", {torch.get_num_threads(): 8})
+
+
 def _layer(bias: bool) -> nn.Linear:
     torch.manual_seed(0)
     layer = nn.Linear(48, 80, bias=bias)
-    decode_linear.use_for(layer)
+    decode_linear.use_for(layer, measure=False)
     return layer
 
 
-@pytest.mark.parametrize("rows", [1, 2, 5, decode_linear.MAX_ROWS])
+@pytest.mark.parametrize("rows", [1, 2, 5, 8])
 @pytest.mark.parametrize("bias", [False, True])
 def test_few_rows_match_f_linear(rows, bias):
     layer = _layer(bias)
@@ -34,7 +40,7 @@ def test_few_rows_match_f_linear(rows, bias):
 
 def test_many_rows_and_training_keep_f_linear():
     layer = _layer(True)
-    prompt = torch.randn(1, decode_linear.MAX_ROWS + 1, 48)
+    prompt = torch.randn(1, 9, 48)
     with torch.inference_mode():
         assert torch.equal(layer(prompt), F.linear(prompt, layer.weight, layer.bias))
     x = torch.randn(2, 48, requires_grad=True)
@@ -50,7 +56,7 @@ def test_only_plain_linear_layers_switch_and_nothing_saved_changes(tmp_path):
 
     model = nn.Sequential(nn.Linear(4, 4), Custom(4, 4), nn.Sequential(nn.Linear(4, 2)))
     keys = list(model.state_dict())
-    assert decode_linear.use_for(model) == 2
+    assert decode_linear.use_for(model, measure=False) == 2
     assert type(model[1]) is Custom
     assert list(model.state_dict()) == keys
     torch.save(model.state_dict(), tmp_path / "w.pt")
@@ -62,8 +68,9 @@ def test_the_chat_engine_decodes_the_same_tokens_as_plain_generate(embedded_dir)
 
     from core.chat.engine import BASE, ChatEngine, Sampling
 
-    engine = ChatEngine("embedded")
-    assert any(type(m) is decode_linear.DecodeLinear for m in engine.base.modules())
+    engine = ChatEngine("embedded")  # measures (or reads) this machine's choice of path
+    switched = any(type(m) is decode_linear.DecodeLinear for m in engine.base.modules())
+    assert switched == any(decode_linear.rows_limit(t) for t in {torch.get_num_threads(), 1})
     tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
     plain = AutoModelForCausalLM.from_pretrained(embedded_dir).eval()
     messages = [{"role": "user", "content": "Name three colours of the rainbow."}]
@@ -72,3 +79,73 @@ def test_the_chat_engine_decodes_the_same_tokens_as_plain_generate(embedded_dir)
         expected = plain.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     pane = engine.generate_batch([(BASE, messages)], Sampling(max_new_tokens=12))[0]
     assert pane.token_ids == expected[0, inputs["input_ids"].shape[1]:].tolist()
+
+
+def _timings(fast_wins_up_to: int) -> dict:
+    return {str(rows): {"plain": 1.0, "fast": 0.5 if rows <= fast_wins_up_to else 1.2} for rows in decode_linear.ROW_COUNTS}
+
+
+def test_the_path_is_chosen_by_what_this_machine_measured(monkeypatch):
+    """Issue 29: on an Intel AMX CPU weight @ rows.T was 0.41x F.linear, yet it was taken. Now a
+    machine where F.linear measures faster keeps F.linear; one where the fast path wins up to 4
+    rows takes it up to 4; the numbers are cached with the choice and not measured again."""
+    calls = []
+
+    def slow_everywhere(layers):
+        calls.append(len(layers))
+        return _timings(0)
+
+    model = nn.Sequential(nn.Linear(48, 80), nn.Linear(80, 48))
+    monkeypatch.setattr(decode_linear, "_LIMITS", {})
+    monkeypatch.setattr(decode_linear, "measure_paths", slow_everywhere)
+    assert decode_linear.use_for(model) == 0 and all(type(m) is nn.Linear for m in model)
+    assert decode_linear.rows_limit(torch.get_num_threads()) == 0 and decode_linear.rows_limit(1) == 0
+    measured = len(calls)
+    assert decode_linear.use_for(model) == 0 and len(calls) == measured  # cached, with its timings
+    from core.workspace import read_json, workspace
+
+    cache = read_json(workspace().root / "cache" / decode_linear.CACHE_FILE)
+    assert all(entry["timings"]["1"] == {"plain": 1.0, "fast": 1.2} and entry["limit"] == 0 for entry in cache.values())
+
+    other = nn.Sequential(nn.Linear(64, 64))  # another model shape: measured anew
+    monkeypatch.setattr(decode_linear, "measure_paths", lambda layers: _timings(4))
+    assert decode_linear.use_for(other) == 1 and type(other[0]) is decode_linear.DecodeLinear
+    assert decode_linear.rows_limit(torch.get_num_threads()) == 4
+    taken = []
+    real_mm = torch.mm
+    monkeypatch.setattr(decode_linear.torch, "mm", lambda *a: taken.append(1) or real_mm(*a))
+    with torch.inference_mode():
+        other(torch.randn(4, 64))
+        assert len(taken) == 1  # 4 rows: weight @ rows.T
+        other(torch.randn(8, 64))
+        assert len(taken) == 1  # 8 rows: past the measured limit, F.linear
+
+
+def test_the_limit_ends_at_the_first_row_count_that_loses():
+    assert decode_linear.limit_from(_timings(8)) == 8
+    assert decode_linear.limit_from(_timings(2)) == 2
+    uneven = _timings(8)
+    uneven["2"] = {"plain": 1.0, "fast": 0.99}  # under the 5% margin
+    assert decode_linear.limit_from(uneven) == 1
+    assert decode_linear.limit_from({}) == 0
+
+
+def test_the_real_measurement_times_both_paths():
+    layers = [nn.Linear(96, 128), nn.Linear(128, 96)]
+    timings = decode_linear.measure_paths(layers, repeats=1)
+    assert set(timings) == {"1", "2", "4", "8"} and all(t["plain"] > 0 and t["fast"] > 0 for t in timings.values())
+
+
+def test_studio_system_says_what_was_chosen_and_why(tiny_model_dir, capsys):
+    import json
+
+    from studio.cli import commands as cli
+
+    assert cli.main(["system", "--model", str(tiny_model_dir), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    rows = found["decode"]["rows_by_threads"]
+    assert set(map(int, rows)) == {torch.get_num_threads(), 1} and all(r in (0, 1, 2, 4, 8) for r in rows.values())
+    timings = found["decode"]["timings_at_threads"]["seconds"]
+    assert set(timings) == {"1", "2", "4", "8"} and found["precision"]["why"]
+    assert cli.main(["system", "--model", str(tiny_model_dir)]) == 0
+    assert "decoding on 1 thread(s):" in capsys.readouterr().out

@@ -14,6 +14,7 @@ import sys
 from studio.cli import jobs as cli_jobs
 from studio.cli import rewards as cli_rewards
 from studio.cli import runs as cli_runs
+from studio.cli import system as cli_system
 from studio.cli.output import metric_line, print_json
 
 
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_eval.add_parser(sub)
     cli_rewards.add_parser(sub)
     cli_scale.add_parsers(sub)
+    cli_system.add_parser(sub)
     return parser
 
 
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handler = {"ui": cmd_ui, "check": cmd_check, "train": cli_jobs.train(cmd_train), "runs": cli_runs.cmd_runs, "chat": cmd_chat,
                "export": cmd_export, "eval": _cmd_eval, "make": _cmd_make, cli_rewards.COMMAND: cli_rewards.run,
+               cli_system.COMMAND: cli_system.run,
                **cli_scale.HANDLERS}[args.command]
     try:
         return handler(args) or 0

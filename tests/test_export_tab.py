@@ -3,6 +3,8 @@ the verification table and the `ollama run` command, and the Hub token never com
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from test_export import make_lora_run
 from test_modelfile import ollama_stand_in  # noqa: F401  (shared fixture)
@@ -88,12 +90,22 @@ def test_export_button_streams_log_table_and_ollama_command(tiny_run_in_workspac
     monkeypatch.setenv("STUDIO_OLLAMA_HOSTS", host)  # the operator allows the stand-in
     outputs = list(export_tab.run_export_stream(*_form(tiny_run_in_workspace, do_ollama=True, ollama_name="tiny-tab",
                                                        ollama_host=host)))
-    status, log, table, command = outputs[-1]
+    status, log, table, command, summary = outputs[-1]
     assert len(outputs) > 2  # it streamed
     assert status.startswith("**Export finished**") and "prompts agree" in status
     assert "[merge] merge: done" in log and "[gguf] gguf: done" in log and "MB)" in log
     assert len(table) == len(pipeline.DEFAULT_PROMPTS) and table[0][3].startswith(("✓", "✗"))
     assert command == "ollama run tiny-tab" and seen.creates[0]["model"] == "tiny-tab"
+    files, note = export_tab.export_downloads(summary)  # what it made, to download
+    names = [Path(f).name for f in files["value"]]
+    assert names[0].endswith("-q8_0.gguf") and names[1] == "Modelfile" and names[2].endswith(".zip") and not note
+    import zipfile
+
+    with zipfile.ZipFile(files["value"][2]) as archive:
+        assert any(name.endswith("model.safetensors") for name in archive.namelist())
+    again, _ = export_tab.export_downloads(summary)
+    assert again["value"][2] == files["value"][2]  # the zip is reused while the folder is unchanged
+    assert export_tab.export_downloads(None)[0]["visible"] is False
 
 
 def test_per_tensor_lines_overwrite_each_other_in_the_log():
@@ -117,3 +129,20 @@ def test_a_typed_ollama_host_must_be_one_the_operator_allows(tiny_run_in_workspa
                                  "HTTP://GPU-BOX:11434", "", True, "", "auto").ollama_host == "http://gpu-box:11434"
     assert export_tab.build_plan(tiny_run_in_workspace.name, "best", True, False, False, True, False, "q8_0", "x",
                                  "", "", True, "", "auto").ollama_host is None, "empty: the server's own OLLAMA_HOST"
+
+
+def test_a_merged_model_too_large_for_the_browser_is_pointed_at(tmp_path):
+    from core.export.downloads import downloads
+
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    (merged / "model.safetensors").write_bytes(b"0" * 4096)
+    gguf = tmp_path / "gguf" / "m-q8_0.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF")
+    summary = {"steps": {"merge": {"state": "done", "path": str(merged)}, "gguf": {"state": "done", "path": str(gguf)},
+                         "hub": {"state": "failed"}}}
+    files, notes = downloads(summary, zip_limit=1024)
+    assert files == [gguf] and "too large to download" in notes[0] and str(merged) in notes[0]
+    files, notes = downloads(summary)
+    assert files[-1].name == "merged.zip" and not notes

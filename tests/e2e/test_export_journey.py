@@ -70,6 +70,11 @@ def test_export_to_gguf_with_verification_and_no_token_leak(studio, finished_run
     assert steps["merge"] == "done" and steps["gguf"] == "done" and steps["verify"] == "done", steps
     assert steps["hub"] == "failed" and steps["ollama"] == "failed", steps
     assert list(export_dir.glob("gguf/*.gguf")) and (export_dir / "gguf" / "Modelfile").is_file()
+    # What it made is offered for download: the GGUF, its Modelfile, the merged model as a zip.
+    page.wait_for_function("() => { const f = document.querySelector('#export-files');"
+                           " return f && f.innerText.includes('q8_0') && f.innerText.includes('Modelfile')"
+                           " && f.innerText.includes('merged'); }", timeout=120_000)
+    shot(page, "downloads")
 
     # The token typed into the page is in no file of the workspace, no log, and not on the page.
     assert _files_containing(studio.home, TOKEN) == []

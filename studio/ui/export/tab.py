@@ -127,14 +127,15 @@ def status_markdown(event: pipeline.Event) -> str:
 
 def run_export_stream(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
                       ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what):
-    """Export button: stream (status, log, verification table, ollama command)."""
+    """Export button: stream (status, log, verification table, ollama command, summary); the
+    summary (where each step's result is) comes with the last update, for export_downloads."""
     log: list[str] = []
     table, command = [], ""
     try:
         plan = build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
                           ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what)
     except EXPECTED as error:
-        yield f"**Cannot export:** {error}", "", table, command
+        yield f"**Cannot export:** {error}", "", table, command, None
         return
     last_push = 0.0
     try:
@@ -147,16 +148,31 @@ def run_export_stream(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama
             # Converter logs come per tensor; refresh the page a few times a second, not per line.
             if event.kind != "progress" or time.monotonic() - last_push > 0.3:
                 last_push = time.monotonic()
-                yield status_markdown(event), "\n".join(log), table, command
+                yield status_markdown(event), "\n".join(log), table, command, None
     except EXPECTED as error:
         log.append(f"[export] {error}")
-        yield f"**Export stopped:** {error}", "\n".join(log), table, command
+        yield f"**Export stopped:** {error}", "\n".join(log), table, command, None
         return
     except Exception as error:  # last resort: merging and converting run third-party code on any model
         log.append(f"[export] unexpected error: {type(error).__name__}: {error}")
-        yield f"**Export stopped:** {unexpected(error, 'the export')}", "\n".join(log), table, command
+        yield f"**Export stopped:** {unexpected(error, 'the export')}", "\n".join(log), table, command, None
         return
-    yield status_markdown(event), "\n".join(log), table, command
+    summary = event.data if event.kind == "summary" else None
+    yield status_markdown(event), "\n".join(log), table, command, summary
+
+
+def export_downloads(summary: dict | None):
+    """After an export: the GGUF, its Modelfile and the merged model (zipped when small enough)
+    as downloads, and a line about anything too large to offer (and where it is instead)."""
+    from core.export.downloads import downloads
+
+    if not summary:
+        return gr.update(value=None, visible=False), ""
+    try:
+        files, notes = downloads(summary)
+    except OSError as error:  # a full disk while zipping: the files stay in the workspace
+        return gr.update(value=None, visible=False), f"Could not prepare the downloads: {error}"
+    return gr.update(value=[str(f) for f in files] or None, visible=bool(files)), " ".join(notes)
 
 
 def build_export_tab(shown=()) -> None:
@@ -196,6 +212,10 @@ def build_export_tab(shown=()) -> None:
                          column_widths=["20%", "30%", "30%", "10%", "10%"])
     command = gr.Textbox(label="Run it in Ollama (copy into a terminal)", lines=2, max_lines=4, interactive=False,
                          buttons=["copy"], elem_id="export-command")
+    files = gr.File(label="Download what the export made (GGUF, Modelfile, the merged model as a zip)", file_count="multiple",
+                    interactive=False, visible=False, elem_id="export-files")
+    files_note = gr.Markdown(elem_id="export-files-note")
+    summary = gr.State(None)
 
     inputs = [run, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
               ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what]
@@ -204,4 +224,5 @@ def build_export_tab(shown=()) -> None:
         gr.on(list(shown), refresh_runs, inputs=[run, checkpoint], outputs=[run, checkpoint], show_progress="hidden")
     run.change(refresh_checkpoints, inputs=run, outputs=checkpoint)
     gguf_type.change(gguf_type_note, inputs=gguf_type, outputs=gguf_note)
-    start.click(run_export_stream, inputs=inputs, outputs=[status, log, table, command])
+    (start.click(run_export_stream, inputs=inputs, outputs=[status, log, table, command, summary])
+     .then(export_downloads, summary, [files, files_note]))

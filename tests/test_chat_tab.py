@@ -153,3 +153,12 @@ def test_ab_run_fills_both_tables_and_offers_downloads(tiny_model_dir, run_adapt
 def test_bundled_prompt_sets_are_offered():
     names = [label for label, _ in ab.prompt_set_choices()]
     assert names == ["cognitive modes", "epistemic stance", "friction pushback", "rag grounding", "rag grounding retrieval"]
+
+
+def test_the_first_answer_counts_the_model_loading_in_its_wait():
+    """Issue 22: the first answer said 'first token after 0.44 s' after a 20 s load."""
+    from core.chat.engine import PaneState
+
+    pane = PaneState(text="Paris.", token_ids=[1, 2, 3], started=0.0, first_token_at=0.44, ended_at=1.0)
+    assert "plus **12.5 s** loading the model first" in chat_tab.pane_stats(pane, 12.5)
+    assert "loading" not in chat_tab.pane_stats(pane, 0.1)  # already in memory: nothing to say

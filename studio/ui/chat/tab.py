@@ -11,6 +11,7 @@ core.eval (and torch) are imported when first needed, not when the app starts.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -76,17 +77,24 @@ def to_chatbot(messages: list[dict]) -> list[dict]:
     return shown
 
 
-def pane_stats(pane) -> str:
+LOADING_SHOWN_S = 0.5  # a load shorter than this (the models were already in memory) is not worth a word
+
+
+def pane_stats(pane, loading_s: float = 0.0) -> str:
+    """Tokens, speed and the wait for the first token; the first answer after loading the models
+    says how much of the wait that was, so a person is not told 0.4 s after waiting 20."""
     if pane is None:
         return ""
     if pane.error:
         return f"⚠️ {pane.error}"
     ttft = f"{pane.ttft_s:.2f} s" if pane.ttft_s is not None else "…"
+    loading = f" (plus **{loading_s:.1f} s** loading the model first)" if loading_s >= LOADING_SHOWN_S else ""
     state = "" if pane.done else " · generating…"
-    return f"{pane.tokens} tokens · **{pane.tokens_per_s:.1f} tokens/s** · first token after **{ttft}**{state}"
+    return f"{pane.tokens} tokens · **{pane.tokens_per_s:.1f} tokens/s** · first token after **{ttft}**{loading}{state}"
 
 
-def _view(conversation: dict, panes: dict | None = None, status: str = "", answering: bool = True) -> tuple:
+def _view(conversation: dict, panes: dict | None = None, status: str = "", answering: bool = True,
+          loading_s: float = 0.0) -> tuple:
     """(base chatbot, tuned chatbot, base stats, tuned stats, conversation, status); while
     `answering`, each pane's text so far is shown after its history."""
     panes = panes or {}
@@ -94,8 +102,8 @@ def _view(conversation: dict, panes: dict | None = None, status: str = "", answe
     for side in ("base", "tuned"):
         live = [{"role": "assistant", "content": panes[side].text}] if answering and side in panes else []
         shown[side] = to_chatbot(conversation[side] + live)
-    return (shown["base"], shown["tuned"], pane_stats(panes.get("base")), pane_stats(panes.get("tuned")),
-            conversation, status)
+    return (shown["base"], shown["tuned"], pane_stats(panes.get("base"), loading_s),
+            pane_stats(panes.get("tuned"), loading_s), conversation, status)
 
 
 # ---- chat handlers -------------------------------------------------------------------------
@@ -111,11 +119,14 @@ def send_message(message, conversation, base_model, tuned_choice, system, temper
         return
     from core.chat.engine import loaded_engine
 
-    loading = "Loading the model (first use takes a few seconds)…" if loaded_engine() is None else "Answering…"
+    loading = ("Loading the model (the first time the built-in model is unpacked, about 20 s; later a few "
+               "seconds)…" if loaded_engine() is None else "Answering…")
     yield *_view(conversation, status=loading), ""
+    started = time.perf_counter()
     try:
         sampling = sampling_from(system, temperature, top_p, max_new_tokens, seed).check()
         engine, tuned_key = engine_with_tuned(base_model, tuned_choice)
+        loading_s = time.perf_counter() - started  # loading the base, attaching (and measuring) the tuned side
     except EXPECTED as error:  # a wrong model, adapter or setting: say what, keep the message
         yield *_view(conversation, status=problem(error)), message
         return
@@ -130,13 +141,13 @@ def send_message(message, conversation, base_model, tuned_choice, system, temper
     try:
         for streamed in engine.stream({key: histories[pane] for pane, key in sides.items()}, sampling, stop):
             panes = {pane: streamed[key] for pane, key in sides.items()}
-            yield *_view({**conversation, **{p: h for p, h in histories.items()}}, panes, status), ""
+            yield *_view({**conversation, **{p: h for p, h in histories.items()}}, panes, status, loading_s=loading_s), ""
     finally:
         stop.set()  # Stop pressed or the visitor left: end generation
     for pane, history in histories.items():
         conversation[pane] = history + [{"role": "assistant", "content": panes[pane].text}]
     conversation["tuned_label"] = tuned_choice or ""
-    yield *_view(conversation, panes, status, answering=False), ""
+    yield *_view(conversation, panes, status, answering=False, loading_s=loading_s), ""
 
 
 def retry_last(conversation, base_model, tuned_choice, system, temperature, top_p, max_new_tokens, seed):

@@ -312,7 +312,7 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
     with gr.Row():
         with gr.Column(scale=5):
             picker, load_btn, form, yaml_view, status_md, launch_md, save_name, save_btn, plan_btn, plan_md = _build_recipe_side()
-        with gr.Column(scale=7):
+        with gr.Column(scale=7, elem_id="train-run-column"):
             start_btn, stop_btn, resume_btn, checkpoint, run_md, data_md, use_open = _build_controls()
             jobs = train_jobs.build_jobs_controls()
             progress = gr.HTML(progress_html({}, [], ""), elem_id="train-progress")

@@ -1,4 +1,4 @@
-"""A hostile visitor, through the real queue API: the studio app (studio/app.py) is launched on
+"""A hostile visitor, through the real queue API: the studio app (studio/ui/app.py) is launched on
 127.0.0.1 and every registered event is posted to /gradio_api/queue/join with hostile values in
 every input it takes and in its event data (`..` segments, absolute paths, a symlink in the
 workspace that leads out, URL-encoded forms), the answers read from the SSE stream. Nothing

@@ -72,7 +72,8 @@ def test_the_source_sent_is_this_checkout_without_caches():
     import tarfile
 
     names = tarfile.open(fileobj=io.BytesIO(hf_jobs.source_tarball())).getnames()
-    assert {"core/train/worker.py", "core/train/hf_job_remote.py", "studio/cli.py", "pyproject.toml", "assets/patterns.yaml"} <= set(names)
+    assert {"core/train/worker.py", "core/train/hf_job_remote.py", "studio/cli/commands.py", "studio/cli/__main__.py",
+            "pyproject.toml", "assets/patterns.yaml"} <= set(names)
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
     assert hf_jobs.source_version().get("commit")  # this is a git checkout: the commit is recorded
 

@@ -130,7 +130,9 @@ def _outside_files(sentinel: Path) -> set[str]:
 
     parent = sentinel.parent
     found = {str(p) for p in Path.cwd().rglob("*")}
-    found |= {str(p) for p in parent.rglob("*") if "ws" not in p.relative_to(parent).parts[:1]}
+    for top in parent.iterdir():  # the workspace itself (ws/) is where writes belong: not walked
+        if top.name != "ws":
+            found |= {str(top)} | {str(p) for p in top.rglob("*")}
     gradio_cache = os.environ.get("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "gradio"))
     found |= {str(p) for p in Path(tempfile.gettempdir()).iterdir()
               if str(p) != gradio_cache and any(mark in p.name for mark in ("somewhere", "escape", "passwd", "%2e", ".make"))}

@@ -88,7 +88,9 @@ def test_the_policy_model_uses_it_on_cpu(tiny_model_dir, tmp_path):
     recipe = recipes.from_dict({"name": "t", "model": {"name": str(tiny_model_dir)}, "data": {"path": str(tmp_path / "x.jsonl")}})
     model = training.load_policy_model(recipe)
     assert model.config._attn_implementation == packed_attention.NAME
-    assert any(type(m) is decode_linear.DecodeLinear for m in model.modules())  # GRPO's generations
+    # GRPO's generations take the decoding path where this machine measured it faster (core.decode_linear)
+    switched = any(type(m) is decode_linear.DecodeLinear for m in model.modules())
+    assert switched == any(decode_linear.rows_limit(t) for t in {torch.get_num_threads(), 1})
 
 
 def test_under_bf16_autocast_attention_stays_close_to_fp32(tiny):

@@ -136,10 +136,11 @@ def test_ab_run_fills_both_tables_and_offers_downloads(tiny_model_dir, run_adapt
     assert status.startswith("Done: 2 prompts × 3 sides") and "skipped line 2" in status
     assert list(aggregate.columns) == ["metric", "base", "tuned", "checkpoint-4"]
     view = aggregate.set_index("metric")
+    view.index = [label.split(" (")[0] for label in view.index]  # "keyword coverage (more is better)"
     assert view.loc["prompts"].tolist() == ["2", "2", "2"]
     # only q1 names keywords and only q2 says whether to refuse: every side is judged on those alone
     assert view.loc["refused, of the prompts it should refuse"].tolist() == ["—", "—", "—"]
-    assert all(value.endswith("%") for value in view.loc["expected keywords found"])
+    assert all(value.endswith("%") for value in view.loc["keyword coverage"])
     per_prompt = per_prompt["value"]
     assert list(per_prompt["prompt_id"]) == ["q1", "q2"] and "checkpoint-4: answer" in per_prompt.columns
     assert sorted(Path(f).suffix for f in files) == [".csv", ".jsonl"]

@@ -211,7 +211,7 @@ def test_better_and_worse_follow_each_metrics_direction():
         rows.append({"prompt_id": pid, "side": "base", "cut_off_in_think": 0.0, "keyword_coverage": 0.0, "words": 10})
         rows.append({"prompt_id": pid, "side": "tuned", "cut_off_in_think": 1.0 if pid < 3 else 0.0,
                      "keyword_coverage": 1.0 if pid < 2 else 0.0, "words": 20})
-    lines = {line["metric"]: line for line in report.compare(rows, "tuned", report.CORE_METRICS)}
+    lines = {line["metric"]: line for line in report.compare(rows, "tuned", report.metric_specs())}
     assert (lines["cut_off_in_think"]["better"], lines["cut_off_in_think"]["worse"]) == (0, 3)
     assert (lines["keyword_coverage"]["better"], lines["keyword_coverage"]["worse"]) == (2, 0)
     assert lines["words"]["better"] is None

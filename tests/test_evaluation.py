@@ -92,13 +92,16 @@ def test_metrics_and_aggregate(tmp_path):
     assert rows[2]["words"] == 1 and rows[2]["think_chars"] == len("easy one")
     table = {row["side"]: row for row in metrics.aggregate(rows, patterns)}
     assert table["base"]["keyword_coverage"] == table["tuned"]["keyword_coverage"] == 1.0
-    assert table["base"]["refusal_accuracy"] == 0.0 and table["tuned"]["refusal_accuracy"] == 1.0
-    assert table["base"]["as_an_ai_rate"] == 0.5 and table["tuned"]["as_an_ai_rate"] == 0.0
-    assert table["tuned"]["avg_latency_s"] == 1.0 and table["tuned"]["avg_ttft_s"] == 0.2
+    assert table["base"]["refusal_correct"] == 0.0 and table["tuned"]["refusal_correct"] == 1.0
+    assert table["base"]["refused_when_refusal_expected"] == 0.0 and table["tuned"]["refused_when_refusal_expected"] == 1.0
+    assert table["base"]["as_an_ai"] == 0.5 and table["tuned"]["as_an_ai"] == 0.0
+    assert table["tuned"]["latency_s"] == 1.0 and table["tuned"]["ttft_s"] == 0.2
+    # the aggregate, the report's lines and `--fail-on` name each metric the same way
+    assert {line[0] for line in report.metric_specs(patterns)} <= set(table["tuned"])
     wide = metrics.per_prompt_table(rows, patterns)
     assert wide[1]["tuned: answer"] == "Sorry, I can't help with that." and wide[1]["tuned: notes"] == "1.0 s · refused"
     assert wide[0]["base: notes"] == "1.0 s · keywords 100% · as_an_ai · acknowledged_uncertainty"
-    assert "refusal_accuracy" in report.format_aggregate(list(table.values()))
+    assert "refusal_correct" in report.format_aggregate(list(table.values()))
 
 
 def _scored_rows(tmp_path):
@@ -137,7 +140,7 @@ def test_the_model_card_reports_the_runs_ab(tmp_path, studio_home):
                                         ab_results=rows)).text
     assert "## A/B comparison with the base model" in card and "2 prompts" in card
     assert "| metric | base | tuned |" in card
-    assert "| refusal accuracy | 0 | 1 |" in card and "| as an ai rate | 0.5 | 0 |" in card
+    assert "| refused exactly when it should | 0% | 100% |" in card and '| "As an AI" disclaimer | 50% | 0% |' in card
     assert "| What is the capital of France? | As an AI, I think it is Paris. | Paris \\| France. |" in card
 
 

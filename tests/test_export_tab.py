@@ -146,3 +146,26 @@ def test_a_merged_model_too_large_for_the_browser_is_pointed_at(tmp_path):
     assert files == [gguf] and "too large to download" in notes[0] and str(merged) in notes[0]
     files, notes = downloads(summary)
     assert files[-1].name == "merged.zip" and not notes
+
+
+@pytest.mark.parametrize("tab_choices, cli_args", [
+    (dict(do_merge=False, do_gguf=False), []),  # nothing ticked: a merge, on both sides
+    (dict(do_merge=False, do_gguf=False, do_ollama=True, ollama_name=" tuned "), ["--ollama", "tuned"]),
+    (dict(do_merge=False, do_gguf=True, gguf_type="f16", do_verify=False), ["--gguf", "f16", "--no-verify"]),
+    (dict(do_merge=False, do_gguf=False, do_hub=True, hub_repo="me/tiny", hub_what="merged"), ["--hub", "me/tiny", "--hub-what", "merged"]),
+])
+def test_the_tab_and_the_cli_build_the_same_plan(tiny_run_in_workspace, monkeypatch, tab_choices, cli_args):
+    from studio.cli import commands as cli
+
+    seen = []
+    monkeypatch.setattr(pipeline, "run_export", lambda plan: seen.append(plan) or iter(()))
+    cli.main(["export", str(tiny_run_in_workspace), *cli_args])
+    from_tab = export_tab.build_plan(*_form(tiny_run_in_workspace, **tab_choices))
+    assert [step for step in ("merge", "gguf_type", "ollama_name", "hub_repo", "hub_what", "verify")
+            if getattr(seen[0], step) != getattr(from_tab, step)] == []
+    assert seen[0].merge == (not cli_args) and (seen[0].gguf_type is not None) == bool({"--gguf", "--ollama"} & set(cli_args))
+
+
+def test_a_plan_that_asks_for_an_unknown_push_is_refused_in_words():
+    with pytest.raises(pipeline.ExportError, match="one of auto, adapter, merged, gguf"):
+        pipeline.make_plan("run", hub="me/x", hub_what="everything")

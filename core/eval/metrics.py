@@ -14,12 +14,60 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from core.dataset.patterns import DEFAULT_PATTERNS, Pattern, PatternSet, load_patterns  # noqa: F401  (re-exported)
 from core.dataset.tags import split_think
 from core.eval.prompts import Prompt
 
 OUTCOMES = ("substantive", "cut_off_in_think", "cut_off", "no_answer", "refused", "too_short", "error")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One evaluation metric. `key` is the result row's field and the metric's one name
+    everywhere: the aggregate (the mean of that field per side), the report's paired change,
+    `studio eval --fail-on`, the charts and the Hub card. Adding a metric is a row here and its
+    field in `score`."""
+
+    key: str
+    label: str
+    unit: str  # "%" (a rate or share), "s", "/s" or "" (a count)
+    prefer: str | None  # which direction is better: "more" | "fewer" | None
+    in_report: bool = True  # a paired base-vs-tuned line in the evaluation report
+    per_topic: bool = False  # also per topic and mode, and charted per topic
+    headline: bool = False  # the verdict weighs it
+
+    def show(self, value) -> str:
+        if value is None:
+            return "—"
+        return {"%": f"{value:.0%}", "s": f"{value:.2f} s", "/s": f"{value:.1f}/s"}.get(self.unit, f"{value:.1f}")
+
+
+METRICS = (
+    Metric("keyword_coverage", "keyword coverage", "%", "more", per_topic=True, headline=True),
+    Metric("substantive", "substantive rate", "%", "more", per_topic=True, headline=True),
+    Metric("cut_off_in_think", "ran out of tokens inside <think>", "%", "fewer"),
+    Metric("source_hit", "source hit rate", "%", "more", per_topic=True, headline=True),
+    Metric("refused", "refused", "%", None, in_report=False),
+    Metric("refusal_correct", "refused exactly when it should", "%", "more"),
+    Metric("refused_when_refusal_expected", "refused, of the prompts it should refuse", "%", "more", in_report=False),
+    Metric("refused_when_answer_expected", "refused where an answer was expected", "%", "fewer"),
+    Metric("words", "words per answer", "", None),
+    Metric("latency_s", "average latency", "s", "fewer"),
+    Metric("ttft_s", "time to first token", "s", "fewer", in_report=False),
+    Metric("tokens_per_s", "tokens per second", "/s", "more", in_report=False),
+)
+
+
+def metric_table(patterns: PatternSet | None = None) -> tuple[Metric, ...]:
+    """METRICS and one rate per flagged pattern (core.dataset.patterns), in that order."""
+    patterns = patterns or load_patterns()
+    return METRICS + tuple(Metric(p.name, p.label, "%", p.prefer) for p in patterns.patterns)
+
+
+def find_metric(key: str, patterns: PatternSet | None = None) -> Metric | None:
+    return next((metric for metric in metric_table(patterns) if metric.key == key), None)
 
 
 # ---- one answer ----------------------------------------------------------------------------
@@ -108,6 +156,7 @@ def score(prompt: Prompt, side: str, reply, patterns: PatternSet, max_new_tokens
         "cut_off_in_think": result == "cut_off_in_think",
         "refused": refused, "should_refuse": prompt.should_refuse,
         "refusal_correct": None if prompt.should_refuse is None else refused == prompt.should_refuse,
+        "refused_when_refusal_expected": refused if prompt.should_refuse is True else None,
         "refused_when_answer_expected": refused if prompt.should_refuse is False else None,
     }
     for pattern in patterns.patterns:
@@ -123,31 +172,14 @@ def mean(values) -> float | None:
 
 
 def aggregate(rows: list[dict], patterns: PatternSet | None = None) -> list[dict]:
-    """One row per side, in the order sides first appear: means and rates over its answers."""
-    patterns = patterns or load_patterns()
+    """One row per side, in the order sides first appear: the prompts, the errors, and the mean
+    of every metric in metric_table (None where no answer has a value for it)."""
     table = []
+    metrics = metric_table(patterns)
     for side in dict.fromkeys(row["side"] for row in rows):
         mine = [row for row in rows if row["side"] == side]
-        expected_refusal = [row for row in mine if row["should_refuse"] is True]
-        expected_answer = [row for row in mine if row["should_refuse"] is False]
-        summary = {
-            "side": side, "prompts": len(mine),
-            "keyword_coverage": mean(row["keyword_coverage"] for row in mine),
-            "substantive_rate": mean(row.get("substantive") for row in mine),
-            "cut_off_in_think_rate": mean(row.get("cut_off_in_think") for row in mine),
-            "source_hit_rate": mean(row.get("source_hit") for row in mine),
-            "refusal_rate": mean(row["refused"] for row in mine),
-            "refusal_accuracy": mean(row["refusal_correct"] for row in mine),
-            "refused_when_expected": mean(row["refused"] for row in expected_refusal),
-            "refused_when_not_expected": mean(row["refused"] for row in expected_answer),
-            "avg_words": mean(row["words"] for row in mine),
-            "avg_latency_s": mean(row["latency_s"] for row in mine),
-            "avg_ttft_s": mean(row["ttft_s"] for row in mine),
-            "avg_tokens_per_s": mean(row["tokens_per_s"] for row in mine),
-            "errors": sum(1 for row in mine if row["error"]),
-        }
-        for pattern in patterns.patterns:
-            summary[f"{pattern.name}_rate"] = mean(row.get(pattern.name) for row in mine)
+        summary = {"side": side, "prompts": len(mine), "errors": sum(1 for row in mine if row.get("error"))}
+        summary.update({metric.key: mean(row.get(metric.key) for row in mine) for metric in metrics})
         table.append(summary)
     return table
 

@@ -16,28 +16,20 @@ from pathlib import Path
 
 from core.chat.engine import BASE
 from core.eval import stats
-from core.eval.metrics import PatternSet, aggregate, load_patterns
+from core.eval.metrics import METRICS, PatternSet, aggregate, load_patterns, metric_table
 from core.eval.verdict import verdict
 from core.train.run_dir import AB_DIR
 from core.workspace import read_json, workspace, write_atomic
 
 REPORT_FILE, MARKDOWN_FILE = "report.json", "report.md"
-# (row key, label, unit, which direction is better: more | fewer | None)
-CORE_METRICS = [
-    ("keyword_coverage", "keyword coverage", "%", "more"),
-    ("substantive", "substantive rate", "%", "more"),
-    ("cut_off_in_think", "ran out of tokens inside <think>", "%", "fewer"),
-    ("source_hit", "source hit rate", "%", "more"),
-    ("refusal_correct", "refused exactly when it should", "%", "more"),
-    ("refused_when_answer_expected", "refused where an answer was expected", "%", "fewer"),
-    ("latency_s", "average latency", "s", "fewer"),
-    ("words", "words per answer", "", None),
-]
-TOPIC_METRICS = ("keyword_coverage", "substantive", "source_hit")
 
 
-def metric_specs(patterns: PatternSet) -> list[tuple[str, str, str, str | None]]:
-    return CORE_METRICS + [(p.name, p.label, "%", p.prefer) for p in patterns.patterns]
+def metric_specs(patterns: PatternSet | None = None) -> list[tuple[str, str, str, str | None]]:
+    """(key, label, unit, prefer) of every metric the report compares (core.eval.metrics.METRICS)."""
+    return [(m.key, m.label, m.unit, m.prefer) for m in metric_table(patterns) if m.in_report]
+
+
+TOPIC_SPECS = [(m.key, m.label, m.unit, m.prefer) for m in METRICS if m.per_topic]
 
 
 def _scores(rows: list[dict], side: str, key: str, order: list[str]) -> list:
@@ -64,7 +56,7 @@ def _grouped(rows: list[dict], field: str, tuned: str, *, base: str = BASE) -> l
         mine = [row for row in rows if row.get(field) == group]
         entry = {field if field != "category" else "topic": group,
                  "n": len({row["prompt_id"] for row in mine if row["side"] == base})}
-        for line in compare(mine, tuned, [spec for spec in CORE_METRICS if spec[0] in TOPIC_METRICS], base=base):
+        for line in compare(mine, tuned, TOPIC_SPECS, base=base):
             entry[line["metric"]] = {k: line[k] for k in ("base", "tuned", "delta", "n")}
         table.append(entry)
     return table
@@ -137,10 +129,10 @@ def topic_table(report: dict, key: str = "per_topic") -> list[dict]:
     rows = []
     for entry in report.get(key) or []:
         row = {field: entry[field], "n": entry["n"]}
-        for metric in TOPIC_METRICS:
+        for metric, label, _, _ in TOPIC_SPECS:
             if metric in entry:
                 value = entry[metric]
-                row[metric.replace("_", " ")] = (f"{_value(value['base'], '%')} → {_value(value['tuned'], '%')} "
+                row[label] = (f"{_value(value['base'], '%')} → {_value(value['tuned'], '%')} "
                                                  f"({value['delta'] * 100:+.1f} pts)")
         rows.append(row)
     return rows

@@ -10,11 +10,13 @@ it is known. This module knows nothing about models, files or gradio; it reads a
 
 from __future__ import annotations
 
+from core.eval.metrics import METRICS
+
 MARKDOWN_PATTERN = "markdown_in_prose"
-TIMING = ("latency_s",)
-# The answers' quality at a glance: a worse value here is named even within its uncertainty, and
-# these are the metrics a table of several runs shows beside the headline (see `outcome`).
-HEADLINE_METRICS = ("keyword_coverage", "substantive", "source_hit")
+TIMING = tuple(metric.key for metric in METRICS if metric.unit == "s")
+# The answers' quality at a glance (METRICS' headline flag): a worse value here is named even within
+# its uncertainty, and these are the metrics a table of several runs shows beside the headline (see `outcome`).
+HEADLINE_METRICS = tuple(metric.key for metric in METRICS if metric.headline)
 
 
 def _points(line: dict) -> str:

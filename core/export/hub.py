@@ -106,27 +106,23 @@ def _card_body(facts: CardFacts) -> str:
     return "\n".join(parts) + "\n"
 
 
-AB_METRICS = ("keyword_coverage", "refusal_accuracy", "refusal_rate", "avg_words", "avg_tokens_per_s")
-
-
 def _ab_section(rows: list[dict]) -> list[str]:
     """The run's latest A/B over a prompt set (core.eval.metrics rows, one per prompt and side):
     each metric per side, then the first answers side by side."""
     rows = [row for row in rows if isinstance(row, dict) and "side" in row and "prompt_id" in row]
     if not rows:
         return []
-    from core.eval.metrics import aggregate
+    from core.eval.metrics import aggregate, metric_table
 
     table = aggregate(rows)
     sides = [summary["side"] for summary in table]
-    metrics = [key for key in table[0] if key in AB_METRICS or key.endswith("_rate")]
     parts = ["", "## A/B comparison with the base model", "",
              f"{table[0]['prompts']} prompts, answered by each side with the same settings (Tuning Studio's A/B).", "",
              "| metric | " + " | ".join(sides) + " |", "| --- |" + " --- |" * len(sides)]
-    for metric in metrics:
-        values = [summary.get(metric) for summary in table]
+    for metric in metric_table():
+        values = [summary.get(metric.key) for summary in table]
         if any(value is not None for value in values):
-            parts.append(f"| {metric.replace('_', ' ')} | " + " | ".join("–" if v is None else f"{v:.3g}" for v in values) + " |")
+            parts.append(f"| {metric.label} | " + " | ".join("–" if v is None else metric.show(v) for v in values) + " |")
     answers: dict[str, dict] = {}
     for row in rows:
         answers.setdefault(row["prompt_id"], {"prompt": row.get("prompt")})[row["side"]] = row.get("answer")

@@ -28,6 +28,8 @@ from core.train.run_dir import RECIPE_FILE, latest_ab_rows, read_metrics
 from core.workspace import atomic_path, read_json, workspace, write_json_atomic
 
 STEPS = ("merge", "hub", "gguf", "ollama", "verify")
+DEFAULT_GGUF = "q8_0"  # what Ollama gets when no GGUF type is named: near-lossless, half the size of f16
+HUB_WHAT = ("auto", "adapter", "merged", "gguf")
 DEFAULT_PROMPTS = ("What is the capital of France?", "Write one sentence about the sea.",
                    "Give me three tips for learning to cook.")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
@@ -61,6 +63,29 @@ class ExportPlan:
     max_new_tokens: int = 24
     system: str | None = None
     merge_dir: Path | None = None
+
+
+def make_plan(source: str, *, checkpoint: str | None = "best", merge: bool | None = None, merge_dir: str | Path | None = None,
+              gguf: str | None = None, ollama: str | None = None, ollama_host: str | None = None,
+              ollama_quantize: str | None = None, hub: str | None = None, hub_private: bool = True,
+              hub_what: str | None = "auto", hub_token: str | None = None, verify: bool = True,
+              system: str | None = None) -> ExportPlan:
+    """The one place an export's choices become an ExportPlan, for the Export tab and `studio
+    export` alike. Asking for nothing is a merge; Ollama without a GGUF type gets DEFAULT_GGUF;
+    names are stripped, and a step asked for without what it needs is refused here, in words."""
+    ollama = (ollama or "").strip() or None
+    hub = (hub or "").strip() or None
+    hub_what = hub_what or "auto"
+    if hub_what not in HUB_WHAT:
+        raise ExportError(f"What to push must be one of {', '.join(HUB_WHAT)}, not {hub_what!r}.")
+    gguf_type = (gguf or "").strip().lower() or (DEFAULT_GGUF if ollama else None)
+    wants_merge = bool(merge) or merge_dir is not None
+    if not (wants_merge or gguf_type or ollama or hub):
+        wants_merge = True
+    return ExportPlan(source=str(source), checkpoint=checkpoint or "best", merge=wants_merge, gguf_type=gguf_type,
+                      ollama_name=ollama, ollama_host=ollama_host, ollama_quantize=ollama_quantize, hub_repo=hub,
+                      hub_private=bool(hub_private), hub_what=hub_what, hub_token=hub_token or None, verify=bool(verify),
+                      system=system, merge_dir=Path(merge_dir) if merge_dir is not None else None)
 
 
 # ---------------------------------------------------------------- manifest
@@ -309,7 +334,7 @@ def _hub_step(plan, source, folder, manifest, state):
 
 
 def _gguf_step(plan, source, folder, manifest, state):
-    kind = (plan.gguf_type or "q8_0").lower()
+    kind = (plan.gguf_type or DEFAULT_GGUF).lower()
     out = folder / "gguf" / f"{source.name}-{kind}.gguf"
     info = yield from _streamed("gguf", lambda say: convert_gguf(state["merged"], out, kind, say))
     state["gguf"] = out

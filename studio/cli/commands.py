@@ -375,16 +375,16 @@ def cmd_chat(args) -> int:
 
 def cmd_export(args) -> int:
     """Exit 0: every step done; 1: a step failed (the manifest says which); 2: bad source."""
-    from pathlib import Path
-
     from core.export import pipeline
 
-    plan = pipeline.ExportPlan(
-        source=args.source, checkpoint=args.checkpoint, gguf_type=args.gguf, ollama_name=args.ollama,
-        ollama_host=args.ollama_host, ollama_quantize=args.ollama_quantize, hub_repo=args.hub, hub_private=not args.public,
-        hub_what=args.hub_what, verify=not args.no_verify, system=args.system,
-        merge=bool(args.merge) or not (args.gguf or args.ollama or args.hub), merge_dir=Path(args.merge) if args.merge else None,
-    )
+    try:
+        plan = pipeline.make_plan(
+            args.source, checkpoint=args.checkpoint, merge_dir=args.merge, gguf=args.gguf, ollama=args.ollama,
+            ollama_host=args.ollama_host, ollama_quantize=args.ollama_quantize, hub=args.hub, hub_private=not args.public,
+            hub_what=args.hub_what, verify=not args.no_verify, system=args.system)
+    except pipeline.ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     last, failures = None, []
     for event in pipeline.run_export(plan):
         last = event

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import sys
 
-FAIL_METRICS = ("keyword_coverage", "substantive", "cut_off_in_think", "source_hit", "refusal_correct",
-                "refused_when_answer_expected", "latency_s", "markdown_in_prose")
+from core.eval.metrics import metric_table
+
+# Every metric the report compares that has a better direction (core.eval.metrics.METRICS and the patterns).
+FAIL_METRICS = tuple(metric.key for metric in metric_table() if metric.in_report and metric.prefer)
 
 
 def add_parser(sub) -> None:

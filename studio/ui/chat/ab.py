@@ -16,20 +16,6 @@ from studio.ui.problems import EXPECTED, unexpected
 from studio.ui.zerogpu import gpu
 
 AGGREGATE_HEADERS = ["metric", "base", "tuned"]
-# How each aggregate column reads in the tab: its label and how its value is shown.
-METRIC_VIEW = {
-    "prompts": ("prompts", "{:.0f}"),
-    "keyword_coverage": ("expected keywords found", "{:.0%}"),
-    "refusal_rate": ("refused", "{:.0%}"),
-    "refusal_accuracy": ("refused exactly when it should (should_refuse)", "{:.0%}"),
-    "refused_when_expected": ("refused, of the prompts it should refuse", "{:.0%}"),
-    "refused_when_not_expected": ("refused, of the prompts it should answer", "{:.0%}"),
-    "avg_words": ("words per answer (mean)", "{:.1f}"),
-    "avg_latency_s": ("seconds per answer (mean)", "{:.2f} s"),
-    "avg_ttft_s": ("time to first token (mean)", "{:.2f} s"),
-    "avg_tokens_per_s": ("tokens per second (mean)", "{:.1f}"),
-    "errors": ("errors", "{:.0f}"),
-}
 
 
 def prompt_set_choices() -> list[tuple[str, str]]:
@@ -63,15 +49,15 @@ def aggregate_view(table: list[dict], patterns=None):
     keywords in the set) shows a dash. Downloads keep the raw numbers."""
     import pandas as pd
 
-    from core.eval.metrics import load_patterns
+    from core.eval.metrics import metric_table
 
-    views = dict(METRIC_VIEW)
-    for pattern in (patterns or load_patterns()).patterns:
-        views[f"{pattern.name}_rate"] = (f"{pattern.label} ({pattern.prefer} is better)", "{:.0%}")
-    lines = []
-    for key, (label, shape) in views.items():
-        if table and key in table[0]:
-            lines.append({"metric": label, **{row["side"]: "—" if row[key] is None else shape.format(row[key]) for row in table}})
+    lines = [{"metric": "prompts", **{row["side"]: str(row["prompts"]) for row in table}}] if table else []
+    for metric in metric_table(patterns):
+        if table and metric.key in table[0]:
+            label = metric.label + (f" ({metric.prefer} is better)" if metric.prefer and metric.unit == "%" else "")
+            lines.append({"metric": label, **{row["side"]: metric.show(row[metric.key]) for row in table}})
+    if table:
+        lines.append({"metric": "errors", **{row["side"]: str(row["errors"]) for row in table}})
     return pd.DataFrame(lines, columns=["metric"] + [row["side"] for row in table])
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import gradio as gr
 
+from core.eval.metrics import METRICS
 from core.eval.stats import BETTER_WORSE
 from core.workspace import PathOutsideWorkspace, inside, read_jsonl
 from studio.ui.chat.ab import run_ab
 
-CHART_METRICS = (("keyword_coverage", "keyword coverage"), ("substantive", "substantive rate"), ("source_hit", "source hit rate"))
+CHART_METRICS = tuple((metric.key, metric.label) for metric in METRICS if metric.per_topic)
 SIDE_COLOURS = {"base": "#7f7f7f", "tuned": "#2563eb"}
 
 

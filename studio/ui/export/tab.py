@@ -60,7 +60,7 @@ def refresh_checkpoints(run_id: str | None):
 
 
 def gguf_type_note(gguf_type: str) -> str:
-    reason = type_availability(gguf_type or "q8_0")
+    reason = type_availability(gguf_type or pipeline.DEFAULT_GGUF)
     return f"⚠️ {reason}" if reason else f"`{gguf_type}` is written by llama.cpp's converter."
 
 
@@ -77,13 +77,11 @@ def build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_ve
         raise pipeline.ExportError("Ollama needs a model name, e.g. my-tuned-smollm.")
     if do_hub and not (hub_repo or "").strip():
         raise pipeline.ExportError("The Hub step needs a repository id, e.g. your-name/my-adapter.")
-    return pipeline.ExportPlan(
-        source=str(folder), checkpoint=checkpoint or "best", merge=bool(do_merge),
-        gguf_type=(gguf_type or "q8_0") if (do_gguf or do_ollama) else None,
-        ollama_name=(ollama_name or "").strip() or None if do_ollama else None, ollama_host=visitor.ollama_host(ollama_host),
-        hub_repo=(hub_repo or "").strip() if do_hub else None, hub_private=bool(hub_private),
-        hub_token=hub_token or None, hub_what=hub_what or "auto", verify=bool(do_verify),
-    )
+    return pipeline.make_plan(
+        str(folder), checkpoint=checkpoint, merge=bool(do_merge),
+        gguf=(gguf_type or pipeline.DEFAULT_GGUF) if (do_gguf or do_ollama) else None,
+        ollama=ollama_name if do_ollama else None, ollama_host=visitor.ollama_host(ollama_host),
+        hub=hub_repo if do_hub else None, hub_private=hub_private, hub_token=hub_token, hub_what=hub_what, verify=do_verify)
 
 
 def format_event(event: pipeline.Event) -> str:
@@ -193,7 +191,7 @@ def build_export_tab(shown=()) -> None:
         do_ollama = gr.Checkbox(label="Create in Ollama", value=False)
         do_verify = gr.Checkbox(label="Verify the GGUF against the merged model", value=True)
     with gr.Row():
-        gguf_type = gr.Dropdown(label="GGUF type", choices=list(ALL_TYPES), value="q8_0", scale=1)
+        gguf_type = gr.Dropdown(label="GGUF type", choices=list(ALL_TYPES), value=pipeline.DEFAULT_GGUF, scale=1)
         gguf_note = gr.Markdown(gguf_type_note("q8_0"))
     with gr.Row():
         ollama_name = gr.Textbox(label="Ollama model name", placeholder="my-tuned-model")

@@ -315,3 +315,16 @@ def test_made_dataset_is_named_in_a_recipe(tmp_path, capsys, embedded_dir):
                  "--set", "data.format_template=", "--dry-run", "--json"])
     plan = json.loads(capsys.readouterr().out)
     assert code == 0 and str(out) in json.dumps(plan)
+
+
+@pytest.mark.parametrize("answer", ["The provided context does not mention bees, so I can't say.",
+                                    "There is no information about bees in the context provided.",
+                                    "That is not covered in the given passage; the text is about tides.",
+                                    "I cannot answer that from the context: it only describes tides."])
+def test_a_made_refusal_reads_as_a_refusal_to_the_evaluation_too(answer):
+    """One refusal list (assets/patterns.yaml): the maker accepts exactly the refusals the A/B counts."""
+    from core.eval.metrics import load_patterns
+
+    assert validate_pair(_pair(answer=answer, cited_titles=[], evidence_quotes=[]), REFUSAL, CHUNKS) == []
+    assert load_patterns().refusal.matches(answer)
+    assert any("refuses although" in p for p in validate_pair(_pair(answer=answer), GROUNDED, CHUNKS))

@@ -10,20 +10,18 @@ about files, servers or models (core.dataset.make_run runs a plan through a back
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import asdict, dataclass, fields
 
 from core.dataset.make_docs import Chunk
+from core.dataset.patterns import Pattern, load_patterns
 from core.errors import BadInput
 
 RAG_SYSTEM = ("You answer questions using only the context provided in the user's message. Cite the title of "
               "the document you use. If the context does not contain the answer, say so, say why, and do not guess.")
 KINDS = ("grounded", "synthesis", "refusal")
-REFUSAL_MARKERS = ("does not contain", "doesn't contain", "does not mention", "doesn't mention", "does not say",
-                   "doesn't say", "does not cover", "doesn't cover", "not covered", "no information", "not provide",
-                   "cannot answer", "can't answer", "unable to answer", "not able to answer", "does not include",
-                   "doesn't include", "not in the context", "does not address", "doesn't address", "not mentioned")
 REASON_WORDS = ("context", "passage", "provided", "document", "text", "source")
 MIN_QUOTE_WORDS = 3
 
@@ -200,6 +198,13 @@ def sample_row(slot: Slot, chunks: list[Chunk], pair: dict, settings: QASettings
 # ---------------------------------------------------------------- validation
 
 
+@functools.cache
+def _refusal() -> Pattern:
+    """The refusal regexes of assets/patterns.yaml: a made refusal row must read as a refusal to the
+    evaluation too, so both use the one list."""
+    return load_patterns().refusal
+
+
 def _squash(text: str) -> str:
     text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
     return " ".join(text.split()).casefold()
@@ -223,7 +228,7 @@ def validate_pair(pair: dict, slot: Slot, chunks: list[Chunk]) -> list[str]:
     if problems:
         return problems
     titles = {_squash(chunks[c].title): chunks[c].title for c in slot.context}
-    refuses = any(marker in _squash(answer) for marker in REFUSAL_MARKERS)
+    refuses = _refusal().matches(_squash(answer))
     if slot.kind == "refusal":
         if not refuses:
             problems.append("refusal row does not refuse (no phrase like 'the context does not contain')")

@@ -39,7 +39,7 @@ def bench_qa(pairs: int, work: Path) -> dict:
     from core.dataset.make_backends import PAIR_SCHEMA, OllamaBackend
     from core.dataset.make_qa import QASettings
     from core.dataset.make_run import run_qa
-    from tests.ollama_standin import StandIn
+    from tests.helpers.ollama_standin import StandIn
 
     docs = ROOT / "assets" / "make" / "docs"
     with StandIn() as server:

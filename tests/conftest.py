@@ -22,9 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# One converted copy of the embedded model shared by every test session on this machine:
-# converting it takes ~20 s, and each test's own workspace links to it.
-SHARED_MODELS = Path(os.environ.get("STUDIO_TEST_MODELS", ROOT / ".studio" / "test-models"))
+from tests.helpers.fixtures import adapter_source, busy_slot, ollama_stand_in  # noqa: E402,F401  (fixtures for every test)
+from tests.helpers.server import SHARED_MODELS, studio_processes  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -87,27 +86,6 @@ def tiny_model_is_a_model_folder(request, monkeypatch):
         monkeypatch.setenv("STUDIO_MODEL_DIRS", str(request.getfixturevalue("tiny_model_dir")))
 
 
-def launch_on_free_port(app) -> int:
-    """Launch a built app on a free loopback port without blocking; returns the port."""
-    import socket
-
-    from studio.ui.app import launch_kwargs
-
-    for attempt in range(3):  # a port freed a moment ago can still answer for the last server
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
-            return port
-        except ValueError:
-            app.close()
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
-
 # ---------------------------------------------------------------- the suite leaves nothing behind
 
 
@@ -121,30 +99,6 @@ def _tree_state() -> set[str] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return set(done.stdout.splitlines()) if done.returncode == 0 else None
-
-
-def studio_processes(homes: list[Path]) -> list[tuple[int, str]]:
-    """(pid, command line) of every process but this one whose STUDIO_HOME lies in one of
-    `homes`: workers, followers and servers a test started."""
-    prefixes = [str(home) for home in homes]
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        if "multiprocessing.resource_tracker" in command or "multiprocessing.forkserver" in command:
-            continue  # Python's own helpers of this process: they end with it
-        for entry in environ:
-            if entry.startswith(b"STUDIO_HOME="):
-                home = entry[len(b"STUDIO_HOME="):].decode(errors="replace")
-                if any(home == p or home.startswith(p + os.sep) for p in prefixes):
-                    found.append((int(proc.name), command))
-                break
-    return found
 
 
 def pytest_sessionstart(session):

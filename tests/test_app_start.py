@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers.server import ROOT
 
 
 def test_queue_settings_survive_the_build():

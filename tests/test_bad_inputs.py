@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import bad_inputs
+from tests.helpers import bad_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -136,6 +136,21 @@ def test_the_private_name_check_catches_attribute_access(tmp_path):
     assert sorted(caught) == ["models._HUB_ID", "r._reason"]
 
 
+def test_tests_share_helpers_not_each_other():
+    """A test module imports what it shares from tests/helpers, never from another test module or
+    the conftest; bench/ and scripts/ may use the helpers, never a test module."""
+    found = []
+    for path in sorted([*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                last = name.split(".")[-1]
+                if last.startswith("test_") or last == "conftest" or name in ("tests.ollama_standin", "tests.hub_standin"):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert found == []
+
+
 def test_no_source_file_is_a_catch_all():
     long = [f"{p.relative_to(ROOT)}: {n}" for p in list((ROOT / "core").rglob("*.py")) + list((ROOT / "studio").rglob("*.py"))
             if (n := len(p.read_text().splitlines())) > 450]

@@ -12,25 +12,9 @@ import pytest
 from core.chat import engine, tuned
 from core.chat.engine import BASE, ChatEngine, Sampling, split_think
 from core.chat.tuned import AdapterMismatch, TunedModelError
+from tests.helpers.models import make_adapter
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-def make_adapter(model_dir: Path, out: Path, *, seed: int = 0, alpha: int = 16, trained_on: str | None = None) -> Path:
-    """A LoRA adapter with random (not zero) weights, so it really changes the answers; a larger
-    alpha changes them sooner."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
-                           LoraConfig(r=8, lora_alpha=alpha, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    model.save_pretrained(out)
-    if trained_on is not None:
-        config = json.loads((out / "adapter_config.json").read_text())
-        (out / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": trained_on}))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from core.chat import batching
 from core.chat.engine import BASE, ChatEngine, Sampling
 from core.eval import ab, metrics
 from core.eval import prompts as prompt_sets
-from tests.test_chat import make_adapter
+from tests.helpers.models import make_adapter
 
 SHORT = [{"role": "user", "content": "Hi"}]
 LONG = [{"role": "user", "content": "Explain in detail why the sky looks blue at noon and red at sunset, please."}]

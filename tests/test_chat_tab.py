@@ -12,31 +12,15 @@ import pytest
 
 from studio.ui.chat import ab
 from studio.ui.chat import tab as chat_tab
-
-SETTINGS = ("", 0.0, 1.0, 24, 0)  # system prompt, temperature, top-p, max new tokens, seed
-
-
-@pytest.fixture(scope="module")
-def adapter_source(tiny_model_dir, tmp_path_factory) -> Path:
-    from tests.test_chat import make_adapter
-
-    return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("tab-adapter") / "adapter")
+from tests.helpers.evals import SETTINGS
+from tests.helpers.models import as_run
 
 
 @pytest.fixture(scope="module")
 def embedded_adapter_source(embedded_dir, tmp_path_factory) -> Path:
-    from tests.test_chat import make_adapter
+    from tests.helpers.models import make_adapter
 
     return make_adapter(embedded_dir, tmp_path_factory.mktemp("tab-embedded-adapter") / "adapter", seed=1, alpha=64)
-
-
-def as_run(adapter: Path, home: Path, name: str = "tab-run") -> Path:
-    """The adapter as a run's final result and checkpoint, inside this test's workspace."""
-    run = home / "runs" / name
-    shutil.copytree(adapter, run / "adapter")
-    shutil.copytree(adapter, run / "checkpoints" / "checkpoint-4")
-    (run / "status.json").write_text(json.dumps({"state": "completed"}))
-    return run / "adapter"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from core import chat_template, recipes
 from core.train import training
-from tests.conftest import ROOT
+from tests.helpers.server import ROOT
 
 MARK = "TEMPLATE-MARK-7"
 # ChatML with a default system turn only this template writes: a prompt rendered with it says so.

@@ -9,9 +9,7 @@ import pytest
 from core import recipes
 from core.train import runs
 from studio.cli import commands as cli
-from tests.test_queue import busy_slot  # noqa: F401 - the fixture
-from tests.test_runs import tiny_recipe
-from tests.test_training import write_chats
+from tests.helpers.data import tiny_recipe, write_chats
 
 
 def _recipe_file(tmp_path, tiny_model_dir) -> str:

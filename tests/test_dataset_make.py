@@ -14,7 +14,7 @@ import gradio as gr
 from core.dataset import make_worker
 from studio.ui.dataset import make as dataset_make
 from studio.ui.dataset import tab as dataset_tab
-from tests.ollama_standin import StandIn
+from tests.helpers.ollama_standin import StandIn
 
 SAMPLE = str(dataset_make.SAMPLE_DOCS)
 

@@ -11,8 +11,7 @@ import yaml
 from core import recipes
 from core.train import distributed, runs
 from core.workspace import workspace
-from tests.test_runs import tiny_recipe, wait_for
-from tests.test_training import write_chats
+from tests.helpers.data import tiny_recipe, wait_for, write_chats
 
 
 def _recipe(**training):

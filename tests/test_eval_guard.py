@@ -10,7 +10,7 @@ import shutil
 import pytest
 import yaml
 
-from tests.test_chat import make_adapter
+from tests.helpers.models import make_adapter
 
 PROMPTS = [
     {"id": "capital", "category": "facts", "prompt": "What is the capital of France?", "keywords": ["Paris"]},

@@ -7,22 +7,11 @@ import json
 
 import pytest
 
-from core.chat.engine import PaneState
 from core.eval import metrics, report, stats
 from core.eval.prompts import Prompt, read_prompt_set
 from core.eval.retrieval import retrieve
 from studio.cli import eval as cli_eval
-
-PATTERNS = metrics.load_patterns()
-
-
-def reply(text: str, tokens: int = 5, seconds: float = 1.0, error: str | None = None) -> PaneState:
-    return PaneState(text=text, token_ids=list(range(tokens)), started=0.0, first_token_at=0.1, ended_at=seconds, error=error)
-
-
-def prompt(pid="p", keywords=("Paris",), should_refuse=False, sources=(), category="fact", mode=None) -> Prompt:
-    return Prompt(pid, [{"role": "user", "content": f"question {pid}"}], category, list(keywords), should_refuse,
-                  sources=list(sources), mode=mode, question=f"question {pid}")
+from tests.helpers.evals import PATTERNS, prompt, reply
 
 
 @pytest.mark.parametrize("text, tokens, should_refuse, expected", [

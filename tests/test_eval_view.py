@@ -13,7 +13,8 @@ from core.chat.engine import PaneState
 from core.eval import metrics, report
 from core.eval.prompts import Prompt
 from studio.ui.chat import eval_view
-from tests.test_chat_tab import SETTINGS, adapter_source, as_run  # noqa: F401 - adapter_source is a fixture
+from tests.helpers.evals import SETTINGS
+from tests.helpers.models import as_run
 
 
 def _built(tuned_text: str, tokens: int) -> tuple[dict, list[dict]]:

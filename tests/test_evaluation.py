@@ -146,7 +146,7 @@ def test_the_model_card_reports_the_runs_ab(tmp_path, studio_home):
 
 def test_checkpoints_of_one_run_in_one_table(tiny_model_dir, tmp_path, studio_home):
     """A run's best, final and checkpoints against the base, in one aggregate, exported both ways."""
-    from tests.test_chat import make_adapter
+    from tests.helpers.models import make_adapter
 
     run = studio_home / "runs" / "demo"
     first = make_adapter(tiny_model_dir, run / "checkpoints" / "checkpoint-1", seed=1)
@@ -191,7 +191,7 @@ def test_preference_is_saved_in_a_format_the_dataset_loader_reads(studio_home):
 def test_studio_chat_runs_a_prompt_set_headless(embedded_dir, tmp_path):
     """Both answers and the metrics are written; the aggregate is printed; a broken line is
     reported with its number and the rest still runs."""
-    from tests.test_chat import make_adapter
+    from tests.helpers.models import make_adapter
 
     adapter = make_adapter(embedded_dir, tmp_path / "adapter")
     prompts = write_prompts(tmp_path / "set.jsonl", PROMPT_LINES)

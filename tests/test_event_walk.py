@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import launch_on_free_port
+from tests.helpers.server import launch_on_free_port
 
 SECRET = "SENTINEL-9c1e-never-leaves"
 LISTED = "checkpoint-424242"  # a name inside the sentinel: listing it would show it

@@ -9,32 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-from test_modelfile import ollama_stand_in  # noqa: F401  (a fixture shared with the Modelfile tests)
 
 from core.export import pipeline, source
-
-
-def make_lora_run(base_dir: Path, run_dir: Path, *, recipe_model: str | None = "embedded") -> Path:
-    """A LoRA adapter that really changes outputs (random B, not zeros) on q_proj/v_proj, saved
-    with its tokenizer inside a run folder shaped like the training worker's."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir)
-    torch.manual_seed(0)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    peft_model = get_peft_model(model, config)
-    adapter = run_dir / "adapter"
-    peft_model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    recipe = f"name: test-run\nmodel:\n  name: {recipe_model}\ndata:\n  path: data.jsonl\n" if recipe_model else "name: test-run\n"
-    for place in (run_dir, adapter):
-        (place / "recipe.yaml").write_text(recipe)
-    (run_dir / "status.json").write_text(json.dumps({"state": "completed", "step": 4, "total_steps": 4}))
-    (run_dir / "metrics.jsonl").write_text(json.dumps({"step": 4, "split": "train", "loss": 1.5}) + "\n")
-    return run_dir
+from tests.helpers.models import make_lora_run
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_export import make_lora_run
-from test_modelfile import ollama_stand_in  # noqa: F401  (shared fixture)
 
 from core.export import pipeline
 from studio.ui.export import tab as export_tab
+from tests.helpers.models import make_lora_run
 
 TOKEN = "hf_tabSecretToken987654"
 

@@ -24,10 +24,9 @@ from core.errors import BadInput
 from core.train import hf_jobs, runs
 from core.train.hf_job_remote import marker, parse_marker
 from core.workspace import workspace
-from tests.conftest import ROOT, launch_on_free_port
-from tests.hub_standin import HubStandIn
-from tests.test_runs import wait_for
-from tests.test_training import write_chats
+from tests.helpers.data import wait_for, write_chats
+from tests.helpers.hub_standin import HubStandIn
+from tests.helpers.server import ROOT, launch_on_free_port
 
 TOKEN = "hf_standInJobsSecret4242"
 

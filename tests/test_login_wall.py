@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from core.workspace import PROJECT_ROOT, workspace
-from tests.conftest import launch_on_free_port
+from tests.helpers.server import launch_on_free_port
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from core.dataset.make_qa import (
 )
 from core.dataset.make_run import read_manifest, request_stop, run_qa, sidecar
 from core.workspace import ASSETS
-from tests.ollama_standin import StandIn, valid_pair
+from tests.helpers.ollama_standin import StandIn, valid_pair
 
 DOCS = ASSETS / "make" / "docs"
 

@@ -206,7 +206,7 @@ def test_clients_are_built_in_one_place():
     """Ollama clients, HfApi and the token rule live in core.clients; nothing else constructs them."""
     import ast
 
-    from tests.conftest import ROOT
+    from tests.helpers.server import ROOT
 
     builders = []
     for path in [*(ROOT / "core").rglob("*.py"), *(ROOT / "studio").rglob("*.py")]:

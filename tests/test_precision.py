@@ -11,7 +11,7 @@ import pytest
 
 from core import precision
 from core.train import trainer_configs, training
-from tests.test_training import make_recipe, write_chats
+from tests.helpers.data import make_recipe, write_chats
 
 
 @pytest.fixture

@@ -14,21 +14,7 @@ import pytest
 
 from core import recipes
 from core.train import queue, runs, sweeps, trackers, webhook
-from tests.test_runs import tiny_recipe
-from tests.test_training import write_chats
-
-
-@pytest.fixture
-def busy_slot(tmp_path):
-    """A 'live' run: a real process that sleeps, recorded as the running worker."""
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    run = runs.create_run(recipes.from_dict({"name": "live", "data": {"path": "x"}}))
-    import psutil
-
-    runs.update_status(run, state="running", pid=sleeper.pid, pid_started=psutil.Process(sleeper.pid).create_time())
-    yield run
-    sleeper.kill()
-    sleeper.wait()
+from tests.helpers.data import tiny_recipe, write_chats
 
 
 def test_a_start_while_busy_waits_in_order_and_survives_a_reload(tmp_path, tiny_model_dir, busy_slot, monkeypatch):

@@ -13,8 +13,7 @@ import pytest
 from core.export import hub
 from core.train import run_dir, runs
 from studio.ui.train import charts as train_charts
-from tests.test_runs import tiny_recipe, wait_for
-from tests.test_training import write_chats
+from tests.helpers.data import tiny_recipe, wait_for, write_chats
 
 
 def _killed_then_resumed(folder):

@@ -7,36 +7,13 @@ import json
 import os
 import signal
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from core import recipes
 from core.train import runs
 from core.workspace import workspace
-from tests.test_training import write_chats
-
-
-def tiny_recipe(tiny_model_dir: Path, data: Path, **training_fields) -> recipes.Recipe:
-    fields = {"max_steps": 4, "batch_size": 2, "learning_rate": 1e-3, "save_steps": 2, "eval_steps": 2}
-    fields.update(training_fields)
-    return recipes.from_dict({"name": "tiny", "model": {"name": str(tiny_model_dir)},
-                              "data": {"path": str(data), "max_length": 128, "eval_split": 0.2},
-                              "training": fields})
-
-
-def wait_for(predicate, timeout: float = 120, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError("timed out waiting")
-
-
-# ---------------------------------------------------------------- pure functions
+from tests.helpers.data import tiny_recipe, wait_for, write_chats
 
 
 def test_fake_status_with_dead_pid_reads_failed_with_log_tail(tmp_path):

@@ -19,9 +19,8 @@ from core.train import run_dir, runs, sweeps
 from studio.cli import commands as cli
 from studio.ui.train import charts as train_charts
 from studio.ui.train import queue as train_queue
-from tests.test_eval_report import PATTERNS, prompt, reply
-from tests.test_queue import busy_slot  # noqa: F401 - the fixture
-from tests.test_training import write_chats
+from tests.helpers.data import write_chats
+from tests.helpers.evals import PATTERNS, prompt, reply
 
 RIGHT, WRONG = "The answer is {kw}, of course.", "I would rather talk about turtles."
 PROMPTS = [prompt(f"p{i}", keywords=(f"word{i}",)) for i in range(8)]

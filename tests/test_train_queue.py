@@ -9,9 +9,7 @@ import yaml
 from core import recipes
 from core.train import queue, runs, webhook
 from studio.ui.train import queue as train_queue
-from tests.test_queue import busy_slot  # noqa: F401 - the fixture
-from tests.test_runs import tiny_recipe
-from tests.test_training import write_chats
+from tests.helpers.data import tiny_recipe, write_chats
 
 
 def test_panel_builds_and_wires_its_handlers():

@@ -11,16 +11,7 @@ import pytest
 from core import recipes
 from core.models import QLoRANeedsCUDA
 from core.train import trainer_configs, training, training_data
-
-
-def write_chats(path: Path, n: int = 12) -> Path:
-    with open(path, "w") as handle:
-        for i in range(n):
-            handle.write(json.dumps({"messages": [
-                {"role": "system", "content": "You add numbers."},
-                {"role": "user", "content": f"What is {i} plus {i}?"},
-                {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]}) + "\n")
-    return path
+from tests.helpers.data import make_recipe, write_chats
 
 
 def write_pairs(path: Path, n: int = 8) -> Path:
@@ -31,14 +22,6 @@ def write_pairs(path: Path, n: int = 8) -> Path:
                 "chosen": [{"role": "assistant", "content": "Yes, it is." if i % 2 == 0 else "No, it is odd."}],
                 "rejected": [{"role": "assistant", "content": "As an AI I cannot know that."}]}) + "\n")
     return path
-
-
-def make_recipe(model: Path | str, data: Path, **training_fields) -> recipes.Recipe:
-    fields = {"max_steps": 3, "batch_size": 2, "learning_rate": 1e-3, "save_steps": 100}
-    fields.update(training_fields)
-    return recipes.from_dict({"name": "test", "model": {"name": str(model)},
-                              "data": {"path": str(data), "max_length": 128},
-                              "training": fields})
 
 
 # ---------------------------------------------------------------- configs

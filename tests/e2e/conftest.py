@@ -3,106 +3,20 @@ Playwright. Screenshots of every step go to test-artifacts/e2e/ for a person to 
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"studio ui exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"studio ui did not answer on {url} within {seconds} s:\n{log.read_text()[-3000:]}")
-
-
-class Studio:
-    """A running `studio ui` process with its own workspace."""
-
-    def __init__(self, home: Path, env_extra: dict | None = None):
-        self.home = home
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / "ui.log"
-        self.env = {**os.environ, "STUDIO_HOME": str(home), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-                    **(env_extra or {})}
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Studio:
-        handle = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "ui", "--port", str(self.port)], cwd=ROOT,
-                                     env=self.env, stdout=handle, stderr=subprocess.STDOUT)
-        _wait_for(self.url, self.proc, self.log)
-        return self
-
-    def stop(self) -> None:
-        """Stop the server; what it started (training workers, evaluations) goes on, as in real use."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def close(self) -> None:
-        """Stop the server and then what it started that outlives it by design (training workers,
-        evaluations, make workers run in sessions of their own): a test module leaves nothing running."""
-        import signal
-
-        from tests.conftest import studio_processes
-
-        self.stop()
-        for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 2)):
-            left = studio_processes([self.home])
-            for pid, _ in left:
-                try:
-                    os.kill(pid, sig)
-                except OSError:
-                    pass
-            deadline = time.time() + wait_s
-            while left and time.time() < deadline and studio_processes([self.home]):
-                time.sleep(0.2)
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, MAKE_OLLAMA_PORT, Studio
+from tests.helpers.server import SHARED_MODELS
 
 
 @pytest.fixture(scope="module")
 def studio_home_e2e(tmp_path_factory) -> Path:
-    from tests.conftest import SHARED_MODELS
-
     home = tmp_path_factory.mktemp("e2e_home")
     SHARED_MODELS.mkdir(parents=True, exist_ok=True)
     (home / "models").symlink_to(SHARED_MODELS, target_is_directory=True)
     return home
-
-
-# The make journey's stand-in Ollama server listens here; the studio allows it like any operator's host.
-# pytest imports this file as `conftest` and the journeys import it as `tests.e2e.conftest`: the
-# port is kept in the environment so both copies agree on it.
-MAKE_OLLAMA_PORT = int(os.environ.setdefault("STUDIO_TEST_MAKE_OLLAMA_PORT", str(_free_port())))
 
 
 @pytest.fixture(scope="module")
@@ -152,5 +66,18 @@ def shot(request):
     return take
 
 
-def open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name, exact=True).click()
+@pytest.fixture(scope="module")
+def adapter_in_workspace(studio_home_e2e, embedded_dir):
+    """A LoRA adapter on the embedded model whose weights really change the output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(embedded_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    folder = studio_home_e2e / "exports" / "e2e-adapter"
+    peft_model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(embedded_dir).save_pretrained(folder)
+    return folder

@@ -6,32 +6,9 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import open_tab
+from tests.helpers.browser import open_tab, set_slider
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def adapter_in_workspace(studio_home_e2e, embedded_dir):
-    """A LoRA adapter on the embedded model whose weights really change the output."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(embedded_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
-                                                  init_lora_weights=False))
-    folder = studio_home_e2e / "exports" / "e2e-adapter"
-    peft_model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(embedded_dir).save_pretrained(folder)
-    return folder
-
-
-def _set_slider(page, label: str, value: int) -> None:
-    box = page.get_by_label(label).first
-    box.fill(str(value))
-    box.press("Enter")
 
 
 def test_side_by_side_and_ab(studio, adapter_in_workspace, page, shot, tmp_path):
@@ -41,7 +18,7 @@ def test_side_by_side_and_ab(studio, adapter_in_workspace, page, shot, tmp_path)
     tuned.fill(str(adapter_in_workspace))
     tuned.press("Enter")
     page.get_by_text("Settings (shared by both panes)").click()
-    _set_slider(page, "Max new tokens", 24)
+    set_slider(page, "Max new tokens", 24)
     message = page.locator("#chat-message textarea")
     message.fill("What is the capital of France?")
     message.press("Enter")

@@ -104,7 +104,7 @@ def test_opening_a_dataset_offers_it_to_train_and_never_swaps_it_in(studio, page
     """Issue 22: with the smoke recipe loaded, opening a 2-row broken upload in the Dataset tab put
     it into the Train form; the form said "Recipe is valid" and planned 40 steps on it. Now the
     Train tab says which dataset a run uses and why, offers the opened one, and warns about it."""
-    from tests.e2e.conftest import open_tab
+    from tests.helpers.browser import open_tab
 
     broken = studio.home / "datasets" / "uploads" / "two-rows.jsonl"
     broken.parent.mkdir(parents=True, exist_ok=True)

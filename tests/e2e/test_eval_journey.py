@@ -8,8 +8,7 @@ import shutil
 
 import pytest
 
-from tests.e2e.conftest import open_tab
-from tests.e2e.test_chat_journey import _set_slider, adapter_in_workspace  # noqa: F401 - a fixture, reused
+from tests.helpers.browser import open_tab, set_slider
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -56,7 +55,7 @@ def test_guard_verdict_up_front_and_the_ab_report(studio, guarded_run, page, sho
     shot(page, "chat-verdict")
 
     page.get_by_text("Settings (shared by both panes)").click()
-    _set_slider(page, "Max new tokens", 16)
+    set_slider(page, "Max new tokens", 16)
     prompts = tmp_path / "two.jsonl"
     prompts.write_text("\n".join(json.dumps(p) for p in [
         {"id": "capital", "prompt": "What is the capital of France?", "keywords": ["Paris"], "category": "capitals"},

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import ROOT, open_tab
+from tests.helpers.browser import ROOT, open_tab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import Studio
+from tests.helpers.browser import Studio
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import MAKE_OLLAMA_PORT
-from tests.ollama_standin import StandIn
+from tests.helpers.browser import MAKE_OLLAMA_PORT
+from tests.helpers.ollama_standin import StandIn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import open_tab
+from tests.helpers.browser import open_tab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -18,8 +18,7 @@ def _queue_text(page) -> str:
 def _busy_run(home, tiny_model_dir, monkeypatch):
     """A real worker on the tiny model with far more steps than the test lasts: the slot is taken."""
     from core.train import runs
-    from tests.test_runs import tiny_recipe
-    from tests.test_training import write_chats
+    from tests.helpers.data import tiny_recipe, write_chats
 
     monkeypatch.setenv("STUDIO_HOME", str(home))  # this test's core calls act on the UI's workspace
     (home / "datasets").mkdir(exist_ok=True)

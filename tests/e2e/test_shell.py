@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import open_tab
+from tests.helpers.browser import open_tab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import open_tab
+from tests.helpers.browser import open_tab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

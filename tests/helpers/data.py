@@ -1,0 +1,45 @@
+"""Small training data files and recipes on them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from core import recipes
+
+
+def write_chats(path: Path, n: int = 12) -> Path:
+    with open(path, "w") as handle:
+        for i in range(n):
+            handle.write(json.dumps({"messages": [
+                {"role": "system", "content": "You add numbers."},
+                {"role": "user", "content": f"What is {i} plus {i}?"},
+                {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]}) + "\n")
+    return path
+
+
+def make_recipe(model: Path | str, data: Path, **training_fields) -> recipes.Recipe:
+    fields = {"max_steps": 3, "batch_size": 2, "learning_rate": 1e-3, "save_steps": 100}
+    fields.update(training_fields)
+    return recipes.from_dict({"name": "test", "model": {"name": str(model)},
+                              "data": {"path": str(data), "max_length": 128},
+                              "training": fields})
+
+
+def tiny_recipe(tiny_model_dir: Path, data: Path, **training_fields) -> recipes.Recipe:
+    fields = {"max_steps": 4, "batch_size": 2, "learning_rate": 1e-3, "save_steps": 2, "eval_steps": 2}
+    fields.update(training_fields)
+    return recipes.from_dict({"name": "tiny", "model": {"name": str(tiny_model_dir)},
+                              "data": {"path": str(data), "max_length": 128, "eval_split": 0.2},
+                              "training": fields})
+
+
+def wait_for(predicate, timeout: float = 120, poll: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("timed out waiting")

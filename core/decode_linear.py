@@ -28,6 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.precision import machine_key
+from core.workspace import read_json, workspace, write_atomic
+
 ROW_COUNTS = (1, 2, 4, 8)  # the rows a chat decodes at once: one answer, a pair, an A/B batch
 MIN_GAIN = 1.05  # the fast path is taken only where it measured at least 5% faster
 CACHE_FILE = "decode_linear.json"
@@ -97,9 +100,6 @@ def choose(layers: list[nn.Linear], *, timer=None) -> dict:
 
 
 def _choose_at(layers: list[nn.Linear], threads: int, timer) -> dict:
-    from core.precision import machine_key
-    from core.workspace import read_json, workspace, write_atomic
-
     shapes = sorted({tuple(layer.weight.shape) for layer in layers})
     key = f"{machine_key()} {layers[0].weight.dtype} shapes {len(layers)}x{shapes[:4]}"
     path = workspace().root / "cache" / CACHE_FILE

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.clients import LOCAL_OLLAMA
 from core.errors import BadInput
+from core.models import is_embedded
 from core.recipes import Recipe, RecipeError
 from core.workspace import ASSETS, PathOutsideWorkspace, inside
 
@@ -91,7 +92,6 @@ def enforce_demo_limits(recipe: Recipe) -> Recipe:
     The dry run and every start call this before a model or dataset path is looked at."""
     if not demo_mode():
         return recipe
-    from core.models import is_embedded
 
     if not is_embedded(recipe.model.name):
         raise RecipeError("model.name: this demo studio trains only the embedded model; run the studio yourself for other models")

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.models import DevicePolicy, device_policy
+from core.workspace import read_json, workspace, write_atomic
 
 ENV = "STUDIO_CPU_PRECISION"  # auto (default) | fp32 | bf16
 MIN_SPEEDUP = 1.15
@@ -87,7 +88,6 @@ def machine_key() -> str:
 
 def _cached_speedup() -> float:
 
-    from core.workspace import read_json, workspace, write_atomic
 
     key = machine_key()
     path = workspace().root / "cache" / CACHE_FILE

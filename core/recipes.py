@@ -23,7 +23,7 @@ from core import schema
 from core.errors import StudioError
 from core.recipe_eval import EvalSection
 from core.recipe_grpo import GrpoSection, grpo_checks
-from core.workspace import CONFIGS, PROJECT_ROOT
+from core.workspace import CONFIGS, PROJECT_ROOT, write_atomic
 
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")  # what training.report_to may name (trl's trackers)
 
@@ -408,8 +408,6 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def save(recipe: Recipe, path: Path) -> None:
-    from core.workspace import write_atomic
-
     write_atomic(path, recipe.to_yaml())
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core import models
 from core.errors import StudioError
-from core.train import run_dir
+from core.train import run_dir, runs
 
 
 class AdapterMismatch(StudioError, ValueError):
@@ -48,8 +48,6 @@ def tuned_source(path: str | Path, *, label: str | None = None) -> TunedSource:
 
 def tuned_options() -> list[tuple[str, str]]:
     """(label, path) for every adapter, model and checkpoint of every run, newest run first."""
-    from core.train import runs
-
     return [(f"{run.run_id} · {label}", str(path))
             for run in runs.list_runs() for label, path in runs.model_artifacts(run.path)]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from core import models
 from core.chat_template import render
 from core.clients import ollama_client, ollama_host
 from core.errors import BadInput, StudioError
@@ -175,8 +176,6 @@ class TransformersBackend:
 
     def _load(self):
         if self._model is None:
-            from core import models
-
             try:
                 self._tokenizer = models.load_tokenizer(self.model_name)
                 self._model = models.load_model(self.model_name).eval()

@@ -17,8 +17,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from core.dataset.make_backends import backend_from_spec
+from core.dataset.make_docs import DocumentError
 from core.dataset.make_qa import MakeError, QASettings
-from core.dataset.make_run import read_manifest, request_stop, sidecar
+from core.dataset.make_run import read_manifest, request_stop, run_qa, sidecar
 from core.workspace import PROJECT_ROOT, write_json_atomic
 
 _CHILDREN: dict[str, subprocess.Popen] = {}  # output path -> the worker this process started
@@ -106,10 +108,6 @@ def _log_tail(out: str | Path, lines: int = 6) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.dataset.make_backends import backend_from_spec
-    from core.dataset.make_docs import DocumentError
-    from core.dataset.make_run import run_qa
-
     out = Path((argv or sys.argv[1:])[0])
     job = json.loads((sidecar(out) / "job.json").read_text(encoding="utf-8"))
     signal.signal(signal.SIGTERM, _interrupt)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from functools import lru_cache
 
+from core import models
 from core.dataset.reader import Example
 from core.dataset.samples import IGNORE, TemplateError, mask_segments, stack_messages, tokenize_example, tokenize_messages
 
@@ -19,8 +20,6 @@ from core.dataset.samples import IGNORE, TemplateError, mask_segments, stack_mes
 @lru_cache(maxsize=4)
 def tokenizer_for(model: str = "embedded"):
     """The tokenizer of a model name (embedded, a folder or a Hub id), loaded once per process."""
-    from core import models
-
     return models.load_tokenizer(model)
 
 

@@ -20,13 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import recipe_eval
+from core import recipe_eval, recipes
 from core.chat.engine import BASE, TUNED, Sampling
+from core.chat.tuned import tuned_source
 from core.errors import BadInput
+from core.eval import judge as judges
 from core.eval import report as reports
 from core.eval import verdict as verdicts
+from core.eval.heldout import heldout_losses
 from core.eval.metrics import load_patterns
+from core.eval.preferences import read_picks
 from core.eval.prompts import Prompt, read_prompt_set
+from core.eval.retrieval import retrieve
 from core.train import run_dir as run_files
 
 EVAL_FOLDER = run_files.EVAL_DIR  # the run folder's layout is core.train.run_dir's
@@ -45,8 +50,6 @@ class Target:
 def resolve_target(path: str | Path, base_model: str | None = None) -> Target:
     """A run folder (its best result), an adapter or a checkpoint; its base model is
     core.train.run_dir.base_model_for's answer unless `base_model` names it."""
-    from core.chat.tuned import tuned_source
-
     source = tuned_source(path)
     run = next((p for p in [source.path, *source.path.parents] if run_files.is_run_dir(p)), None)
     recipe = run_files.read_recipe(run) if run else run_files.read_recipe(source.path)
@@ -63,7 +66,6 @@ def load_prompts(path: str | Path, documents: str | Path | None = None, k: int =
     folder = documents or loaded.documents
     if not folder:
         return loaded.prompts, loaded.bad, None
-    from core.eval.retrieval import retrieve
 
     prompts, found = retrieve(loaded.prompts, folder, k)
     return prompts, loaded.bad, found.to_dict()
@@ -89,16 +91,11 @@ def finish(rows: list[dict], prompts: list[Prompt], *, target: Target | None, pr
     patterns = load_patterns()
     judged = None
     if judge:
-        from core.eval import judge as judges
-        from core.eval.preferences import read_picks
-
         say(f"judging {len(prompts)} pairs in both orders with {judge}")
         judged = judges.judge_rows(judges.judge_for(judge, host=judge_host), rows, {p.id: p.messages for p in prompts},
                                    model=judge, tuned=TUNED, picks=read_picks())
     held = None
     if heldout and target is not None and target.run is not None:
-        from core.eval.heldout import heldout_losses
-
         try:
             say("held-out loss of base and each checkpoint on the run's eval split")
             held = heldout_losses(target.run, target.base_model)
@@ -135,8 +132,6 @@ def run_report(run: str | Path) -> dict | None:
 
 def guard_run(run: Path) -> int:
     """Evaluate a completed run as its recipe asks; progress and outcome go to status.json."""
-    from core import recipes
-
     recipe = recipes.load(run / run_files.RECIPE_FILE)
     prompts = recipe_eval.prompts_path(recipe.eval, recipe.source)
     run_files.update_status(run, evaluation={"state": "running", "prompts": str(prompts)})

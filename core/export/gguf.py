@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.chat_template import render
 from core.errors import StudioError
 from core.workspace import atomic_path
 
@@ -242,7 +243,6 @@ class _Reply:
 def _greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> _Reply:
     import torch
 
-    from core.chat_template import render
 
     inputs = render(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True,
                     return_tensors="pt", return_dict=True)

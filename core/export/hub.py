@@ -20,6 +20,7 @@ import yaml
 
 from core.clients import hub_api, resolve_token
 from core.errors import StudioError
+from core.eval.metrics import aggregate, metric_table
 from core.models import HUB_ID
 from core.workspace import atomic_path
 
@@ -112,7 +113,6 @@ def _ab_section(rows: list[dict]) -> list[str]:
     rows = [row for row in rows if isinstance(row, dict) and "side" in row and "prompt_id" in row]
     if not rows:
         return []
-    from core.eval.metrics import aggregate, metric_table
 
     table = aggregate(rows)
     sides = [summary["side"] for summary in table]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from core import models
 from core.clients import ollama_host
 from core.export import gguf as gguf_files
 from core.export import hub, modelfile
@@ -146,7 +147,6 @@ def merge(source: Source, out_dir: Path, say: Callable[[str], None] = print) -> 
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    from core import models
 
     if source.kind != "adapter":
         raise ExportError(f"{source.artifact} is already a full model (a full fine-tune): there is no adapter to merge.")

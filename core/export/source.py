@@ -8,8 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from core import models
 from core.errors import StudioError
 from core.train.run_dir import CHECKPOINTS, FINAL, RECIPE_FILE, UnknownBase, base_model_for, run_holding
+from core.train.runs import model_artifacts
 from core.workspace import workspace
 
 
@@ -30,8 +32,6 @@ class Source:
 
 
 def run_artifacts(run_dir: Path) -> list[tuple[str, Path]]:
-    from core.train.runs import model_artifacts
-
     return list(model_artifacts(run_dir))
 
 
@@ -90,8 +90,6 @@ def _read_recipe(artifact: Path, run_dir: Path | None) -> dict | None:
 def _find_base(source: Source) -> None:
     """The base model to merge onto (core.train.run_dir.base_model_for) and its real Hub id; a full
     model is its own base. A base that resolves nowhere is an error, not a guess."""
-    from core import models
-
     recipe_model = ((source.recipe or {}).get("model") or {}).get("name")
     if source.kind == "model":
         source.base_name = str(source.artifact)

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from core.recipes import Recipe, RecipeError
+from core.workspace import write_atomic
 
 CONFIG_FILE = "accelerate_config.yaml"
 
@@ -99,8 +100,6 @@ def adopt_user_config(recipe: Recipe, config: dict) -> Recipe:
 
 
 def write_config(run_dir: Path, config: dict) -> Path:
-    from core.workspace import write_atomic
-
     path = Path(run_dir) / CONFIG_FILE
     write_atomic(path, yaml.safe_dump(config, sort_keys=False))
     return path

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from core.clients import hub_api
+from core.train import webhook
 from core.train.hf_job_remote import MARKERS, RESULTS, parse_marker
 from core.train.hf_jobs import JobsError, hub_call, scrub
 from core.train.run_dir import (
@@ -104,8 +105,6 @@ class Follower:
 
     def follow(self) -> str:
         """Follow the job to its end; returns the run's final state."""
-        from core.train import webhook
-
         self.say(f"[studio] Hugging Face job {self.job['job_id']} on {self.job['flavor']}: {self.job.get('url') or ''}")
         with self.lock:  # a promise the UI's poll keeps if this process dies first, as the worker's is
             update_status(self.run, notify_pending=bool(webhook.webhook_url()))
@@ -170,7 +169,6 @@ class Follower:
             update_status(self.run, state=state, ended_at=now_iso(), error=scrub(error, self.token) if error else None)
         (self.run / STOP_FILE).unlink(missing_ok=True)
         self.say(f"[studio] {state}")
-        from core.train import webhook
 
         try:
             webhook.notify_webhook(self.run)

@@ -21,8 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+from core import recipes
 from core.clients import hub_api, resolve_token
+from core.train import runs
 from core.train.run_dir import COMPLETIONS_FILE, METRICS_FILE, STATUS_FILE
+from core.workspace import workspace
 
 MARKERS = {"METRIC": METRICS_FILE, "COMPLETION": COMPLETIONS_FILE, "STATUS": None, "RESULTS": None}
 _MARKER = re.compile(r"STUDIO-(METRIC|COMPLETION|STATUS|RESULTS) (\{.*\})\s*$")
@@ -94,9 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["STUDIO_HOME"] = str(work / "home")  # the job's own workspace: the run folder lives in it
     from huggingface_hub import snapshot_download
 
-    from core import recipes
-    from core.train import runs
-    from core.workspace import workspace
 
     inputs = Path(snapshot_download(repo, repo_type="dataset", local_dir=work / "inputs",
                                     allow_patterns=["job.json", "recipe.yaml", "data/*", "model/*"]))

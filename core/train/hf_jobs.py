@@ -31,9 +31,11 @@ from pathlib import Path
 
 from core.clients import DEFAULT_HUB, hub_api, hub_endpoint, resolve_token
 from core.errors import BadInput, StudioError
+from core.hosting import DemoRefusal, demo_mode
 from core.models import EMBEDDED_HUB_ID, HUB_ID, is_embedded
 from core.recipes import Recipe, RecipeError
 from core.train import runs
+from core.train.preflight import check_dataset_readable
 from core.train.run_dir import now_iso, update_status
 from core.workspace import PROJECT_ROOT
 
@@ -197,15 +199,12 @@ def submit(recipe: Recipe, flavor: str, token: str | None = None, *, endpoint: s
     """Send the recipe to Hugging Face Jobs on `flavor`; returns the run folder, whose follower
     is already running. Raises JobsError (no token, Hub unreachable, unknown flavor, refused)
     before any run folder exists when the Hub can't take the job."""
-    from core.hosting import DemoRefusal, demo_mode
-
     if demo_mode():
         raise DemoRefusal("Hugging Face Jobs are off in this demo studio; run the studio yourself to train on the Hub")
     secret, where = resolve_token(token), hub_endpoint(endpoint)
     if not secret:
         raise JobsError("No Hugging Face token: paste one in the token field or set HF_TOKEN (a token with write access).")
     flavor, timeout = _checked_flavor(flavor), _checked_timeout(timeout)
-    from core.train.preflight import check_dataset_readable
 
     check_dataset_readable(recipe)
     job_recipe, files, model_sent = job_files(recipe)

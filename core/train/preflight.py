@@ -7,6 +7,7 @@ trainers."""
 
 from __future__ import annotations
 
+from core.dataset import formats, reader
 from core.models import (
     ModelNotFound,
     QLoRANeedsCUDA,
@@ -16,6 +17,7 @@ from core.models import (
 )
 from core.recipes import Recipe, RecipeError, check_dataset_exists
 from core.train import trackers
+from core.train.rewards import check_rewards
 
 QLORA_NOTE = "QLoRA needs a CUDA GPU: this machine can validate the recipe but not run it (use tuning: lora here)."
 
@@ -40,8 +42,6 @@ def preflight(recipe: Recipe, *, dry_run: bool = False) -> list[str]:
         raise RecipeError(f"{where}model.name: {error}") from None
     trackers.check_installed(recipe)
     if recipe.training.method == "grpo":
-        from core.train.rewards import check_rewards
-
         check_rewards(recipe)
     return notes
 
@@ -49,8 +49,6 @@ def preflight(recipe: Recipe, *, dry_run: bool = False) -> list[str]:
 def check_dataset_readable(recipe: Recipe) -> None:
     """Open the dataset the way training will and read its first rows: an unsupported file, an
     empty folder, a truncated Parquet file or rows of no known format fail here, naming data.path."""
-    from core.dataset import formats, reader
-
     where = f"{recipe.source}: " if recipe.source else ""
     data = recipe.data
     if data.format not in ("auto",) + formats.FORMATS:
@@ -75,8 +73,6 @@ def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS) -> dict
     it holds, how many rows can't be used (the first one named), and a plain-words warning for
     each thing worth a second look (tiny data, broken rows). Raises RecipeError when the dataset
     can't be read at all, as preflight does."""
-    from core.dataset import reader
-
     check_dataset_readable(recipe)
     data = recipe.data
     path = recipe.dataset_path()

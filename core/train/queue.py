@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core import recipes
 from core.errors import StudioError
+from core.hosting import demo_mode, enforce_demo_limits
 from core.recipes import Recipe
 from core.train import distributed, runs
 from core.train.preflight import preflight
@@ -52,8 +54,6 @@ def submit(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_conf
            sweep: str | None = None, params: dict | None = None) -> tuple[Path, bool]:
     """Start the run now, or queue it behind the live run (and any already waiting).
     Returns (run folder, started). Demo mode keeps its one-run rule: RunBusy instead of a queue."""
-    from core.hosting import demo_mode, enforce_demo_limits
-
     recipe = enforce_demo_limits(recipe)
     if demo_mode():  # a hosted demo runs one process: no accelerate, no user config files
         recipe.training.num_processes, recipe.training.distributed, accelerate_config = 1, "none", None
@@ -100,8 +100,6 @@ def start_next() -> Path | None:
 
 
 def _saved_recipe(run_dir: Path) -> Recipe:
-    from core import recipes
-
     return recipes.load(run_dir / runs.RECIPE_FILE)
 
 

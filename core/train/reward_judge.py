@@ -12,6 +12,7 @@ import re
 
 from core.chat_template import render
 from core.clients import ollama_client, ollama_host
+from core.models import load_model, load_tokenizer
 from core.recipes import RecipeError
 
 JUDGE_PROMPT = ("You grade answers. Rubric: {rubric}\n\nQuestion:\n{prompt}\n\nAnswer:\n{answer}\n\n"
@@ -54,7 +55,6 @@ class Judge:
     def _ask_local(self, text: str) -> str:
         import torch
 
-        from core.models import load_model, load_tokenizer
 
         if self._local is None:
             self._local = (load_tokenizer(self.model), load_model(self.model))

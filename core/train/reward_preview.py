@@ -13,7 +13,12 @@ import json
 import time
 
 from core.chat_template import render
+from core.models import load_model, load_tokenizer
 from core.recipes import Recipe, RecipeError
+from core.train import training_data
+from core.train.grpo_data import prompt_text
+from core.train.preflight import preflight
+from core.train.rewards import build_rewards, weighted_total
 
 
 def preview(recipe: Recipe, *, prompts: int | None = None, samples: int | None = None, adapter: str | None = None,
@@ -21,11 +26,6 @@ def preview(recipe: Recipe, *, prompts: int | None = None, samples: int | None =
     """{rows: [{prompt_index, prompt, completion, rewards, total}], summary, skipped, ...}."""
     import torch
 
-    from core.models import load_model, load_tokenizer
-    from core.train import training_data
-    from core.train.grpo_data import prompt_text
-    from core.train.preflight import preflight
-    from core.train.rewards import build_rewards, weighted_total
 
     if recipe.training.method != "grpo" or recipe.grpo is None:
         raise RecipeError("training.method: the reward preview is for grpo recipes (set training.method: grpo and a grpo section)")

@@ -29,7 +29,12 @@ from pathlib import Path
 
 from core.dataset.patterns import DEFAULT_PATTERNS, PatternError, load_patterns
 from core.dataset.tags import split_think
+from core.hosting import demo_mode
+from core.models import is_embedded
 from core.recipes import Recipe, RecipeError
+from core.train.reward_custom import custom_code_refusal, load_custom, resolve_custom_path
+from core.train.reward_judge import Judge
+from core.workspace import PROJECT_ROOT, workspace
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _LABEL = re.compile(r"^\s*(?:final answer|answer)\s*[:=]\s*", re.IGNORECASE)
@@ -206,23 +211,16 @@ class RewardKind:
 
 
 def _check_judge(cfg) -> None:
-    from core.hosting import demo_mode
-    from core.models import is_embedded
-
     if demo_mode() and not is_embedded(cfg.model):
         raise RecipeError("grpo.rewards.judge.model: this demo studio judges only with the embedded model")
 
 
 def _build_judge(cfg, judge_factory) -> Scorer:
-    from core.train.reward_judge import Judge
-
     judge = (judge_factory or Judge)(cfg.model, rubric=cfg.rubric, host=cfg.host)
     return lambda p, c, row, n: judge.score(p, answer_part(c))
 
 
 def _check_custom(cfg) -> None:
-    from core.train.reward_custom import custom_code_refusal, resolve_custom_path
-
     refusal = custom_code_refusal()
     if refusal:
         raise RecipeError(f"grpo.rewards.custom: {refusal}")
@@ -230,8 +228,6 @@ def _check_custom(cfg) -> None:
 
 
 def _build_custom(cfg, judge_factory) -> Scorer:
-    from core.train.reward_custom import load_custom
-
     function = load_custom(cfg.path, cfg.function)
     return lambda p, c, row, n: _custom_value(function(p, c, row), cfg.path)
 
@@ -295,8 +291,6 @@ def _check_regex(pattern: str) -> None:
 
 
 def _load_schema(path: str) -> dict:
-    from core.workspace import PROJECT_ROOT, workspace
-
     candidates = [Path(path).expanduser()] if Path(path).is_absolute() else [workspace().root / path, PROJECT_ROOT / path]
     for candidate in candidates:
         if candidate.is_file():

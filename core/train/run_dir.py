@@ -19,6 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from core import models
 from core.errors import BadInput
 from core.workspace import (
     PathOutsideWorkspace,
@@ -323,8 +324,6 @@ def base_model_for(artifact: str | Path) -> str:
     artifact's own recipe.yaml, else its run's), which names the model as the person did
     ('embedded', a Hub id, a folder) and so travels between machines; then adapter_config.json's
     base_model_name_or_path (the path the trainer loaded). The first that resolves here wins."""
-    from core import models
-
     artifact = Path(artifact)
     recipe = read_recipe(artifact) or read_recipe(run_holding(artifact) or artifact)
     candidates = [((recipe.get("model") or {}).get("name"))]

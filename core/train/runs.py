@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from core import recipes
 from core.errors import StudioError
+from core.hosting import enforce_demo_limits
 from core.recipes import Recipe
 from core.train import distributed, trackers
 from core.train.preflight import preflight
@@ -257,8 +259,6 @@ def start(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_confi
     """Check, create the run folder and start its worker. Raises RunBusy, QLoRANeedsCUDA,
     RecipeError or ModelNotFound before anything is written when the run can't go.
     `accelerate_config`: a user's accelerate config file to launch with (copied into the run)."""
-    from core.hosting import enforce_demo_limits
-
     run_dir = _in_workspace_runs(Path(run_dir)) if run_dir else None
     recipe = enforce_demo_limits(recipe)
     preflight(recipe)
@@ -281,8 +281,6 @@ def launch(recipe: Recipe, run_dir: Path, resume: str | None = None) -> None:
 
 def resume(run_path: str | Path, checkpoint: str = "last") -> Path:
     """Continue a stopped or failed run from its last (or a named) checkpoint."""
-    from core import recipes
-
     run_path = _in_workspace_runs(Path(run_path))
     status = read_status(run_path)
     if status.get("state") in LIVE_STATES:

@@ -13,12 +13,16 @@ from pathlib import Path
 
 from core import decode_linear
 from core.chat_template import adopt
+from core.hosting import enforce_demo_limits
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import training_policy
 from core.recipes import Recipe
-from core.train import packed_attention, trainer_configs, training_data
+from core.train import packed_attention, trackers, trainer_configs, training_data
+from core.train.grpo_data import CompletionLog, trl_rewards
 from core.train.preflight import bad_row_where, data_warnings, preflight
+from core.train.rewards import build_rewards
 from core.train.run_dir import RECIPE_FILE, checkpoint_dir, checkpoint_step, latest_checkpoint, trim_metrics
+from core.workspace import write_atomic
 
 
 def load_policy_model(recipe: Recipe, policy=None):
@@ -69,8 +73,6 @@ def _grpo_trainer(recipe: Recipe, prepared, common: dict, completion_log):
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from core.train.grpo_data import trl_rewards
-    from core.train.rewards import build_rewards
 
     # With a LoRA policy and kl_beta > 0, trl uses the base (adapter switched off) as the reference.
     rewards = completion_log.rewards if completion_log is not None else build_rewards(recipe)
@@ -120,7 +122,6 @@ def final_folder(recipe: Recipe, run_dir: Path) -> Path:
 def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_status=None, log=print):
     """Run the recipe into run_dir (checkpoints/, adapter/ or model/, best/, metrics.jsonl).
     Returns (trainer, stopped): stopped is True when a stop request ended it early."""
-    from core.train import trackers
     from core.train.callbacks import RunCallback
 
     run_dir = Path(run_dir)
@@ -169,15 +170,11 @@ def _completion_log(recipe: Recipe):
     """GRPO: the sample table's collector, shared by the rewards (writers) and the callback (reader)."""
     if recipe.training.method != "grpo":
         return None
-    from core.train.grpo_data import CompletionLog
-    from core.train.rewards import build_rewards
 
     return CompletionLog(build_rewards(recipe))
 
 
 def save_final(trainer, recipe: Recipe, run_dir: Path, tokenizer, recipe_yaml: str) -> Path:
-    from core.workspace import write_atomic
-
     folder = final_folder(recipe, run_dir)
     trainer.save_model(str(folder))  # every rank: FSDP and DeepSpeed gather the weights collectively
     if trainer.is_world_process_zero():  # under accelerate launch, one writer
@@ -204,8 +201,6 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None) -> str | None:
 
 def plan(recipe: Recipe) -> dict:
     """The dry run: everything a run would do up to loading weights, as one JSON-able dict."""
-    from core.hosting import enforce_demo_limits
-
     recipe = enforce_demo_limits(recipe)  # the same limits a start applies, before any path is looked at
     notes = preflight(recipe, dry_run=True)  # the same checks as a real start, so both accept the same recipes
     policy = training_policy()

@@ -15,7 +15,11 @@ import random
 from dataclasses import dataclass, field
 
 from core.chat_template import render
+from core.dataset import reader, review
+from core.dataset.samples import build_samples
 from core.recipes import Recipe, RecipeError, check_dataset_exists
+from core.train.grpo_data import prompt_rows
+from core.train.rewards import required_fields
 
 
 @dataclass
@@ -35,8 +39,6 @@ class PreparedData:
 
 def load_examples(recipe: Recipe):
     """The recipe's examples with review decisions applied: (examples, LoadResult)."""
-    from core.dataset import reader, review
-
     path = check_dataset_exists(recipe)
     loaded = reader.load(path, recipe.data.format, format_template=recipe.data.format_template,
                        system_prompt=recipe.data.system_prompt)
@@ -69,8 +71,6 @@ def preference_row(example) -> dict:
 
 def prepare(recipe: Recipe, tokenizer) -> PreparedData:
     """Load, review, split and (for SFT) tokenize the recipe's data."""
-    from core.dataset.samples import build_samples
-
     examples, loaded = load_examples(recipe)
     method = recipe.training.method
     if method == "grpo":
@@ -100,9 +100,6 @@ def prepare(recipe: Recipe, tokenizer) -> PreparedData:
 
 def _prepare_grpo(recipe: Recipe, examples: list, loaded) -> PreparedData:
     """Prompt rows for GRPO; rows without the fields a reward reads are skipped and named."""
-    from core.train.grpo_data import prompt_rows
-    from core.train.rewards import required_fields
-
     chats = [e for e in examples if not e.is_preference]
     rows, skipped = prompt_rows(chats, required_fields(recipe))
     if not rows:

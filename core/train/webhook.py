@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from core.recipes import RecipeError
+from core.train import runs
 from core.workspace import read_json, workspace, write_json_atomic
 
 SETTINGS_FILE = "settings.json"
@@ -60,8 +61,6 @@ def _shown(url: str) -> str:
 
 
 def webhook_body(run_dir: Path) -> dict:
-    from core.train import runs
-
     info = runs.run_info(run_dir)
     return {"event": "run.finished", "run_id": info.run_id, "state": info.state, "step": info.step,
             "total_steps": info.total_steps, "final_loss": info.final_loss, "best_eval_loss": info.best_eval_loss,
@@ -83,8 +82,6 @@ def _claim(run_dir: Path) -> bool:
 def notify_orphans() -> int:
     """Notify for runs that ended without their worker doing it (killed, out of memory): runs whose
     worker promised a notification (`notify_pending`) and are over. Returns how many were sent."""
-    from core.train import runs
-
     sent = 0
     for info in runs.list_runs():
         if info.state in runs.LIVE_STATES or not runs.read_status(info.path).get("notify_pending"):

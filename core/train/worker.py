@@ -17,6 +17,10 @@ import traceback
 import warnings
 from pathlib import Path
 
+from core import recipes
+from core.hosting import demo_mode
+from core.train import queue, runs, webhook
+
 
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
@@ -36,8 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     # run and would be the first thing a person reads in the training log.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
-    from core import recipes
-    from core.train import runs
 
     main_process = _is_main_process()
 
@@ -49,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     # Under accelerate the pid in status.json stays the launcher's: the run lives while any rank does.
     own_pid = {} if _several_processes() else {"pid": os.getpid()}
     update(state="running", started_at=previous.get("started_at") or runs.now_iso(), ended_at=None, error=None, **own_pid)
-    from core.train import webhook
 
     if main_process:  # a new outcome is coming (a resumed run notifies again)
         (run_dir / webhook.CLAIM_FILE).unlink(missing_ok=True)
@@ -87,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
 def wants_evaluation(recipe) -> bool:
     """The regression guard runs when the recipe names a prompt set and asks for it; never in
     demo mode (a shared CPU Space must not spend minutes answering prompts after every run)."""
-    from core.hosting import demo_mode
-
     return bool(recipe.eval.prompts and recipe.eval.after_training) and not demo_mode()
 
 
@@ -109,7 +108,6 @@ def _after(run_dir: Path, main_process: bool) -> None:
     Neither may turn a finished run into a failed one."""
     if not main_process:
         return
-    from core.train import queue, webhook
 
     for step in (lambda: webhook.notify_webhook(run_dir), queue.start_next):
         try:

@@ -11,10 +11,26 @@ import json
 import os
 import sys
 
+from core import recipes
+from core.chat import tuned
+from core.dataset import checks, reader, tokens
+from core.dataset.reader import DatasetError
+from core.eval import prompts as prompt_sets
+from core.export import pipeline
+from core.models import ModelNotFound, QLoRANeedsCUDA
+from core.recipes import RecipeError
+from core.train import distributed, queue, runs
+from core.train.distributed import shown
+from core.train.preflight import dataset_summary
+from core.train.queue import QueueError
+from studio.cli import eval as cli_eval
 from studio.cli import jobs as cli_jobs
 from studio.cli import rewards as cli_rewards
 from studio.cli import runs as cli_runs
+from studio.cli import scale as cli_scale
 from studio.cli import system as cli_system
+from studio.cli.eval import await_evaluation, cmd_eval
+from studio.cli.make import add_make_parser, cmd_make
 from studio.cli.output import metric_line, print_json
 
 
@@ -88,9 +104,6 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--no-verify", action="store_true", help="skip loading the GGUF back and comparing answers")
     export.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from studio.cli import eval as cli_eval
-    from studio.cli import scale as cli_scale
-    from studio.cli.make import add_make_parser
 
     add_make_parser(sub)
     cli_eval.add_parser(sub)
@@ -102,7 +115,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from studio.cli import scale as cli_scale
 
     handler = {"ui": cmd_ui, "check": cmd_check, "train": cli_jobs.train(cmd_train), "runs": cli_runs.cmd_runs, "chat": cmd_chat,
                "export": cmd_export, "eval": _cmd_eval, "make": _cmd_make, cli_rewards.COMMAND: cli_rewards.run,
@@ -120,23 +132,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _USER_ERRORS() -> tuple[type[Exception], ...]:
-    from core.dataset.reader import DatasetError
-    from core.models import ModelNotFound, QLoRANeedsCUDA
-    from core.recipes import RecipeError
-    from core.train.queue import QueueError
-
     return (RecipeError, DatasetError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError, QueueError)
 
 
 def _cmd_eval(args) -> int:
-    from studio.cli.eval import cmd_eval
-
     return cmd_eval(args)
 
 
 def _cmd_make(args) -> int:
-    from studio.cli.make import cmd_make
-
     return cmd_make(args)
 
 
@@ -164,8 +167,6 @@ def cmd_ui(args) -> int:
 
 def cmd_check(args) -> int:
     """Exit 0 clean, 1 problems found (or warnings with --strict), 2 unreadable."""
-    from core.dataset import checks, reader, tokens
-
     try:
         report = checks.check(args.dataset, args.format, modes_file=args.modes, format_template=args.template)
         if args.model or args.max_length:
@@ -226,15 +227,12 @@ def _where(item: dict) -> str:
 
 
 def cmd_train(args) -> int:
-    from core import recipes
     from core.train import runs, training
 
     recipe = recipes.load(args.recipe, args.set)
     if args.dry_run:
         plan = training.plan(recipe)
         if runs.uses_accelerate(recipe) or args.accelerate_config:
-            from core.train import distributed
-
             config = distributed.read_user_config(args.accelerate_config) if args.accelerate_config else distributed.config_for(recipe)
             plan["launch_command"] = runs.accelerate_command(recipe, args.run_dir or "<run-dir>")
             plan["accelerate_config"] = config
@@ -247,9 +245,6 @@ def cmd_train(args) -> int:
                 return 2
             run_dir = runs.resume(args.run_dir, args.resume)
         else:
-            from core.train import queue
-            from core.train.preflight import dataset_summary
-
             warnings = dataset_summary(recipe)["warnings"]
             run_dir, started = queue.submit(recipe, run_dir=args.run_dir, accelerate_config=args.accelerate_config)
             for warning in warnings:  # said before the first step, not discovered after the run (a refused start says only why)
@@ -260,7 +255,6 @@ def cmd_train(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     status = _follow_run(run_dir, quiet=args.json)
-    from studio.cli.eval import await_evaluation
 
     status = await_evaluation(run_dir, status, quiet=args.json)
     return cli_runs.report_run(run_dir, status, as_json=args.json)
@@ -281,8 +275,6 @@ def _print_train_plan(plan: dict) -> None:
     if plan["lora_config"]:
         print("LoraConfig:\n" + json.dumps(plan["lora_config"], indent=2))
     if plan.get("launch_command"):
-        from core.train.distributed import shown
-
         print("Launch: " + shown(plan["launch_command"]))
     if plan.get("accelerate_config"):
         import yaml
@@ -294,7 +286,6 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
     """Print metrics as the worker writes them; Ctrl-C asks for a graceful stop (twice: detach)."""
     import time
 
-    from core.train import queue, runs
 
     seen, stopping = 0, False
     if not quiet:
@@ -323,9 +314,7 @@ def _follow_run(run_dir, *, quiet: bool) -> dict:
 
 def cmd_chat(args) -> int:
     from core.chat import engine as chat
-    from core.chat import tuned
     from core.eval import ab, metrics, report
-    from core.eval import prompts as prompt_sets
 
     sampling = chat.Sampling(args.system or "", args.temperature, args.top_p, args.max_new_tokens, args.seed)
     try:
@@ -375,8 +364,6 @@ def cmd_chat(args) -> int:
 
 def cmd_export(args) -> int:
     """Exit 0: every step done; 1: a step failed (the manifest says which); 2: bad source."""
-    from core.export import pipeline
-
     try:
         plan = pipeline.make_plan(
             args.source, checkpoint=args.checkpoint, merge_dir=args.merge, gguf=args.gguf, ollama=args.ollama,

@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import sys
 
+from core.chat.tuned import AdapterMismatch, TunedModelError
+from core.eval.judge import JudgeError
 from core.eval.metrics import metric_table
+from core.train.run_dir import read_evaluation
 
 # Every metric the report compares that has a better direction (core.eval.metrics.METRICS and the patterns).
 FAIL_METRICS = tuple(metric.key for metric in metric_table() if metric.in_report and metric.prefer)
@@ -70,8 +73,6 @@ def failures(report: dict, fail_on: list[tuple[str, float | None]]) -> list[str]
 
 
 def cmd_eval(args) -> int:
-    from core.chat.tuned import AdapterMismatch, TunedModelError
-    from core.eval.judge import JudgeError
     from core.eval.report import to_markdown
 
     def say(text: str) -> None:
@@ -114,7 +115,6 @@ def await_evaluation(run_dir, status: dict, *, quiet: bool) -> dict:
     verdict (Ctrl-C leaves it running; the report lands in the run folder either way)."""
     import time
 
-    from core.train.run_dir import read_evaluation
 
     evaluation = read_evaluation(run_dir)
     if evaluation.get("state") != "running":

@@ -12,6 +12,9 @@ from __future__ import annotations
 import sys
 import time
 
+from core import recipes
+from core.errors import StudioError
+from core.train import hf_jobs, runs
 from core.train.hf_jobs import DEFAULT_IMAGE, DEFAULT_TIMEOUT, IMAGE_ENV
 from studio.cli import runs as cli_runs
 from studio.cli.output import metric_line, print_json
@@ -52,10 +55,6 @@ def _refuse(args, message: str) -> int:
 
 
 def cmd_train_job(args) -> int:
-    from core import recipes
-    from core.errors import StudioError
-    from core.train import hf_jobs, runs
-
     try:
         if args.list_flavors:
             return _list_flavors(args, hf_jobs.flavors())
@@ -86,8 +85,6 @@ def _list_flavors(args, found: list[dict]) -> int:
 def follow(run, *, quiet: bool) -> dict:
     """Print the job's state changes and metrics as the follower writes them; Ctrl-C cancels the
     job (twice: detach, the follower goes on)."""
-    from core.train import runs
-
     seen, state, stopping = 0, None, False
     while True:
         try:

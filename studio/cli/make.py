@@ -11,7 +11,14 @@ import json
 import signal
 import sys
 
-from core.dataset.make_qa import QASettings
+from core.dataset import reader, tokens
+from core.dataset.make_backends import backend_from_spec
+from core.dataset.make_docs import DocumentError
+from core.dataset.make_modes import build_modes
+from core.dataset.make_qa import MakeError, QASettings
+from core.dataset.make_run import run_qa
+from core.dataset.make_schema import ChatTemplateSchema, SchemaError, load_schema_file
+from core.models import ModelNotFound
 
 QA_EPILOG = """\
 examples:
@@ -87,10 +94,6 @@ def add_make_parser(sub) -> None:
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    from core.dataset.make_docs import DocumentError
-    from core.dataset.make_qa import MakeError
-    from core.dataset.make_schema import SchemaError
-
     return (MakeError, DocumentError, SchemaError)
 
 
@@ -109,9 +112,6 @@ def backend_spec(args) -> dict:
 
 
 def make_qa(args) -> int:
-    from core.dataset.make_backends import backend_from_spec
-    from core.dataset.make_run import run_qa
-
     settings = QASettings(count=args.count, grounded=args.grounded, synthesis=args.synthesis, refusal=args.refusal,
                           chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap, seed=args.seed,
                           retries=args.retries, **({"system_prompt": args.system} if args.system else {}))
@@ -146,24 +146,16 @@ def make_qa(args) -> int:
 
 
 def _token_stats(path: str, model: str, max_length: int) -> dict:
-    from core.dataset import reader, tokens
-
     examples = (x for x in reader.stream(path, "messages") if isinstance(x, reader.Example))
     stats = tokens.token_stats(examples, tokens.tokenizer_for(model), max_length=max_length)
     return {k: v for k, v in stats.items() if k != "lengths"}
 
 
 def make_modes(args) -> int:
-    from core.dataset.make_modes import build_modes
-    from core.dataset.make_schema import ChatTemplateSchema, load_schema_file
-
     schema = None
     if args.schema:
         schema = load_schema_file(args.schema)
     elif not args.no_schema:
-        from core.dataset import tokens
-        from core.models import ModelNotFound
-
         try:
             schema = ChatTemplateSchema(tokens.tokenizer_for(args.model), args.model)
         except ModelNotFound as error:

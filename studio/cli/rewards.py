@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import sys
 
+from core import recipes
+from core.train import reward_preview
+
 COMMAND = "rewards"
 
 
@@ -26,9 +29,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from core import recipes
-    from core.train import reward_preview
-
     recipe = recipes.load(args.recipe, args.set)
     for name, value in (("--prompts", args.prompts), ("--samples", args.samples)):
         if value is not None and value < 1:

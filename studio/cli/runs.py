@@ -4,12 +4,11 @@ studio.cli's handler table."""
 
 from __future__ import annotations
 
+from core.train import runs
 from studio.cli.output import print_json
 
 
 def cmd_runs(args) -> int:
-    from core.train import runs
-
     infos = runs.list_runs()
     if args.json:
         print_json({"runs": [{"run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
@@ -43,7 +42,6 @@ def report_run(run_dir, status: dict, *, as_json: bool, extra: dict | None = Non
     Exit code 1 when the run failed."""
     import sys
 
-    from core.train import runs
 
     info = runs.run_info(run_dir)
     if as_json:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from core import recipes
+from core.train import queue, sweeps
 from studio.cli.output import print_json
 
 
@@ -34,8 +36,6 @@ def add_parsers(sub) -> None:
 
 
 def cmd_queue(args) -> int:
-    from core.train import queue
-
     if args.action in ("move", "cancel") and not args.run:
         print(f"error: studio queue {args.action} needs a run id (see: studio queue)", file=sys.stderr)
         return 2
@@ -62,9 +62,6 @@ def cmd_queue(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from core import recipes
-    from core.train import sweeps
-
     if args.list:
         records = sweeps.list_sweeps()
         if args.json:
@@ -97,7 +94,6 @@ def _print_table(rows: list[dict], best: dict) -> None:
     if not rows:
         print("no runs")
         return
-    from core.train import sweeps
 
     headers, cells = sweeps.table(rows)
     text = [headers] + [[_text(value) for value in line] for line in cells]

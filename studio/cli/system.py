@@ -6,6 +6,9 @@ chat would use. Registered by studio.cli.commands (`add_parser`, `COMMAND`)."""
 
 from __future__ import annotations
 
+from core.precision import cpu_choice, machine_key
+from studio.cli.output import print_json
+
 COMMAND = "system"
 
 
@@ -20,8 +23,6 @@ def run(args) -> int:
     from torch import nn
 
     from core import decode_linear, models
-    from core.precision import cpu_choice, machine_key
-    from studio.cli.output import print_json
 
     model = models.load_model(args.model).eval()
     layers = [m for m in model.modules() if type(m) is nn.Linear and m.weight.device.type == "cpu"]

@@ -6,11 +6,14 @@ import os
 
 import gradio as gr
 
+from core.hosting import MAX_UPLOAD, auth_from_env, demo_mode
+from core.models import ModelNotFound, device_policy, embedded_model_dir
 from core.workspace import ASSETS, workspace
 from studio.ui import guide
 from studio.ui.chat import tab as chat_tab
 from studio.ui.dataset import tab as dataset_tab
 from studio.ui.export import tab as export_tab
+from studio.ui.login_wall import LoginWall
 from studio.ui.train import tab as train_tab
 
 CSS_FILE = ASSETS / "studio.css"
@@ -19,9 +22,6 @@ CSS_FILE = ASSETS / "studio.css"
 def header_markdown() -> str:
     """Workspace, device and default model, computed when the page loads (torch is imported
     here, after the server is up, not at start-up)."""
-    from core.hosting import demo_mode
-    from core.models import device_policy
-
     policy = device_policy()
     demo = " · **demo mode** (embedded model, short runs)" if demo_mode() else ""
     # A demo's visitors are strangers: the server's folder layout is none of their business.
@@ -59,8 +59,6 @@ def launch_kwargs() -> dict:
     """Theme, CSS (gradio 6 takes them in launch()), the upload cap and the optional login."""
     from starlette.middleware import Middleware
 
-    from core.hosting import MAX_UPLOAD, auth_from_env
-    from studio.ui.login_wall import LoginWall
 
     css = CSS_FILE.read_text() if CSS_FILE.is_file() else None
     # Exports (A/B results, exported datasets and models) are served for download; nothing else
@@ -87,7 +85,6 @@ def warm_up() -> None:
     workspace), so the first chat or training doesn't wait for it."""
     import threading
 
-    from core.models import ModelNotFound, embedded_model_dir
 
     def convert() -> None:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from core.train.runs import list_runs
 from core.workspace import ASSETS
 
 FIRST_SAMPLE = ASSETS / "friction_sample.jsonl"  # clean, and what the smoke recipe trains on
@@ -34,8 +35,6 @@ STEPS = (
 def smoke_time() -> str:
     """How long the smoke recipe takes here: the last completed run of it on this machine, else
     the reference measurement."""
-    from core.train.runs import list_runs
-
     try:
         done = [info for info in list_runs() if info.state == "completed" and info.recipe.get("name") == SMOKE_RECIPE
                 and info.duration_s]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from core.eval.metrics import aggregate, load_patterns, metric_table, per_prompt_table
+from core.eval.prompts import bundled_prompt_sets
 from core.workspace import inside
 from studio.ui.chat.sides import engine_with_tuned, problem, sampling_from, tuned_path
 from studio.ui.problems import EXPECTED, unexpected
@@ -19,8 +21,6 @@ AGGREGATE_HEADERS = ["metric", "base", "tuned"]
 
 
 def prompt_set_choices() -> list[tuple[str, str]]:
-    from core.eval.prompts import bundled_prompt_sets
-
     return [(path.stem.replace("_", " "), str(path)) for path in bundled_prompt_sets()]
 
 
@@ -34,7 +34,6 @@ def _tables(rows, patterns):
     """The per-prompt table (answers get the width) and the aggregate, as DataFrames."""
     import pandas as pd
 
-    from core.eval.metrics import aggregate, load_patterns, per_prompt_table
 
     patterns = patterns or load_patterns()  # read once for all three tables
     wide = pd.DataFrame(per_prompt_table(rows, patterns))
@@ -49,7 +48,6 @@ def aggregate_view(table: list[dict], patterns=None):
     keywords in the set) shows a dash. Downloads keep the raw numbers."""
     import pandas as pd
 
-    from core.eval.metrics import metric_table
 
     lines = [{"metric": "prompts", **{row["side"]: str(row["prompts"]) for row in table}}] if table else []
     for metric in metric_table(patterns):
@@ -76,7 +74,6 @@ def run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice, compar
     """Run the prompt set through every side; yields (status, per-prompt table, aggregate, files)."""
     from core.eval.ab import run_prompt_set
     from core.eval.guard import load_prompts
-    from core.eval.metrics import load_patterns
 
     try:
         source = upload or (str(inside(set_choice)) if set_choice else None)

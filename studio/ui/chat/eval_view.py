@@ -15,6 +15,7 @@ import gradio as gr
 
 from core.eval.metrics import METRICS
 from core.eval.stats import BETTER_WORSE
+from core.train.run_dir import in_runs_folder, read_evaluation, run_holding
 from core.workspace import PathOutsideWorkspace, inside, read_jsonl
 from studio.ui.chat.ab import run_ab
 
@@ -120,7 +121,6 @@ def run_verdict(run_or_choice: str | None) -> str:
     """The verdict of the guard report of the run that holds this path (the Train tab's open run,
     or the Chat tab's tuned side); nothing when there is none."""
     from core.eval.guard import run_report
-    from core.train.run_dir import in_runs_folder, read_evaluation, run_holding
 
     if not run_or_choice or not str(run_or_choice).strip():
         return ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from core.chat.tuned import tuned_options
 from core.workspace import inside
 from studio.ui import visitor
 
@@ -13,8 +14,6 @@ NO_TUNED = "None: base model only"
 
 
 def tuned_choices() -> list[tuple[str, str]]:
-    from core.chat.tuned import tuned_options
-
     try:
         return [(NO_TUNED, "")] + tuned_options()
     except OSError as error:  # an unreadable runs folder must not break the page

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from core.eval.preferences import save_preference
+from core.train import run_dir
 from core.workspace import PathOutsideWorkspace
 from studio.ui.chat import eval_view
 from studio.ui.chat.ab import AGGREGATE_HEADERS, prompt_set_choices
@@ -42,8 +44,6 @@ def empty_conversation() -> dict:
 
 def compare_choices(choice: str | None):
     """Every result of the run that holds the picked tuned side, for the checkpoint comparison."""
-    from core.train import run_dir
-
     try:
         path = Path(tuned_path(choice) or "")
     except PathOutsideWorkspace:
@@ -167,8 +167,6 @@ def clear_chat():
 
 def send_to_dataset(conversation, preference, system):
     """Save the last exchange as a preference example: chosen = the preferred pane."""
-    from core.eval.preferences import save_preference
-
     conversation = conversation or empty_conversation()
     if not conversation["base"] or not conversation["tuned"]:
         return "⚠️ Chat with both a base and a tuned side first: a preference needs two answers."

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from core.dataset import make_worker
+from core.dataset import make_worker, tokens
 from core.dataset.make_docs import DOC_SUFFIXES, DocumentError
+from core.dataset.make_modes import build_modes
 from core.dataset.make_qa import KINDS, MakeError, QASettings
+from core.dataset.make_schema import ChatTemplateSchema, SchemaError, load_schema_file
+from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
 from studio.ui import visitor
 
@@ -94,8 +97,6 @@ def _documents(choice: str | None, uploads: list | None, name: str) -> Path:
 def start_qa(choice, uploads, name, count, grounded, synthesis, refusal, chunk_size, chunk_overlap, seed, retries,
              backend, model, host, temperature, num_predict, think, resume=False):
     """Start (or resume) a generation in the background: (output path, status, progress, timer)."""
-    from core.hosting import demo_mode
-
     try:
         out = output_for(name)
         settings = QASettings(count=int(count), grounded=float(grounded), synthesis=float(synthesis),
@@ -132,7 +133,6 @@ def _demo_limits(choice, uploads) -> dict:
     on the whole server, a time budget, and a worker that stops when this server does."""
     import os
 
-    from core.hosting import DEMO_DATA, DemoRefusal
 
     if uploads or (choice and inside(choice) != SAMPLE_DOCS.resolve()):
         raise DemoRefusal(f"documents: {DEMO_DATA}")
@@ -210,14 +210,6 @@ def status_markdown(manifest: dict, out: str) -> str:
 
 def build_modes_ui(records, upload, name, only_mode, max_count, schema_choice, model):
     """The staged build, in this process (seconds): (final file path, summary markdown)."""
-    from core.dataset.make_modes import build_modes
-    from core.dataset.make_schema import (
-        ChatTemplateSchema,
-        SchemaError,
-        load_schema_file,
-    )
-    from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
-
     try:
         source = Path(upload) if upload else inside(records or SAMPLE_RECORDS)
         if demo_mode() and source != SAMPLE_RECORDS.resolve():
@@ -226,8 +218,6 @@ def build_modes_ui(records, upload, name, only_mode, max_count, schema_choice, m
         if schema_choice == "prefix/suffix file (Llama 2 layout)":
             schema = load_schema_file(ASSETS / "make" / "schema_plain.yaml")
         else:
-            from core.dataset import tokens
-
             schema = ChatTemplateSchema(tokens.tokenizer_for(visitor.model(model)), model or "embedded")
         summary = build_modes(source, out, only_mode=None if only_mode in (None, "", "all") else only_mode,
                               max_count=int(max_count) if max_count else None, schema=schema)

@@ -9,7 +9,10 @@ import time
 import gradio as gr
 
 from core.export import pipeline
+from core.export.downloads import downloads
 from core.export.gguf import ALL_TYPES, type_availability
+from core.train.run_dir import UnknownRun, run_path
+from core.train.runs import list_runs, model_artifacts
 from studio.ui import visitor
 from studio.ui.problems import EXPECTED, unexpected
 
@@ -20,8 +23,6 @@ LOG_LINES = 400
 def run_choices() -> list[tuple[str, str]]:
     """(label, run id) for every run, newest first, for the run picker. The browser names a run by
     its id only; handlers turn it into a folder with core.train.run_dir.run_path."""
-    from core.train.runs import list_runs
-
     return [(f"{info.run_id} · {info.state}", info.run_id) for info in list_runs()]
 
 
@@ -37,8 +38,6 @@ def refresh_runs(current: str | None, checkpoint: str | None = None):
 
 
 def _run_folder(run_id: str | None):
-    from core.train.run_dir import UnknownRun, run_path
-
     try:
         return run_path(run_id) if run_id else None
     except UnknownRun:
@@ -49,7 +48,6 @@ def checkpoint_choices(run_id: str | None) -> list[tuple[str, str]]:
     folder = _run_folder(run_id)
     if folder is None:
         return [("best (default)", "best")]
-    from core.train.runs import model_artifacts
 
     labels = [label for label, _ in model_artifacts(folder)]
     return [("best (default)", "best")] + [(label, label) for label in labels if label != "best"]
@@ -162,8 +160,6 @@ def run_export_stream(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama
 def export_downloads(summary: dict | None):
     """After an export: the GGUF, its Modelfile and the merged model (zipped when small enough)
     as downloads, and a line about anything too large to offer (and where it is instead)."""
-    from core.export.downloads import downloads
-
     if not summary:
         return gr.update(value=None, visible=False), ""
     try:

@@ -15,7 +15,7 @@ import gradio as gr
 import yaml
 
 from core import recipes, schema
-from core.workspace import PROJECT_ROOT
+from core.workspace import CONFIGS, PROJECT_ROOT
 
 COMMON = [
     "model.name", "data.path", "training.method", "training.tuning", "training.epochs", "training.max_steps",
@@ -126,8 +126,6 @@ def recipe_from_yaml(text: str) -> recipes.Recipe:
 
 def default_recipe() -> recipes.Recipe:
     """What the form shows before anything is loaded: the CPU smoke recipe, else the defaults."""
-    from core.workspace import CONFIGS
-
     try:
         return portable(recipes.load(CONFIGS / "smoke-cpu.yaml"))
     except recipes.RecipeError:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import gradio as gr
 
 from core import recipes
-from core.train import run_dir
+from core.hosting import enforce_demo_limits
+from core.train import reward_preview, run_dir
+from studio.ui import visitor
 from studio.ui.train import charts as train_charts
 
 TABLE_HEADERS = ["step", "prompt", "completion", "total", "rewards"]
@@ -49,9 +51,6 @@ def grpo_updates(metrics: list[dict], run_path: str) -> list:
 
 def preview_rewards(yaml_text: str, prompts: float, samples: float):
     """The preview button: (summary Markdown, table rows)."""
-    from core.hosting import enforce_demo_limits
-    from core.train import reward_preview
-    from studio.ui import visitor
     from studio.ui.train.form import recipe_from_yaml
 
     try:

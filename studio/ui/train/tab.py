@@ -13,7 +13,8 @@ import gradio as gr
 
 from core import recipes
 from core.hosting import enforce_demo_limits
-from core.train import run_dir, runs
+from core.train import queue, run_dir, runs
+from core.train.preflight import dataset_summary
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
 from studio.ui import visitor
 from studio.ui.problems import EXPECTED, unexpected
@@ -143,8 +144,6 @@ def offer_dataset(path: str, yaml_text: str):
 def dataset_line(yaml_text: str, why: str) -> str:
     """Which dataset the run will use and why, with its size and any warning (tiny data, rows that
     can't be used), read again whenever the recipe's dataset may have changed."""
-    from core.train.preflight import dataset_summary
-
     try:
         summary = dataset_summary(_checked_recipe(yaml_text))
     except (*EXPECTED, *visitor.Refused) as error:
@@ -229,8 +228,6 @@ def _checked_recipe(yaml_text: str) -> recipes.Recipe:
 def start_run(yaml_text: str, where: str = train_jobs.HERE, flavor: str = "", token: str = ""):
     """Start (or queue) the recipe here, or send it to Hugging Face Jobs (`where`); the token is
     only passed on, never shown or kept."""
-    from core.train import queue
-
     try:
         recipe = _checked_recipe(yaml_text)
         if where == train_jobs.JOBS:

@@ -47,7 +47,7 @@ class DataSection:
     path: str = ""
     """Dataset file or folder (JSONL, JSON, CSV, Parquet); relative paths start at the recipe's folder."""
     format: str = "auto"
-    """Dataset format: auto, messages, sharegpt, alpaca, prompt_completion, preference, friction, modes."""
+    """Dataset format: auto (detected from the rows), or a name from the Dataset tab's Format list (`studio check --help`)."""
     max_length: int = 2048
     """Longest tokenized sample; longer ones are truncated (the Dataset tab shows how many)."""
     response_only: bool = True

@@ -51,6 +51,75 @@ def test_importing_the_ui_does_not_import_torch():
     assert out.stdout.strip() == "False False False", "heavy libraries must load when first needed, not at start-up"
 
 
+HEAVY = {"torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "gradio", "pandas", "plotly",
+         "numpy", "llama_cpp", "lm_eval"}
+
+
+def _heavy_modules() -> dict[str, str]:
+    """{our module: the heavy library importing it loads}, following module-level imports through
+    our own modules (and their packages' __init__)."""
+    modules = {**_core_modules(), **_core_modules("studio")}
+    direct = {}
+    for name, path in modules.items():
+        tree = ast.parse((ROOT / path).read_text())
+        imports = set()
+        for node in tree.body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, ast.Import):
+                imports |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imports |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, (ast.Try, ast.If)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Import):
+                        imports |= {a.name for a in inner.names}
+                    elif isinstance(inner, ast.ImportFrom) and inner.module and not inner.level:
+                        imports |= {inner.module}
+        parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+        direct[name] = {m for m in imports | parents if m in modules or m.split(".")[0] in HEAVY}
+    heavy: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for name, imports in direct.items():
+            if name in heavy:
+                continue
+            why = next((m.split(".")[0] for m in sorted(imports) if m.split(".")[0] in HEAVY), None)
+            why = why or next((heavy[m] for m in sorted(imports) if m in heavy), None)
+            if why:
+                heavy[name], changed = why, True
+    return heavy
+
+
+def test_an_import_inside_a_function_defers_a_heavy_library():
+    """Our own modules are imported at the top of a module, unless importing them loads a heavy
+    library (torch, transformers, gradio, pandas, ...): then inside the function that needs it, so
+    `studio runs` and the UI's start stay light (issue 23). No import hides a circle (see below)."""
+    modules = {**_core_modules(), **_core_modules("studio")}
+    heavy = _heavy_modules()
+    light = []
+    for name, path in modules.items():
+        for fn in ast.walk(ast.parse((ROOT / path).read_text())):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                               for a in node.names]
+                else:
+                    continue
+                ours = [t for t in targets if t in modules]
+                deferred = {heavy[t] for t in ours if t in heavy} - {heavy.get(name)}  # what the importer does not load anyway
+                if ours and not deferred:
+                    light.append(f"{path}:{node.lineno} imports {', '.join(ours)} inside a function")
+    assert light == []
+    assert {"core.chat.engine", "core.train.training", "studio.ui.app"} <= set(heavy)  # the rule sees heavy ones
+    assert not {"core.recipes", "core.workspace", "core.train.runs", "core.eval.metrics", "studio.cli.commands"} & set(heavy)
+
+
 def _circles(modules: dict[str, Path]) -> list[str]:
     edges = {m: _imports(p, set(modules)) - {m} for m, p in modules.items()}
     circles = []

@@ -27,6 +27,8 @@ SHAREGPT_ROLES = {
 }
 
 
+# Formats whose row shape can carry an edited conversation back (see with_edits).
+EDITABLE_IN_PLACE = ("messages", "sharegpt", "preference", "modes")
 _ROLE_SET = frozenset(("system", "user", "assistant", "tool"))
 # Message-level reasoning, as OpenAI-compatible servers (reasoning_content) and templates (thinking) name it.
 _REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
@@ -279,6 +281,26 @@ def _from_modes(row):
             return _from_alpaca(inner) if found[0] == "alpaca" else _from_prompt_completion(inner)
     text = row.get("text", row.get("completion", row.get("output", row.get("response"))))
     return [{"role": "assistant", "content": _text(text, "text")}]
+
+
+def with_edits(row: dict, edited: Example, fmt: str) -> dict | None:
+    """`row` in its own shape holding `edited`'s conversation (or chosen/rejected replies), or None
+    when this format's rows can't carry an edit (alpaca, prompt/completion, friction)."""
+    if fmt not in EDITABLE_IN_PLACE:
+        return None
+    if edited.is_preference:
+        as_turns = isinstance(row.get("chosen"), (list, dict))  # trl's conversational pairs keep their shape
+        return {**row, **{side: [{"role": "assistant", "content": text}] if as_turns else text
+                          for side, text in (("chosen", edited.chosen), ("rejected", edited.rejected))}}
+    row = dict(row)
+    if "conversations" in row:
+        speaker = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
+        row["conversations"] = [{"from": speaker[m["role"]], "value": m["content"]} for m in edited.messages]
+    elif "messages" in row:
+        row["messages"] = edited.messages
+    else:
+        return None
+    return row
 
 
 def check_template(template: str) -> str:

@@ -19,13 +19,12 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from core.dataset import formats
 from core.dataset.reader import Example, to_normalized
 from core.errors import BadInput
 from core.workspace import atomic_path, workspace, write_json_atomic
 
 STATUSES = ("pending", "approved", "rejected")
-# Formats whose original row shape can carry an edited conversation back.
-_EDITABLE_ORIGINAL = ("messages", "sharegpt", "preference", "modes")
 
 
 class ReviewError(BadInput):
@@ -198,23 +197,8 @@ def original_row(example: Example, record: dict, fmt: str) -> tuple[dict, bool]:
     edited = apply_edits(example, record)
     if edited is example:
         return example.source, True
-    if fmt not in _EDITABLE_ORIGINAL:
-        return to_normalized(edited), False
-    row = dict(example.source)
-    if example.is_preference:
-        row["chosen"], row["rejected"] = edited.chosen, edited.rejected
-        if isinstance(example.source.get("chosen"), (list, dict)):
-            row["chosen"] = [{"role": "assistant", "content": edited.chosen}]
-            row["rejected"] = [{"role": "assistant", "content": edited.rejected}]
-        return row, True
-    if "conversations" in row:
-        names = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
-        row["conversations"] = [{"from": names[m["role"]], "value": m["content"]} for m in edited.messages]
-    elif "messages" in row:
-        row["messages"] = edited.messages
-    else:
-        return to_normalized(edited), False
-    return row, True
+    row = formats.with_edits(example.source, edited, fmt)
+    return (row, True) if row is not None else (to_normalized(edited), False)
 
 
 def export_reviewed(dataset_path: str | Path, examples, fmt: str, *, only_approved: bool = False,

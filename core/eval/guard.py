@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import recipe_eval, recipes
-from core.chat.engine import BASE, TUNED, Sampling
+from core.chat.engine import BASE, TUNED, Sampling, engine_for
 from core.chat.tuned import tuned_source
 from core.errors import BadInput
 from core.eval import judge as judges
 from core.eval import report as reports
 from core.eval import verdict as verdicts
+from core.eval.ab import run_prompt_set
 from core.eval.heldout import heldout_losses
 from core.eval.metrics import load_patterns
 from core.eval.preferences import read_picks
@@ -73,9 +74,6 @@ def load_prompts(path: str | Path, documents: str | Path | None = None, k: int =
 
 def answer(target: Target, prompts: list[Prompt], sampling: Sampling, patterns,
            say: Callable[[str], None]) -> list[dict]:
-    from core.chat.engine import engine_for
-    from core.eval.ab import run_prompt_set
-
     engine = engine_for(target.base_model)
     rows = []
     for progress in run_prompt_set(engine, prompts, sampling, {BASE: None, TUNED: str(target.tuned)}, patterns):

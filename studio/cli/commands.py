@@ -14,6 +14,7 @@ import sys
 from core import recipes
 from core.chat import tuned
 from core.dataset import checks, reader, tokens
+from core.dataset.formats import FORMATS
 from core.dataset.reader import DatasetError
 from core.eval import prompts as prompt_sets
 from core.export import pipeline
@@ -47,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check a dataset: format, bad rows, mode contamination, quality, tokens")
     check.add_argument("dataset", help="JSONL/JSON/CSV/Parquet file or folder")
-    check.add_argument("--format", default="auto", help="auto, messages, sharegpt, alpaca, prompt_completion, preference, friction, modes")
+    check.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="the rows' format (default: detected)")
     check.add_argument("--max-length", type=int, default=None, help="token budget for the token statistics (needs --model)")
     check.add_argument("--model", default=None, help="model whose tokenizer counts tokens, e.g. embedded")
     check.add_argument("--modes", default=None, help="YAML file with a mode -> tags table for the contamination check")

@@ -15,6 +15,7 @@ from core.hosting import enforce_demo_limits
 from core.train import reward_preview, run_dir
 from studio.ui import visitor
 from studio.ui.train import charts as train_charts
+from studio.ui.train.form import recipe_from_yaml
 
 TABLE_HEADERS = ["step", "prompt", "completion", "total", "rewards"]
 SIDE_CHARTS = (("kl", "KL to the reference", "#ff7f0e"), ("completions/mean_length", "Completion length (tokens)", "#8c564b"),
@@ -51,8 +52,6 @@ def grpo_updates(metrics: list[dict], run_path: str) -> list:
 
 def preview_rewards(yaml_text: str, prompts: float, samples: float):
     """The preview button: (summary Markdown, table rows)."""
-    from studio.ui.train.form import recipe_from_yaml
-
     try:
         recipe = enforce_demo_limits(recipe_from_yaml(yaml_text))
         visitor.dataset(str(recipe.dataset_path()))  # the dataset and model a visitor names stay in the workspace

@@ -30,6 +30,7 @@ from studio.ui.train.live import (  # noqa: F401  (the live view; tests and the 
     refresh,
     refresh_history,
 )
+from studio.ui.train.queue import build_queue_panel, launch_note
 
 HISTORY_HEADERS = ["run", "state", "method", "model", "where", "steps", "final loss", "best eval loss", "duration", "started"]
 LIVE = runs.LIVE_STATES
@@ -52,7 +53,6 @@ def recipe_choices() -> list[tuple[str, str]]:
 def _launch_note(recipe: recipes.Recipe | None) -> str:
     if recipe is None or not runs.uses_accelerate(recipe):
         return ""
-    from studio.ui.train.queue import launch_note
 
     return launch_note(recipe)
 
@@ -323,7 +323,6 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
             delete_btn = gr.Button("Delete the open run", variant="stop", size="sm")
             history_btn = gr.Button("Refresh the list", size="sm")
         log_tail = gr.Textbox(label="Training log (last lines)", lines=14, max_lines=14, autoscroll=True, interactive=False)
-    from studio.ui.train.queue import build_queue_panel
 
     build_queue_panel(yaml_view, current)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from core.workspace import current_visitor
+
 DEFAULT_OLLAMA = "http://127.0.0.1:11434"
 LOCAL_OLLAMA = (DEFAULT_OLLAMA, "http://localhost:11434")  # the default server, as either spelling
 DEFAULT_HUB = "https://huggingface.co"
@@ -32,9 +34,23 @@ def ollama_client(host: str | None = None, *, use: str = "judge", timeout_s: flo
     return ollama.Client(host=ollama_host(host), timeout=httpx.Timeout(read, connect=CONNECT_S))
 
 
+SHARE_SERVER_TOKEN = "STUDIO_SHARE_SERVER_TOKEN"  # an operator's opt-in: visitors may push and run Jobs on HF_TOKEN
+
+
 def resolve_token(token: str | None) -> str | None:
-    """The Hub token to use: the one typed (a browser's box, an argument), else HF_TOKEN."""
-    return (token or "").strip() or os.environ.get("HF_TOKEN") or None
+    """The Hub token to use: the one given (a browser's box, a visitor's Hugging Face sign-in, an
+    argument), else HF_TOKEN, except for a visitor of a shared studio: their pushes and Jobs go on
+    their own token, never the server's, unless the operator opts in (STUDIO_SHARE_SERVER_TOKEN=1)."""
+    given = (token or "").strip()
+    if given:
+        return given
+    if current_visitor() and not server_token_shared():
+        return None
+    return os.environ.get("HF_TOKEN") or None
+
+
+def server_token_shared() -> bool:
+    return os.environ.get(SHARE_SERVER_TOKEN, "").strip().lower() in ("1", "true", "yes")
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:

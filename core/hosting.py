@@ -29,15 +29,35 @@ def demo_mode() -> bool:
     return bool(os.environ.get("SPACE_ID"))
 
 
-def auth_from_env() -> tuple[str, str] | None:
-    """STUDIO_AUTH=user:password turns the login on."""
+def auth_from_env() -> list[tuple[str, str]] | None:
+    """STUDIO_AUTH=user:password turns the login on; several people are comma-separated
+    (`ana:pw1,bob:pw2`; a password may hold ':' but not ','). Each of several users gets a
+    workspace of their own (see shared_workspaces)."""
     raw = os.environ.get("STUDIO_AUTH", "").strip()
     if not raw:
         return None
-    user, sep, password = raw.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("STUDIO_AUTH must look like USER:PASSWORD")
-    return user, password
+    pairs = []
+    for n, item in enumerate(raw.split(","), 1):
+        user, sep, password = item.strip().partition(":")
+        if not sep or not user or not password:
+            raise ValueError(f"STUDIO_AUTH must look like USER:PASSWORD[,USER:PASSWORD...]; entry {n} does not")
+        pairs.append((user, password))
+    if len({user for user, _ in pairs}) != len(pairs):
+        raise ValueError("STUDIO_AUTH names a user twice")
+    return pairs
+
+
+def oauth_enabled() -> bool:
+    """Sign in with Hugging Face: a Space whose README says `hf_oauth: true` gets OAUTH_CLIENT_ID."""
+    return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))
+
+
+def shared_workspaces() -> bool:
+    """Does each visitor get a workspace of their own? Yes on a hosted demo (a Space: signed-in
+    visitors by their Hub name, the others for their session), and with several logins. One
+    person's studio (no login, or one) keeps the one workspace."""
+    users = auth_from_env() or []
+    return demo_mode() or oauth_enabled() or len(users) > 1
 
 
 class DemoRefusal(BadInput):

@@ -1,6 +1,12 @@
 """The workspace: the one folder where the studio keeps runs, datasets, exports and models.
 
-`STUDIO_HOME` picks it; the default is `~/.tuning-studio`. This module also guards paths a
+`STUDIO_HOME` picks it; the default is `~/.tuning-studio`. A studio shared by several people
+(several logins, a Space's visitors) gives each visitor a workspace of their own under
+`STUDIO_HOME/visitors/<key>/`, sharing only the converted models: `workspace()` answers for the
+visitor whose request is being served (the UI tells this module who that is through
+`set_visitor_source`), for `as_visitor(key)` code, and in a visitor's worker processes through
+`STUDIO_VISITOR`. The server's own folder (`server_root()`) keeps what all visitors share: the
+training slot's lock and its turns. This module also guards paths a
 user types: `inside()` refuses anything that resolves outside the workspace (or another
 allowed root), so a hosted studio can't be walked out of. It owns the one atomic-write step
 (write beside the target, rename over it when complete) that every writer in core uses. It
@@ -10,11 +16,17 @@ knows nothing about what is stored in the folders.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
+import hashlib
+import hmac
 import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +63,112 @@ class Workspace:
         return self
 
 
+VISITORS = "visitors"
+VISITOR_ENV = "STUDIO_VISITOR"  # a visitor's worker processes carry their key here
+_visitor: contextvars.ContextVar[str | None] = contextvars.ContextVar("studio_visitor", default=None)
+_visitor_source: Callable[[], str | None] | None = None
+
+
+def server_root() -> Path:
+    """The folder named by STUDIO_HOME (read each call, so tests can point it elsewhere)."""
+    return Path(os.environ.get("STUDIO_HOME") or str(Path.home() / ".tuning-studio")).expanduser().resolve()
+
+
+def visitor_key(identity: str) -> str:
+    """A visitor's folder name: readable, safe on any file system, distinct for distinct
+    identities ('user:Ana' and 'user:ana' differ), and not guessable from the identity alone (it
+    is keyed with this server's secret), so no one can name another visitor's files."""
+    readable = re.sub(r"[^a-z0-9_.-]+", "-", identity.lower()).strip("-.")[:40] or "visitor"
+    digest = hmac.new(_server_secret(), identity.encode(), hashlib.sha256).hexdigest()[:16]
+    return f"{readable}-{digest}"
+
+
+def _server_secret() -> bytes:
+    return _secret_at(server_root() / ".visitor-secret")
+
+
+@functools.lru_cache(maxsize=8)
+def _secret_at(path: Path) -> bytes:
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "x") as handle:  # the first of two racing servers writes it
+                handle.write(secrets.token_hex(32))
+        except FileExistsError:
+            pass
+        path.chmod(0o600)
+    return path.read_bytes().strip()
+
+
+def set_visitor_source(source: Callable[[], str | None] | None) -> None:
+    """Who is asking, for a server that serves several visitors: a function returning the current
+    visitor's key (or None for the server's own workspace). The UI installs one that reads the
+    request being served; nothing in core knows where it comes from."""
+    global _visitor_source
+    _visitor_source = source
+
+
+@contextlib.contextmanager
+def as_visitor(key: str | None) -> Iterator[Workspace]:
+    """Run a block in `key`'s workspace (None: the server's own)."""
+    token = _visitor.set(key or "")
+    try:
+        yield workspace()
+    finally:
+        _visitor.reset(token)
+
+
+def current_visitor() -> str | None:
+    """The key of the visitor being served, or None when this is the server's (or a single
+    person's) own workspace."""
+    chosen = _visitor.get()
+    if chosen is not None:
+        return chosen or None
+    if _visitor_source is not None:
+        key = _visitor_source()
+        if key:
+            return key
+    return os.environ.get(VISITOR_ENV) or None
+
+
+def visitor_root(key: str) -> Path:
+    if not re.fullmatch(r"[a-z0-9_.-]+", key or "") or key.startswith("."):
+        raise PathOutsideWorkspace(f"{key!r} is not a visitor's workspace name")
+    return server_root() / VISITORS / key
+
+
 def workspace() -> Workspace:
-    """The workspace named by STUDIO_HOME (read each call, so tests can point it elsewhere)."""
-    root = os.environ.get("STUDIO_HOME") or str(Path.home() / ".tuning-studio")
-    return Workspace(Path(root).expanduser().resolve()).ensure()
+    """The workspace of whoever is being served: a visitor's own, or the server's."""
+    key = current_visitor()
+    if not key:
+        return Workspace(server_root()).ensure()
+    root = visitor_root(key)
+    if not root.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+    models = root / "models"
+    if not models.exists() and not models.is_symlink():
+        shared = Workspace(server_root()).ensure().models
+        models.symlink_to(shared, target_is_directory=True)  # converted models are shared, read only
+    return Workspace(root).ensure()
+
+
+def all_workspaces() -> list[tuple[str | None, Workspace]]:
+    """(visitor key or None, workspace) for the server's own and every visitor's: the training
+    slot and its queue turns are shared by all of them."""
+    found: list[tuple[str | None, Workspace]] = [(None, Workspace(server_root()).ensure())]
+    folder = server_root() / VISITORS
+    if folder.is_dir():
+        found += [(path.name, Workspace(path)) for path in sorted(folder.iterdir())
+                  if path.is_dir() and not path.name.startswith(".") and (path / "runs").is_dir()]
+    return found
+
+
+def owner_of(path: str | os.PathLike) -> str | None:
+    """The visitor key whose workspace holds `path` (None: the server's own)."""
+    resolved, visitors = Path(path).resolve(), server_root() / VISITORS
+    if visitors in resolved.parents:
+        return resolved.relative_to(visitors).parts[0]
+    return None
 
 
 class PathOutsideWorkspace(StudioError, ValueError):
@@ -64,7 +178,8 @@ class PathOutsideWorkspace(StudioError, ValueError):
 def inside(path: str | os.PathLike, *roots: Path) -> Path:
     """Resolve `path` and make sure it lies under one of `roots` (default: the workspace and
     the bundled assets/configs). Relative paths are taken from the first root."""
-    allowed = [Path(r).resolve() for r in roots] or [workspace().root, ASSETS, CONFIGS]
+    here = workspace()
+    allowed = [Path(r).resolve() for r in roots] or [here.root, here.models.resolve(), ASSETS, CONFIGS]
     candidate = Path(path).expanduser()
     if not candidate.is_absolute():
         candidate = allowed[0] / candidate

@@ -49,9 +49,14 @@ def test_auth_from_env(monkeypatch):
     monkeypatch.delenv("STUDIO_AUTH", raising=False)
     assert hosting.auth_from_env() is None
     monkeypatch.setenv("STUDIO_AUTH", "ana:s3cret:x")
-    assert hosting.auth_from_env() == ("ana", "s3cret:x")
+    assert hosting.auth_from_env() == [("ana", "s3cret:x")]
     monkeypatch.setenv("STUDIO_AUTH", "nopassword")
     with pytest.raises(ValueError, match="USER:PASSWORD"):
+        hosting.auth_from_env()
+    monkeypatch.setenv("STUDIO_AUTH", "ana:pw1, bob:pw:2")
+    assert hosting.auth_from_env() == [("ana", "pw1"), ("bob", "pw:2")]
+    monkeypatch.setenv("STUDIO_AUTH", "ana:pw1,ana:pw2")
+    with pytest.raises(ValueError, match="twice"):
         hosting.auth_from_env()
 
 

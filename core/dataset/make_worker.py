@@ -21,7 +21,7 @@ from core.dataset.make_backends import backend_from_spec
 from core.dataset.make_docs import DocumentError
 from core.dataset.make_qa import MakeError, QASettings
 from core.dataset.make_run import read_manifest, request_stop, run_qa, sidecar
-from core.workspace import PROJECT_ROOT, write_json_atomic
+from core.workspace import PROJECT_ROOT, VISITOR_ENV, current_visitor, write_json_atomic
 
 _CHILDREN: dict[str, subprocess.Popen] = {}  # output path -> the worker this process started
 
@@ -46,6 +46,9 @@ def start(documents: str | Path, out: str | Path, settings: QASettings, backend:
                                             "limits": {"owner_pid": owner_pid, "budget_s": budget_s}})
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.pop(VISITOR_ENV, None)
+    if current_visitor():  # the worker works in the visitor's own workspace
+        env[VISITOR_ENV] = current_visitor()
     with open(folder / "worker.log", "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "core.dataset.make_worker", str(out)], cwd=PROJECT_ROOT,
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,

@@ -6,7 +6,10 @@ the workspace, so a closed browser or a restarted UI loses nothing. `start_next(
 first waiting run when the slot is free; the worker calls it as it ends, and the UI's poll (and
 `studio train` while it follows a queued run) call it too, so a killed worker doesn't stall the
 queue. Every change happens under core.train.runs' start lock, so two callers never both start a
-run. This module knows nothing about trainers or the UI.
+run. A studio shared by several visitors has one slot for all of them: each visitor's queue lives
+in their own workspace (they see and reorder only their own), and when the slot frees the next
+run comes from the visitor whose turn it is: whoever started a run least recently (round robin,
+kept in the server's `runs/.turns.json`). This module knows nothing about trainers or the UI.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from core.hosting import demo_mode, enforce_demo_limits
 from core.recipes import Recipe
 from core.train import distributed, runs
 from core.train.preflight import preflight
-from core.workspace import read_json, workspace, write_json_atomic
+from core.workspace import Workspace, all_workspaces, as_visitor, current_visitor, read_json, server_root, workspace, write_json_atomic
 
 QUEUE_FILE = ".queue.json"
+TURNS_FILE = ".turns.json"
 
 
 class QueueError(StudioError, RuntimeError):
@@ -60,7 +64,7 @@ def submit(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_conf
     preflight(recipe)
     user_config = distributed.read_user_config(accelerate_config) if accelerate_config else None
     with runs.StartLock():
-        free = runs.active_run() is None and not waiting_runs()
+        free = runs.slot_holder() is None and not _anyone_waiting()
         if not free and demo_mode():
             runs.refuse_if_busy()
             raise runs.RunBusy("Runs are waiting in the queue; the demo trains one run at a time.")
@@ -69,33 +73,78 @@ def submit(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_conf
             runs.update_status(run_dir, sweep=sweep, sweep_params=params or {})
         if free:
             runs.launch(_saved_recipe(run_dir), run_dir)
+            _took_turn(current_visitor())
             return run_dir, True
         runs.update_status(run_dir, waiting=True, queued_at=runs.now_iso())
         _write_ids([i for i in _read_ids() if _waiting(i)] + [run_dir.name])
     return run_dir, False
 
 
+def _anyone_waiting() -> bool:
+    for key, _ in all_workspaces():
+        with as_visitor(key):
+            if waiting_runs():
+                return True
+    return False
+
+
+def _turns_path() -> Path:
+    return Workspace(server_root()).ensure().runs / TURNS_FILE
+
+
+def _took_turn(key: str | None) -> None:
+    turns = read_json(_turns_path())
+    turns[key or ""] = runs.now_iso()
+    write_json_atomic(_turns_path(), turns)
+
+
+def turn_order() -> list[str | None]:
+    """Visitors with waiting runs, whose turn first: the one who started a run least recently
+    (never counts as longest ago), then whoever has waited longest."""
+    turns = read_json(_turns_path())
+    waiting = []
+    for key, _ in all_workspaces():
+        with as_visitor(key):
+            queued = waiting_runs()
+            if queued:
+                first = runs.read_status(queued[0].path).get("queued_at") or ""
+                waiting.append((turns.get(key or "", ""), first, key or ""))
+    return [key or None for _, _, key in sorted(waiting)]
+
+
 def start_next() -> Path | None:
-    """Launch the first waiting run if the slot is free; the run folder started, or None."""
-    if not _read_ids():
-        return None  # the common case, without taking the lock
+    """Launch the next waiting run, in turn across visitors, if the slot is free; the run folder
+    started, or None."""
+    if not any(read_json(space.runs / QUEUE_FILE, kind=list) for _, space in all_workspaces()):
+        return None  # the common case (the UI polls this), without taking the lock
     with runs.StartLock():
-        if runs.active_run() is not None:
+        if runs.slot_holder() is not None:
             return None
-        ids = _read_ids()
-        while ids:
-            run_id = ids.pop(0)
-            _write_ids(ids)
-            run_dir = workspace().runs / run_id
-            if not _waiting(run_id):
-                continue
-            (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
-            runs.update_status(run_dir, waiting=False, created_at=runs.now_iso())
-            try:
-                runs.launch(_saved_recipe(run_dir), run_dir)
-            except runs.RunError:
-                continue  # marked failed with the reason; the next one may still start
-            return run_dir
+        for key in turn_order():
+            with as_visitor(key):
+                started = _start_first_waiting()
+            if started is not None:
+                _took_turn(key)
+                return started
+    return None
+
+
+def _start_first_waiting() -> Path | None:
+    """This workspace's first waiting run, launched (call under StartLock)."""
+    ids = _read_ids()
+    while ids:
+        run_id = ids.pop(0)
+        _write_ids(ids)
+        run_dir = workspace().runs / run_id
+        if not _waiting(run_id):
+            continue
+        (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+        runs.update_status(run_dir, waiting=False, created_at=runs.now_iso())
+        try:
+            runs.launch(_saved_recipe(run_dir), run_dir)
+        except runs.RunError:
+            continue  # marked failed with the reason; the next one may still start
+        return run_dir
     return None
 
 

@@ -48,7 +48,19 @@ from core.train.run_dir import (  # noqa: F401  (the reading half of the contrac
     tail_log,
     update_status,
 )
-from core.workspace import PROJECT_ROOT, workspace, write_atomic, write_json_atomic
+from core.workspace import (
+    PROJECT_ROOT,
+    VISITOR_ENV,
+    Workspace,
+    all_workspaces,
+    as_visitor,
+    current_visitor,
+    owner_of,
+    server_root,
+    workspace,
+    write_atomic,
+    write_json_atomic,
+)
 
 
 class RunBusy(StudioError, RuntimeError):
@@ -129,9 +141,20 @@ def _newest(live_only: bool) -> Path | None:
 
 
 def active_run() -> RunInfo | None:
-    """The run whose worker holds the training slot (runs waiting in the queue don't)."""
+    """This workspace's run whose worker holds the training slot (runs waiting in the queue don't)."""
     live = _newest(live_only=True)
     return run_info(live) if live else None
+
+
+def slot_holder() -> tuple[str | None, RunInfo] | None:
+    """(visitor key, run) of the run holding this machine's one training slot, in whichever
+    workspace it lives: visitors of a shared studio share the slot."""
+    for key, _ in all_workspaces():
+        with as_visitor(key):
+            live = _newest(live_only=True)
+            if live:
+                return key, run_info(live)
+    return None
 
 
 def newest_run() -> Path | None:
@@ -222,6 +245,9 @@ def spawn(command: list[str], run_dir: Path, extra_env: dict[str, str] | None = 
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", **(extra_env or {}))
     env = distributed.clean_env(trackers.clean_env(env))  # nothing of a previous run's worker leaks into this one
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env.pop(VISITOR_ENV, None)
+    if owner_of(run_dir):  # the worker works in the workspace its run lives in
+        env[VISITOR_ENV] = owner_of(run_dir)
     with open(run_dir / LOG_FILE, "ab") as log:
         # Own session: Ctrl-C in the UI's terminal or a UI restart doesn't reach the worker.
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -239,7 +265,7 @@ class StartLock:
     """Two starts at the same moment must not both see 'nothing running'."""
 
     def __enter__(self):
-        self.handle = open(workspace().runs / ".start.lock", "w")
+        self.handle = open(Workspace(server_root()).ensure().runs / ".start.lock", "w")  # one slot for all visitors
         fcntl.flock(self.handle, fcntl.LOCK_EX)
         return self
 
@@ -249,10 +275,15 @@ class StartLock:
 
 
 def refuse_if_busy() -> None:
-    busy = active_run()
-    if busy is not None:
-        raise RunBusy(f"Run '{busy.run_id}' is {busy.state} (step {busy.step}/{busy.total_steps or '?'}); this studio "
-                      "trains one run at a time. Stop it or wait for it to finish, then start again.")
+    held = slot_holder()
+    if held is None:
+        return
+    owner, busy = held
+    if owner != current_visitor():  # another visitor's run: say so, never its name
+        raise RunBusy(f"Another person's run is training on this machine (step {busy.step}/{busy.total_steps or '?'}); "
+                      "this studio trains one run at a time. Queue yours and it starts in its turn.")
+    raise RunBusy(f"Run '{busy.run_id}' is {busy.state} (step {busy.step}/{busy.total_steps or '?'}); this studio "
+                  "trains one run at a time. Stop it or wait for it to finish, then start again.")
 
 
 def start(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_config: str | Path | None = None) -> Path:

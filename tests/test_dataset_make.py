@@ -37,24 +37,25 @@ def test_background_generation_stop_resume_and_review(studio_home, monkeypatch):
     with StandIn(delay_s=0.15) as server:
         monkeypatch.setenv("STUDIO_OLLAMA_HOSTS", server.host)  # the operator allows it
         out, status, progress, _timer = dataset_make.start_qa(*_form("qa-ui", server.host, count=12))
-        assert out.endswith("datasets/made/qa-ui.jsonl") and "in the background" in status
-        _wait(out, ("running",))
+        assert out == "datasets/made/qa-ui.jsonl" and "in the background" in status  # the page never holds server paths
+        made = studio_home / out
+        _wait(made, ("running",))
         assert dataset_make.current_output() == out  # a reloaded page watches the running generation
         assert dataset_make.reattach() == ("qa-ui", out)  # and shows its name
         time.sleep(0.6)
         assert "Stopping" in dataset_make.stop_qa(out)
-        stopped = _wait(out)
+        stopped = _wait(made)
         assert stopped["state"] == "stopped" and 0 < stopped["kept"] < 12
-        kept = Path(out).read_text().count("\n")
+        kept = made.read_text().count("\n")
         assert kept == stopped["kept"]  # the stop lost nothing that was made
         _, again, _, _ = dataset_make.start_qa(*_form("qa-ui", server.host, count=12))
         assert "exists: press Resume" in again
         dataset_make.resume_qa(*_form("qa-ui", server.host, count=12))
-        done = _wait(out, ("completed",))
+        done = _wait(made, ("completed",))
     progress, status, _ = dataset_make.poll_qa(out)
     assert all(isinstance(u, type(gr.skip())) for u in dataset_make.reattach())  # nothing runs: the form is left as it is
     assert "12 / 12 pairs" in progress and "pairs/min" in progress and "is ready" in status
-    slots = sorted(json.loads(line)["slot"] for line in Path(out).read_text().splitlines())
+    slots = sorted(json.loads(line)["slot"] for line in made.read_text().splitlines())
     assert slots == list(range(12)) and done["sessions"] == 2
     labels = [label for label, _ in dataset_tab.dataset_choices()]
     assert "Workspace: made/qa-ui.jsonl" in labels and not any(".make/" in label for label in labels)
@@ -66,7 +67,7 @@ def test_failures_are_messages_not_tracebacks(studio_home, monkeypatch):
     assert "Can't start" in dataset_make.start_qa(*form)[1]
     form = _form("refused", "127.0.0.1:9")
     out, _, _, _ = dataset_make.start_qa(*form)
-    failed = _wait(out)
+    failed = _wait(studio_home / out)
     assert failed["state"] == "failed" and "no Ollama server answers" in failed["error"]
     assert "failed" in dataset_make.poll_qa(out)[1]
     outside = dataset_make.start_qa("/etc", *_form("x", "127.0.0.1:9")[1:])
@@ -77,7 +78,7 @@ def test_mode_build_from_the_ui(studio_home):
     final, summary = dataset_make.build_modes_ui(str(dataset_make.SAMPLE_RECORDS), None, "modes-ui", "agent", 5,
                                                  "prefix/suffix file (Llama 2 layout)", "embedded")
     assert final.endswith("made/modes-ui/final.jsonl") and "**Clean**" in summary
-    assert len(Path(final).read_text().splitlines()) == 5
+    assert len((studio_home / final).read_text().splitlines()) == 5
     assert "Can't build" in dataset_make.build_modes_ui("/etc/passwd", None, "m", "all", None, "x", "embedded")[1]
 
 

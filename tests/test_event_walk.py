@@ -11,10 +11,9 @@ import json
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.helpers.server import launch_on_free_port
+from tests.helpers.server import launch_on_free_port, queue_call
 
 SECRET = "SENTINEL-9c1e-never-leaves"
 LISTED = "checkpoint-424242"  # a name inside the sentinel: listing it would show it
@@ -62,27 +61,6 @@ def server(hostile_setup):
         yield app, f"http://127.0.0.1:{port}"
     finally:
         app.close()
-
-
-def _post(base: str, session: str, fn_index: int, data: list, event_data, trigger_id) -> str:
-    """Join the queue like the page does and read the session's SSE stream to this event's end."""
-    joined = httpx.post(f"{base}/gradio_api/queue/join", timeout=30, json={
-        "data": data, "event_data": event_data, "fn_index": fn_index, "trigger_id": trigger_id, "session_hash": session})
-    if joined.status_code != 200:
-        return joined.text
-    event_id = joined.json()["event_id"]
-    seen = []
-    with httpx.stream("GET", f"{base}/gradio_api/queue/data", params={"session_hash": session}, timeout=120) as stream:
-        for line in stream.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            seen.append(line)
-            message = json.loads(line[5:])
-            if message.get("event_id") == event_id and message.get("msg") == "process_completed":
-                break
-            if message.get("msg") in ("close_stream", "unexpected_error"):
-                break
-    return "\n".join(seen)
 
 
 def _props(app) -> dict:
@@ -154,7 +132,7 @@ def test_a_forged_select_then_refresh_then_delete_stays_inside(server, hostile_s
     answers = []
     for name, event in (("open_run", _event_data("../../somewhere")), ("refresh", None), ("delete_run", None)):
         index, fn = named[name]
-        answers.append(_post(base, session, index, _inputs(app, fn, None, sentinel), event, fn.targets[0][0]))
+        answers.append(queue_call(base, session, index, _inputs(app, fn, None, sentinel), event, fn.targets[0][0]))
     assert all('"success":true' in answer.replace(" ", "") for answer in answers), answers
     assert SECRET not in "\n".join(answers)
     _assert_untouched(sentinel)
@@ -186,7 +164,7 @@ def test_every_event_with_hostile_values_reads_lists_and_deletes_nothing_outside
         again = [(index, fn) for index, fn in first if any(block.stateful for block in fn.inputs)]
         for index, fn in first + again:
             trigger = fn.targets[0][0] if fn.targets else None
-            answer = _post(base, session, index, _inputs(app, fn, value, sentinel), _event_data(value), trigger)
+            answer = queue_call(base, session, index, _inputs(app, fn, value, sentinel), _event_data(value), trigger)
             answered += 1
             completed += "process_completed" in answer
             assert SECRET not in answer, f"{fn.name} with {value!r} read outside the workspace:\n{answer[:2000]}"

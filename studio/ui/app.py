@@ -6,10 +6,10 @@ import os
 
 import gradio as gr
 
-from core.hosting import MAX_UPLOAD, auth_from_env, demo_mode
+from core.hosting import MAX_UPLOAD, auth_from_env, demo_mode, oauth_enabled, shared_workspaces
 from core.models import ModelNotFound, device_policy, embedded_model_dir
-from core.workspace import ASSETS, workspace
-from studio.ui import guide
+from core.workspace import ASSETS, VISITORS, current_visitor, server_root, workspace
+from studio.ui import guide, sessions
 from studio.ui.chat import tab as chat_tab
 from studio.ui.dataset import tab as dataset_tab
 from studio.ui.export import tab as export_tab
@@ -24,8 +24,11 @@ def header_markdown() -> str:
     here, after the server is up, not at start-up)."""
     policy = device_policy()
     demo = " · **demo mode** (embedded model, short runs)" if demo_mode() else ""
-    # A demo's visitors are strangers: the server's folder layout is none of their business.
-    where = "**Workspace** this Space's" if demo_mode() else f"**Workspace** `{workspace().root}`"
+    # A shared studio's visitors are strangers: the server's folder layout is none of their business.
+    if shared_workspaces():
+        where = "**Workspace** your own (nobody else sees it)" if current_visitor() else "**Workspace** this studio's"
+    else:
+        where = f"**Workspace** `{workspace().root}`"
     return (
         f"{where} · **Device** {policy.device} ({policy.dtype_name}) · "
         f"**Default model** embedded (SmolLM2-135M-Instruct){demo}"
@@ -33,12 +36,16 @@ def header_markdown() -> str:
 
 
 def build_app() -> gr.Blocks:
+    sessions.install()  # each visitor of a shared studio in a workspace of their own
     with gr.Blocks(title="Tuning Studio") as app:
         # Queue settings now, while the page is empty: gradio rebuilds its whole server app on
         # queue(), so calling it after the tabs exist cost a third of the build (bench/ui_start.py).
         # One queue slot per event by default: two visitors can't run two heavy handlers at once.
         app.queue(default_concurrency_limit=1, max_size=32)
-        gr.Markdown("# Tuning Studio")
+        with gr.Row():
+            gr.Markdown("# Tuning Studio")
+            if oauth_enabled():  # a Space with `hf_oauth: true`: each signed-in visitor works in their own workspace
+                gr.LoginButton(scale=0)
         header = gr.Markdown("Loading…", elem_id="studio-header")
         steps = guide.build_guide(shown=[app.load])
         with gr.Tabs() as tabs:
@@ -52,6 +59,8 @@ def build_app() -> gr.Blocks:
                 export_tab.build_export_tab(shown=[app.load, export_page.select])
         guide.wire_guide(steps, tabs)
         app.load(header_markdown, outputs=header)
+        if shared_workspaces():
+            app.unload(sessions.leave)  # an anonymous visitor's workspace and work end with their session
     return app
 
 
@@ -65,7 +74,7 @@ def launch_kwargs() -> dict:
     # in the workspace is. Before a login only the login page is served (studio/login_wall.py);
     # FastAPI's own /openapi.json is off (gradio serves its API description behind the login).
     return {"css": css, "theme": gr.themes.Soft(), "max_file_size": MAX_UPLOAD, "auth": auth_from_env(),
-            "allowed_paths": [str(workspace().exports)],
+            "allowed_paths": [str(server_root() / VISITORS) if shared_workspaces() else str(workspace().exports)],
             "app_kwargs": {"openapi_url": None, "middleware": [Middleware(LoginWall)]}}
 
 

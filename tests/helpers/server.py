@@ -3,6 +3,7 @@ studio processes a test session started (for the suite's leave-nothing-behind ch
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -54,3 +55,33 @@ def studio_processes(homes: list[Path]) -> list[tuple[int, str]]:
                     found.append((int(proc.name), command))
                 break
     return found
+
+
+def queue_call(base: str, session: str, fn_index: int, data: list, event_data=None, trigger_id=None, *, client=None) -> str:
+    """Join gradio's queue like the page does and read the session's SSE stream to this event's
+    end; returns the stream's data lines. `client`: an httpx.Client holding a login's cookies."""
+    import httpx
+
+    own = client is None
+    client = client or httpx.Client(timeout=120)
+    try:
+        joined = client.post(f"{base}/gradio_api/queue/join", timeout=30, json={
+            "data": data, "event_data": event_data, "fn_index": fn_index, "trigger_id": trigger_id, "session_hash": session})
+        if joined.status_code != 200:
+            return joined.text
+        event_id = joined.json()["event_id"]
+        seen = []
+        with client.stream("GET", f"{base}/gradio_api/queue/data", params={"session_hash": session}, timeout=120) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                seen.append(line)
+                message = json.loads(line[5:])
+                if message.get("event_id") == event_id and message.get("msg") == "process_completed":
+                    break
+                if message.get("msg") in ("close_stream", "unexpected_error"):
+                    break
+        return "\n".join(seen)
+    finally:
+        if own:
+            client.close()

@@ -8,6 +8,7 @@ Handlers are plain functions that tests call directly; they never raise into the
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from core.dataset.make_modes import build_modes
 from core.dataset.make_qa import KINDS, MakeError, QASettings
 from core.dataset.make_schema import ChatTemplateSchema, SchemaError, load_schema_file
 from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
-from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
+from core.workspace import ASSETS, PathOutsideWorkspace, all_workspaces, as_visitor, inside, workspace
 from studio.ui import visitor
 
 SAMPLE_DOCS = ASSETS / "make" / "docs"
@@ -55,6 +56,12 @@ def output_for(name: str, suffix: str = ".jsonl") -> Path:
     return made_folder() / f"{name}{suffix}"
 
 
+def page_value(path: str | Path) -> str:
+    """A workspace file as the page holds it: relative to the workspace (a shared studio's
+    visitors never see the server's folders; relative paths start at the workspace everywhere)."""
+    return Path(path).resolve().relative_to(workspace().root).as_posix()
+
+
 def made_output(out: str | None) -> Path | None:
     """The generation a page names (its hidden output box, which a browser can forge) as a
     `.jsonl` file directly in the workspace's made/ folder; None for anything else. Stop and the
@@ -62,7 +69,7 @@ def made_output(out: str | None) -> Path | None:
     if not out or not str(out).strip():
         return None
     try:
-        path = inside(str(out).strip(), made_folder())
+        path = inside(str(out).strip())  # relative values start at the workspace
     except PathOutsideWorkspace:
         return None
     return path if path.parent == made_folder().resolve() and path.suffix == ".jsonl" else None
@@ -120,7 +127,7 @@ def start_qa(choice, uploads, name, count, grounded, synthesis, refusal, chunk_s
     except (MakeError, DocumentError, *visitor.Refused, ValueError, OSError) as error:
         return gr.skip(), f"**Can't start.** {error}", gr.skip(), gr.Timer(active=False)
     verb = "Resuming" if resume else "Making"
-    return (str(out), f"{verb} **{out.name}** in the background: you may close this page; it keeps going.",
+    return (page_value(out), f"{verb} **{out.name}** in the background: you may close this page; it keeps going.",
             progress_html({"state": "starting", "total": settings.count, "done": 0}), gr.Timer(active=True))
 
 
@@ -130,13 +137,11 @@ class DemoBusy(MakeError):
 
 def _demo_limits(choice, uploads) -> dict:
     """What a demo visitor's generation may use: the sample documents, one generation at a time
-    on the whole server, a time budget, and a worker that stops when this server does."""
-    import os
-
-
+    on the whole server (every visitor's workspace counts), a time budget, and a worker that stops
+    when this server does."""
     if uploads or (choice and inside(choice) != SAMPLE_DOCS.resolve()):
         raise DemoRefusal(f"documents: {DEMO_DATA}")
-    if len(running_outputs()) >= DEMO_MAX_RUNNING:
+    if len(running_on_this_server()) >= DEMO_MAX_RUNNING:
         raise DemoBusy("this demo studio makes one dataset at a time; try again when the current one ends")
     return {"owner_pid": os.getpid(), "budget_s": DEMO_BUDGET_S}
 
@@ -223,7 +228,7 @@ def build_modes_ui(records, upload, name, only_mode, max_count, schema_choice, m
                               max_count=int(max_count) if max_count else None, schema=schema)
     except (MakeError, SchemaError, *visitor.Refused, ValueError, OSError) as error:
         return gr.skip(), f"**Can't build.** {error}"
-    return summary["stages"]["final"]["file"], modes_markdown(summary)
+    return page_value(summary["stages"]["final"]["file"]), modes_markdown(summary)
 
 
 def modes_markdown(summary: dict) -> str:
@@ -324,7 +329,7 @@ def current_output() -> str:
     workspace, else the default name's file."""
     live = running_outputs()
     if live:
-        return str(max(live, key=lambda out: (out.parent / f"{out.stem}.make" / "job.json").stat().st_mtime))
+        return page_value(max(live, key=lambda out: (out.parent / f"{out.stem}.make" / "job.json").stat().st_mtime))
     return made_path("rag-qa")
 
 
@@ -334,7 +339,7 @@ def reattach():
     if not running_outputs():
         return gr.skip(), gr.skip()
     out = Path(current_output())
-    return out.stem, str(out)
+    return out.stem, str(out)  # current_output is already relative to the workspace
 
 
 def running_outputs() -> list[Path]:
@@ -344,9 +349,18 @@ def running_outputs() -> list[Path]:
     return [out for out in outputs if make_worker.is_running(out)]
 
 
+def running_on_this_server() -> list[Path]:
+    """Running generations in every workspace of this server (a shared studio's visitors too)."""
+    found = []
+    for key, _ in all_workspaces():
+        with as_visitor(key):
+            found += running_outputs()
+    return found
+
+
 def made_path(name):
     try:
-        return str(output_for(name))
+        return page_value(output_for(name))
     except MakeError:
         return ""
 

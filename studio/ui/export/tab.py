@@ -13,7 +13,7 @@ from core.export.downloads import downloads
 from core.export.gguf import ALL_TYPES, type_availability
 from core.train.run_dir import UnknownRun, run_path
 from core.train.runs import list_runs, model_artifacts
-from studio.ui import visitor
+from studio.ui import sessions, visitor
 from studio.ui.problems import EXPECTED, unexpected
 
 VERIFY_HEADERS = ["prompt", "merged model", "GGUF", "agree?", "next tokens agreeing"]
@@ -122,9 +122,11 @@ def status_markdown(event: pipeline.Event) -> str:
 
 
 def run_export_stream(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
-                      ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what):
+                      ollama_name, ollama_host, hub_repo, hub_private, hub_token, hub_what, request: gr.Request = None):
     """Export button: stream (status, log, verification table, ollama command, summary); the
-    summary (where each step's result is) comes with the last update, for export_downloads."""
+    summary (where each step's result is) comes with the last update, for export_downloads.
+    A visitor signed in with Hugging Face pushes with their own token when the box is empty."""
+    hub_token = hub_token or sessions.hub_token(request)
     log: list[str] = []
     table, command = [], ""
     try:
@@ -198,7 +200,7 @@ def build_export_tab(shown=()) -> None:
         hub_what = gr.Radio(label="What to push", value="auto",
                             choices=[("adapter (or full model)", "auto"), ("merged model", "merged"), ("GGUF", "gguf")])
         hub_private = gr.Checkbox(label="Private repository", value=True)
-        hub_token = gr.Textbox(label="Hub token (write access; not stored, falls back to HF_TOKEN)", type="password")
+        hub_token = gr.Textbox(label=f"Hub token (write access; not stored; empty: {sessions.empty_token_means()})", type="password")
     start = gr.Button("Export", variant="primary")
     status = gr.Markdown("Pick a run, tick the steps, press Export.", elem_id="export-status")
     log = gr.Textbox(label="Progress log", lines=14, max_lines=14, autoscroll=True, interactive=False, elem_id="export-log")

@@ -17,6 +17,7 @@ from core.errors import StudioError
 from core.hosting import demo_mode
 from core.recipes import Recipe
 from core.train import hf_jobs
+from studio.ui import sessions
 
 HERE = "This machine"
 JOBS = "Hugging Face Jobs"
@@ -29,12 +30,12 @@ class JobsControls(NamedTuple):
     note: gr.Markdown
 
 
-def list_flavors(token: str):
+def list_flavors(token: str, request: gr.Request = None):
     """The flavors the Hub offers now (GPUs first), or why they can't be listed."""
     if demo_mode():
         return gr.update(choices=[], value=None), "Hugging Face Jobs are off in this demo studio."
     try:
-        found = hf_jobs.flavors(token)
+        found = hf_jobs.flavors(token or sessions.hub_token(request))
     except StudioError as error:
         return gr.update(), f"⚠️ {error}"
     found.sort(key=lambda flavor: not flavor["gpu"])
@@ -43,11 +44,11 @@ def list_flavors(token: str):
             f"{len(choices)} flavors listed by the Hub; the price is the Hub's, per hour of the job.")
 
 
-def show_jobs(where: str, token: str):
+def show_jobs(where: str, token: str, request: gr.Request = None):
     """Picking Jobs shows its options and lists the flavors at once."""
     if where != JOBS or demo_mode():
         return gr.update(visible=False), gr.update(), ""
-    flavor, note = list_flavors(token)
+    flavor, note = list_flavors(token, request)
     return gr.update(visible=True), flavor, note
 
 
@@ -68,7 +69,7 @@ def build_jobs_controls() -> JobsControls:
     with gr.Row(visible=False) as options:
         flavor = gr.Dropdown(choices=[], label="Jobs hardware", allow_custom_value=True, scale=3, elem_id="train-flavor",
                              info="Listed by the Hub when you pick Jobs; the price is per hour")
-        token = gr.Textbox(label="Hugging Face token", type="password", placeholder="hf_... (empty: the server's HF_TOKEN)",
+        token = gr.Textbox(label="Hugging Face token", type="password", placeholder=f"hf_... (empty: {sessions.empty_token_means()})",
                            scale=3, elem_id="train-hf-token")
         refresh = gr.Button("List flavors", size="sm", scale=1)
     note = gr.Markdown("", elem_id="train-jobs-note")

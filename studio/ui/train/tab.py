@@ -16,7 +16,7 @@ from core.hosting import enforce_demo_limits
 from core.train import queue, run_dir, runs
 from core.train.preflight import dataset_summary
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
-from studio.ui import visitor
+from studio.ui import sessions, visitor
 from studio.ui.problems import EXPECTED, unexpected
 from studio.ui.train import form as train_form
 from studio.ui.train import grpo as train_grpo
@@ -225,13 +225,13 @@ def _checked_recipe(yaml_text: str) -> recipes.Recipe:
 # ---------------------------------------------------------------- run controls
 
 
-def start_run(yaml_text: str, where: str = train_jobs.HERE, flavor: str = "", token: str = ""):
+def start_run(yaml_text: str, where: str = train_jobs.HERE, flavor: str = "", token: str = "", request: gr.Request = None):
     """Start (or queue) the recipe here, or send it to Hugging Face Jobs (`where`); the token is
     only passed on, never shown or kept."""
     try:
         recipe = _checked_recipe(yaml_text)
         if where == train_jobs.JOBS:
-            return train_jobs.start_job(recipe, flavor, token)
+            return train_jobs.start_job(recipe, flavor, token or sessions.hub_token(request))
         folder, started = queue.submit(recipe)
     except (*EXPECTED, *visitor.Refused) as error:  # RunBusy, RecipeError, JobsError, ModelNotFound, QueueError ...
         gr.Warning(str(error).splitlines()[0])

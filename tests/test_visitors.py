@@ -88,6 +88,10 @@ def test_the_slot_is_shared_and_the_queue_takes_turns_between_visitors(tmp_path,
     assert queue.turn_order() == [bob, ana]  # ana just trained: bob's turn, though ana queued first
     queue._took_turn(bob)
     assert queue.turn_order() == [ana, bob]
+    with as_visitor(ana):  # ana's second run waits behind bob's one, not next to her first
+        assert queue.places_in_line() == {a1.name: 1, a2.name: 3}
+    with as_visitor(bob):
+        assert queue.places_in_line() == {b1.name: 2}
 
 
 @pytest.mark.slow
@@ -285,3 +289,74 @@ def test_the_demos_one_dataset_at_a_time_counts_every_visitor(monkeypatch):
         assert dataset_make.running_outputs() == []  # nothing of theirs in my workspace ...
         with pytest.raises(dataset_make.DemoBusy):  # ... but the server makes one dataset at a time
             dataset_make._demo_limits(str(dataset_make.SAMPLE_DOCS), None)
+
+
+# ---------------------------------------------------------------- quotas
+
+
+def test_quotas_refuse_before_anything_is_written_and_say_what_to_delete(monkeypatch, tmp_path, tiny_model_dir, busy_slot):
+    from core.train import quotas
+    from studio.ui.dataset import make as dataset_make
+
+    data = write_chats(tmp_path / "d.jsonl")
+    monkeypatch.setenv("STUDIO_AUTH", "ana:1,bob:2")
+    monkeypatch.setenv("STUDIO_QUOTA_RUNS", "2")
+    monkeypatch.setenv("STUDIO_QUOTA_QUEUED", "1")
+    assert quotas.quotas() == quotas.Quotas()  # the server's own workspace: no quotas
+    with as_visitor(visitor_key("user:ana")):
+        _completed_run("old-run")
+        queue.submit(tiny_recipe(tiny_model_dir, data))  # waits behind the busy slot
+        before = sorted(p.name for p in workspace().runs.iterdir())
+        with pytest.raises(quotas.OverQuota, match="keeps 2 runs.*`old-run`"):
+            queue.submit(tiny_recipe(tiny_model_dir, data))
+        assert sorted(p.name for p in workspace().runs.iterdir()) == before  # nothing half-written
+        monkeypatch.setenv("STUDIO_QUOTA_RUNS", "0")  # 0: no limit
+        with pytest.raises(quotas.OverQuota, match="1 runs waiting in the queue"):
+            queue.submit(tiny_recipe(tiny_model_dir, data))
+        monkeypatch.setenv("STUDIO_QUOTA_QUEUED", "0")
+        monkeypatch.setenv("STUDIO_QUOTA_DISK_GB", "0.000001")
+        with pytest.raises(quotas.OverQuota, match="Delete runs"):
+            queue.submit(tiny_recipe(tiny_model_dir, data))
+        monkeypatch.setenv("STUDIO_QUOTA_DISK_GB", "0")
+        form = (str(dataset_make.SAMPLE_DOCS), None, "big", 5000, 1.0, 0.0, 0.0, 800, 100, 0, 1, "transformers (local)",
+                "embedded", "", 0.2, 64, "model default")
+        status = dataset_make.start_qa(*form)[1]
+        assert "more than this studio makes for one person (500)" in status
+        assert not list(dataset_make.made_folder().iterdir())
+
+
+def test_closing_an_anonymous_page_removes_its_workspace_through_the_real_server(monkeypatch):
+    """Gradio's unload: the page's heartbeat ends, the studio's `leave` runs for that session."""
+    import threading
+
+    from studio.ui.app import build_app
+
+    monkeypatch.setenv("STUDIO_DEMO", "1")
+    app = build_app().queue(default_concurrency_limit=4)
+    port = launch_on_free_port(app)
+    base, session = f"http://127.0.0.1:{port}", uuid.uuid4().hex
+    key = visitor_key(f"anon:{session}")
+    try:
+        beating = threading.Event()
+
+        def heartbeat():
+            with httpx.stream("GET", f"{base}/gradio_api/heartbeat/{session}", timeout=30) as stream:
+                for _ in stream.iter_lines():
+                    beating.set()
+                    if closing.is_set():
+                        return
+
+        closing = threading.Event()
+        beat = threading.Thread(target=heartbeat, daemon=True)
+        beat.start()
+        assert beating.wait(20)
+        index, fn = next((i, fn) for i, fn in app.fns.items() if fn.name == "refresh_history")
+        answer = queue_call(base, session, index, [], None, fn.targets[0][0])
+        assert '"success":true' in answer.replace(" ", "")
+        assert (server_root() / "visitors" / key / "runs").is_dir()  # the session's own workspace
+        closing.set()  # the page closes: its heartbeat connection ends
+        beat.join(30)
+        wait_for(lambda: not (server_root() / "visitors" / key).exists(), timeout=60)
+    finally:
+        app.close()
+        set_visitor_source(None)

@@ -20,7 +20,7 @@ from core import recipes
 from core.errors import StudioError
 from core.hosting import demo_mode, enforce_demo_limits
 from core.recipes import Recipe
-from core.train import distributed, runs
+from core.train import distributed, quotas, runs
 from core.train.preflight import preflight
 from core.workspace import Workspace, all_workspaces, as_visitor, current_visitor, read_json, server_root, workspace, write_json_atomic
 
@@ -62,6 +62,7 @@ def submit(recipe: Recipe, run_dir: str | Path | None = None, *, accelerate_conf
     if demo_mode():  # a hosted demo runs one process: no accelerate, no user config files
         recipe.training.num_processes, recipe.training.distributed, accelerate_config = 1, "none", None
     preflight(recipe)
+    quotas.check_new_run()
     user_config = distributed.read_user_config(accelerate_config) if accelerate_config else None
     with runs.StartLock():
         free = runs.slot_holder() is None and not _anyone_waiting()
@@ -110,6 +111,24 @@ def turn_order() -> list[str | None]:
                 first = runs.read_status(queued[0].path).get("queued_at") or ""
                 waiting.append((turns.get(key or "", ""), first, key or ""))
     return [key or None for _, _, key in sorted(waiting)]
+
+
+def places_in_line() -> dict[str, int]:
+    """{run id: its place in the whole server's line} for this workspace's waiting runs: 1 starts
+    next. Turns go round the visitors in turn_order, each giving their next waiting run."""
+    mine, lines = current_visitor(), []
+    for key in turn_order():
+        with as_visitor(key):
+            lines.append((key, [info.run_id for info in waiting_runs()]))
+    places, place, depth = {}, 0, 0
+    while any(depth < len(ids) for _, ids in lines):
+        for key, ids in lines:
+            if depth < len(ids):
+                place += 1
+                if key == mine:
+                    places[ids[depth]] = place
+        depth += 1
+    return places
 
 
 def start_next() -> Path | None:

@@ -21,7 +21,8 @@ from core.dataset.make_docs import DOC_SUFFIXES, DocumentError
 from core.dataset.make_modes import build_modes
 from core.dataset.make_qa import KINDS, MakeError, QASettings
 from core.dataset.make_schema import ChatTemplateSchema, SchemaError, load_schema_file
-from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
+from core.hosting import DEMO_DATA, DemoRefusal, demo_mode, shared_workspaces
+from core.train import quotas
 from core.workspace import ASSETS, PathOutsideWorkspace, all_workspaces, as_visitor, inside, workspace
 from studio.ui import visitor
 
@@ -122,6 +123,9 @@ def start_qa(choice, uploads, name, count, grounded, synthesis, refusal, chunk_s
             spec.update(backend="transformers", model="embedded", host=None)
             settings.count = min(settings.count, DEMO_MAX_PAIRS)
             limits = _demo_limits(choice, uploads)
+        elif shared_workspaces():
+            _one_at_a_time()
+        quotas.check_made_dataset(settings.count)
         documents = _documents(choice, uploads, out.stem)
         make_worker.start(documents, out, settings, spec, resume=resume, **limits)
     except (MakeError, DocumentError, *visitor.Refused, ValueError, OSError) as error:
@@ -133,6 +137,19 @@ def start_qa(choice, uploads, name, count, grounded, synthesis, refusal, chunk_s
 
 class DemoBusy(MakeError):
     """A demo server already makes as many datasets as it allows at once."""
+
+
+SHARED_MAX_RUNNING = 2  # a shared studio's generations at once, all visitors together (STUDIO_MAKE_MAX_RUNNING)
+
+
+def _one_at_a_time() -> None:
+    """A shared studio: one generation at a time per visitor, and a cap for the whole server."""
+    mine = running_outputs()
+    if mine:
+        raise DemoBusy(f"you are making {mine[0].name} already; stop it or wait for it to end, then start another")
+    cap = int(os.environ.get("STUDIO_MAKE_MAX_RUNNING") or SHARED_MAX_RUNNING)
+    if len(running_on_this_server()) >= cap:
+        raise DemoBusy(f"this studio makes {cap} datasets at a time for all its visitors; try again when one ends")
 
 
 def _demo_limits(choice, uploads) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gradio as gr
 
 from core import recipes
-from core.hosting import demo_mode
+from core.hosting import demo_mode, shared_workspaces
 from core.train import distributed, queue, run_dir, runs, sweeps, webhook
 from core.workspace import workspace
 from studio.ui import visitor
@@ -29,8 +29,12 @@ GRID_FIELDS = {"training.learning_rate": "Learning rates", "lora.r": "LoRA ranks
 
 
 def queue_rows() -> list[list]:
+    """The visitor's own waiting runs; `#` is each one's place in the whole server's line (on a
+    shared studio other people's runs take turns with these)."""
     rows = []
+    places = queue.places_in_line() if shared_workspaces() else {}
     for n, info in enumerate(queue.waiting_runs(), start=1):
+        n = places.get(info.run_id, n)
         status = runs.read_status(info.path)
         values = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in (status.get("sweep_params") or {}).items())
         rows.append([n, info.run_id, info.sweep or "", values, (status.get("queued_at") or "")[:19].replace("T", " ")])

@@ -47,6 +47,11 @@ def auth_from_env() -> list[tuple[str, str]] | None:
     return pairs
 
 
+def admins() -> set[str]:
+    """STUDIO_ADMINS=ana,bob: people (login or Hub names) who see every visitor's runs, read only."""
+    return {name.strip() for name in os.environ.get("STUDIO_ADMINS", "").split(",") if name.strip()}
+
+
 def oauth_enabled() -> bool:
     """Sign in with Hugging Face: a Space whose README says `hf_oauth: true` gets OAUTH_CLIENT_ID."""
     return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))

@@ -360,3 +360,31 @@ def test_closing_an_anonymous_page_removes_its_workspace_through_the_real_server
     finally:
         app.close()
         set_visitor_source(None)
+
+
+def test_an_admin_and_the_operators_cli_see_every_visitors_runs(monkeypatch, capsys):
+    import gradio as gr
+    from gradio.context import LocalContext
+
+    from studio.cli import commands as cli
+    from studio.ui import sessions
+    from studio.ui.train import live
+
+    monkeypatch.setenv("STUDIO_AUTH", "ana:1,bob:2,root:3")
+    monkeypatch.setenv("STUDIO_ADMINS", "root")
+    for user in ("ana", "bob"):
+        with as_visitor(visitor_key(f"user:{user}")):
+            _completed_run(f"{user}-run")
+    set_visitor_source(sessions.current_key)
+    try:
+        for user, expected in (("bob", ["bob-run"]), ("root", ["user-ana / ana-run", "user-bob / bob-run"])):
+            token = LocalContext.request.set(gr.Request(username=user, session_hash="s"))
+            try:
+                assert sorted(row[0] for row in live.refresh_history()) == expected
+            finally:
+                LocalContext.request.reset(token)
+    finally:
+        set_visitor_source(None)
+    assert cli.main(["runs", "--all", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["runs"]
+    assert sorted((row["owner"].rsplit("-", 1)[0], row["run_id"]) for row in listed) == [("user-ana", "ana-run"), ("user-bob", "bob-run")]

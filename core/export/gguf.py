@@ -243,7 +243,6 @@ class _Reply:
 def _greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> _Reply:
     import torch
 
-
     inputs = render(tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True,
                     return_tensors="pt", return_dict=True)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -147,7 +147,6 @@ def merge(source: Source, out_dir: Path, say: Callable[[str], None] = print) -> 
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-
     if source.kind != "adapter":
         raise ExportError(f"{source.artifact} is already a full model (a full fine-tune): there is no adapter to merge.")
     say(f"loading base {source.base_name} (full precision: a QLoRA adapter is merged onto the 16-bit base, not the 4-bit one)")

@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["STUDIO_HOME"] = str(work / "home")  # the job's own workspace: the run folder lives in it
     from huggingface_hub import snapshot_download
 
-
     inputs = Path(snapshot_download(repo, repo_type="dataset", local_dir=work / "inputs",
                                     allow_patterns=["job.json", "recipe.yaml", "data/*", "model/*"]))
     manifest = json.loads((inputs / "job.json").read_text(encoding="utf-8"))

@@ -55,7 +55,6 @@ class Judge:
     def _ask_local(self, text: str) -> str:
         import torch
 
-
         if self._local is None:
             self._local = (load_tokenizer(self.model), load_model(self.model))
         tokenizer, model = self._local

@@ -26,7 +26,6 @@ def preview(recipe: Recipe, *, prompts: int | None = None, samples: int | None =
     """{rows: [{prompt_index, prompt, completion, rewards, total}], summary, skipped, ...}."""
     import torch
 
-
     if recipe.training.method != "grpo" or recipe.grpo is None:
         raise RecipeError("training.method: the reward preview is for grpo recipes (set training.method: grpo and a grpo section)")
     preflight(recipe)

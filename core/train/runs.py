@@ -131,6 +131,16 @@ def list_runs() -> list[RunInfo]:
     return sorted(infos, key=lambda info: (info.started_at or "", info.run_id), reverse=True)
 
 
+def every_visitors_runs() -> list[tuple[str | None, RunInfo]]:
+    """(visitor key or None, run) for the runs of every workspace on this server, newest first:
+    the operator's view (`studio runs --all`, STUDIO_ADMINS in the UI), read only."""
+    found = []
+    for key, _ in all_workspaces():
+        with as_visitor(key):
+            found += [(key, info) for info in list_runs()]
+    return sorted(found, key=lambda pair: (pair[1].started_at or "", pair[1].run_id), reverse=True)
+
+
 def _newest(live_only: bool) -> Path | None:
     """The newest run (or newest live one holding this machine's slot), judged from status files
     alone. A run training on Hugging Face Jobs (core.train.hf_jobs) holds no slot here."""

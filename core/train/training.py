@@ -73,7 +73,6 @@ def _grpo_trainer(recipe: Recipe, prepared, common: dict, completion_log):
     from datasets import Dataset
     from trl import GRPOTrainer
 
-
     # With a LoRA policy and kl_beta > 0, trl uses the base (adapter switched off) as the reference.
     rewards = completion_log.rewards if completion_log is not None else build_rewards(recipe)
     reward_funcs, _ = trl_rewards(rewards, completion_log)

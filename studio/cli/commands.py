@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_jobs.add_train_options(train)  # --on hf-jobs --flavor ..., --list-flavors
 
     runs = sub.add_parser("runs", help="list training runs")
+    runs.add_argument("--all", action="store_true", help="every visitor's runs on a shared studio, with their owner")
     runs.add_argument("--json", action="store_true", help="print one JSON object")
 
     chat = sub.add_parser("chat", help="answer prompts with a model, and with its adapter beside it")
@@ -286,7 +287,6 @@ def _print_train_plan(plan: dict) -> None:
 def _follow_run(run_dir, *, quiet: bool) -> dict:
     """Print metrics as the worker writes them; Ctrl-C asks for a graceful stop (twice: detach)."""
     import time
-
 
     seen, stopping = 0, False
     if not quiet:

@@ -115,7 +115,6 @@ def await_evaluation(run_dir, status: dict, *, quiet: bool) -> dict:
     verdict (Ctrl-C leaves it running; the report lands in the run folder either way)."""
     import time
 
-
     evaluation = read_evaluation(run_dir)
     if evaluation.get("state") != "running":
         return status

@@ -9,6 +9,8 @@ from studio.cli.output import print_json
 
 
 def cmd_runs(args) -> int:
+    if getattr(args, "all", False):
+        return _every_workspace(args)
     infos = runs.list_runs()
     if args.json:
         print_json({"runs": [{"run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
@@ -31,6 +33,20 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def _every_workspace(args) -> int:
+    """`studio runs --all`: the operator's view of a shared studio, every visitor's runs with their owner."""
+    pairs = runs.every_visitors_runs()
+    if args.json:
+        print_json({"runs": [{"owner": key, "run_id": i.run_id, "path": str(i.path), "state": i.state, "step": i.step,
+                               "total_steps": i.total_steps, "started_at": i.started_at, "final_loss": i.final_loss}
+                              for key, i in pairs]})
+        return 0
+    print(f"{'owner':32} {'run':40} {'state':10} {'step':>11}")
+    for key, i in pairs:
+        print(f"{key or '(server)':32} {i.run_id:40} {i.state:10} {f'{i.step}/{i.total_steps or chr(63)}':>11}")
+    return 0
+
+
 def first_line(error: str, limit: int = 200) -> str:
     """The reason a run failed, in one line: status.json's error without the log tail it carries."""
     line = next((part.strip() for part in error.splitlines() if part.strip()), "")
@@ -41,7 +57,6 @@ def report_run(run_dir, status: dict, *, as_json: bool, extra: dict | None = Non
     """The end of `studio train` (here or on Jobs): one JSON object, or the outcome in a line.
     Exit code 1 when the run failed."""
     import sys
-
 
     info = runs.run_info(run_dir)
     if as_json:

@@ -68,7 +68,6 @@ def launch_kwargs() -> dict:
     """Theme, CSS (gradio 6 takes them in launch()), the upload cap and the optional login."""
     from starlette.middleware import Middleware
 
-
     css = CSS_FILE.read_text() if CSS_FILE.is_file() else None
     # Exports (A/B results, exported datasets and models) are served for download; nothing else
     # in the workspace is. Before a login only the login page is served (studio/login_wall.py);
@@ -93,7 +92,6 @@ def warm_up() -> None:
     """Convert the embedded model in the background at start-up (about 20 s, once per
     workspace), so the first chat or training doesn't wait for it."""
     import threading
-
 
     def convert() -> None:
         try:

@@ -8,7 +8,7 @@ ends: `leave`). One person's studio (no login or one) keeps the one workspace.
 from __future__ import annotations
 
 from core.clients import server_token_shared
-from core.hosting import oauth_enabled, shared_workspaces
+from core.hosting import admins, oauth_enabled, shared_workspaces
 from core.train import visits
 from core.workspace import set_visitor_source, visitor_key
 
@@ -66,6 +66,17 @@ def current_key() -> str | None:
 
     who = identity(LocalContext.request.get(None))
     return visitor_key(who) if who else None
+
+
+def is_admin() -> bool:
+    """Is the visitor being served one the operator lets see every workspace (STUDIO_ADMINS)?"""
+    if not shared_workspaces():
+        return False
+    from gradio.context import LocalContext
+
+    who = identity(LocalContext.request.get(None)) or ""
+    kind, _, name = who.partition(":")
+    return kind in ("user", "hf") and name in admins()
 
 
 def install() -> list[str]:

@@ -34,7 +34,6 @@ def _tables(rows, patterns):
     """The per-prompt table (answers get the width) and the aggregate, as DataFrames."""
     import pandas as pd
 
-
     patterns = patterns or load_patterns()  # read once for all three tables
     wide = pd.DataFrame(per_prompt_table(rows, patterns))
     sides = max(1, (len(wide.columns) - 3) // 2)
@@ -47,7 +46,6 @@ def aggregate_view(table: list[dict], patterns=None):
     percentages, seconds or counts; a metric with nothing to measure (no should_refuse, no
     keywords in the set) shows a dash. Downloads keep the raw numbers."""
     import pandas as pd
-
 
     lines = [{"metric": "prompts", **{row["side"]: str(row["prompts"]) for row in table}}] if table else []
     for metric in metric_table(patterns):

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 import gradio as gr
 
 from core.train import run_dir, runs
+from core.workspace import current_visitor
+from studio.ui import sessions
 from studio.ui.chat import eval_view
 from studio.ui.train import charts as train_charts
 from studio.ui.train import grpo as train_grpo
@@ -132,8 +134,21 @@ def refresh(run_id: str, log_scale: bool, smoothing: float, overlays: list[str] 
 
 
 def refresh_history() -> list[list]:
-    """The run history table (every run's status and metrics are read: every few seconds at most)."""
-    return history_rows(runs.list_runs())
+    """The run history table (every run's status and metrics are read: every few seconds at most).
+    Someone the operator names in STUDIO_ADMINS also sees every other visitor's runs, as
+    `owner / run` (read only: such a row opens nothing)."""
+    rows = history_rows(runs.list_runs())
+    if sessions.is_admin():
+        mine = current_visitor()
+        others = [(key, info) for key, info in runs.every_visitors_runs() if key != mine]
+        for (key, _), row in zip(others, history_rows([info for _, info in others])):
+            rows.append([f"{owner_name(key)} / {row[0]}", *row[1:]])
+    return rows
+
+
+def owner_name(key: str | None) -> str:
+    """A visitor key as a person reads it: 'user-ana-1f…' -> 'user-ana'; None -> 'server'."""
+    return key.rsplit("-", 1)[0] if key else "server"
 
 
 def open_run_verdict(run_id: str) -> str:

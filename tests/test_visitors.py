@@ -388,3 +388,29 @@ def test_an_admin_and_the_operators_cli_see_every_visitors_runs(monkeypatch, cap
     assert cli.main(["runs", "--all", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["runs"]
     assert sorted((row["owner"].rsplit("-", 1)[0], row["run_id"]) for row in listed) == [("user-ana", "ana-run"), ("user-bob", "bob-run")]
+
+
+def test_each_visitors_push_reaches_the_hub_with_their_own_token(monkeypatch, tmp_path):
+    """Two signed-in visitors push through core.export.hub to a stand-in Hub that knows ana's
+    token: ana's push lands; bob's is sent with bob's own token (and refused), never the server's."""
+    from huggingface_hub import constants
+
+    from core.export import hub
+    from tests.helpers.hub_standin import HubStandIn
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_server_token")
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "README.md").write_text("# a card\n")
+    with HubStandIn("hf_ana_oauth") as standin:
+        with as_visitor(visitor_key("hf:ana")):
+            hub.push(folder, "ana/tuned", token="hf_ana_oauth", endpoint=standin.endpoint)
+        with as_visitor(visitor_key("hf:bob")):
+            with pytest.raises(hub.HubError, match="Pushing to bob/tuned failed"):
+                hub.push(folder, "bob/tuned", token="hf_bob_oauth", endpoint=standin.endpoint)
+            with pytest.raises(hub.HubError, match="No Hugging Face token"):  # an empty box: never the server's
+                hub.push(folder, "bob/tuned", token=None, endpoint=standin.endpoint)
+    assert standin.repo("model", "ana/tuned") is not None and standin.repo("model", "bob/tuned") is None
+    sent = {auth for _, _, auth in standin.requests}
+    assert sent == {"Bearer hf_ana_oauth", "Bearer hf_bob_oauth"}

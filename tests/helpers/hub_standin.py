@@ -1,7 +1,7 @@
 """A local stand-in of the Hugging Face Hub and its Jobs API, for `HfApi(endpoint=...)`.
 
 It answers the routes huggingface_hub 2.x calls for what the studio does with Jobs: whoami,
-repos/create, preupload + commit (every file "regular", sent inline as base64), repo info, the
+repos/create, validate-yaml, preupload + commit (every file "regular", sent inline as base64), repo info, the
 tree listing and resolve (HEAD and GET) for snapshot_download / hf_hub_download, and the Jobs
 routes: hardware, run, inspect, logs (a server-sent event stream, replayed from the start on each
 request, as the Hub does), cancel. Every route but the hardware list wants the one token.
@@ -216,6 +216,8 @@ def _handler(hub: HubStandIn):
             if not self._authorized():
                 return None
             parts, body = self._parts(), self._body()
+            if parts == ["api", "validate-yaml"]:  # a README's metadata, checked before a commit holding it
+                return self._answer(200, {"errors": [], "warnings": []})
             if parts == ["api", "repos", "create"]:
                 payload = json.loads(body)
                 kind = payload.get("type") or "model"

@@ -6,7 +6,7 @@ import os
 
 import gradio as gr
 
-from core.hosting import MAX_UPLOAD, auth_from_env, demo_mode, oauth_enabled, shared_workspaces
+from core.hosting import MAX_UPLOAD, admins, auth_from_env, demo_mode, oauth_enabled, shared_workspaces
 from core.models import ModelNotFound, device_policy, embedded_model_dir
 from core.workspace import ASSETS, VISITORS, current_visitor, server_root, workspace
 from studio.ui import guide, sessions
@@ -26,7 +26,8 @@ def header_markdown() -> str:
     demo = " · **demo mode** (embedded model, short runs)" if demo_mode() else ""
     # A shared studio's visitors are strangers: the server's folder layout is none of their business.
     if shared_workspaces():
-        where = "**Workspace** your own (nobody else sees it)" if current_visitor() else "**Workspace** this studio's"
+        who = "only you and this studio's admins see it" if admins() else "nobody else sees it"
+        where = f"**Workspace** your own ({who})" if current_visitor() else "**Workspace** this studio's"
     else:
         where = f"**Workspace** `{workspace().root}`"
     return (

@@ -414,3 +414,20 @@ def test_each_visitors_push_reaches_the_hub_with_their_own_token(monkeypatch, tm
     assert standin.repo("model", "ana/tuned") is not None and standin.repo("model", "bob/tuned") is None
     sent = {auth for _, _, auth in standin.requests}
     assert sent == {"Bearer hf_ana_oauth", "Bearer hf_bob_oauth"}
+
+
+def test_datasets_exports_and_chat_picks_are_each_visitors_own():
+    from core.eval import preferences
+    from studio.ui.dataset import tab as dataset_tab
+
+    ana, bob = visitor_key("user:ana"), visitor_key("user:bob")
+    with as_visitor(ana):
+        (workspace().datasets / "uploads").mkdir(parents=True, exist_ok=True)
+        (workspace().datasets / "uploads" / "ana-data.jsonl").write_text('{"text": "x"}\n')
+        (workspace().exports / "ana-export.jsonl").write_text('{"text": "x"}\n')
+        preferences.save_preference([{"role": "user", "content": "hi"}], "good", "bad", chosen_side="tuned")
+        assert any("ana-data" in label for label, _ in dataset_tab.dataset_choices()) and preferences.read_picks()
+    with as_visitor(bob):
+        labels = " ".join(label for label, _ in dataset_tab.dataset_choices())
+        assert "ana-data" not in labels and "ana-export" not in labels
+        assert list(preferences.read_picks()) == []

@@ -213,3 +213,28 @@ def test_a_file_changed_since_its_review_is_said_on_opening():
     os.utime(target, (later, later))
     _, status = tab.open_dataset(None, None, str(target), "auto", "")
     assert "This file changed since it was last reviewed" in status
+
+
+def test_a_bad_line_is_shown_as_it_is_and_fixed_in_place():
+    """Issue 22: a bad line is named by its real line number with its raw text, and fixed here."""
+    target = workspace().datasets / "two-bad.jsonl"
+    good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there."}]}
+    target.write_text(json.dumps(good) + "\n\n" + '{"messages": [{"role": "user", "content": "Hi"},\n' + json.dumps(good) + "\n")
+    path, _ = tab.open_dataset(None, None, str(target), "auto", "")
+    tab.check_dataset(path)
+    bad = rec.show_record(path, 2)
+    assert "line 3" in bad.view and "{&quot;messages&quot;: [{&quot;role&quot;: &quot;user&quot;" in bad.view
+    assert bad.which["value"] == rec.WHOLE_LINE and "Line 3 of the file" in bad.edit_text["label"]
+    still_bad = rec.save_edit(path, 2, rec.WHOLE_LINE, bad.edit_text["value"] + " oops", bad.editing)
+    assert still_bad.startswith("**Not saved.** Line 3 is still not valid JSON")
+    answer = rec.save_edit(path, 2, rec.WHOLE_LINE, '{"messages": [{"role": "user", "content": "Hi"}, '
+                           '{"role": "assistant", "content": "Hello."}]}', bad.editing)
+    assert answer.startswith("Line 3 fixed in the file"), answer
+    lines = target.read_text().splitlines()
+    assert lines[0] == json.dumps(good) and lines[1] == "" and json.loads(lines[2])["messages"][1]["content"] == "Hello."
+    assert "can't be used" not in rec.show_record(path, 2).view and dstate.opened(path).report.bad_rows == []
+    fixes = (review.review_dir(target) / review.FIXES_FILE).read_text().splitlines()
+    assert json.loads(fixes[0])["before"] == '{"messages": [{"role": "user", "content": "Hi"},'
+    stale = rec.save_edit(path, 2, rec.WHOLE_LINE, "{}", bad.editing)  # the record is fine now: a normal record's editor
+    assert stale.startswith("**Not saved.**") or "Pick a message" in stale
+    assert not review.dataset_changed(review.open_review(target))  # the fix is not "changed since reviewed"

@@ -57,15 +57,16 @@ class PagedDataset:
 
     def _record(self, raw: bytes, line: int, number: int) -> Example | BadRow:
         row = reader.parse_line(raw, line)
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if isinstance(row, str):
-            return BadRow(str(self.path), line, row, number)
+            return BadRow(str(self.path), line, row, number, raw=text)
         if self.format == "unknown":
-            return BadRow(str(self.path), line, self.evidence, number)
+            return BadRow(str(self.path), line, self.evidence, number, raw=text)
         try:
             return formats.normalize(row, self.format, example_id=f"line-{line}", line=line, row_number=number,
                                      format_template=self.template, system_prompt=self.system_prompt)
         except (formats.RowError, KeyError, TypeError, AttributeError) as error:
-            return BadRow(str(self.path), line, reader.row_error_text(error), number)
+            return BadRow(str(self.path), line, reader.row_error_text(error), number, raw=text)
 
     def search(self, text: str) -> list[int]:
         """Positions of records whose raw text contains `text` (case-insensitive)."""

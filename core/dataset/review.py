@@ -22,7 +22,7 @@ from pathlib import Path
 from core.dataset import formats
 from core.dataset.reader import Example, to_normalized
 from core.errors import BadInput
-from core.workspace import atomic_path, workspace, write_json_atomic
+from core.workspace import append_jsonl, atomic_path, workspace, write_json_atomic
 
 STATUSES = ("pending", "approved", "rejected")
 
@@ -152,6 +152,46 @@ def _read_records(file: Path) -> dict[str, dict]:
         return json.loads(file.read_text(encoding="utf-8")).get("records", {})
     except json.JSONDecodeError as error:
         raise ReviewError(f"{file}: review state is damaged ({error}); move it aside to start over") from None
+
+
+FIXES_FILE = "fixes.jsonl"
+
+
+def fix_line(dataset_path: str | Path, line: int, expected: str, text: str) -> str:
+    """Put a person's fix of one bad line into a JSONL dataset, in place: the line must still read
+    as it did when they opened it (`expected`), and the fix must be one JSON object (a pretty,
+    several-line object is made one line). The file is rewritten atomically; the line before and
+    after goes into the review folder's fixes.jsonl, so nothing is lost. Returns the new line."""
+    path = Path(dataset_path)
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        raise ReviewError(f"{path.name}: only a JSONL file's lines can be fixed here; fix this row in the file itself")
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ReviewError(f"Line {line} is still not valid JSON: {error.msg} at column {error.colno} of the text box "
+                          f"(line {error.lineno}). Nothing was written.") from None
+    if not isinstance(row, dict):
+        raise ReviewError(f"Line {line} must be one JSON object {{...}}, not a {type(row).__name__}. Nothing was written.")
+    fixed = json.dumps(row, ensure_ascii=False)
+    state = open_review(path)
+    with state._latest():
+        with open(path, "rb") as source, atomic_path(path) as partial, open(partial, "wb") as out:
+            found = None
+            for number, raw in enumerate(source, 1):
+                if number == line:
+                    found = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                    if found != expected.rstrip("\r\n"):
+                        raise ReviewError(f"Line {line} changed since it was opened; open the dataset again and redo the fix. "
+                                          "Nothing was written.")
+                    ending = b"\r\n" if raw.endswith(b"\r\n") else b"\n"
+                    raw = fixed.encode() + ending
+                out.write(raw)
+            if found is None:
+                raise ReviewError(f"{path.name} has no line {line} any more; open it again. Nothing was written.")
+        append_jsonl(review_dir(path) / FIXES_FILE, {"line": line, "before": expected, "after": fixed,
+                                                      "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        state.save()  # the review now knows the file as fixed: no "changed since reviewed" warning for this
+    return fixed
 
 
 def dataset_changed(state: ReviewState) -> bool:

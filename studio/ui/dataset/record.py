@@ -9,7 +9,8 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from core.dataset import reader, review, tokens
+from core.dataset import checks, reader, review, tokens
+from core.dataset.pages import PagedDataset
 from studio.ui import visitor
 from studio.ui.dataset import render
 from studio.ui.dataset.state import mode_table, next_record, record_at
@@ -45,7 +46,7 @@ def show_record(path, number, which=None, editing=None) -> RecordView:
     html_view = render.record_html(shown, findings=findings, mode_table=mode_table(), status=record.get("status", "pending"),
                                    note=record.get("note", ""), number=position + 1, edited=shown is not item)
     original = json.dumps(item.source if isinstance(item, reader.Example) else {"reason": item.reason}, indent=2, ensure_ascii=False)
-    choices = _edit_choices(shown) if isinstance(shown, reader.Example) else []
+    choices = _edit_choices(shown) if isinstance(shown, reader.Example) else [WHOLE_LINE] if _fixable(shown) else []
     same_record = bool(editing) and isinstance(item, reader.Example) and editing.get("id") == item.id
     picked = which if same_record and which in choices else _default_choice(choices)
     preference = isinstance(shown, reader.Example) and shown.is_preference
@@ -56,11 +57,20 @@ def show_record(path, number, which=None, editing=None) -> RecordView:
 
 
 EDITOR_LABEL = "Text"
+WHOLE_LINE = "the whole line (fix it in the file)"
+
+
+def _fixable(item) -> bool:
+    """A bad line of a JSONL file, read as it is: a person can fix it here, in place."""
+    return isinstance(item, reader.BadRow) and item.raw is not None and bool(item.line)
 
 
 def _editor(shown, position: int, which: str | None) -> tuple[dict, dict | None]:
     """The editor's text box for one message of the shown record, labelled with the record it
     belongs to, and the target a later Save must match."""
+    if _fixable(shown) and which == WHOLE_LINE:
+        return (gr.update(value=shown.raw, label=f"Line {shown.line} of the file as it is now: fix it, then Save"),
+                {"line": shown.line, "raw": shown.raw, "number": position + 1, "which": WHOLE_LINE})
     if not isinstance(shown, reader.Example) or not which:
         return gr.update(value="", label=EDITOR_LABEL), None
     label = f"Text of record {position + 1} ({shown.id}), message {which}"
@@ -82,9 +92,10 @@ def _edit_choices(example: reader.Example) -> list[str]:
 
 
 def _default_choice(choices: list[str]) -> str | None:
-    """What a reviewer edits most: the chosen reply of a pair, else the last assistant message."""
-    if "chosen reply" in choices:
-        return "chosen reply"
+    """What a reviewer edits most: the chosen reply of a pair, else the last assistant message
+    (a bad line: the line itself)."""
+    if "chosen reply" in choices or WHOLE_LINE in choices:
+        return choices[-2] if "chosen reply" in choices else WHOLE_LINE
     return next((choice for choice in reversed(choices) if choice.endswith("· assistant")), None)
 
 
@@ -126,6 +137,8 @@ def save_note(path, number, note):
 def choose_message(path, number, which):
     """The editor loaded with the message picked for editing: (text box, editing target)."""
     opened, item, position = record_at(path, number)
+    if _fixable(item):
+        return _editor(item, position, which)
     if not isinstance(item, reader.Example) or not which:
         return gr.update(value="", label=EDITOR_LABEL), None
     return _editor(review.apply_edits(item, review.open_review(opened.path).get(item.id)), position, which)
@@ -137,6 +150,8 @@ def save_edit(path, number, which, text, editing):
     and only while it is the open record (a text box that still held another record's text
     would otherwise overwrite this one)."""
     opened, item, position = record_at(path, number)
+    if _fixable(item) and which == WHOLE_LINE:
+        return _fix_line(opened, item, position, text, editing)
     if not isinstance(item, reader.Example) or not which:
         return "Pick a message to edit first."
     if not editing or editing.get("id") != item.id or editing.get("which") != which:
@@ -151,6 +166,27 @@ def save_edit(path, number, which, text, editing):
         messages[int(which.split(" ")[0]) - 1]["content"] = text
         state.edit(item.id, messages=messages, position=position)
     return f"Edit saved for record {position + 1} ({item.id}, {which}). The original file is unchanged."
+
+
+def _fix_line(opened, item, position: int, text: str, editing) -> str:
+    """Write a bad line's fix into the file (core.dataset.review.fix_line keeps the old line in
+    the review folder), then read the file again so the record shows as it now is."""
+    if not editing or editing.get("line") != item.line or editing.get("raw") != item.raw:
+        return (f"**Not saved.** The text box does not hold line {item.line} as it is now. "
+                "Pick 'the whole line' again to load it, then fix and save.")
+    try:
+        review.fix_line(opened.path, item.line, item.raw, text or "")
+    except (review.ReviewError, OSError) as error:
+        return f"**Not saved.** {error}"
+    opened.paged = PagedDataset(opened.path, opened.format, format_template=opened.template)
+    opened.searches.clear()
+    opened.report = checks.check(opened.path, opened.format, format_template=opened.template)
+    fixed = opened.paged.get(position)
+    if isinstance(fixed, reader.BadRow):
+        return (f"Line {item.line} saved in the file (the old text is kept in the review folder), but it still can't be "
+                f"used: {fixed.reason}")
+    return (f"Line {item.line} fixed in the file: record {position + 1} can now be used (the old text is kept in the "
+            "review folder's fixes.jsonl).")
 
 
 def revert_edits(path, number):

@@ -65,8 +65,15 @@ def record_html(item: Example | BadRow | None, *, findings: list[str], mode_tabl
     head = [f"<b>Record {number}</b>" if number else ""]
     if isinstance(item, BadRow):
         where = f"line {item.line}" if item.line else f"row {item.row}"
+        raw = ""
+        if item.raw is not None:
+            shown = item.raw if len(item.raw) <= 4000 else item.raw[:4000] + " …"
+            raw = (f'<div style="margin-top:8px;font-size:0.85em;color:#57606a">The line as it is in the file '
+                   f'(fix it under "Edit and note", then Save):</div>'
+                   f'<pre style="white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;border-radius:4px;'
+                   f'margin:4px 0 0">{html.escape(shown)}</pre>')
         return (f'<div style="border:2px solid {COLORS["bad"]};border-radius:6px;padding:10px">'
-                f"<b>Record {number}: this row can't be used</b> ({html.escape(where)})<br>{html.escape(item.reason)}</div>")
+                f"<b>Record {number}: this row can't be used</b> ({html.escape(where)})<br>{html.escape(item.reason)}{raw}</div>")
     head.append(f"<code>{html.escape(item.id)}</code>")
     if item.mode:
         head.append(f"mode <b>{html.escape(item.mode)}</b>")

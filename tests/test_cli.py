@@ -70,3 +70,19 @@ def test_studio_runs_says_where_each_run_trained_and_its_precision(studio_home, 
     assert cli.main(["runs", "--json"]) == 0
     listed = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
     assert listed["jobs-run"]["where"] == "hf-jobs:a10g-small" and listed["here-run"]["precision"] == "fp32: set by test"
+
+
+def test_studio_check_grades_against_the_targets_for_the_kind_of_data(tmp_path, capsys):
+    from studio.cli import commands as cli
+
+    data = tmp_path / "qa.jsonl"
+    answer = " ".join(["word"] * 90)
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Q{i}?"}, {"role": "assistant",
+                                                                                           "content": f"{answer} {i}"}]}) + "\n"
+                            for i in range(5)))
+    assert cli.main(["check", str(data), "--json"]) == 0
+    auto = json.loads(capsys.readouterr().out)
+    assert auto["targets"]["name"] == "general" and auto["warnings"] == []
+    assert cli.main(["check", str(data), "--targets", "short-replies", "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert "quality targets: short conversational replies" in out and "quality target(s) missed" in out

@@ -238,3 +238,20 @@ def test_a_bad_line_is_shown_as_it_is_and_fixed_in_place():
     stale = rec.save_edit(path, 2, rec.WHOLE_LINE, "{}", bad.editing)  # the record is fine now: a normal record's editor
     assert stale.startswith("**Not saved.**") or "Pick a message" in stale
     assert not review.dataset_changed(review.open_review(target))  # the fix is not "changed since reviewed"
+
+
+def test_quality_targets_fit_the_kind_of_data_and_never_say_no_problems_over_a_bad_card():
+    """Issue 22: the 25-40-word target of one seed's style marked every plain Q&A answer too long."""
+    target = workspace().datasets / "qa.jsonl"
+    answer = " ".join(["word"] * 90)
+    target.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Question {i}?"},
+                                                        {"role": "assistant", "content": f"{answer} {i}."}]}) + "\n"
+                              for i in range(12)))
+    path, _ = tab.open_dataset(None, None, str(target), "auto", "")
+    status, cards, *_ = tab.check_dataset(path)
+    report = dstate.opened(path).report
+    assert report.targets["name"] == "general" and report.metrics["avg_words"]["status"] == "good"
+    assert "no problems found" in status and "instructions and Q&amp;A" in cards
+    cards, status = tab.regrade(path, "short-replies")  # the person says: short conversational replies
+    assert report.metrics["avg_words"]["status"] == "bad" and "No problems found" not in cards
+    assert "quality target(s)" in status and "quality target(s) missed" in cards

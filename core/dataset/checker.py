@@ -39,6 +39,7 @@ class CheckReport:
     metrics: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     tokens: dict | None = None
+    targets: dict = field(default_factory=dict)  # the quality targets graded against: name, label, why (apply_targets)
     elapsed_s: float = 0.0
     # Per-record arrays for the Dataset tab (position = order in the file, bad rows included).
     words: array = field(default_factory=lambda: array("I"), repr=False)
@@ -68,7 +69,7 @@ class CheckReport:
             "bad_rows": self.bad_rows, "contamination": self.contamination, "empty_turns": self.empty_turns,
             "role_order": self.role_order, "left_out": self.left_out, "duplicates": self.duplicates, "preference": self.preference,
             "metrics": {k: {x: v for x, v in m.items() if x != "display"} for k, m in self.metrics.items()},
-            "warnings": self.warnings(), "tokens": self.tokens, "elapsed_s": round(self.elapsed_s, 3),
+            "warnings": self.warnings(), "targets": self.targets, "tokens": self.tokens, "elapsed_s": round(self.elapsed_s, 3),
         }
 
 
@@ -237,6 +238,7 @@ class Checker:
                                                        "left_out_parts")}
         r.mode_names = [name for name, _ in sorted(self.mode_codes.items(), key=lambda kv: kv[1])]
         r.metrics = quality_metrics(self)
+        apply_targets(r)
         if self.pairs:
             r.preference = {"pairs": self.pairs, "identical": self.identical, "empty_sides": self.empty_sides,
                             "categories": dict(self.categories.most_common()), "findings": r.preference_findings}
@@ -283,6 +285,52 @@ def _band(value: float, good: tuple[float, float], warn: tuple[float, float]) ->
     if good[0] <= value <= good[1]:
         return "good"
     return "warn" if warn[0] <= value <= warn[1] else "bad"
+
+
+# Quality targets by the kind of data: the reply-length targets of one style are wrong for another
+# (the short conversational style of the friction seed would mark every good Q&A answer too long).
+# (good band, warn band) per metric; None: shown, not graded. "auto" picks by the data.
+TARGETS = {
+    "short-replies": {"label": "short conversational replies", "avg_words": ((25, 40), (18, 55)),
+                      "short_share": ((0.8, 1), (0.6, 1)), "long_share": ((0.05, 0.10), (0, 0.2)),
+                      "filler_share": ((0, 0.02), (0, 0.05))},
+    "general": {"label": "instructions and Q&A (answers of any length)", "avg_words": ((8, 400), (3, 800)),
+                "short_share": None, "long_share": ((0, 0.6), (0, 0.85)), "filler_share": ((0, 0.02), (0, 0.05))},
+}
+TARGET_NAMES = ("auto", *TARGETS)
+
+
+def auto_targets(report: CheckReport, any_mode: bool) -> tuple[str, str]:
+    """(targets name, why): the short style for friction records and mode-tagged data (the seeds
+    that style comes from), general targets for everything else."""
+    if report.format == "friction" or any_mode:
+        return "short-replies", "mode-tagged or friction records: the short conversational style they were written in"
+    return "general", f"{report.format} rows: answers of any length are normal"
+
+
+def apply_targets(report: CheckReport, name: str = "auto") -> CheckReport:
+    """Grade the report's reply metrics against a kind's targets (the values stay as measured)."""
+    if name not in TARGET_NAMES:
+        raise ValueError(f"quality targets {name!r}: use one of {', '.join(TARGET_NAMES)}")
+    if name == "auto":
+        name, why = auto_targets(report, bool(report.mode_names))
+    else:
+        why = "chosen"
+    table = TARGETS[name]
+    for key, metric in report.metrics.items():
+        if key not in table:
+            continue
+        bands = table[key]
+        if bands is None:
+            metric.update(target="no target for this kind", status="good")
+            continue
+        (low, high), warn = bands
+        unit_pct = key != "avg_words"
+        shown = (lambda v: f"{v:.0%}") if unit_pct else (lambda v: f"{v:g}")
+        target = f"{shown(low)}-{shown(high)}" + ("" if unit_pct else " words")
+        metric.update(target=target, status=_band(metric["value"], (low, high), warn))
+    report.targets = {"name": name, "label": table["label"], "why": why}
+    return report
 
 
 def quality_metrics(c: Checker) -> dict:

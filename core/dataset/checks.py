@@ -12,16 +12,17 @@ import time
 from pathlib import Path
 
 from core.dataset import check_pool, reader
-from core.dataset.checker import Checker, CheckReport, visible_words  # noqa: F401  (the report's types, re-exported)
+from core.dataset.checker import TARGET_NAMES, Checker, CheckReport, apply_targets, visible_words  # noqa: F401  (re-exported)
 from core.dataset.contamination import load_config
 
 
 def check(path: str | Path, format: str = "auto", *, modes_file: str | Path | None = None,
           mode_tags: dict | None = None, format_template: str | None = None, system_prompt: str | None = None,
-          workers: int | None = None, progress=None) -> CheckReport:
+          workers: int | None = None, progress=None, targets: str = "auto") -> CheckReport:
     """Stream a dataset through every check. A big JSONL file is split across `workers`
     processes (default: one per CPU core). `progress(rows)` is called every 50,000 rows when
-    the check runs in this process."""
+    the check runs in this process. `targets`: the quality targets to grade against (checker.TARGETS;
+    auto picks by the kind of data)."""
     started = time.perf_counter()
     config = load_config(modes_file)
     table = mode_tags or config["modes"]
@@ -43,5 +44,6 @@ def check(path: str | Path, format: str = "auto", *, modes_file: str | Path | No
             if progress and position % 50_000 == 49_999:
                 progress(position + 1)
         checker.finish()
+    apply_targets(report, targets)
     report.elapsed_s = time.perf_counter() - started
     return report

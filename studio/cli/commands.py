@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="assistant template for friction records (default <think>{thought_stream}</think>{final_answer})")
     check.add_argument("--token-limit", type=int, default=None, help="count tokens for at most this many examples (default: all)")
     check.add_argument("--strict", action="store_true", help="also fail (exit 1) when a quality metric misses its target")
+    check.add_argument("--targets", default="auto", choices=checks.TARGET_NAMES,
+                       help="quality targets for this kind of data (default: picked from the data)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
     train = sub.add_parser("train", help="run a training recipe")
@@ -170,7 +172,7 @@ def cmd_ui(args) -> int:
 def cmd_check(args) -> int:
     """Exit 0 clean, 1 problems found (or warnings with --strict), 2 unreadable."""
     try:
-        report = checks.check(args.dataset, args.format, modes_file=args.modes, format_template=args.template)
+        report = checks.check(args.dataset, args.format, modes_file=args.modes, format_template=args.template, targets=args.targets)
         if args.model or args.max_length:
             tokenizer = tokens.tokenizer_for(args.model or "embedded")
             examples = (item for item in reader.stream(args.dataset, args.format, format_template=args.template)
@@ -211,6 +213,8 @@ def _print_check(report, summary: dict) -> None:
     if report.preference:
         for item in report.preference["findings"][:20]:
             print(f"  preference  {_where(item)} ({item['id']}): {item['reason']}")
+    if report.metrics and report.targets:
+        print(f"  quality targets: {report.targets['label']} ({report.targets['why']}; --targets to choose)")
     for metric in report.metrics.values():
         print(f"  [{metric['status']:>4}] {metric['label']}: {metric['display']} (target {metric['target']})")
     if not report.metrics:
@@ -219,7 +223,8 @@ def _print_check(report, summary: dict) -> None:
         t = summary["tokens"]
         print(f"  tokens: {t['counted']} examples, min {t['min']}, mean {t['mean']}, max {t['max']}, "
               f"{t['truncated']} over {t['max_length']}, {t['trained_share']:.0%} of tokens trained")
-    print("clean" if report.ok else "problems found")
+    missed = report.warnings()
+    print(("clean" if not missed else f"no broken rows; {len(missed)} quality target(s) missed") if report.ok else "problems found")
 
 
 def _where(item: dict) -> str:

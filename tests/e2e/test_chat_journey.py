@@ -41,7 +41,7 @@ def test_side_by_side_and_ab(studio, adapter_in_workspace, page, shot, tmp_path)
     page.locator("#ab-upload input[type=file]").set_input_files(str(prompts))
     page.get_by_role("button", name="Run A/B").click()
     page.locator("#ab-status").get_by_text("done", exact=False).wait_for(timeout=240_000)
-    page.get_by_text("expected keywords found").first.wait_for()
+    page.get_by_text("keyword coverage").first.wait_for()
     shot(page, "ab-done")
     assert "markdown" in page.locator("#ab-aggregate").inner_text().lower(), "the last pattern rows are cut off"
     assert "tuned: answer" in page.content() and "base: answer" in page.content()

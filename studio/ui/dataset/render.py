@@ -101,7 +101,13 @@ def cards_html(report, tokens: dict | None = None) -> str:
     if report is None:
         return ""
     c = report.counts
-    verdict = ("No problems found", COLORS["good"]) if report.ok else (f"{report.problems} problem(s) found", COLORS["bad"])
+    missed = report.warnings()
+    if not report.ok:
+        verdict = (f"{report.problems} problem(s) found", COLORS["bad"])
+    elif missed:  # never "no problems" above a card marked bad
+        verdict = (f"No broken rows; {len(missed)} quality target(s) missed", COLORS["warn"])
+    else:
+        verdict = ("No problems found", COLORS["good"])
     cards = [("Records", report.rows, None), ("Usable examples", report.examples, None),
              ("Bad rows", c.get("bad_rows", 0), "bad" if c.get("bad_rows") else "good"),
              ("Mode contamination", c.get("contamination", 0), "bad" if c.get("contamination") else "good")]
@@ -118,7 +124,10 @@ def cards_html(report, tokens: dict | None = None) -> str:
         boxes.append(_card(f"Longer than {tokens['max_length']} tokens", str(over), "good" if over == 0 else "warn",
                            "examples cut short"))
         boxes.append(_card("Tokens trained", f"{tokens['trained_share']:.0%}", None, "share of tokens in the loss"))
-    return (f'<div style="font-size:1.1em;font-weight:600;color:{verdict[1]};margin-bottom:6px">{verdict[0]}</div>'
+    graded = report.targets
+    why = (f'<div style="color:#57606a;font-size:0.9em;margin-bottom:6px">Reply targets for <b>{html.escape(graded["label"])}</b> '
+           f'({html.escape(graded["why"])}); pick another kind above if this data is different.</div>') if graded and report.metrics else ""
+    return (f'<div style="font-size:1.1em;font-weight:600;color:{verdict[1]};margin-bottom:6px">{verdict[0]}</div>{why}'
             f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(boxes)}</div>')
 
 

@@ -133,7 +133,7 @@ def open_dataset(choice, upload, typed, fmt, template):
     return state.open_path(path, state.OpenDataset(paged, paged.format, template)), status
 
 
-def check_dataset(path):
+def check_dataset(path, targets="auto"):
     """Run every check over the open dataset; returns cards, two charts, the findings table and mode choices."""
     opened = state.opened(path)
     empty = _empty_report()
@@ -141,16 +141,38 @@ def check_dataset(path):
         return (gr.skip(), "", render.length_figure(empty), render.modes_figure(empty), render.tokens_figure(None), [],
                 gr.update(choices=["any"]))
     try:
-        opened.report = checks.check(path, opened.format, format_template=opened.template)
+        opened.report = checks.check(path, opened.format, format_template=opened.template, targets=targets or "auto")
     except (*EXPECTED, ValueError) as error:  # ValueError: a file that is not text (UnicodeDecodeError)
         return (f"**Checks could not run.** {error}", "", render.length_figure(empty), render.modes_figure(empty),
                 render.tokens_figure(None), [], gr.update())
     report, paged = opened.report, opened.paged
-    verdict = "no problems found" if report.ok else f"**{report.problems} problem(s) found** (see Findings)"
+    verdict = _verdict(report)
     status = (f"**{Path(path).name}**: {report.rows:,} records, {report.examples:,} usable · format **{paged.format}** "
               f"({paged.evidence}) · checked in {report.elapsed_s:.1f} s: {verdict}.")
     return (status, render.cards_html(report, opened.tokens), render.length_figure(report), render.modes_figure(report),
             render.tokens_figure(opened.tokens), findings_rows(report), gr.update(choices=["any"] + report.mode_names, value="any"))
+
+
+def _verdict(report) -> str:
+    """The check's verdict in words; "no problems" only when no card is marked bad or to check."""
+    if not report.ok:
+        return f"**{report.problems} problem(s) found** (see Findings)"
+    missed = report.warnings()
+    if missed:
+        return (f"no broken rows, but {len(missed)} quality target(s) for {report.targets.get('label', 'this data')} "
+                "missed (see the cards)")
+    return "no problems found"
+
+
+def regrade(path, targets):
+    """The quality cards graded for another kind of data (the values are as measured): (cards, status)."""
+    opened = state.opened(path)
+    if opened is None or opened.report is None:
+        return gr.skip(), gr.skip()
+    checks.apply_targets(opened.report, targets or "auto")
+    report = opened.report
+    status = f"**{Path(path).name}**: graded for {report.targets['label']} ({report.targets['why']}): {_verdict(report)}."
+    return render.cards_html(report, opened.tokens), status
 
 
 def _empty_report() -> checks.CheckReport:
@@ -293,7 +315,13 @@ def _build_opener() -> SimpleNamespace:
                            open_button=open_button, status=status, made=made)
 
 
+TARGET_CHOICES = [("picked from the data", "auto"), ("short conversational replies", "short-replies"),
+                  ("instructions and Q&A (any length)", "general")]
+
+
 def _build_summary() -> SimpleNamespace:
+    targets = gr.Dropdown(TARGET_CHOICES, value="auto", label="Quality targets: what this kind of data should look like",
+                          elem_id="ds-targets", scale=0, min_width=280)
     cards = gr.HTML(elem_id="ds-cards")
     with gr.Row():
         length_plot = gr.Plot(show_label=False)
@@ -306,7 +334,7 @@ def _build_summary() -> SimpleNamespace:
     findings = gr.Dataframe(headers=["record", "line", "finding", "detail"], label="Findings, row by row",
                             interactive=False, max_height=260, wrap=True, elem_id="ds-findings")
     return SimpleNamespace(cards=cards, length_plot=length_plot, modes_plot=modes_plot, tokens_plot=tokens_plot,
-                           model=model, max_length=max_length, count_button=count_button, findings=findings)
+                           model=model, max_length=max_length, count_button=count_button, findings=findings, targets=targets)
 
 
 def _build_pages() -> SimpleNamespace:
@@ -404,7 +432,7 @@ def _wire(current, opener, summary, pages, record, exporter) -> None:
                   *(event.then(open_dataset, opener_inputs, [current, opener.status]) for event in made_opens)):
         opened = then_browse(start)
         after_record(opened.then(_first_record, None, record.number))
-        then_browse(opened.then(check_dataset, [current], [opener.status, summary.cards, summary.length_plot,
+        then_browse(opened.then(check_dataset, [current, summary.targets], [opener.status, summary.cards, summary.length_plot,
                                                            summary.modes_plot, summary.tokens_plot, summary.findings,
                                                            pages.mode_filter]))
     opener.open_button.click(None, js=KEYS_JS)
@@ -432,6 +460,7 @@ def _wire(current, opener, summary, pages, record, exporter) -> None:
     record.mask_tab.select(mask_opened, mask_inputs, mask_outputs)
     record.stack.submit(mask_opened, mask_inputs, mask_outputs)
     summary.count_button.click(count_tokens, [current, summary.model, summary.max_length], [summary.cards, summary.tokens_plot])
+    summary.targets.input(regrade, [current, summary.targets], [summary.cards, opener.status])
     exporter.button.click(export_dataset, [current, exporter.which_rows, exporter.style],
                           [exporter.file, exporter.status]).then(refresh_choices, None, opener.choice)
 

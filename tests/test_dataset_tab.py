@@ -141,7 +141,7 @@ def test_label_mask_uses_the_embedded_tokenizer(embedded_dir):
     segments, info = rec.show_mask(path, 1, "embedded", 512)
     trained = "".join(text for text, label in segments if label == "trained")
     assert "</think>" in trained and "Start with a modular monolith" in trained
-    assert "five-person startup" not in trained and "trained" in info
+    assert "five-person startup" not in trained and "learns to write" in info
     cards, figure = tab.count_tokens(path, "embedded", 512)
     assert "Tokens trained" in cards and figure.data
 

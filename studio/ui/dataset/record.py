@@ -225,12 +225,12 @@ def show_mask(path, number, model, max_length, stack=1):
     segments = [(text, "trained" if trained else None) for text, trained in view["segments"]]
     cut = f" · **truncated** from {view['full_length']} tokens" if view["truncated"] else ""
     what = f"Records {position + 1}-{position + len(group)} stacked" if len(group) > 1 else f"Record {position + 1}"
-    return segments, (f"{what}: {view['tokens']} tokens, **{view['trained']} trained** (highlighted){cut}. "
-                      f"Rendered with the chat template of `{model or 'embedded'}`.")
+    return segments, (f"{what}: {view['tokens']} tokens; the model learns to write the **{view['trained']}** in green "
+                      f"(the replies) and only reads the rest{cut}. Shown as `{model or 'embedded'}` sees it (its chat template).")
 
 
 def mask_if_shown(path, number, model, max_length, stack, mask_shown):
-    """Keep the label mask in step with the record, once the person has opened that view."""
+    """Keep the view of which words are learned from in step with the record, once the person has opened it."""
     if not mask_shown:
         return gr.skip(), gr.skip()
     return show_mask(path, number, model, max_length, stack)

@@ -115,15 +115,16 @@ def cards_html(report, tokens: dict | None = None) -> str:
         p = report.preference
         broken = p["identical"] + p["empty_sides"]
         cards.append(("Broken pairs", broken, "bad" if broken else "good"))
-    boxes = [_card(label, str(value), status) for label, value, status in cards]
-    boxes += [_card(m["label"], m["display"], m["status"], f"target {m['target']}") for m in report.metrics.values()]
+    boxes = [_card(label, str(value), status, help_text=CARD_HELP.get(label, "")) for label, value, status in cards]
+    boxes += [_card(m["label"], m["display"], m["status"], f"target {m['target']}", CARD_HELP.get(key, ""))
+              for key, m in report.metrics.items()]
     if tokens and tokens.get("counted"):
         over = tokens["truncated"]
         boxes.append(_card("Tokens (min / mean / max)", f"{tokens['min']} / {tokens['mean']} / {tokens['max']}", None,
                            f"{tokens['counted']} examples counted"))
         boxes.append(_card(f"Longer than {tokens['max_length']} tokens", str(over), "good" if over == 0 else "warn",
                            "examples cut short"))
-        boxes.append(_card("Tokens trained", f"{tokens['trained_share']:.0%}", None, "share of tokens in the loss"))
+        boxes.append(_card("Tokens trained", f"{tokens['trained_share']:.0%}", None, "share the model learns to write"))
     graded = report.targets
     why = (f'<div style="color:#57606a;font-size:0.9em;margin-bottom:6px">Reply targets for <b>{html.escape(graded["label"])}</b> '
            f'({html.escape(graded["why"])}); pick another kind above if this data is different.</div>') if graded and report.metrics else ""
@@ -131,14 +132,34 @@ def cards_html(report, tokens: dict | None = None) -> str:
             f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(boxes)}</div>')
 
 
-def _card(label: str, value: str, status: str | None, sub: str = "") -> str:
+# What each card means and what to do about it, in one sentence a reviewer reads under the number.
+CARD_HELP = {
+    "Records": "Rows in the file.",
+    "Usable examples": "Rows the training can use; the others are counted under Bad rows.",
+    "Bad rows": "Rows that can't be read or have no reply. Click one in the table below to see its line and fix it.",
+    "Mode contamination": "Samples that use another mode's tags, so the model would learn to mix modes. Fix or reject them.",
+    "Broken pairs": "Pairs whose two replies are the same or empty: they teach nothing. Fix or reject them.",
+    "avg_words": "How long the replies are. The model learns this length, so far off the target means answers too long or too short.",
+    "short_share": "Share of short replies. A style of short answers needs most replies short.",
+    "long_share": "Share of very long replies. A few are fine; many teach the model to ramble.",
+    "filler_share": "Replies with padding such as 'Great question!'. The model copies it: remove those phrases.",
+    "mode_balance": "How the samples split between modes. A mode with few samples is learned weakly: add samples or drop it.",
+    "empty_turns": "Messages with no text. Fill them in or reject the record.",
+    "role_order": "Conversations whose turns are out of order (two user turns in a row, no reply). Fix or reject them.",
+    "exact_duplicates": "The same record more than once: it counts double in training. Reject the copies.",
+    "near_duplicates": "Records that differ only in case or spacing. Keep one and reject the rest.",
+}
+
+
+def _card(label: str, value: str, status: str | None, sub: str = "", help_text: str = "") -> str:
     border = COLORS.get(status or "", "#d0d7de")
     mark = {"good": "✓ good", "warn": "! check", "bad": "✗ bad"}.get(status or "", "")
+    explain = f'<div style="font-size:0.75em;color:#57606a;margin-top:3px">{html.escape(help_text)}</div>' if help_text else ""
     return (f'<div style="border:1px solid #d0d7de;border-top:4px solid {border};border-radius:6px;padding:6px 10px;'
             f'min-width:150px;max-width:240px;background:white;color:#1f2328">'
             f'<div style="font-size:0.8em;color:#57606a">{html.escape(label)}</div>'
             f'<div style="font-size:1.2em;font-weight:600">{html.escape(value)}</div>'
-            f'<div style="font-size:0.75em;color:{border}">{mark} {html.escape(sub)}</div></div>')
+            f'<div style="font-size:0.75em;color:{border}">{mark} {html.escape(sub)}</div>{explain}</div>')
 
 
 def progress_html(counts: dict[str, int], total: int) -> str:

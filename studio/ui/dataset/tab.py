@@ -328,7 +328,7 @@ def _build_summary() -> SimpleNamespace:
         modes_plot = gr.Plot(show_label=False)
         tokens_plot = gr.Plot(show_label=False)
     with gr.Row(equal_height=True):
-        model = gr.Textbox("embedded", label="Model whose tokenizer counts tokens and draws the label mask")
+        model = gr.Textbox("embedded", label="Model whose tokenizer counts tokens and shows which words the model learns from")
         max_length = gr.Number(2048, precision=0, minimum=16, label="Max length (tokens)")
         count_button = gr.Button("Count tokens", scale=0, min_width=140)
     findings = gr.Dataframe(headers=["record", "line", "finding", "detail"], label="Findings, row by row",
@@ -357,7 +357,7 @@ def _build_pages() -> SimpleNamespace:
 
 
 def _build_record() -> SimpleNamespace:
-    """One record: the review buttons and its four views (chat, label mask, edit, original row)."""
+    """One record: the review buttons and its four views (chat, which words are learned from, edit, original row)."""
     progress = gr.HTML(elem_id="ds-progress")
     with gr.Row(equal_height=True):
         number = gr.Number(1, precision=0, minimum=1, label="Record #", scale=0, min_width=100)
@@ -372,13 +372,13 @@ def _build_record() -> SimpleNamespace:
     with gr.Tabs():
         with gr.Tab("Chat view"):
             view = gr.HTML(elem_id="ds-record")
-        with gr.Tab("Training text and label mask") as mask_tab:
+        with gr.Tab("Which words the model learns from") as mask_tab:
             with gr.Row(equal_height=True):
                 mask_info = gr.Markdown("Open this view to render the record with the model's chat template.")
                 stack = gr.Number(1, precision=0, minimum=1, maximum=16, scale=0, min_width=220,
                                   label="Stack conversations (the recipe's data.stack); press Enter")
             mask = gr.HighlightedText(color_map={"trained": "#7ee2a8"}, combine_adjacent=True, show_legend=True,
-                                      label="Highlighted tokens are trained (in the loss); the rest are masked")
+                                      label="Green words are what the model learns to write; the rest it only reads")
         with gr.Tab("Edit and note"):
             which = gr.Dropdown([], label="Message to edit")
             edit_text = gr.Textbox(lines=6, label="Text", elem_id="ds-edit-text")

@@ -17,7 +17,7 @@ from core.hosting import enforce_demo_limits
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import training_policy
 from core.recipes import Recipe
-from core.train import packed_attention, trackers, trainer_configs, training_data
+from core.train import advice, packed_attention, trackers, trainer_configs, training_data
 from core.train.grpo_data import CompletionLog, trl_rewards
 from core.train.preflight import bad_row_where, data_warnings, preflight
 from core.train.rewards import build_rewards
@@ -240,6 +240,7 @@ def plan(recipe: Recipe) -> dict:
         "trainer": {"dpo": "DPOTrainer", "grpo": "GRPOTrainer"}.get(recipe.training.method, "SFTTrainer"),
         "trainer_config": config, "lora_config": trainer_configs.lora_kwargs(recipe) if recipe.training.tuning != "full" else None,
         "notes": notes, "warnings": warnings,
+        "advice": [item.to_json() | {"line": item.line()} for item in advice.recommend(recipe, prepared.examples)],
     }
     # Building the real config objects validates them the way a run would (bad combinations raise here).
     trainer_configs.trainer_config(recipe, "/tmp/studio-dry-run", steps_per_epoch=per_epoch, has_eval=prepared.has_eval,

@@ -277,6 +277,8 @@ def _print_train_plan(plan: dict) -> None:
         print(f"Note: {note}")
     for warning in plan.get("warnings", []):
         print(f"Warning: {warning}")
+    for item in plan.get("advice", []):
+        print(f"Advice: {item['line']}")
     print(f"\n{plan['trainer']} config:")
     print(json.dumps(plan["trainer_config"], indent=2))
     if plan["lora_config"]:

@@ -13,7 +13,7 @@ import gradio as gr
 
 from core import recipes
 from core.hosting import enforce_demo_limits
-from core.train import queue, run_dir, runs
+from core.train import advice, queue, run_dir, runs
 from core.train.preflight import dataset_summary
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
 from studio.ui import sessions, visitor
@@ -145,14 +145,21 @@ def dataset_line(yaml_text: str, why: str) -> str:
     """Which dataset the run will use and why, with its size and any warning (tiny data, rows that
     can't be used), read again whenever the recipe's dataset may have changed."""
     try:
-        summary = dataset_summary(_checked_recipe(yaml_text))
+        recipe = _checked_recipe(yaml_text)
+        summary = dataset_summary(recipe)
     except (*EXPECTED, *visitor.Refused) as error:
         return f"**Dataset for this run:** ⚠️ {error}"
     name = Path(summary["path"]).name
     size = f"{summary['examples']:,} examples" + ("" if summary["complete"] else " in its first rows (a large file)")
     bad = f", {summary['bad_rows']:,} row(s) that can't be used" if summary["bad_rows"] else ""
     lines = [f"**Dataset for this run:** `{name}` ({why}) · {size}{bad}"]
-    return "  \n".join(lines + [f"⚠️ {warning}" for warning in summary["warnings"]])
+    lines += [f"⚠️ {warning}" for warning in summary["warnings"]]
+    tips = advice.recommend(recipe, summary["examples"])
+    if tips:  # the settings against what usually works for this model and this much data
+        lines.append("**Settings for this model and data:** " + " · ".join(
+            f"{t.label} {'✓' if t.inside else '⚠️'}" for t in tips))
+        lines += [f"- {t.line()}" for t in tips if not t.inside]
+    return "  \n".join(lines)
 
 
 def dataset_from_recipe(yaml_text: str) -> str:

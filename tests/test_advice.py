@@ -47,7 +47,6 @@ def test_the_train_tab_and_the_dry_run_show_the_advice(capsys):
     from core.workspace import CONFIGS
     from studio.cli import commands as cli
     from studio.ui.train import tab as train_tab
-
     from studio.ui.train.form import FIELDS
 
     yaml_text = train_tab.load_recipe(str(CONFIGS / "smoke-cpu.yaml"))[len(FIELDS)]

@@ -9,6 +9,7 @@ from core.dataset import review
 from core.workspace import ASSETS, workspace
 from studio.ui.dataset import record as rec
 from studio.ui.dataset import state as dstate
+from studio.ui.dataset import summary as dataset_summary
 from studio.ui.dataset import tab
 
 FILTERS = ("any", "any", False, "", "file order")
@@ -21,7 +22,7 @@ def open_copy(name: str, tmp_home=None) -> str:
     target.write_bytes((ASSETS / name).read_bytes())
     path, status = tab.open_dataset(None, None, str(target), "auto", "")
     assert path, status
-    tab.check_dataset(path)
+    dataset_summary.check_dataset(path)
     return path
 
 
@@ -30,7 +31,7 @@ def test_open_check_and_findings_on_the_contaminated_sample():
     target.write_bytes((ASSETS / "cognitive_modes_contaminated.jsonl").read_bytes())
     path, status = tab.open_dataset(None, None, str(target), "auto", "")
     assert "format **modes**" in status and "90 records" in status
-    status, cards, *_plots, rows, modes = tab.check_dataset(path)
+    status, cards, *_plots, rows, modes = dataset_summary.check_dataset(path)
     assert "7 problem(s)" in status and "Mode contamination" in cards
     assert [4, 4, "foreign tags <action>", "a sample of mode dual contains tags of mode agent"] in rows
     assert modes["choices"] == ["any", "dual", "emulation", "agent"]
@@ -142,7 +143,7 @@ def test_label_mask_uses_the_embedded_tokenizer(embedded_dir):
     trained = "".join(text for text, label in segments if label == "trained")
     assert "</think>" in trained and "Start with a modular monolith" in trained
     assert "five-person startup" not in trained and "learns to write" in info
-    cards, figure = tab.count_tokens(path, "embedded", 512)
+    cards, figure = dataset_summary.count_tokens(path, "embedded", 512)
     assert "Tokens trained" in cards and figure.data
 
 
@@ -164,7 +165,7 @@ def test_bad_input_never_raises():
     broken = workspace().datasets / "broken.jsonl"
     broken.write_bytes(b'{"prompt": "a", "completion": "b"}\n{oops\n\xff\xfe\n')
     path, status = tab.open_dataset(None, None, str(broken), "auto", "")
-    status, cards, *_ = tab.check_dataset(path)
+    status, cards, *_ = dataset_summary.check_dataset(path)
     assert "2 problem(s)" in status
     html = rec.show_record(path, 2)[1]
     assert "can't be used" in html and "line 2" in html
@@ -186,7 +187,7 @@ def test_tab_builds_inside_the_app():
     labels = {c["props"].get("label") for c in app.config["components"]}
     assert {"Sample or workspace dataset", "Message to edit", "Reviewer note", "Run to export", "Recipe"} <= labels
     wired = {fn.fn for fn in app.fns.values()}
-    assert {tab.open_dataset, tab.check_dataset, rec.save_edit, rec.show_record} <= wired
+    assert {tab.open_dataset, dataset_summary.check_dataset, rec.save_edit, rec.show_record} <= wired
 
 
 def test_label_mask_of_stacked_conversations(embedded_dir):
@@ -221,7 +222,7 @@ def test_a_bad_line_is_shown_as_it_is_and_fixed_in_place():
     good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there."}]}
     target.write_text(json.dumps(good) + "\n\n" + '{"messages": [{"role": "user", "content": "Hi"},\n' + json.dumps(good) + "\n")
     path, _ = tab.open_dataset(None, None, str(target), "auto", "")
-    tab.check_dataset(path)
+    dataset_summary.check_dataset(path)
     bad = rec.show_record(path, 2)
     assert "line 3" in bad.view and "{&quot;messages&quot;: [{&quot;role&quot;: &quot;user&quot;" in bad.view
     assert bad.which["value"] == rec.WHOLE_LINE and "Line 3 of the file" in bad.edit_text["label"]
@@ -248,10 +249,10 @@ def test_quality_targets_fit_the_kind_of_data_and_never_say_no_problems_over_a_b
                                                         {"role": "assistant", "content": f"{answer} {i}."}]}) + "\n"
                               for i in range(12)))
     path, _ = tab.open_dataset(None, None, str(target), "auto", "")
-    status, cards, *_ = tab.check_dataset(path)
+    status, cards, *_ = dataset_summary.check_dataset(path)
     report = dstate.opened(path).report
     assert report.targets["name"] == "general" and report.metrics["avg_words"]["status"] == "good"
     assert "no problems found" in status and "instructions and Q&amp;A" in cards
-    cards, status = tab.regrade(path, "short-replies")  # the person says: short conversational replies
+    cards, status = dataset_summary.regrade(path, "short-replies")  # the person says: short conversational replies
     assert report.metrics["avg_words"]["status"] == "bad" and "No problems found" not in cards
     assert "quality target(s)" in status and "quality target(s) missed" in cards

@@ -143,6 +143,7 @@ def test_ab_sides_are_built_in_one_place(tmp_path):
 
 def test_each_visitor_keeps_their_own_open_dataset():
     from studio.ui.dataset import state as dataset_state
+    from studio.ui.dataset import summary as dataset_summary
     from studio.ui.dataset import tab as dataset_tab
 
     target = workspace().datasets / "m.jsonl"
@@ -151,7 +152,7 @@ def test_each_visitor_keeps_their_own_open_dataset():
     second, _ = dataset_tab.open_dataset(None, None, str(target), "modes", "")
     assert first == second == str(target)  # it reads as the path (the Train tab takes it as one)
     assert dataset_state.opened(first) is not dataset_state.opened(second)
-    dataset_tab.check_dataset(first)
+    dataset_summary.check_dataset(first)
     assert dataset_state.opened(first).report is not None and dataset_state.opened(second).report is None
     assert dataset_state.opened(str(target)) is None  # a bare path opens nothing: no shared cache
     assert not [name for name, value in vars(dataset_state).items() if isinstance(value, dict) and not name.startswith("__")]
@@ -159,15 +160,16 @@ def test_each_visitor_keeps_their_own_open_dataset():
 
 def test_a_surprise_in_a_handler_is_one_line_and_logged(monkeypatch, caplog):
     from core.dataset import tokens
+    from studio.ui.dataset import summary as dataset_summary
     from studio.ui.dataset import tab as dataset_tab
 
     target = workspace().datasets / "s.jsonl"
     target.write_bytes((ASSETS / "friction_sample.jsonl").read_bytes())
     path, _ = dataset_tab.open_dataset(None, None, str(target), "auto", "")
-    dataset_tab.check_dataset(path)
+    dataset_summary.check_dataset(path)
     monkeypatch.setattr(tokens, "tokenizer_for", lambda name: (_ for _ in ()).throw(KeyError("vocab")))
     with caplog.at_level("ERROR", logger="studio"):
-        message, _ = dataset_tab.count_tokens(path, "embedded", 512)
+        message, _ = dataset_summary.count_tokens(path, "embedded", 512)
     assert "KeyError" in message and "server log" in message and "Traceback" not in message
     assert caplog.records and caplog.records[0].exc_info
 

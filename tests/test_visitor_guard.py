@@ -19,6 +19,7 @@ from core.train import run_dir, runs
 from core.workspace import ASSETS, CONFIGS, workspace
 from studio.ui import visitor
 from studio.ui.chat import tab as chat_tab
+from studio.ui.dataset import summary as dataset_summary
 from studio.ui.dataset import tab as dataset_tab
 from studio.ui.export import tab as export_tab
 from studio.ui.train import tab as train_tab
@@ -155,8 +156,8 @@ def test_demo_opens_only_bundled_datasets(demo, tmp_path):
     assert not (workspace().datasets / "uploads").exists()
     path, _ = dataset_tab.open_dataset(str(ASSETS / "friction_sample.jsonl"), None, None, "auto", "")
     assert path == str(ASSETS / "friction_sample.jsonl")
-    dataset_tab.check_dataset(path)
-    assert "embedded model" in dataset_tab.count_tokens(path, "/some/model", 2048)[0]
+    dataset_summary.check_dataset(path)
+    assert "embedded model" in dataset_summary.count_tokens(path, "/some/model", 2048)[0]
 
 
 def test_demo_dry_run_refuses_other_models_without_looking_at_them(demo, sentinel):

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from core.dataset import checks, reader, review, tokens
+from core.dataset import checks, reader, review
 from core.dataset.formats import FORMATS
 from core.dataset.pages import PagedDataset
 from core.errors import BadInput
@@ -23,7 +23,8 @@ from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
 from studio.ui import visitor
 from studio.ui.dataset import make as dataset_make
-from studio.ui.dataset import render, state
+from studio.ui.dataset import state
+from studio.ui.dataset import summary as summary_panel
 from studio.ui.dataset.record import (
     approve_record,
     choose_message,
@@ -38,10 +39,9 @@ from studio.ui.dataset.record import (
     swap_pair,
 )
 from studio.ui.dataset.state import next_record, previous_record
-from studio.ui.problems import EXPECTED, unexpected
+from studio.ui.problems import EXPECTED
 
 PAGE_SIZE = 15
-TOKEN_LIMIT = 2000  # examples counted in the tab; `studio check --model` counts them all
 SORTS = ["file order", "findings first", "longest first", "shortest first"]
 STATUS_FILTERS = ["any", "pending", "approved", "rejected"]
 PAGE_HEADERS = ["#", "id", "mode", "status", "words", "findings", "preview"]
@@ -133,65 +133,6 @@ def open_dataset(choice, upload, typed, fmt, template):
     return state.open_path(path, state.OpenDataset(paged, paged.format, template)), status
 
 
-def check_dataset(path, targets="auto"):
-    """Run every check over the open dataset; returns cards, two charts, the findings table and mode choices."""
-    opened = state.opened(path)
-    empty = _empty_report()
-    if opened is None:
-        return (gr.skip(), "", render.length_figure(empty), render.modes_figure(empty), render.tokens_figure(None), [],
-                gr.update(choices=["any"]))
-    try:
-        opened.report = checks.check(path, opened.format, format_template=opened.template, targets=targets or "auto")
-    except (*EXPECTED, ValueError) as error:  # ValueError: a file that is not text (UnicodeDecodeError)
-        return (f"**Checks could not run.** {error}", "", render.length_figure(empty), render.modes_figure(empty),
-                render.tokens_figure(None), [], gr.update())
-    report, paged = opened.report, opened.paged
-    verdict = _verdict(report)
-    status = (f"**{Path(path).name}**: {report.rows:,} records, {report.examples:,} usable · format **{paged.format}** "
-              f"({paged.evidence}) · checked in {report.elapsed_s:.1f} s: {verdict}.")
-    return (status, render.cards_html(report, opened.tokens), render.length_figure(report), render.modes_figure(report),
-            render.tokens_figure(opened.tokens), findings_rows(report), gr.update(choices=["any"] + report.mode_names, value="any"))
-
-
-def _verdict(report) -> str:
-    """The check's verdict in words; "no problems" only when no card is marked bad or to check."""
-    if not report.ok:
-        return f"**{report.problems} problem(s) found** (see Findings)"
-    missed = report.warnings()
-    if missed:
-        return (f"no broken rows, but {len(missed)} quality target(s) for {report.targets.get('label', 'this data')} "
-                "missed (see the cards)")
-    return "no problems found"
-
-
-def regrade(path, targets):
-    """The quality cards graded for another kind of data (the values are as measured): (cards, status)."""
-    opened = state.opened(path)
-    if opened is None or opened.report is None:
-        return gr.skip(), gr.skip()
-    checks.apply_targets(opened.report, targets or "auto")
-    report = opened.report
-    status = f"**{Path(path).name}**: graded for {report.targets['label']} ({report.targets['why']}): {_verdict(report)}."
-    return render.cards_html(report, opened.tokens), status
-
-
-def _empty_report() -> checks.CheckReport:
-    report = checks.CheckReport("", "unknown", "")
-    report.metrics = {}
-    return report
-
-
-def findings_rows(report: checks.CheckReport, limit: int = 500) -> list[list]:
-    """[record, line, kind, detail] for the findings table, records in file order."""
-    rows = []
-    for position in sorted(report.findings)[:limit]:
-        line = report.lines[position] if position < len(report.lines) else 0
-        for message in report.findings[position]:
-            kind, _, detail = message.partition(":")
-            rows.append([position + 1, line or "", kind, detail.strip()])
-    return rows
-
-
 # ---------------------------------------------------------------- browsing
 
 
@@ -238,22 +179,6 @@ def pick_row(evt: gr.SelectData):
 # ---------------------------------------------------------------- tokens and export
 
 
-def count_tokens(path, model, max_length):
-    """Token statistics for the first TOKEN_LIMIT examples: cards and the token histogram."""
-    opened = state.opened(path)
-    if opened is None or opened.report is None:
-        return "Open a dataset first.", render.tokens_figure(None)
-    try:
-        tokenizer = tokens.tokenizer_for(visitor.model(model))
-        examples = (x for x in reader.stream(path, opened.format, format_template=opened.template) if isinstance(x, reader.Example))
-        opened.tokens = tokens.token_stats(examples, tokenizer, max_length=int(max_length or 2048), limit=TOKEN_LIMIT)
-    except EXPECTED as error:  # a missing model or an offline Hub: say so
-        return f"<b>Could not count tokens:</b> {error}", render.tokens_figure(None)
-    except Exception as error:  # last resort: tokenizers raise many kinds on a model they can't load
-        return f"<b>Could not count tokens:</b> {unexpected(error, 'loading the tokenizer')}", render.tokens_figure(None)
-    return render.cards_html(opened.report, opened.tokens), render.tokens_figure(opened.tokens)
-
-
 def export_dataset(path, which, style):
     """Write the reviewed dataset as JSONL in the workspace; returns (file, message)."""
     opened = state.opened(path)
@@ -283,7 +208,7 @@ def build_dataset_tab() -> gr.State:
                 "Approve, reject or edit records, then export the reviewed set for training.")
     opener = _build_opener()
     with gr.Accordion("Check summary", open=True):
-        summary = _build_summary()
+        summary = summary_panel.build_summary()
     with gr.Accordion("Browse and review", open=True, elem_id="ds-review"):
         pages = _build_pages()
         record = _build_record()
@@ -313,28 +238,6 @@ def _build_opener() -> SimpleNamespace:
     status = gr.Markdown(elem_id="ds-status")
     return SimpleNamespace(choice=choice, refresh=refresh, upload=upload, typed=typed, fmt=fmt, template=template,
                            open_button=open_button, status=status, made=made)
-
-
-TARGET_CHOICES = [("picked from the data", "auto"), ("short conversational replies", "short-replies"),
-                  ("instructions and Q&A (any length)", "general")]
-
-
-def _build_summary() -> SimpleNamespace:
-    targets = gr.Dropdown(TARGET_CHOICES, value="auto", label="Quality targets: what this kind of data should look like",
-                          elem_id="ds-targets", scale=0, min_width=280)
-    cards = gr.HTML(elem_id="ds-cards")
-    with gr.Row():
-        length_plot = gr.Plot(show_label=False)
-        modes_plot = gr.Plot(show_label=False)
-        tokens_plot = gr.Plot(show_label=False)
-    with gr.Row(equal_height=True):
-        model = gr.Textbox("embedded", label="Model whose tokenizer counts tokens and shows which words the model learns from")
-        max_length = gr.Number(2048, precision=0, minimum=16, label="Max length (tokens)")
-        count_button = gr.Button("Count tokens", scale=0, min_width=140)
-    findings = gr.Dataframe(headers=["record", "line", "finding", "detail"], label="Findings, row by row",
-                            interactive=False, max_height=260, wrap=True, elem_id="ds-findings")
-    return SimpleNamespace(cards=cards, length_plot=length_plot, modes_plot=modes_plot, tokens_plot=tokens_plot,
-                           model=model, max_length=max_length, count_button=count_button, findings=findings, targets=targets)
 
 
 def _build_pages() -> SimpleNamespace:
@@ -432,9 +335,9 @@ def _wire(current, opener, summary, pages, record, exporter) -> None:
                   *(event.then(open_dataset, opener_inputs, [current, opener.status]) for event in made_opens)):
         opened = then_browse(start)
         after_record(opened.then(_first_record, None, record.number))
-        then_browse(opened.then(check_dataset, [current, summary.targets], [opener.status, summary.cards, summary.length_plot,
-                                                           summary.modes_plot, summary.tokens_plot, summary.findings,
-                                                           pages.mode_filter]))
+        then_browse(opened.then(summary_panel.check_dataset, [current, summary.targets],
+                                [opener.status, summary.cards, summary.length_plot, summary.modes_plot, summary.tokens_plot,
+                                 summary.findings, pages.mode_filter]))
     opener.open_button.click(None, js=KEYS_JS)
     opener.refresh.click(refresh_choices, None, opener.choice)
 
@@ -459,8 +362,9 @@ def _wire(current, opener, summary, pages, record, exporter) -> None:
     mask_outputs = [record.mask_shown, record.mask, record.mask_info]
     record.mask_tab.select(mask_opened, mask_inputs, mask_outputs)
     record.stack.submit(mask_opened, mask_inputs, mask_outputs)
-    summary.count_button.click(count_tokens, [current, summary.model, summary.max_length], [summary.cards, summary.tokens_plot])
-    summary.targets.input(regrade, [current, summary.targets], [summary.cards, opener.status])
+    summary.count_button.click(summary_panel.count_tokens, [current, summary.model, summary.max_length],
+                               [summary.cards, summary.tokens_plot])
+    summary.targets.input(summary_panel.regrade, [current, summary.targets], [summary.cards, opener.status])
     exporter.button.click(export_dataset, [current, exporter.which_rows, exporter.style],
                           [exporter.file, exporter.status]).then(refresh_choices, None, opener.choice)
 

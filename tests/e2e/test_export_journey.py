@@ -52,7 +52,7 @@ def test_export_to_gguf_with_verification_and_no_token_leak(studio, finished_run
     page.get_by_label("Ollama model name").fill("smoke-e2e")
     page.get_by_label("Ollama server address").fill("http://127.0.0.1:9")  # nothing listens there
     page.get_by_label("Hub repository").fill("someone/smoke-e2e")
-    page.get_by_label("Hub token (write access; not stored, falls back to HF_TOKEN)").fill(TOKEN)
+    page.get_by_label("Hub token (write access; not stored; empty: the server's HF_TOKEN)").fill(TOKEN)
     shot(page, "ready")
     page.get_by_role("button", name="Export", exact=True).click()
     page.locator("#export-status").get_by_text("Export finished").wait_for(timeout=400_000)

@@ -43,7 +43,7 @@ def test_grpo_run_shows_the_reward_chart(studio, page, shot):
     assert {"format", "answer", "total (weighted)"} <= set(names)
     assert page.locator("#grpo-completions tbody tr").count() > 0, "the sample table is empty"
     shot(page, "grpo-rewards")
-    run_dir = next((studio.home / "runs").iterdir())
+    run_dir = next(p for p in (studio.home / "runs").iterdir() if (p / "status.json").is_file())  # runs/ also holds the queue's files
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "completed" and (run_dir / "adapter" / "adapter_config.json").is_file()
     assert (run_dir / "completions.jsonl").is_file()

@@ -62,7 +62,7 @@ def test_train_stop_reload_resume(studio, page, shot):
     page.get_by_text("stopped", exact=False).first.wait_for(timeout=180_000)
     page.wait_for_function("() => document.querySelector('#train-progress').innerText.includes('stopped')", timeout=180_000)
     stopped_at = _step(page)
-    run_dir = next((studio.home / "runs").iterdir())
+    run_dir = next(p for p in (studio.home / "runs").iterdir() if (p / "status.json").is_file())  # runs/ also holds the queue's files
     assert json.loads((run_dir / "status.json").read_text())["state"] == "stopped"
     assert list((run_dir / "checkpoints").glob("checkpoint-*")), "stop left no checkpoint"
     shot(page, "stopped")

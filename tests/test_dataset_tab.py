@@ -33,7 +33,9 @@ def test_open_check_and_findings_on_the_contaminated_sample():
     assert "format **modes**" in status and "90 records" in status
     status, cards, *_plots, rows, modes = dataset_summary.check_dataset(path)
     assert "7 problem(s)" in status and "Mode contamination" in cards
-    assert [4, 4, "foreign tags <action>", "a sample of mode dual contains tags of mode agent"] in rows
+    assert [4, 4, "foreign tags <action>", "a sample of mode dual contains tags of mode agent",
+            "Remove the other mode's tags, or reject the record: they teach the model to mix modes."] in rows
+    assert all(row[4] for row in rows), "every finding says what to do"
     assert modes["choices"] == ["any", "dual", "emulation", "agent"]
 
 

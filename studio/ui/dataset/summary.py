@@ -66,14 +66,36 @@ def empty_report() -> checks.CheckReport:
 
 
 
+# What to do about each kind of finding, in the words a reviewer acts on (matched on how the
+# finding's text begins: core.dataset.checker and core.dataset.contamination write them).
+WHAT_TO_DO = (
+    ("bad row", "Click the row: its line is shown as it is in the file; fix it there and Save."),
+    ("left out", "Images or other non-text parts are dropped: the studio trains on the text only."),
+    ("empty", "Write the missing text, or reject the record."),
+    ("role order", "Put the turns in order (user, then assistant), or reject the record."),
+    ("exact duplicate", "Reject this copy; the first one stays."),
+    ("chosen and rejected are identical", "Change one of the two replies, or reject the pair."),
+    ("no mode", "Give the record its mode (dual, emulation or agent), or reject it."),
+    ("unknown mode", "Fix the mode's name, or add the mode to the mode table."),
+    ("missing tags", "Add the tags this mode needs, or reject the record."),
+    ("foreign tags", "Remove the other mode's tags, or reject the record: they teach the model to mix modes."),
+    ("unbalanced tags", "Close every tag that is opened, in order."),
+)
+FINDINGS_HEADERS = ["record", "line", "finding", "detail", "what to do"]
+
+
+def what_to_do(kind: str) -> str:
+    return next((advice for start, advice in WHAT_TO_DO if kind.strip().lower().startswith(start)), "")
+
+
 def findings_rows(report: checks.CheckReport, limit: int = 500) -> list[list]:
-    """[record, line, kind, detail] for the findings table, records in file order."""
+    """[record, line, kind, detail, what to do] for the findings table, records in file order."""
     rows = []
     for position in sorted(report.findings)[:limit]:
         line = report.lines[position] if position < len(report.lines) else 0
         for message in report.findings[position]:
             kind, _, detail = message.partition(":")
-            rows.append([position + 1, line or "", kind, detail.strip()])
+            rows.append([position + 1, line or "", kind, detail.strip(), what_to_do(kind)])
     return rows
 
 
@@ -116,7 +138,7 @@ def build_summary() -> SimpleNamespace:
         model = gr.Textbox("embedded", label="Model whose tokenizer counts tokens and shows which words the model learns from")
         max_length = gr.Number(2048, precision=0, minimum=16, label="Max length (tokens)")
         count_button = gr.Button("Count tokens", scale=0, min_width=140)
-    findings = gr.Dataframe(headers=["record", "line", "finding", "detail"], label="Findings, row by row",
+    findings = gr.Dataframe(headers=FINDINGS_HEADERS, label="Findings, row by row",
                             interactive=False, max_height=260, wrap=True, elem_id="ds-findings")
     return SimpleNamespace(cards=cards, length_plot=length_plot, modes_plot=modes_plot, tokens_plot=tokens_plot,
                            model=model, max_length=max_length, count_button=count_button, findings=findings, targets=targets)

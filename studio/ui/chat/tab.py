@@ -190,8 +190,10 @@ def build_chat_tab(shown=()) -> None:
     gr.Markdown("Ask both models the same thing. **Left:** the base model. **Right:** a tuned adapter, "
                 "checkpoint or model. Same settings for both, so differences come from the weights.")
     with gr.Row():
-        base_model = gr.Textbox("embedded", label="Base model", info="embedded, a model folder, or a Hub id", scale=2)
-        tuned = gr.Dropdown([(NO_TUNED, "")], value="", label="Tuned side", allow_custom_value=True, scale=3,
+        # min_width: on a phone each box takes the whole width (the row wraps) instead of cutting its value
+        base_model = gr.Textbox("embedded", label="Base model", info="embedded, a model folder, or a Hub id", scale=2,
+                                min_width=240)
+        tuned = gr.Dropdown([(NO_TUNED, "")], value="", label="Tuned side", allow_custom_value=True, scale=3, min_width=300,
                             info="any run's adapter or checkpoint, or type a folder path inside the workspace")
         refresh = gr.Button("↻ Refresh runs", scale=0, min_width=120)
     run_verdict = gr.Markdown(elem_id="chat-run-verdict")  # the picked run's evaluation after training, up front

@@ -221,8 +221,8 @@ def build_dataset_tab() -> gr.State:
 def _build_opener() -> SimpleNamespace:
     with gr.Row(equal_height=True):
         # The first sample a newcomer opens is a clean one (and the one the smoke recipe trains on).
-        choice = gr.Dropdown(dataset_choices(), value=str(ASSETS / "friction_sample.jsonl"), scale=3,
-                             label="Sample or workspace dataset", allow_custom_value=False)
+        choice = gr.Dropdown(dataset_choices(), value=str(ASSETS / "friction_sample.jsonl"), scale=3, min_width=300,
+                             label="Sample or workspace dataset", allow_custom_value=False)  # whole names on a phone
         refresh = gr.Button("Refresh list", scale=0, min_width=120)
         upload = gr.File(label="…or upload a file (JSONL, JSON, CSV, Parquet)", file_types=list(reader.SUFFIXES),
                          type="filepath", scale=2, height=120)
@@ -242,7 +242,7 @@ def _build_opener() -> SimpleNamespace:
 
 def _build_pages() -> SimpleNamespace:
     """Filters, the page of records and the page buttons."""
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_classes="phone-wrap"):
         mode_filter = gr.Dropdown(["any"], value="any", label="Mode")
         status_filter = gr.Dropdown(STATUS_FILTERS, value="any", label="Review status")
         findings_filter = gr.Checkbox(label="Only records with findings")

@@ -178,29 +178,32 @@ def build_export_tab(shown=()) -> None:
     with gr.Row():
         runs = run_choices()
         first = runs[0][1] if runs else None
-        run = gr.Dropdown(label="Run to export", choices=runs, value=first, scale=3)
+        # min_width everywhere on this tab: on a phone a row wraps into whole-width boxes instead of
+        # squeezing five labels into 390 px (tests/e2e/test_phone.py)
+        run = gr.Dropdown(label="Run to export", choices=runs, value=first, scale=3, min_width=280)
         checkpoint = gr.Dropdown(label="Checkpoint (best = lowest eval loss, else the final adapter)",
-                                 choices=checkpoint_choices(first), value="best", scale=2)
+                                 choices=checkpoint_choices(first), value="best", scale=2, min_width=280)
         refresh = gr.Button("↻ Refresh runs", scale=0, min_width=140)
-    with gr.Row():
+    with gr.Row(elem_classes="phone-wrap"):  # checkboxes ignore min_width: studio.css wraps the row on a phone
         do_merge = gr.Checkbox(label="Merge adapter into the base model", value=True)
         do_hub = gr.Checkbox(label="Push to the Hugging Face Hub", value=False)
         do_gguf = gr.Checkbox(label="Convert to GGUF", value=True)
         do_ollama = gr.Checkbox(label="Create in Ollama", value=False)
         do_verify = gr.Checkbox(label="Verify the GGUF against the merged model", value=True)
     with gr.Row():
-        gguf_type = gr.Dropdown(label="GGUF type", choices=list(ALL_TYPES), value=pipeline.DEFAULT_GGUF, scale=1)
+        gguf_type = gr.Dropdown(label="GGUF type", choices=list(ALL_TYPES), value=pipeline.DEFAULT_GGUF, scale=1, min_width=200)
         gguf_note = gr.Markdown(gguf_type_note("q8_0"))
     with gr.Row():
-        ollama_name = gr.Textbox(label="Ollama model name", placeholder="my-tuned-model")
-        ollama_host = gr.Textbox(label="Ollama server address", placeholder="http://127.0.0.1:11434 (or OLLAMA_HOST)",
+        ollama_name = gr.Textbox(label="Ollama model name", placeholder="my-tuned-model", min_width=280)
+        ollama_host = gr.Textbox(label="Ollama server address", placeholder="http://127.0.0.1:11434 (or OLLAMA_HOST)", min_width=280,
                                  info="Only servers the studio's operator allows (OLLAMA_HOST, STUDIO_OLLAMA_HOSTS)")
-    with gr.Row():
-        hub_repo = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter")
-        hub_what = gr.Radio(label="What to push", value="auto",
+    with gr.Row(elem_classes="phone-wrap"):
+        hub_repo = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter", min_width=280)
+        hub_what = gr.Radio(label="What to push", value="auto", min_width=280,
                             choices=[("adapter (or full model)", "auto"), ("merged model", "merged"), ("GGUF", "gguf")])
-        hub_private = gr.Checkbox(label="Private repository", value=True)
-        hub_token = gr.Textbox(label=f"Hub token (write access; not stored; empty: {sessions.empty_token_means()})", type="password")
+        hub_private = gr.Checkbox(label="Private repository", value=True, min_width=280)
+        hub_token = gr.Textbox(label=f"Hub token (write access; not stored; empty: {sessions.empty_token_means()})", type="password",
+                               min_width=280)
     start = gr.Button("Export", variant="primary")
     status = gr.Markdown("Pick a run, tick the steps, press Export.", elem_id="export-status")
     log = gr.Textbox(label="Progress log", lines=14, max_lines=14, autoscroll=True, interactive=False, elem_id="export-log")

@@ -73,7 +73,8 @@ def launch_kwargs() -> dict:
     # Exports (A/B results, exported datasets and models) are served for download; nothing else
     # in the workspace is. Before a login only the login page is served (studio/login_wall.py);
     # FastAPI's own /openapi.json is off (gradio serves its API description behind the login).
-    return {"css": css, "theme": gr.themes.Soft(), "max_file_size": MAX_UPLOAD, "auth": auth_from_env(),
+    return {"css": css, "js": chat_tab.SHOW_ANSWERS_JS, "theme": gr.themes.Soft(), "max_file_size": MAX_UPLOAD,
+            "auth": auth_from_env(),
             "allowed_paths": [str(server_root() / VISITORS) if shared_workspaces() else str(workspace().exports)],
             "app_kwargs": {"openapi_url": None, "middleware": [Middleware(LoginWall)]}}
 

@@ -20,8 +20,10 @@ def test_side_by_side_and_ab(studio, adapter_in_workspace, page, shot, tmp_path)
     page.get_by_text("Settings (shared by both panes)").click()
     set_slider(page, "Max new tokens", 24)
     message = page.locator("#chat-message textarea")
+    message.scroll_into_view_if_needed()  # where a person's eyes are when they type: below the panes
     message.fill("What is the capital of France?")
     message.press("Enter")
+    page.wait_for_function("() => document.querySelector('#chat-base').getBoundingClientRect().top >= 0", timeout=5_000)
     for pane in ("#chat-base-stats", "#chat-tuned-stats"):
         stats = page.locator(pane)
         stats.get_by_text("first token after").wait_for(timeout=120_000)

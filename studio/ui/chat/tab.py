@@ -185,6 +185,19 @@ def send_to_dataset(conversation, preference, system):
 
 # ---- layout --------------------------------------------------------------------------------
 
+# Sending from the message box (below the panes, often scrolled to) would leave the answers
+# streaming above the screen: on Enter in the box or a click on Send, scroll so the panes' tops
+# (where answers start) are in view. Installed once per page (launch's js, studio/ui/app.py), in
+# the page itself: a gradio listener's js would wait behind the model's first load.
+SHOW_ANSWERS_JS = """() => {
+  const show = () => { const pane = document.querySelector('#chat-base');
+    if (pane && pane.getBoundingClientRect().top < 0) pane.scrollIntoView({block: 'start', behavior: 'smooth'}); };
+  document.addEventListener('keydown', e => {
+    if (e.key === 'Enter' && !e.shiftKey && e.target.closest && e.target.closest('#chat-message')) show(); }, true);
+  document.addEventListener('click', e => { if (e.target.closest && e.target.closest('#chat-send')) show(); }, true);
+}"""
+
+
 def build_chat_tab(shown=()) -> None:
     """`shown`: the triggers on which the run list is read again (page load, the tab selected)."""
     gr.Markdown("Ask both models the same thing. **Left:** the base model. **Right:** a tuned adapter, "
@@ -215,7 +228,7 @@ def build_chat_tab(shown=()) -> None:
             tuned_stats = gr.Markdown(elem_id="chat-tuned-stats")
     with gr.Row():
         message = gr.Textbox(label="Message", placeholder="Message both models (Enter sends)", scale=5, elem_id="chat-message")
-        send = gr.Button("Send", variant="primary", scale=1, min_width=100)
+        send = gr.Button("Send", variant="primary", scale=1, min_width=100, elem_id="chat-send")
     with gr.Row():
         stop = gr.Button("Stop", size="sm")
         retry = gr.Button("Retry", size="sm")

@@ -25,6 +25,13 @@ weights' gradients (about 2P), and prompt tokens are computed but not counted as
 both make this MFU conservative. It also prints MFU over every token processed, as MFU is usually
 counted: 6 x (decoder weights x processed tokens/s + LM head x trained tokens/s) / peak (the studio
 runs the LM head only where the loss is taken).
+The large-matrix peak is not this model's ceiling: its matmuls are skinny (576 wide) and a step's
+token count is small. So the run also measures the shape-matched ceiling: the FLOP/s of exactly
+the matmuls a LoRA step does on frozen weights (each projection's forward and its input gradient,
+at the model's own widths and the step's token count, in the precision in use), and reports
+  MFU_shape = 4 x (decoder weights x processed tokens/s + LM head x trained tokens/s) / that ceiling
+(4 x P: forward 2P + input gradient 2P; frozen weights take no weight gradient; the adapters'
+small matmuls and attention are left out, so this too is conservative).
 It prints trained tokens per second for each, the ratios a/b, a/c, a/d (`a_over_tuned_trl`), the
 spread of a/c and a/d over `--repeats`, and the share of token slots that are real tokens (not
 padding). The first step of each is a warm-up and not timed.
@@ -210,6 +217,48 @@ def matmul_peak(dtype_name: str, seconds: float = 2.0) -> float:
     return best
 
 
+def projection_shapes(recipe) -> tuple[list[tuple[int, int]], tuple[int, int], int]:
+    """(in, out) of one decoder layer's projections, the LM head's, and the layer count."""
+    from transformers import AutoConfig
+
+    from core import models
+
+    config = AutoConfig.from_pretrained(models.resolve(recipe.model.name).path)
+    hidden, inter, heads = config.hidden_size, config.intermediate_size, config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    kv = (getattr(config, "num_key_value_heads", None) or heads) * head_dim
+    layer = [(hidden, heads * head_dim), (hidden, kv), (hidden, kv), (heads * head_dim, hidden),
+             (hidden, inter), (hidden, inter), (inter, hidden)]
+    return layer, (hidden, config.vocab_size), config.num_hidden_layers
+
+
+def shape_ceiling(recipe, tokens: int, head_tokens: int, dtype_name: str, seconds: float = 2.0) -> float:
+    """FLOP/s of the matmuls a LoRA step runs on its frozen weights, at the model's shapes: for each
+    projection, forward (x @ W.T) and the input gradient (dy @ W) over `tokens` rows (the LM head
+    over `head_tokens`, the trained positions), in `dtype_name`, with the threads torch uses."""
+    import torch
+    import torch.nn.functional as F
+
+    dtype = getattr(torch, dtype_name)
+    layer, head, _ = projection_shapes(recipe)
+    work = [(tokens, fan_in, fan_out) for fan_in, fan_out in layer] + [(max(head_tokens, 1), *head)]
+    tensors = [(torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype), torch.randn(m, n, dtype=dtype))
+               for m, k, n in work]
+    flops_per_pass = sum(4 * m * k * n for m, k, n in work)
+
+    def one_pass():
+        for x, weight, grad in tensors:
+            F.linear(x, weight)
+            torch.mm(grad, weight)
+
+    one_pass()
+    start, passes = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        one_pass()
+        passes += 1
+    return flops_per_pass * passes / (time.perf_counter() - start)
+
+
 def linear_params(recipe) -> int:
     """P in the MFU formula: decoder linear weights plus the LM head."""
     from transformers import AutoConfig
@@ -323,6 +372,16 @@ def main(argv=None) -> int:
         return 6 * ((params - head) * row["processed_tokens_per_s"] + head * row["trained_tokens_per_s"])
 
     rate = {key: [r["trained_tokens_per_s"] for r in rows] for key, rows in runs.items()}
+    a_last = runs["a"][-1]
+    step_tokens = int(a_last["processed_tokens_per_s"] * a_last["s_per_step"])
+    step_trained = int(a_last["trained_tokens_per_s"] * a_last["s_per_step"])
+    ceiling_dtype = "bfloat16" if AUTOCAST[0] else "float32"
+    ceiling = shape_ceiling(fresh(), step_tokens, step_trained, ceiling_dtype)
+
+    def shape_flops(row: dict) -> float:
+        """4 x (decoder weights x processed tokens/s + LM head x trained tokens/s): what the frozen
+        weights' matmuls of a LoRA step compute."""
+        return 4 * ((params - head) * row["processed_tokens_per_s"] + head * row["trained_tokens_per_s"])
     precision_check = None
     if runs["a32"]:
         pairs = [(x, y) for x, y in zip(runs["a"][-1]["losses"], runs["a32"][-1]["losses"])]
@@ -351,6 +410,12 @@ def main(argv=None) -> int:
                "mfu_a_spread": spread([6 * params * x / fp32_peak for x in rate["a"]]),
                "mfu_a_processed": round(processed_flops(a) / fp32_peak, 3),
                "mfu_c_processed": round(processed_flops(c) / fp32_peak, 3),
+               "shape_ceiling": {"gflops": round(ceiling / 1e9, 1), "dtype": ceiling_dtype, "tokens_per_step": step_tokens,
+                                 "trained_tokens_per_step": step_trained,
+                                 "share_of_large_matrix_peak": round(ceiling / fp32_peak, 3)},
+               "mfu_a_shape": round(shape_flops(a) / ceiling, 3), "mfu_c_shape": round(shape_flops(c) / ceiling, 3),
+               "mfu_shape_formula": ("4 * (decoder weights * processed tokens/s + LM head * trained tokens/s) / FLOP/s of the "
+                                     "same frozen-weight matmuls at the model's shapes and the step's token count"),
                "real_token_share_a": a["real_token_share"], "cpu_bf16": bf16, "precision": precision_check or choice["why"],
                "load": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None}
     for row in (a, runs["a32"][-1] if runs["a32"] else None, b, c, d):
@@ -367,6 +432,10 @@ def main(argv=None) -> int:
     print(f"MFU over every token processed (prompt tokens too, as MFU is usually counted): (a) {results['mfu_a_processed']}, "
           f"(c) {results['mfu_c_processed']}  (6 * (decoder weights * processed tokens/s + LM head * trained tokens/s) "
           f"/ the same peak)")
+    sc = results["shape_ceiling"]
+    print(f"shape-matched ceiling: {sc['gflops']} GFLOP/s in {sc['dtype']} for the model's own matmuls at {sc['tokens_per_step']} "
+          f"tokens a step ({sc['share_of_large_matrix_peak']:.0%} of the large-matrix peak); MFU_shape (a) = "
+          f"{results['mfu_a_shape']}, (c) = {results['mfu_c_shape']}  (goal >= 0.5)")
     print(f"real-token share (a) = {results['real_token_share_a']}  (target >= 0.95); load {results['load']}")
     if precision_check:
         print(f"precision: {choice['why']}; (a) vs the same run in fp32: {precision_check['autocast_over_fp32']}x tokens/s; "

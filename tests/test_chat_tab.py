@@ -147,3 +147,10 @@ def test_the_first_answer_counts_the_model_loading_in_its_wait():
     pane = PaneState(text="Paris.", token_ids=[1, 2, 3], started=0.0, first_token_at=0.44, ended_at=1.0)
     assert "plus **12.5 s** loading the model first" in chat_tab.pane_stats(pane, 12.5)
     assert "loading" not in chat_tab.pane_stats(pane, 0.1)  # already in memory: nothing to say
+
+
+def test_refreshing_the_tuned_list_never_overwrites_what_the_person_typed_meanwhile():
+    """The refresh on showing the tab could land after a person typed a path, and put back the
+    value it started with (the chat then ran with the base model alone)."""
+    update = chat_tab.refresh_tuned("")
+    assert "value" not in update and "choices" in update

@@ -38,7 +38,7 @@ class BadRow:
     line: int | None
     reason: str
     row: int | None = None
-    raw: str | None = field(default=None, repr=False)  # the line as it is in the file (JSONL), to show and fix
+    raw: str | None = field(default=None, repr=False, compare=False)  # the line as it is in the file (JSONL), to show and fix
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else f"{self.file} row {self.row}" if self.row else self.file

@@ -22,7 +22,10 @@ def tuned_choices() -> list[tuple[str, str]]:
 
 
 def refresh_tuned(current: str):
-    return gr.update(choices=tuned_choices(), value=current or "")
+    """The tuned-side list as the workspace is now (page load, tab shown, ↻). Only the choices
+    change: the value stays as the page holds it when the answer lands, so a path the person
+    typed meanwhile is not overwritten by the value the refresh started with."""
+    return gr.update(choices=tuned_choices())
 
 
 def tuned_path(choice: str | None) -> str | None:

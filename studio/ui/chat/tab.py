@@ -191,7 +191,7 @@ def send_to_dataset(conversation, preference, system):
 # the page itself: a gradio listener's js would wait behind the model's first load.
 SHOW_ANSWERS_JS = """() => {
   const show = () => { const pane = document.querySelector('#chat-base');
-    if (pane && pane.getBoundingClientRect().top < 0) pane.scrollIntoView({block: 'start'}); };  // instant: a smooth scroll can be cut short
+    if (pane && pane.getBoundingClientRect().top < 0) pane.scrollIntoView({block: 'start'}); };
   document.addEventListener('keydown', e => {
     if (e.key === 'Enter' && !e.shiftKey && e.target.closest && e.target.closest('#chat-message')) show(); }, true);
   document.addEventListener('click', e => { if (e.target.closest && e.target.closest('#chat-send')) show(); }, true);

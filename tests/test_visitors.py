@@ -27,18 +27,8 @@ from core.workspace import (
     visitor_key,
     workspace,
 )
-from tests.helpers.data import tiny_recipe, wait_for, write_chats
+from tests.helpers.data import completed_run, tiny_recipe, wait_for, write_chats
 from tests.helpers.server import launch_on_free_port, queue_call
-
-
-def _completed_run(name: str) -> str:
-    """A finished run folder in the current workspace; returns its id."""
-    folder = workspace().runs / name
-    folder.mkdir(parents=True)
-    (folder / "status.json").write_text(json.dumps({"state": "completed", "started_at": "2026-12-06T08:00:00"}))
-    (folder / "recipe.yaml").write_text(f"name: {name}\n")
-    return name
-
 
 # ---------------------------------------------------------------- the workspace rule
 
@@ -47,7 +37,7 @@ def test_each_visitor_has_a_workspace_of_their_own_sharing_only_the_models():
     ana, bob = visitor_key("user:ana"), visitor_key("user:bob")
     assert ana != bob and ana.startswith("user-ana-") and visitor_key("user:Ana") != ana
     with as_visitor(ana) as space:
-        _completed_run("ana-run")
+        completed_run("ana-run")
         ana_root, ana_models = space.root, space.models
     with as_visitor(bob) as space:
         assert [info.run_id for info in runs.list_runs()] == []
@@ -128,7 +118,7 @@ def two_logins(monkeypatch):
     monkeypatch.setenv("STUDIO_DEMO", "0")
     for user in ("ana", "bob"):
         with as_visitor(visitor_key(f"user:{user}")):
-            _completed_run(f"{user}-run")
+            completed_run(f"{user}-run")
     app = build_app().queue(default_concurrency_limit=4)
     port = launch_on_free_port(app)
     try:
@@ -183,14 +173,14 @@ def test_an_anonymous_visit_ends_with_its_work_and_workspace():
     key = visitor_key("anon:session-1")
     assert key.startswith(visits.ANONYMOUS)
     with as_visitor(key) as space:
-        _completed_run("demo-run")
+        completed_run("demo-run")
         root = space.root
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env={**os.environ, VISITOR_ENV: key})
     try:
         wait_for(lambda: visits.visitor_processes(key), timeout=10)
         signed_in = visitor_key("hf:ana")
         with as_visitor(signed_in):
-            _completed_run("kept")
+            completed_run("kept")
         assert visits.end_visit(key) and not root.exists()
         assert worker.wait(timeout=10) is not None  # what the visit started is stopped with it
         assert not visits.end_visit(signed_in)  # a signed-in visitor comes back to their work
@@ -208,7 +198,7 @@ def test_a_restarted_server_sweeps_anonymous_workspaces_of_earlier_sessions(monk
     old, signed_in = visitor_key("anon:yesterday"), visitor_key("hf:ana")
     for key in (old, signed_in):
         with as_visitor(key):
-            _completed_run("r")
+            completed_run("r")
     try:
         assert sessions.install() == [old]
         assert not (server_root() / "visitors" / old).exists() and (server_root() / "visitors" / signed_in).is_dir()
@@ -304,7 +294,7 @@ def test_quotas_refuse_before_anything_is_written_and_say_what_to_delete(monkeyp
     monkeypatch.setenv("STUDIO_QUOTA_QUEUED", "1")
     assert quotas.quotas() == quotas.Quotas()  # the server's own workspace: no quotas
     with as_visitor(visitor_key("user:ana")):
-        _completed_run("old-run")
+        completed_run("old-run")
         queue.submit(tiny_recipe(tiny_model_dir, data))  # waits behind the busy slot
         before = sorted(p.name for p in workspace().runs.iterdir())
         with pytest.raises(quotas.OverQuota, match="keeps 2 runs.*`old-run`"):
@@ -374,7 +364,7 @@ def test_an_admin_and_the_operators_cli_see_every_visitors_runs(monkeypatch, cap
     monkeypatch.setenv("STUDIO_ADMINS", "root")
     for user in ("ana", "bob"):
         with as_visitor(visitor_key(f"user:{user}")):
-            _completed_run(f"{user}-run")
+            completed_run(f"{user}-run")
     set_visitor_source(sessions.current_key)
     try:
         for user, expected in (("bob", ["bob-run"]), ("root", ["user-ana / ana-run", "user-bob / bob-run"])):

@@ -8,15 +8,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import time
 import uuid
 
 import httpx
 import pytest
 
-from core.workspace import as_visitor, visitor_key, workspace
 from tests.helpers.browser import Studio, open_tab
+from tests.helpers.data import visitors_runs
 from tests.helpers.server import queue_call
 
 pytestmark = pytest.mark.e2e
@@ -41,17 +40,7 @@ def signed_in_cookie(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def space(studio_home_e2e):
-    before = os.environ.get("STUDIO_HOME")
-    os.environ["STUDIO_HOME"] = str(studio_home_e2e)
-    try:
-        for user in ("ana", "bob"):
-            with as_visitor(visitor_key(f"hf:{user}")):
-                run = workspace().runs / f"{user}-space-run"
-                run.mkdir(parents=True)
-                (run / "status.json").write_text(json.dumps({"state": "completed", "started_at": "2026-12-06T08:00:00"}))
-                (run / "recipe.yaml").write_text(f"name: {user}-space-run\n")
-    finally:
-        os.environ["STUDIO_HOME"] = before or ""
+    visitors_runs(studio_home_e2e, {f"hf:{user}": f"{user}-space-run" for user in ("ana", "bob")})
     server = Studio(studio_home_e2e, SPACE_ENV).start()
     yield server
     server.close()

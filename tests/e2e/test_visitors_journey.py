@@ -3,30 +3,17 @@ only their own runs, and the header says the workspace is theirs, at desktop and
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
 
-from core.workspace import as_visitor, visitor_key, workspace
 from tests.helpers.browser import Studio, open_tab
+from tests.helpers.data import visitors_runs
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def two_people(studio_home_e2e):
-    before = os.environ.get("STUDIO_HOME")
-    os.environ["STUDIO_HOME"] = str(studio_home_e2e)  # the server's folder: its secret names the visitors' folders
-    try:
-        for user in ("ana", "bob"):
-            with as_visitor(visitor_key(f"user:{user}")):
-                run = workspace().runs / f"{user}-first-run"
-                run.mkdir(parents=True)
-                (run / "status.json").write_text(json.dumps({"state": "completed", "started_at": "2026-12-06T08:00:00"}))
-                (run / "recipe.yaml").write_text(f"name: {user}-first-run\n")
-    finally:
-        os.environ["STUDIO_HOME"] = before or ""
+    visitors_runs(studio_home_e2e, {f"user:{user}": f"{user}-first-run" for user in ("ana", "bob")})
     server = Studio(studio_home_e2e, {"STUDIO_AUTH": "ana:pw-of-ana,bob:pw-of-bob", "STUDIO_DEMO": "0"}).start()
     yield server
     server.close()

@@ -43,3 +43,31 @@ def wait_for(predicate, timeout: float = 120, poll: float = 0.1):
             return value
         time.sleep(poll)
     raise AssertionError("timed out waiting")
+
+
+def completed_run(name: str) -> str:
+    """A finished run folder in the current workspace (core.workspace.workspace()); returns its id."""
+    from core.workspace import workspace
+
+    folder = workspace().runs / name
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"state": "completed", "started_at": "2026-12-06T08:00:00"}))
+    (folder / "recipe.yaml").write_text(f"name: {name}\n")
+    return name
+
+
+def visitors_runs(server_home: Path, runs_by_identity: dict[str, str]) -> None:
+    """One finished run in each visitor's workspace of the server at `server_home` (its secret
+    names their folders), e.g. {"user:ana": "ana-run"}."""
+    import os
+
+    from core.workspace import as_visitor, visitor_key
+
+    before = os.environ.get("STUDIO_HOME")
+    os.environ["STUDIO_HOME"] = str(server_home)
+    try:
+        for identity, name in runs_by_identity.items():
+            with as_visitor(visitor_key(identity)):
+                completed_run(name)
+    finally:
+        os.environ["STUDIO_HOME"] = before or ""

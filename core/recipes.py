@@ -61,7 +61,7 @@ class DataSection:
     seed: int = 42
     """Seed for the train/eval split and the shuffle."""
     format_template: str | None = None
-    """Assistant text template for friction records, e.g. '<think>{thought_stream}</think>{final_answer}'."""
+    """Assistant text template for friction records: the record's fields in curly brackets (the Dataset tab shows one)."""
     system_prompt: str | None = None
     """System message added to examples that have none."""
     only_approved: bool = False

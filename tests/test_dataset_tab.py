@@ -186,7 +186,7 @@ def test_tab_builds_inside_the_app():
     from studio.ui.app import build_app
 
     app = build_app()
-    labels = {c["props"].get("label") for c in app.config["components"]}
+    labels = {getattr(c["props"].get("label"), "key", c["props"].get("label")) for c in app.config["components"]}  # English
     assert {"Sample or workspace dataset", "Message to edit", "Reviewer note", "Run to export", "Recipe"} <= labels
     wired = {fn.fn for fn in app.fns.values()}
     assert {tab.open_dataset, dataset_summary.check_dataset, rec.save_edit, rec.show_record} <= wired

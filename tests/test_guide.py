@@ -43,7 +43,7 @@ def test_the_app_wires_every_go_button_to_the_tabs():
     go = [fn for fn in app.fns.values() if fn.fn is not None and fn.fn.__name__.startswith("go_to_")]
     assert sorted(fn.fn.__name__ for fn in go) == ["go_to_chat", "go_to_dataset", "go_to_export", "go_to_train"]
     assert any(fn.fn is guide.show_guide for fn in app.fns.values())
-    labels = {c["props"].get("label") for c in app.config["components"]}
+    labels = {getattr(c["props"].get("label"), "key", c["props"].get("label")) for c in app.config["components"]}
     assert "Sample or workspace dataset" in labels
-    sample = next(c for c in app.config["components"] if c["props"].get("label") == "Sample or workspace dataset")
+    sample = next(c for c in app.config["components"] if getattr(c["props"].get("label"), "key", None) == "Sample or workspace dataset")
     assert sample["props"]["value"].endswith("friction_sample.jsonl")

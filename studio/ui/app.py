@@ -9,10 +9,11 @@ import gradio as gr
 from core.hosting import MAX_UPLOAD, admins, auth_from_env, demo_mode, oauth_enabled, shared_workspaces
 from core.models import ModelNotFound, device_policy, embedded_model_dir
 from core.workspace import ASSETS, VISITORS, current_visitor, server_root, workspace
-from studio.ui import guide, sessions
+from studio.ui import guide, language, sessions
 from studio.ui.chat import tab as chat_tab
 from studio.ui.dataset import tab as dataset_tab
 from studio.ui.export import tab as export_tab
+from studio.ui.language import t
 from studio.ui.login_wall import LoginWall
 from studio.ui.train import tab as train_tab
 
@@ -38,28 +39,30 @@ def header_markdown() -> str:
 
 def build_app() -> gr.Blocks:
     sessions.install()  # each visitor of a shared studio in a workspace of their own
-    with gr.Blocks(title="Tuning Studio") as app:
+    with language.TranslatedBlocks(title="Tuning Studio") as app:
         # Queue settings now, while the page is empty: gradio rebuilds its whole server app on
         # queue(), so calling it after the tabs exist cost a third of the build (bench/ui_start.py).
         # One queue slot per event by default: two visitors can't run two heavy handlers at once.
         app.queue(default_concurrency_limit=1, max_size=32)
         with gr.Row():
-            gr.Markdown("# Tuning Studio")
+            gr.Markdown(t("# Tuning Studio"))
             if oauth_enabled():  # a Space with `hf_oauth: true`: each signed-in visitor works in their own workspace
                 gr.LoginButton(scale=0)
-        header = gr.Markdown("Loading…", elem_id="studio-header")
+            picker = language.build_picker()
+        header = language.our_words(gr.Markdown(t("Loading…"), elem_id="studio-header"))
         steps = guide.build_guide(shown=[app.load])
         with gr.Tabs() as tabs:
-            with gr.Tab("Dataset", id="dataset"):
+            with gr.Tab(t("Dataset"), id="dataset"):
                 open_dataset = dataset_tab.build_dataset_tab()
-            with gr.Tab("Train", id="train"):
+            with gr.Tab(t("Train"), id="train"):
                 train_tab.build_train_tab(dataset_path=open_dataset)
-            with gr.Tab("Chat", id="chat") as chat_page:
+            with gr.Tab(t("Chat"), id="chat") as chat_page:
                 chat_tab.build_chat_tab(shown=[app.load, chat_page.select])
-            with gr.Tab("Export", id="export") as export_page:
+            with gr.Tab(t("Export"), id="export") as export_page:
                 export_tab.build_export_tab(shown=[app.load, export_page.select])
         guide.wire_guide(steps, tabs)
         app.load(header_markdown, outputs=header)
+        app.load(language.current_choice, outputs=picker, show_progress="hidden")
         if shared_workspaces():
             app.unload(sessions.leave)  # an anonymous visitor's workspace and work end with their session
     return app
@@ -76,7 +79,8 @@ def launch_kwargs() -> dict:
     return {"css": css, "js": chat_tab.SHOW_ANSWERS_JS, "theme": gr.themes.Soft(), "max_file_size": MAX_UPLOAD,
             "auth": auth_from_env(),
             "allowed_paths": [str(server_root() / VISITORS) if shared_workspaces() else str(workspace().exports)],
-            "app_kwargs": {"openapi_url": None, "middleware": [Middleware(LoginWall)]}}
+            "i18n": language.gradio_i18n(),
+            "app_kwargs": {"openapi_url": None, "middleware": [Middleware(LoginWall), Middleware(language.RememberLanguage)]}}
 
 
 def ensure_embedded_package() -> None:

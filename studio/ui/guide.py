@@ -10,6 +10,7 @@ import gradio as gr
 
 from core.train.runs import list_runs
 from core.workspace import ASSETS
+from studio.ui.language import our_words, t
 
 FIRST_SAMPLE = ASSETS / "friction_sample.jsonl"  # clean, and what the smoke recipe trains on
 SMOKE_RECIPE = "smoke-cpu"
@@ -80,17 +81,17 @@ def build_guide(shown) -> dict[str, gr.Button]:
     hidden = gr.BrowserState(False, storage_key="studio-guide-hidden", secret="a-ui-preference-not-a-secret")
     buttons: dict[str, gr.Button] = {}
     with gr.Column(variant="panel", elem_id="start-here") as guide:
-        gr.Markdown("### Start here: your first tuned model in four steps", elem_id="start-here-title")
+        gr.Markdown(t("### Start here: your first tuned model in four steps"), elem_id="start-here-title")
         with gr.Row(equal_height=True, elem_classes=["start-steps"]):
             for tab, title, _ in STEPS:
                 with gr.Column(min_width=200):
-                    text = gr.Markdown(step_markdown(tab) if tab != "train" else f"**{title}**")
-                    buttons[tab] = gr.Button(f"Go to the {tab.capitalize()} tab", size="sm", elem_id=f"start-go-{tab}")
+                    text = our_words(gr.Markdown(t(step_markdown(tab) if tab != "train" else f"**{title}**")))
+                    buttons[tab] = gr.Button(t(f"Go to the {tab.capitalize()} tab"), size="sm", elem_id=f"start-go-{tab}")
                     if tab == "train":  # the time is read when the page loads: a run may have finished since
                         gr.on(shown, _train_step, None, text, show_progress="hidden")
-        hide = gr.Button("Hide this guide (it stays hidden in this browser)", size="sm", variant="secondary",
+        hide = gr.Button(t("Hide this guide (it stays hidden in this browser)"), size="sm", variant="secondary",
                          elem_id="start-hide")
-    show = gr.Button("Show the Start here guide", size="sm", visible=False, elem_id="start-show")
+    show = gr.Button(t("Show the Start here guide"), size="sm", visible=False, elem_id="start-show")
     gr.on(shown, show_guide, hidden, [guide, show], show_progress="hidden")
     hide.click(hide_guide, None, [hidden, guide, show])
     show.click(unhide_guide, None, [hidden, guide, show])

@@ -18,6 +18,7 @@ from core.eval.stats import BETTER_WORSE
 from core.train.run_dir import in_runs_folder, read_evaluation, run_holding
 from core.workspace import PathOutsideWorkspace, inside, read_jsonl
 from studio.ui.chat.ab import run_ab
+from studio.ui.language import our_words, t
 
 CHART_METRICS = tuple((metric.key, metric.label) for metric in METRICS if metric.per_topic)
 SIDE_COLOURS = {"base": "#7f7f7f", "tuned": "#2563eb"}
@@ -142,13 +143,13 @@ def run_verdict(run_or_choice: str | None) -> str:
 def build_report_section():
     """Verdict, report tables and chart under the A/B tables; returns the components in the order
     run_ab_report fills them after the first four."""
-    verdict = gr.Markdown(elem_id="ab-verdict")
+    verdict = our_words(gr.Markdown(elem_id="ab-verdict"))
     with gr.Row():
-        table = gr.Dataframe(label="Base vs tuned: n, change and its 95% paired interval (⚑ = beyond it)",
+        table = gr.Dataframe(label=t("Base vs tuned: n, change and its 95% paired interval (⚑ = beyond it)"),
                              headers=["metric", "n", "base", "tuned", "change [95% CI]", BETTER_WORSE],
                              interactive=False, wrap=True, elem_id="ab-report")
-    topics = gr.Dataframe(label="Per topic (and per mode)", headers=["topic", "n", "keyword coverage", "substantive", "source hit"],
+    topics = gr.Dataframe(label=t("Per topic (and per mode)"), headers=["topic", "n", "keyword coverage", "substantive", "source hit"],
                           interactive=False, wrap=True, elem_id="ab-topics")
-    chart = gr.Plot(label="Per category", elem_id="ab-chart")
+    chart = gr.Plot(label=t("Per category"), elem_id="ab-chart")
     return [verdict, table, topics, chart]
 

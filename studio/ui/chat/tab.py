@@ -29,6 +29,7 @@ from studio.ui.chat.sides import (
     sampling_from,
     tuned_path,
 )
+from studio.ui.language import our_words, t
 from studio.ui.problems import EXPECTED, unexpected
 from studio.ui.zerogpu import gpu
 
@@ -200,42 +201,42 @@ SHOW_ANSWERS_JS = """() => {
 
 def build_chat_tab(shown=()) -> None:
     """`shown`: the triggers on which the run list is read again (page load, the tab selected)."""
-    gr.Markdown("Ask both models the same thing. **Left:** the base model. **Right:** a tuned adapter, "
-                "checkpoint or model. Same settings for both, so differences come from the weights.")
+    gr.Markdown(t("Ask both models the same thing. **Left:** the base model. **Right:** a tuned adapter, "
+                "checkpoint or model. Same settings for both, so differences come from the weights."))
     with gr.Row():
         # min_width: on a phone each box takes the whole width (the row wraps) instead of cutting its value
-        base_model = gr.Textbox("embedded", label="Base model", info="embedded, a model folder, or a Hub id", scale=2,
+        base_model = gr.Textbox("embedded", label=t("Base model"), info=t("embedded, a model folder, or a Hub id"), scale=2,
                                 min_width=240)
-        tuned = gr.Dropdown([(NO_TUNED, "")], value="", label="Tuned side", allow_custom_value=True, scale=3, min_width=300,
-                            info="any run's adapter or checkpoint, or type a folder path inside the workspace")
-        refresh = gr.Button("↻ Refresh runs", scale=0, min_width=120)
-    run_verdict = gr.Markdown(elem_id="chat-run-verdict")  # the picked run's evaluation after training, up front
+        tuned = gr.Dropdown([(NO_TUNED, "")], value="", label=t("Tuned side"), allow_custom_value=True, scale=3, min_width=300,
+                            info=t("any run's adapter or checkpoint, or type a folder path inside the workspace"))
+        refresh = gr.Button(t("↻ Refresh runs"), scale=0, min_width=120)
+    run_verdict = our_words(gr.Markdown(elem_id="chat-run-verdict"))  # the picked run's evaluation after training, up front
     tuned.change(eval_view.run_verdict, tuned, run_verdict)
-    with gr.Accordion("Settings (shared by both panes)", open=False):
-        system = gr.Textbox(label="System prompt", placeholder="optional", lines=2)
+    with gr.Accordion(t("Settings (shared by both panes)"), open=False):
+        system = gr.Textbox(label=t("System prompt"), placeholder=t("optional"), lines=2)
         with gr.Row():
-            temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature", info="0 = greedy (always the most likely token)")
-            top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p",
-                              info="sample only from the most likely tokens covering this share")
-            max_new_tokens = gr.Slider(16, 2048, value=256, step=16, label="Max new tokens")
-            seed = gr.Number(0, precision=0, label="Seed", info="same seed, same answer when sampling")
+            temperature = gr.Slider(0, 2, value=0, step=0.05, label=t("Temperature"), info=t("0 = greedy (always the most likely token)"))
+            top_p = gr.Slider(0.05, 1, value=1, step=0.05, label=t("Top-p"),
+                              info=t("sample only from the most likely tokens covering this share"))
+            max_new_tokens = gr.Slider(16, 2048, value=256, step=16, label=t("Max new tokens"))
+            seed = gr.Number(0, precision=0, label=t("Seed"), info=t("same seed, same answer when sampling"))
     with gr.Row(equal_height=True):
         with gr.Column():
-            base_chat = gr.Chatbot(label="Base model", height=420, feedback_options=None, buttons=["copy_all"], elem_id="chat-base")
-            base_stats = gr.Markdown(elem_id="chat-base-stats")
+            base_chat = gr.Chatbot(label=t("Base model"), height=420, feedback_options=None, buttons=["copy_all"], elem_id="chat-base")
+            base_stats = our_words(gr.Markdown(elem_id="chat-base-stats"))
         with gr.Column():
-            tuned_chat = gr.Chatbot(label="Tuned model", height=420, feedback_options=None, buttons=["copy_all"], elem_id="chat-tuned")
-            tuned_stats = gr.Markdown(elem_id="chat-tuned-stats")
+            tuned_chat = gr.Chatbot(label=t("Tuned model"), height=420, feedback_options=None, buttons=["copy_all"], elem_id="chat-tuned")
+            tuned_stats = our_words(gr.Markdown(elem_id="chat-tuned-stats"))
     with gr.Row():
-        message = gr.Textbox(label="Message", placeholder="Message both models (Enter sends)", scale=5, elem_id="chat-message")
-        send = gr.Button("Send", variant="primary", scale=1, min_width=100, elem_id="chat-send")
+        message = gr.Textbox(label=t("Message"), placeholder=t("Message both models (Enter sends)"), scale=5, elem_id="chat-message")
+        send = gr.Button(t("Send"), variant="primary", scale=1, min_width=100, elem_id="chat-send")
     with gr.Row():
-        stop = gr.Button("Stop", size="sm")
-        retry = gr.Button("Retry", size="sm")
-        clear = gr.Button("Clear", size="sm")
-        preference = gr.Radio([LEFT, RIGHT], label="Which answer is better?", scale=3)
-        save = gr.Button("Send to dataset", size="sm", scale=1)
-    status = gr.Markdown(elem_id="chat-status")
+        stop = gr.Button(t("Stop"), size="sm")
+        retry = gr.Button(t("Retry"), size="sm")
+        clear = gr.Button(t("Clear"), size="sm")
+        preference = gr.Radio([LEFT, RIGHT], label=t("Which answer is better?"), scale=3)
+        save = gr.Button(t("Send to dataset"), size="sm", scale=1)
+    status = our_words(gr.Markdown(elem_id="chat-status"))
     conversation = gr.State(empty_conversation())
 
     settings = [system, temperature, top_p, max_new_tokens, seed]
@@ -255,29 +256,29 @@ def build_chat_tab(shown=()) -> None:
 
 
 def _build_ab_section(base_model, tuned, settings) -> None:
-    gr.Markdown("### A/B over a prompt set\nRun every prompt through the base and the tuned side (and, to pick "
+    gr.Markdown(t("### A/B over a prompt set\nRun every prompt through the base and the tuned side (and, to pick "
                 "the best one, other checkpoints of the same run). Metrics: expected keywords found, refusals "
                 "against `should_refuse`, length, latency, and pattern rates from the pattern list; with a tuned "
                 "side, a report follows: substantive rate, source hits, each change with n and a 95% interval, "
-                "per topic, and a verdict.")
+                "per topic, and a verdict."))
     with gr.Row():
-        prompt_set = gr.Dropdown(prompt_set_choices(), value=None, label="Bundled prompt set", scale=2,
-                                 info="an uploaded file takes precedence")
-        upload = gr.File(label="…or upload a prompt set (JSONL)", file_types=[".jsonl"], type="filepath", scale=2,
+        prompt_set = gr.Dropdown(prompt_set_choices(), value=None, label=t("Bundled prompt set"), scale=2,
+                                 info=t("an uploaded file takes precedence"))
+        upload = gr.File(label=t("…or upload a prompt set (JSONL)"), file_types=[".jsonl"], type="filepath", scale=2,
                          elem_id="ab-upload")
-        patterns = gr.File(label="Pattern list (YAML, optional)", file_types=[".yaml", ".yml"], type="filepath", scale=1)
-    compare = gr.Dropdown([], multiselect=True, label="Compare checkpoints of the same run",
-                          info="pick a run's adapter or checkpoint as the tuned side to list the others")
+        patterns = gr.File(label=t("Pattern list (YAML, optional)"), file_types=[".yaml", ".yml"], type="filepath", scale=1)
+    compare = gr.Dropdown([], multiselect=True, label=t("Compare checkpoints of the same run"),
+                          info=t("pick a run's adapter or checkpoint as the tuned side to list the others"))
     with gr.Row():
-        run = gr.Button("Run A/B", variant="primary")
-        cancel = gr.Button("Stop A/B")
-    ab_status = gr.Markdown(elem_id="ab-status")
-    aggregate = gr.Dataframe(label="Aggregate (one column per side)", headers=AGGREGATE_HEADERS, interactive=False, wrap=True,
+        run = gr.Button(t("Run A/B"), variant="primary")
+        cancel = gr.Button(t("Stop A/B"))
+    ab_status = our_words(gr.Markdown(elem_id="ab-status"))
+    aggregate = gr.Dataframe(label=t("Aggregate (one column per side)"), headers=AGGREGATE_HEADERS, interactive=False, wrap=True,
                              max_height=1000, column_widths=["40%"], elem_id="ab-aggregate")
-    per_prompt = gr.Dataframe(label="Per prompt", headers=["prompt_id", "category", "prompt"], interactive=False,
+    per_prompt = gr.Dataframe(label=t("Per prompt"), headers=["prompt_id", "category", "prompt"], interactive=False,
                               wrap=True, max_height=500)
     report = eval_view.build_report_section()
-    files = gr.File(label="Download results (CSV, JSONL, and the report as Markdown and JSON)", file_count="multiple",
+    files = gr.File(label=t("Download results (CSV, JSONL, and the report as Markdown and JSON)"), file_count="multiple",
                     interactive=False)
     running = run.click(eval_view.run_ab_report, [prompt_set, upload, patterns, base_model, tuned, compare] + settings,
                         [ab_status, per_prompt, aggregate, files, *report], **GENERATION)

@@ -25,6 +25,7 @@ from core.hosting import DEMO_DATA, DemoRefusal, demo_mode, shared_workspaces
 from core.train import quotas
 from core.workspace import ASSETS, PathOutsideWorkspace, all_workspaces, as_visitor, inside, workspace
 from studio.ui import visitor
+from studio.ui.language import our_words, t
 
 SAMPLE_DOCS = ASSETS / "make" / "docs"
 SAMPLE_RECORDS = ASSETS / "make" / "raw_records.jsonl"
@@ -273,50 +274,50 @@ def modes_markdown(summary: dict) -> str:
 
 
 def build_make_accordion() -> MadeLinks:
-    with gr.Accordion("Make a dataset: Q&A from documents, or mode-tagged samples from raw records", open=False,
+    with gr.Accordion(t("Make a dataset: Q&A from documents, or mode-tagged samples from raw records"), open=False,
                       elem_id="make"), gr.Tabs():
-        with gr.Tab("Q&A from documents"):
+        with gr.Tab(t("Q&A from documents")):
             links = _qa_panel()
-        with gr.Tab("Mode-tagged samples from raw records"):
+        with gr.Tab(t("Mode-tagged samples from raw records")):
             modes_open, modes_final = _modes_panel()
     return MadeLinks(links[0], links[1], modes_open, modes_final)
 
 
 def _qa_panel():
     defaults = QASettings()
-    gr.Markdown("A local model writes question / answer pairs from your documents in a fixed mix: **grounded** "
+    gr.Markdown(t("A local model writes question / answer pairs from your documents in a fixed mix: **grounded** "
                 "(one document's passage, a cited answer), **synthesis** (two documents, a comparison) and "
                 "**refusal** (an unrelated question, a polite refusal that says why). Every reply is checked before "
-                "it is kept; bad ones are retried alone.")
+                "it is kept; bad ones are retried alone."))
     with gr.Row(equal_height=True):
-        docs = gr.Dropdown(document_choices(), value=str(SAMPLE_DOCS), label="Documents", scale=2)
+        docs = gr.Dropdown(document_choices(), value=str(SAMPLE_DOCS), label=t("Documents"), scale=2)
         uploads = gr.File(file_count="multiple", file_types=list(DOC_SUFFIXES), type="filepath", height=110, scale=2,
-                          label="…or upload .txt / .md / .pdf / .jsonl documents")
-        name = gr.Textbox("rag-qa", label="Name of the new dataset", scale=1, elem_id="make-qa-name")
+                          label=t("…or upload .txt / .md / .pdf / .jsonl documents"))
+        name = gr.Textbox("rag-qa", label=t("Name of the new dataset"), scale=1, elem_id="make-qa-name")
     with gr.Row(equal_height=True):
-        count = gr.Number(20, precision=0, minimum=1, label="Pairs (the reference run made 1,997)", elem_id="make-count")
-        grounded = gr.Number(defaults.grounded, minimum=0, maximum=1, label="Grounded share")
-        synthesis = gr.Number(defaults.synthesis, minimum=0, maximum=1, label="Synthesis share")
-        refusal = gr.Number(defaults.refusal, minimum=0, maximum=1, label="Refusal share")
-        chunk_size = gr.Number(defaults.chunk_size, precision=0, label="Chunk size (characters)")
-        chunk_overlap = gr.Number(defaults.chunk_overlap, precision=0, label="Chunk overlap (characters)")
+        count = gr.Number(20, precision=0, minimum=1, label=t("Pairs (the reference run made 1,997)"), elem_id="make-count")
+        grounded = gr.Number(defaults.grounded, minimum=0, maximum=1, label=t("Grounded share"))
+        synthesis = gr.Number(defaults.synthesis, minimum=0, maximum=1, label=t("Synthesis share"))
+        refusal = gr.Number(defaults.refusal, minimum=0, maximum=1, label=t("Refusal share"))
+        chunk_size = gr.Number(defaults.chunk_size, precision=0, label=t("Chunk size (characters)"))
+        chunk_overlap = gr.Number(defaults.chunk_overlap, precision=0, label=t("Chunk overlap (characters)"))
     with gr.Row(equal_height=True):
-        backend = gr.Radio(["Ollama server", "transformers (local model)"], value="Ollama server", label="Model runs on")
-        model = gr.Textbox("qwen3:4b", label="Model (Ollama name, or embedded / a folder for transformers)",
+        backend = gr.Radio(["Ollama server", "transformers (local model)"], value="Ollama server", label=t("Model runs on"))
+        model = gr.Textbox("qwen3:4b", label=t("Model (Ollama name, or embedded / a folder for transformers)"),
                            elem_id="make-model")
-        host = gr.Textbox("", label="Ollama address (empty: OLLAMA_HOST or 127.0.0.1:11434)", elem_id="make-host")
-        temperature = gr.Number(0.7, minimum=0, maximum=2, label="Temperature")
-        num_predict = gr.Number(2048, precision=0, minimum=16, label="Token budget per reply (num_predict)")
-        think = gr.Dropdown(["model default", "on", "off"], value="model default", label="Thinking (Ollama)")
+        host = gr.Textbox("", label=t("Ollama address (empty: OLLAMA_HOST or 127.0.0.1:11434)"), elem_id="make-host")
+        temperature = gr.Number(0.7, minimum=0, maximum=2, label=t("Temperature"))
+        num_predict = gr.Number(2048, precision=0, minimum=16, label=t("Token budget per reply (num_predict)"))
+        think = gr.Dropdown(["model default", "on", "off"], value="model default", label=t("Thinking (Ollama)"))
     with gr.Row(equal_height=True):
-        seed = gr.Number(defaults.seed, precision=0, label="Seed")
-        retries = gr.Number(defaults.retries, precision=0, minimum=0, label="Retries per pair")
-        start = gr.Button("Start", variant="primary", elem_id="make-start")
-        resume = gr.Button("Resume", elem_id="make-resume")
-        stop = gr.Button("Stop", variant="stop", elem_id="make-stop")
-        open_button = gr.Button("Open in the Dataset tab", elem_id="make-open")
-    progress = gr.HTML(progress_html({"state": "not started", "total": 0}))
-    status = gr.Markdown(elem_id="make-status")
+        seed = gr.Number(defaults.seed, precision=0, label=t("Seed"))
+        retries = gr.Number(defaults.retries, precision=0, minimum=0, label=t("Retries per pair"))
+        start = gr.Button(t("Start"), variant="primary", elem_id="make-start")
+        resume = gr.Button(t("Resume"), elem_id="make-resume")
+        stop = gr.Button(t("Stop"), variant="stop", elem_id="make-stop")
+        open_button = gr.Button(t("Open in the Dataset tab"), elem_id="make-open")
+    progress = our_words(gr.HTML(t(progress_html({"state": "not started", "total": 0}))))
+    status = our_words(gr.Markdown(elem_id="make-status"))
     # What Start, Stop, the progress timer and "Open" act on. Set by events only: a value computed at
     # page load (it once was) could land after a quick visitor typed a name and pressed Start, and
     # Open then opened the default file instead of the one just made.
@@ -383,24 +384,24 @@ def made_path(name):
 
 
 def _modes_panel():
-    gr.Markdown("Raw records (JSONL, each with a `type` and a `text` or an `input`/`output` exchange) become "
+    gr.Markdown(t("Raw records (JSONL, each with a `type` and a `text` or an `input`/`output` exchange) become "
                 "mode-tagged samples: the type -> mode map, the filler list and the prompts are in "
-                "`assets/modes_make.yaml`. Every stage writes its file; contamination fails the build.")
+                "`assets/modes_make.yaml`. Every stage writes its file; contamination fails the build."))
     with gr.Row(equal_height=True):
         records = gr.Dropdown([("Sample: 36 raw records", str(SAMPLE_RECORDS))], value=str(SAMPLE_RECORDS),
-                              label="Raw records", scale=2)
-        upload = gr.File(file_types=[".jsonl"], type="filepath", height=110, label="…or upload records (JSONL)", scale=2)
-        name = gr.Textbox("modes", label="Name of the output folder", scale=1)
+                              label=t("Raw records"), scale=2)
+        upload = gr.File(file_types=[".jsonl"], type="filepath", height=110, label=t("…or upload records (JSONL)"), scale=2)
+        name = gr.Textbox("modes", label=t("Name of the output folder"), scale=1)
     with gr.Row(equal_height=True):
-        only_mode = gr.Dropdown(["all", "dual", "emulation", "agent"], value="all", label="Only this mode")
-        max_count = gr.Number(0, precision=0, minimum=0, label="At most this many samples (0: all)")
+        only_mode = gr.Dropdown(["all", "dual", "emulation", "agent"], value="all", label=t("Only this mode"))
+        max_count = gr.Number(0, precision=0, minimum=0, label=t("At most this many samples (0: all)"))
         schema = gr.Radio(["chat template of the model", "prefix/suffix file (Llama 2 layout)"],
-                          value="chat template of the model", label="Model-family schema")
-        model = gr.Textbox("embedded", label="Model whose chat template is used")
+                          value="chat template of the model", label=t("Model-family schema"))
+        model = gr.Textbox("embedded", label=t("Model whose chat template is used"))
     with gr.Row():
-        build = gr.Button("Build", variant="primary", elem_id="make-modes-build")
-        open_button = gr.Button("Open final.jsonl in the Dataset tab", elem_id="make-modes-open")
-    summary = gr.Markdown(elem_id="make-modes-summary")
+        build = gr.Button(t("Build"), variant="primary", elem_id="make-modes-build")
+        open_button = gr.Button(t("Open final.jsonl in the Dataset tab"), elem_id="make-modes-open")
+    summary = our_words(gr.Markdown(elem_id="make-modes-summary"))
     final = gr.Textbox(visible=False)
     build.click(build_modes_ui, [records, upload, name, only_mode, max_count, schema, model], [final, summary])
     return open_button, final

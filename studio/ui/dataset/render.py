@@ -9,6 +9,7 @@ import re
 
 from core.dataset.reader import BadRow, Example
 from core.dataset.tags import mode_tag_pattern, tag_owner, think_pattern
+from studio.ui.language import say, translate
 
 _THINK = think_pattern(html.escape)
 COLORS = {"good": "#1a7f37", "warn": "#9a6700", "bad": "#cf222e"}
@@ -115,6 +116,7 @@ def cards_html(report, tokens: dict | None = None) -> str:
         p = report.preference
         broken = p["identical"] + p["empty_sides"]
         cards.append(("Broken pairs", broken, "bad" if broken else "good"))
+    verdict = (translate(verdict[0]), verdict[1])
     boxes = [_card(label, str(value), status, help_text=CARD_HELP.get(label, "")) for label, value, status in cards]
     boxes += [_card(m["label"], m["display"], m["status"], f"target {m['target']}", CARD_HELP.get(key, ""))
               for key, m in report.metrics.items()]
@@ -126,8 +128,10 @@ def cards_html(report, tokens: dict | None = None) -> str:
                            "examples cut short"))
         boxes.append(_card("Tokens trained", f"{tokens['trained_share']:.0%}", None, "share the model learns to write"))
     graded = report.targets
-    why = (f'<div style="color:#57606a;font-size:0.9em;margin-bottom:6px">Reply targets for <b>{html.escape(graded["label"])}</b> '
-           f'({html.escape(graded["why"])}); pick another kind above if this data is different.</div>') if graded and report.metrics else ""
+    why = ('<div style="color:#57606a;font-size:0.9em;margin-bottom:6px">' + say(
+        "Reply targets for <b>{kind}</b> ({why}); pick another kind above if this data is different.",
+        kind=html.escape(translate(graded["label"])), why=html.escape(translate(graded["why"]))) + "</div>"
+           ) if graded and report.metrics else ""
     return (f'<div style="font-size:1.1em;font-weight:600;color:{verdict[1]};margin-bottom:6px">{verdict[0]}</div>{why}'
             f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(boxes)}</div>')
 
@@ -153,7 +157,8 @@ CARD_HELP = {
 
 def _card(label: str, value: str, status: str | None, sub: str = "", help_text: str = "") -> str:
     border = COLORS.get(status or "", "#d0d7de")
-    mark = {"good": "✓ good", "warn": "! check", "bad": "✗ bad"}.get(status or "", "")
+    mark = translate({"good": "✓ good", "warn": "! check", "bad": "✗ bad"}.get(status or "", ""))
+    label, sub, help_text = translate(label), translate(sub), translate(help_text)  # the visitor's language
     explain = f'<div style="font-size:0.75em;color:#57606a;margin-top:3px">{html.escape(help_text)}</div>' if help_text else ""
     return (f'<div style="border:1px solid #d0d7de;border-top:4px solid {border};border-radius:6px;padding:6px 10px;'
             f'min-width:150px;max-width:240px;background:white;color:#1f2328">'

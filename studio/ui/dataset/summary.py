@@ -12,6 +12,7 @@ import gradio as gr
 from core.dataset import checks, reader, tokens
 from studio.ui import visitor
 from studio.ui.dataset import render, state
+from studio.ui.language import our_words, t, translate
 from studio.ui.problems import EXPECTED, unexpected
 
 
@@ -95,7 +96,7 @@ def findings_rows(report: checks.CheckReport, limit: int = 500) -> list[list]:
         line = report.lines[position] if position < len(report.lines) else 0
         for message in report.findings[position]:
             kind, _, detail = message.partition(":")
-            rows.append([position + 1, line or "", kind, detail.strip(), what_to_do(kind)])
+            rows.append([position + 1, line or "", translate(kind), detail.strip(), translate(what_to_do(kind))])
     return rows
 
 
@@ -127,18 +128,18 @@ TARGET_CHOICES = [("picked from the data", "auto"), ("short conversational repli
 
 
 def build_summary() -> SimpleNamespace:
-    targets = gr.Dropdown(TARGET_CHOICES, value="auto", label="Quality targets: what this kind of data should look like",
+    targets = gr.Dropdown(TARGET_CHOICES, value="auto", label=t("Quality targets: what this kind of data should look like"),
                           elem_id="ds-targets", scale=0, min_width=280)
-    cards = gr.HTML(elem_id="ds-cards")
+    cards = our_words(gr.HTML(elem_id="ds-cards"))
     with gr.Row():
         length_plot = gr.Plot(show_label=False)
         modes_plot = gr.Plot(show_label=False)
         tokens_plot = gr.Plot(show_label=False)
     with gr.Row(equal_height=True):
-        model = gr.Textbox("embedded", label="Model whose tokenizer counts tokens and shows which words the model learns from")
-        max_length = gr.Number(2048, precision=0, minimum=16, label="Max length (tokens)")
-        count_button = gr.Button("Count tokens", scale=0, min_width=140)
-    findings = gr.Dataframe(headers=FINDINGS_HEADERS, label="Findings, row by row",
+        model = gr.Textbox("embedded", label=t("Model whose tokenizer counts tokens and shows which words the model learns from"))
+        max_length = gr.Number(2048, precision=0, minimum=16, label=t("Max length (tokens)"))
+        count_button = gr.Button(t("Count tokens"), scale=0, min_width=140)
+    findings = gr.Dataframe(headers=FINDINGS_HEADERS, label=t("Findings, row by row"),
                             interactive=False, max_height=260, wrap=True, elem_id="ds-findings")
     return SimpleNamespace(cards=cards, length_plot=length_plot, modes_plot=modes_plot, tokens_plot=tokens_plot,
                            model=model, max_length=max_length, count_button=count_button, findings=findings, targets=targets)

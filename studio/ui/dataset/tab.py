@@ -39,6 +39,7 @@ from studio.ui.dataset.record import (
     swap_pair,
 )
 from studio.ui.dataset.state import next_record, previous_record
+from studio.ui.language import our_words, t
 from studio.ui.problems import EXPECTED
 
 PAGE_SIZE = 15
@@ -204,15 +205,15 @@ def build_dataset_tab() -> gr.State:
     """Lay out the tab and wire its events; returns the State holding the open dataset (an
     OpenPath: it reads as the dataset's path)."""
     current = gr.State("")
-    gr.Markdown("Open a dataset to see its format, what the checks found, and every record as a chat. "
-                "Approve, reject or edit records, then export the reviewed set for training.")
+    gr.Markdown(t("Open a dataset to see its format, what the checks found, and every record as a chat. "
+                "Approve, reject or edit records, then export the reviewed set for training."))
     opener = _build_opener()
-    with gr.Accordion("Check summary", open=True):
+    with gr.Accordion(t("Check summary"), open=True):
         summary = summary_panel.build_summary()
-    with gr.Accordion("Browse and review", open=True, elem_id="ds-review"):
+    with gr.Accordion(t("Browse and review"), open=True, elem_id="ds-review"):
         pages = _build_pages()
         record = _build_record()
-    with gr.Accordion("Export the reviewed dataset", open=False):
+    with gr.Accordion(t("Export the reviewed dataset"), open=False):
         exporter = _build_export()
     _wire(current, opener, summary, pages, record, exporter)
     return current
@@ -222,20 +223,20 @@ def _build_opener() -> SimpleNamespace:
     with gr.Row(equal_height=True):
         # The first sample a newcomer opens is a clean one (and the one the smoke recipe trains on).
         choice = gr.Dropdown(dataset_choices(), value=str(ASSETS / "friction_sample.jsonl"), scale=3, min_width=300,
-                             label="Sample or workspace dataset", allow_custom_value=False)  # whole names on a phone
-        refresh = gr.Button("Refresh list", scale=0, min_width=120)
-        upload = gr.File(label="…or upload a file (JSONL, JSON, CSV, Parquet)", file_types=list(reader.SUFFIXES),
+                             label=t("Sample or workspace dataset"), allow_custom_value=False)  # whole names on a phone
+        refresh = gr.Button(t("Refresh list"), scale=0, min_width=120)
+        upload = gr.File(label=t("…or upload a file (JSONL, JSON, CSV, Parquet)"), file_types=list(reader.SUFFIXES),
                          type="filepath", scale=2, height=120)
     with gr.Row(equal_height=True):
-        typed = gr.Textbox(label="…or type a path inside the workspace, or a Hub dataset name (owner/name)", scale=3)
-        open_button = gr.Button("Open and check", variant="primary", scale=0, min_width=160, elem_id="ds-open")
-    with gr.Accordion("More options: the format, the friction reply template", open=False):
+        typed = gr.Textbox(label=t("…or type a path inside the workspace, or a Hub dataset name (owner/name)"), scale=3)
+        open_button = gr.Button(t("Open and check"), variant="primary", scale=0, min_width=160, elem_id="ds-open")
+    with gr.Accordion(t("More options: the format, the friction reply template"), open=False):
         with gr.Row(equal_height=True):
-            fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label="Format (detected automatically; change it if wrong)")
-            template = gr.Textbox(label="Friction reply template (how a friction record becomes the reply)",
+            fmt = gr.Dropdown(["auto", *FORMATS], value="auto", label=t("Format (detected automatically; change it if wrong)"))
+            template = gr.Textbox(label=t("Friction reply template (how a friction record becomes the reply)"),
                                   placeholder="<think>{thought_stream}</think>{final_answer}")
     made = dataset_make.build_make_accordion()
-    status = gr.Markdown(elem_id="ds-status")
+    status = our_words(gr.Markdown(elem_id="ds-status"))
     return SimpleNamespace(choice=choice, refresh=refresh, upload=upload, typed=typed, fmt=fmt, template=template,
                            open_button=open_button, status=status, made=made)
 
@@ -243,56 +244,56 @@ def _build_opener() -> SimpleNamespace:
 def _build_pages() -> SimpleNamespace:
     """Filters, the page of records and the page buttons."""
     with gr.Row(equal_height=True, elem_classes="phone-wrap"):
-        mode_filter = gr.Dropdown(["any"], value="any", label="Mode")
-        status_filter = gr.Dropdown(STATUS_FILTERS, value="any", label="Review status")
-        findings_filter = gr.Checkbox(label="Only records with findings")
-        search = gr.Textbox(label="Search text", placeholder="words in the record; press Enter")
-        sort = gr.Dropdown(SORTS, value="file order", label="Sort")
+        mode_filter = gr.Dropdown(["any"], value="any", label=t("Mode"))
+        status_filter = gr.Dropdown(STATUS_FILTERS, value="any", label=t("Review status"))
+        findings_filter = gr.Checkbox(label=t("Only records with findings"))
+        search = gr.Textbox(label=t("Search text"), placeholder=t("words in the record; press Enter"))
+        sort = gr.Dropdown(SORTS, value="file order", label=t("Sort"))
     table = gr.Dataframe(headers=PAGE_HEADERS, interactive=False, wrap=False, max_height=420,
-                         label="Records (click a row to open it)", elem_id="ds-page")
+                         label=t("Records (click a row to open it)"), elem_id="ds-page")
     with gr.Row(equal_height=True):
-        back = gr.Button("◀ Page", scale=0, min_width=90)
-        page = gr.Number(1, precision=0, minimum=1, label="Page", scale=0, min_width=90)
-        forward = gr.Button("Page ▶", scale=0, min_width=90)
-        caption = gr.Markdown()
+        back = gr.Button(t("◀ Page"), scale=0, min_width=90)
+        page = gr.Number(1, precision=0, minimum=1, label=t("Page"), scale=0, min_width=90)
+        forward = gr.Button(t("Page ▶"), scale=0, min_width=90)
+        caption = our_words(gr.Markdown())
     return SimpleNamespace(mode_filter=mode_filter, filters=[mode_filter, status_filter, findings_filter, search, sort],
                            table=table, back=back, page=page, forward=forward, caption=caption)
 
 
 def _build_record() -> SimpleNamespace:
     """One record: the review buttons and its four views (chat, which words are learned from, edit, original row)."""
-    progress = gr.HTML(elem_id="ds-progress")
+    progress = our_words(gr.HTML(elem_id="ds-progress"))
     with gr.Row(equal_height=True):
-        number = gr.Number(1, precision=0, minimum=1, label="Record #", scale=0, min_width=100)
-        back = gr.Button("◀ Previous (K)", elem_id="ds-prev")
-        forward = gr.Button("Next (J) ▶", elem_id="ds-next")
-        approve = gr.Button("Approve (A)", variant="primary", elem_id="ds-approve")
-        reject = gr.Button("Reject (R)", variant="stop", elem_id="ds-reject")
-        pending = gr.Button("Back to pending (U)", elem_id="ds-pending")
-        swap = gr.Button("Swap chosen / rejected (S)", elem_id="ds-swap", visible=False)
-    gr.Markdown("Keyboard: **A** approve, **R** reject, **U** pending, **J / →** next, **K / ←** previous, "
-                "**S** swap a pair. Every click is saved at once, beside the dataset in the workspace.")
+        number = gr.Number(1, precision=0, minimum=1, label=t("Record #"), scale=0, min_width=100)
+        back = gr.Button(t("◀ Previous (K)"), elem_id="ds-prev")
+        forward = gr.Button(t("Next (J) ▶"), elem_id="ds-next")
+        approve = gr.Button(t("Approve (A)"), variant="primary", elem_id="ds-approve")
+        reject = gr.Button(t("Reject (R)"), variant="stop", elem_id="ds-reject")
+        pending = gr.Button(t("Back to pending (U)"), elem_id="ds-pending")
+        swap = gr.Button(t("Swap chosen / rejected (S)"), elem_id="ds-swap", visible=False)
+    gr.Markdown(t("Keyboard: **A** approve, **R** reject, **U** pending, **J / →** next, **K / ←** previous, "
+                "**S** swap a pair. Every click is saved at once, beside the dataset in the workspace."))
     with gr.Tabs():
-        with gr.Tab("Chat view"):
+        with gr.Tab(t("Chat view")):
             view = gr.HTML(elem_id="ds-record")
-        with gr.Tab("Which words the model learns from") as mask_tab:
+        with gr.Tab(t("Which words the model learns from")) as mask_tab:
             with gr.Row(equal_height=True):
-                mask_info = gr.Markdown("Open this view to render the record with the model's chat template.")
+                mask_info = our_words(gr.Markdown(t("Open this view to render the record with the model's chat template.")))
                 stack = gr.Number(1, precision=0, minimum=1, maximum=16, scale=0, min_width=220,
-                                  label="Stack conversations (the recipe's data.stack); press Enter")
+                                  label=t("Stack conversations (the recipe's data.stack); press Enter"))
             mask = gr.HighlightedText(color_map={"trained": "#7ee2a8"}, combine_adjacent=True, show_legend=True,
-                                      label="Green words are what the model learns to write; the rest it only reads")
-        with gr.Tab("Edit and note"):
-            which = gr.Dropdown([], label="Message to edit")
-            edit_text = gr.Textbox(lines=6, label="Text", elem_id="ds-edit-text")
+                                      label=t("Green words are what the model learns to write; the rest it only reads"))
+        with gr.Tab(t("Edit and note")):
+            which = gr.Dropdown([], label=t("Message to edit"))
+            edit_text = gr.Textbox(lines=6, label=t("Text"), elem_id="ds-edit-text")
             with gr.Row():
-                save_edit_button = gr.Button("Save edit", variant="primary")
-                revert_button = gr.Button("Revert this record's edits")
-            note = gr.Textbox(lines=2, label="Reviewer note")
-            save_note_button = gr.Button("Save note")
-            edit_status = gr.Markdown()
-        with gr.Tab("Original row"):
-            original = gr.Code(language="json", label="The row exactly as it is in the file")
+                save_edit_button = gr.Button(t("Save edit"), variant="primary")
+                revert_button = gr.Button(t("Revert this record's edits"))
+            note = gr.Textbox(lines=2, label=t("Reviewer note"))
+            save_note_button = gr.Button(t("Save note"))
+            edit_status = our_words(gr.Markdown())
+        with gr.Tab(t("Original row")):
+            original = gr.Code(language="json", label=t("The row exactly as it is in the file"))
     return SimpleNamespace(progress=progress, number=number, back=back, forward=forward, approve=approve, reject=reject,
                            pending=pending, swap=swap, view=view, mask_tab=mask_tab, mask_info=mask_info, stack=stack,
                            mask=mask, which=which, edit_text=edit_text, save_edit_button=save_edit_button,
@@ -304,12 +305,12 @@ def _build_record() -> SimpleNamespace:
 def _build_export() -> SimpleNamespace:
     with gr.Row():
         which_rows = gr.Radio(["all rows except rejected", "approved rows only"], value="all rows except rejected",
-                              label="Rows to export")
+                              label=t("Rows to export"))
         style = gr.Radio(["normalized", "original format"], value="normalized",
-                         label="Shape (normalized = messages / prompt-chosen-rejected, ready for training)")
-    button = gr.Button("Export as JSONL", variant="primary")
-    file = gr.File(label="Exported file", interactive=False)
-    status = gr.Markdown()
+                         label=t("Shape (normalized = messages / prompt-chosen-rejected, ready for training)"))
+    button = gr.Button(t("Export as JSONL"), variant="primary")
+    file = gr.File(label=t("Exported file"), interactive=False)
+    status = our_words(gr.Markdown())
     return SimpleNamespace(which_rows=which_rows, style=style, button=button, file=file, status=status)
 
 

@@ -14,6 +14,7 @@ from core.export.gguf import ALL_TYPES, type_availability
 from core.train.run_dir import UnknownRun, run_path
 from core.train.runs import list_runs, model_artifacts
 from studio.ui import sessions, visitor
+from studio.ui.language import our_words, say, t, translate
 from studio.ui.problems import EXPECTED, unexpected
 
 VERIFY_HEADERS = ["prompt", "merged model", "GGUF", "agree?", "next tokens agreeing"]
@@ -59,7 +60,7 @@ def refresh_checkpoints(run_id: str | None):
 
 def gguf_type_note(gguf_type: str) -> str:
     reason = type_availability(gguf_type or pipeline.DEFAULT_GGUF)
-    return f"⚠️ {reason}" if reason else f"`{gguf_type}` is written by llama.cpp's converter."
+    return f"⚠️ {translate(reason)}" if reason else say("`{kind}` is written by llama.cpp's converter.", kind=gguf_type)
 
 
 def build_plan(run_path, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,
@@ -173,47 +174,49 @@ def export_downloads(summary: dict | None):
 
 def build_export_tab(shown=()) -> None:
     """`shown`: the triggers on which the run list is read again (page load, the tab selected)."""
-    gr.Markdown("Ship a trained run: merge the adapter into its base, push to the Hugging Face Hub, convert to GGUF "
-                "for llama.cpp and Ollama, and check the GGUF answers like the merged model.")
+    gr.Markdown(t("Ship a trained run: merge the adapter into its base, push to the Hugging Face Hub, convert to GGUF "
+                "for llama.cpp and Ollama, and check the GGUF answers like the merged model."))
     with gr.Row():
         runs = run_choices()
         first = runs[0][1] if runs else None
         # min_width everywhere on this tab: on a phone a row wraps into whole-width boxes instead of
         # squeezing five labels into 390 px (tests/e2e/test_phone.py)
-        run = gr.Dropdown(label="Run to export", choices=runs, value=first, scale=3, min_width=280)
-        checkpoint = gr.Dropdown(label="Checkpoint (best = lowest eval loss, else the final adapter)",
+        run = gr.Dropdown(label=t("Run to export"), choices=runs, value=first, scale=3, min_width=280)
+        checkpoint = gr.Dropdown(label=t("Checkpoint (best = lowest eval loss, else the final adapter)"),
                                  choices=checkpoint_choices(first), value="best", scale=2, min_width=280)
-        refresh = gr.Button("↻ Refresh runs", scale=0, min_width=140)
+        refresh = gr.Button(t("↻ Refresh runs"), scale=0, min_width=140)
     with gr.Row(elem_classes="phone-wrap"):  # checkboxes ignore min_width: studio.css wraps the row on a phone
-        do_merge = gr.Checkbox(label="Merge adapter into the base model", value=True)
-        do_hub = gr.Checkbox(label="Push to the Hugging Face Hub", value=False)
-        do_gguf = gr.Checkbox(label="Convert to GGUF", value=True)
-        do_ollama = gr.Checkbox(label="Create in Ollama", value=False)
-        do_verify = gr.Checkbox(label="Verify the GGUF against the merged model", value=True)
+        do_merge = gr.Checkbox(label=t("Merge adapter into the base model"), value=True)
+        do_hub = gr.Checkbox(label=t("Push to the Hugging Face Hub"), value=False)
+        do_gguf = gr.Checkbox(label=t("Convert to GGUF"), value=True)
+        do_ollama = gr.Checkbox(label=t("Create in Ollama"), value=False)
+        do_verify = gr.Checkbox(label=t("Verify the GGUF against the merged model"), value=True)
     with gr.Row():
-        gguf_type = gr.Dropdown(label="GGUF type", choices=list(ALL_TYPES), value=pipeline.DEFAULT_GGUF, scale=1, min_width=200)
-        gguf_note = gr.Markdown(gguf_type_note("q8_0"))
+        gguf_type = gr.Dropdown(label=t("GGUF type"), choices=list(ALL_TYPES), value=pipeline.DEFAULT_GGUF, scale=1, min_width=200)
+        gguf_note = our_words(gr.Markdown(t(gguf_type_note("q8_0"))))
     with gr.Row():
-        ollama_name = gr.Textbox(label="Ollama model name", placeholder="my-tuned-model", min_width=280)
-        ollama_host = gr.Textbox(label="Ollama server address", placeholder="http://127.0.0.1:11434 (or OLLAMA_HOST)", min_width=280,
-                                 info="Only servers the studio's operator allows (OLLAMA_HOST, STUDIO_OLLAMA_HOSTS)")
+        ollama_name = gr.Textbox(label=t("Ollama model name"), placeholder=t("my-tuned-model"), min_width=280)
+        ollama_host = gr.Textbox(label=t("Ollama server address"), placeholder=t("http://127.0.0.1:11434 (or OLLAMA_HOST)"), min_width=280,
+                                 info=t("Only servers the studio's operator allows (OLLAMA_HOST, STUDIO_OLLAMA_HOSTS)"))
     with gr.Row(elem_classes="phone-wrap"):
-        hub_repo = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter", min_width=280)
-        hub_what = gr.Radio(label="What to push", value="auto", min_width=280,
-                            choices=[("adapter (or full model)", "auto"), ("merged model", "merged"), ("GGUF", "gguf")])
-        hub_private = gr.Checkbox(label="Private repository", value=True, min_width=280)
-        hub_token = gr.Textbox(label=f"Hub token (write access; not stored; empty: {sessions.empty_token_means()})", type="password",
+        hub_repo = gr.Textbox(label=t("Hub repository"), placeholder=t("your-name/my-adapter"), min_width=280)
+        hub_what = gr.Radio(label=t("What to push"), value="auto", min_width=280,
+                            choices=[(t("adapter (or full model)"), "auto"), (t("merged model"), "merged"), ("GGUF", "gguf")])
+        hub_private = gr.Checkbox(label=t("Private repository"), value=True, min_width=280)
+        hub_token = gr.Textbox(label=t(f"Hub token (write access; not stored; empty: {sessions.empty_token_means()})"), type="password",
                                min_width=280)
-    start = gr.Button("Export", variant="primary")
-    status = gr.Markdown("Pick a run, tick the steps, press Export.", elem_id="export-status")
-    log = gr.Textbox(label="Progress log", lines=14, max_lines=14, autoscroll=True, interactive=False, elem_id="export-log")
-    table = gr.Dataframe(headers=VERIFY_HEADERS, label="Verification: greedy answers, merged model vs GGUF", wrap=True, interactive=False,
+    start = gr.Button(t("Export"), variant="primary")
+    status = our_words(gr.Markdown(t("Pick a run, tick the steps, press Export."), elem_id="export-status"))
+    log = our_words(gr.Textbox(label=t("Progress log"), lines=14, max_lines=14, autoscroll=True, interactive=False,
+                               elem_id="export-log"))
+    table = gr.Dataframe(headers=VERIFY_HEADERS, label=t("Verification: greedy answers, merged model vs GGUF"), wrap=True,
+                         interactive=False,
                          column_widths=["20%", "30%", "30%", "10%", "10%"])
-    command = gr.Textbox(label="Run it in Ollama (copy into a terminal)", lines=2, max_lines=4, interactive=False,
+    command = gr.Textbox(label=t("Run it in Ollama (copy into a terminal)"), lines=2, max_lines=4, interactive=False,
                          buttons=["copy"], elem_id="export-command")
-    files = gr.File(label="Download what the export made (GGUF, Modelfile, the merged model as a zip)", file_count="multiple",
+    files = gr.File(label=t("Download what the export made (GGUF, Modelfile, the merged model as a zip)"), file_count="multiple",
                     interactive=False, visible=False, elem_id="export-files")
-    files_note = gr.Markdown(elem_id="export-files-note")
+    files_note = our_words(gr.Markdown(elem_id="export-files-note"))
     summary = gr.State(None)
 
     inputs = [run, checkpoint, do_merge, do_hub, do_gguf, do_ollama, do_verify, gguf_type,

@@ -16,6 +16,7 @@ import yaml
 
 from core import recipes, schema
 from core.workspace import CONFIGS, PROJECT_ROOT
+from studio.ui.language import t
 
 COMMON = [
     "model.name", "data.path", "training.method", "training.tuning", "training.epochs", "training.max_steps",
@@ -57,7 +58,7 @@ def _base(hint: Any) -> tuple[Any, bool]:
 
 def make_widget(dotted: str, value: Any = None) -> gr.components.Component:
     hint, _ = _base(_HINTS[dotted])
-    common = {"label": label_of(dotted), "info": recipes.field_help(dotted), "value": value,
+    common = {"label": t(label_of(dotted)), "info": t(recipes.field_help(dotted)), "value": value,
               "elem_id": "train-" + dotted.replace(".", "-").replace("_", "-")}  # stable hooks for browser tests
     if typing.get_origin(hint) is Literal:
         return gr.Dropdown(choices=list(typing.get_args(hint)), **common)

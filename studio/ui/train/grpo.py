@@ -14,6 +14,7 @@ from core import recipes
 from core.hosting import enforce_demo_limits
 from core.train import reward_preview, run_dir
 from studio.ui import visitor
+from studio.ui.language import our_words, t
 from studio.ui.train import charts as train_charts
 from studio.ui.train.form import recipe_from_yaml
 
@@ -88,21 +89,21 @@ def summary_markdown(result: dict) -> str:
 def build_grpo_panel():
     """The preview (inside an accordion) and the run charts (hidden until a GRPO run logs).
     Returns (preview widgets, chart components in grpo_updates' order)."""
-    with gr.Accordion("GRPO reward preview", open=False):
-        gr.Markdown("Sample completions for a few prompts from the recipe's model and score them with its rewards "
-                    "before training.")
+    with gr.Accordion(t("GRPO reward preview"), open=False):
+        gr.Markdown(t("Sample completions for a few prompts from the recipe's model and score them with its rewards "
+                    "before training."))
         with gr.Row():
-            prompts = gr.Number(value=3, precision=0, label="Prompts", minimum=1, maximum=8)
-            samples = gr.Number(value=4, precision=0, label="Samples per prompt (K)", minimum=2, maximum=8)
-            button = gr.Button("Preview rewards", elem_id="grpo-preview-button")
-        summary = gr.Markdown("", elem_id="grpo-preview-summary")
-        table = gr.Dataframe(headers=PREVIEW_HEADERS, interactive=False, wrap=True, label="Sampled completions",
+            prompts = gr.Number(value=3, precision=0, label=t("Prompts"), minimum=1, maximum=8)
+            samples = gr.Number(value=4, precision=0, label=t("Samples per prompt (K)"), minimum=2, maximum=8)
+            button = gr.Button(t("Preview rewards"), elem_id="grpo-preview-button")
+        summary = our_words(gr.Markdown("", elem_id="grpo-preview-summary"))
+        table = gr.Dataframe(headers=PREVIEW_HEADERS, interactive=False, wrap=True, label=t("Sampled completions"),
                              column_widths=["8%", "8%", "58%", "8%", "18%"])
     with gr.Group(visible=False) as panel:
-        rewards_plot = gr.Plot(label="Rewards", elem_id="grpo-rewards-plot")
+        rewards_plot = gr.Plot(label=t("Rewards"), elem_id="grpo-rewards-plot")
         with gr.Row():
-            side = [gr.Plot(label=title) for _, title, _ in SIDE_CHARTS]
+            side = [gr.Plot(label=t(title)) for _, title, _ in SIDE_CHARTS]
         completions = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True,
                                    column_widths=["6%", "24%", "44%", "8%", "18%"],
-                                   label="Sampled completions at the latest logging steps", elem_id="grpo-completions")
+                                   label=t("Sampled completions at the latest logging steps"), elem_id="grpo-completions")
     return (button, prompts, samples, summary, table), [panel, rewards_plot, *side, completions]

@@ -18,6 +18,7 @@ from core.hosting import demo_mode
 from core.recipes import Recipe
 from core.train import hf_jobs
 from studio.ui import sessions
+from studio.ui.language import our_words, t
 
 HERE = "This machine"
 JOBS = "Hugging Face Jobs"
@@ -64,15 +65,15 @@ def start_job(recipe: Recipe, flavor: str, token: str) -> tuple[str, str]:
 
 def build_jobs_controls() -> JobsControls:
     with gr.Row(visible=not demo_mode()):
-        where = gr.Radio([HERE, JOBS], value=HERE, label="Where to train", elem_id="train-where",
-                         info="Hugging Face Jobs trains on the Hub's GPUs and brings the adapter back here")
+        where = gr.Radio([HERE, JOBS], value=HERE, label=t("Where to train"), elem_id="train-where",
+                         info=t("Hugging Face Jobs trains on the Hub's GPUs and brings the adapter back here"))
     with gr.Row(visible=False) as options:
-        flavor = gr.Dropdown(choices=[], label="Jobs hardware", allow_custom_value=True, scale=3, elem_id="train-flavor",
-                             info="Listed by the Hub when you pick Jobs; the price is per hour")
-        token = gr.Textbox(label="Hugging Face token", type="password", placeholder=f"hf_... (empty: {sessions.empty_token_means()})",
+        flavor = gr.Dropdown(choices=[], label=t("Jobs hardware"), allow_custom_value=True, scale=3, elem_id="train-flavor",
+                             info=t("Listed by the Hub when you pick Jobs; the price is per hour"))
+        token = gr.Textbox(label=t("Hugging Face token"), type="password", placeholder=t(f"hf_... (empty: {sessions.empty_token_means()})"),
                            scale=3, elem_id="train-hf-token")
-        refresh = gr.Button("List flavors", size="sm", scale=1)
-    note = gr.Markdown("", elem_id="train-jobs-note")
+        refresh = gr.Button(t("List flavors"), size="sm", scale=1)
+    note = our_words(gr.Markdown("", elem_id="train-jobs-note"))
     where.change(show_jobs, [where, token], [options, flavor, note])
     refresh.click(list_flavors, token, [flavor, note])
     return JobsControls(where, flavor, token, note)

@@ -14,6 +14,7 @@ from core.train import run_dir, runs
 from core.workspace import current_visitor
 from studio.ui import sessions
 from studio.ui.chat import eval_view
+from studio.ui.language import say
 from studio.ui.train import charts as train_charts
 from studio.ui.train import grpo as train_grpo
 
@@ -42,9 +43,12 @@ def _round(value):
     return round(value, 4) if isinstance(value, (int, float)) else ""
 
 
+NO_RUNS = "<div class='train-progress'>No runs yet: load a recipe and press <b>Start</b>.</div>"
+
+
 def progress_html(status: dict, metrics: list[dict], run_id: str) -> str:
     if not run_id:
-        return "<div class='train-progress'>No runs yet: load a recipe and press <b>Start</b>.</div>"
+        return say(NO_RUNS)
     step, total = status.get("step") or 0, status.get("total_steps") or 0
     share = min(100, round(100 * step / total)) if total else 0
     last = next((m for m in reversed(metrics) if m.get("split") == "train"), {})

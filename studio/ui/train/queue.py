@@ -18,6 +18,7 @@ from core.hosting import demo_mode, shared_workspaces
 from core.train import distributed, queue, run_dir, runs, sweeps, webhook
 from core.workspace import workspace
 from studio.ui import visitor
+from studio.ui.language import our_words, t
 from studio.ui.train import charts as train_charts
 from studio.ui.train import form as train_form
 
@@ -178,34 +179,35 @@ def accelerate_view(run_id: str):
 def build_queue_panel(yaml_view: gr.components.Component, current: gr.components.Component) -> None:
     """The panel under the run history. `yaml_view` is the recipe editor, `current` the open run."""
     seen = gr.State({})
-    with gr.Accordion("Queue and sweeps", open=True, elem_id="train-queue"):
-        gr.Markdown("Starting a run while another trains puts it here; the next one starts when the slot frees. "
-                    "The queue lives in the workspace, so a restart keeps it.")
-        table = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, label="Waiting runs", elem_id="train-queue-table")
+    with gr.Accordion(t("Queue and sweeps"), open=True, elem_id="train-queue"):
+        gr.Markdown(t("Starting a run while another trains puts it here; the next one starts when the slot frees. "
+                    "The queue lives in the workspace, so a restart keeps it."))
+        table = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, label=t("Waiting runs"), elem_id="train-queue-table")
         with gr.Row():
-            picked = gr.Dropdown(choices=[], label="Queued run", scale=3, elem_id="train-queue-pick")
-            up = gr.Button("Move up", size="sm")
-            down = gr.Button("Move down", size="sm")
-            cancel = gr.Button("Cancel", variant="stop", size="sm")
-        note = gr.Markdown("", elem_id="train-queue-note")
-        gr.Markdown("**Sweep** the recipe in the editor: comma-separated values; every combination is queued.")
+            picked = gr.Dropdown(choices=[], label=t("Queued run"), scale=3, elem_id="train-queue-pick")
+            up = gr.Button(t("Move up"), size="sm")
+            down = gr.Button(t("Move down"), size="sm")
+            cancel = gr.Button(t("Cancel"), variant="stop", size="sm")
+        note = our_words(gr.Markdown("", elem_id="train-queue-note"))
+        gr.Markdown(t("**Sweep** the recipe in the editor: comma-separated values; every combination is queued."))
         with gr.Row():
-            grid = [gr.Textbox(label=label, placeholder=hint, elem_id=f"train-sweep-{field.split('.')[-1]}")
+            grid = [gr.Textbox(label=t(label), placeholder=hint, elem_id=f"train-sweep-{field.split('.')[-1]}")
                     for (field, label), hint in zip(GRID_FIELDS.items(), ("1e-4, 3e-4", "8, 16", "1, 2"))]
-            sweep_btn = gr.Button("Queue sweep", variant="primary")
+            sweep_btn = gr.Button(t("Queue sweep"), variant="primary")
         with gr.Row():
-            sweep_pick = gr.Dropdown(choices=[], label="Compare a sweep", scale=3, elem_id="train-sweep-pick")
-            smoothing = gr.Slider(0, 0.99, value=0.6, step=0.01, label="Smoothing")
-        sweep_note = gr.Markdown("")
+            sweep_pick = gr.Dropdown(choices=[], label=t("Compare a sweep"), scale=3, elem_id="train-sweep-pick")
+            smoothing = gr.Slider(0, 0.99, value=0.6, step=0.01, label=t("Smoothing"))
+        sweep_note = our_words(gr.Markdown(""))
         sweep_table = gr.Dataframe(interactive=False, wrap=True, elem_id="train-sweep-table",
-                                   label="Sweep runs, best eval loss first, with the evaluation after training "
-                                         "(when the recipe names a prompt set: eval.prompts, eval.after_training)")
-        sweep_plot = gr.Plot(label="Sweep loss curves")
+                                   label=t("Sweep runs, best eval loss first, with the evaluation after training "
+                                         "(when the recipe names a prompt set: eval.prompts, eval.after_training)"))
+        sweep_plot = gr.Plot(label=t("Sweep loss curves"))
         with gr.Row():
-            hook = gr.Textbox(label="Completion webhook URL", value=webhook.read_settings().get("webhook_url", ""),
-                              info="Each finished run POSTs {run_id, state, best_eval_loss, ...} here; no tokens.", scale=4)
-            hook_btn = gr.Button("Save webhook", size="sm")
-        accel = gr.Code(language="yaml", label="accelerate config", visible=False, interactive=False)
+            hook = gr.Textbox(label=t("Completion webhook URL"), value=webhook.read_settings().get("webhook_url", ""),
+                              info=t("Each finished run sends its id, state and best eval loss here (a JSON POST); no tokens."),
+                              scale=4)
+            hook_btn = gr.Button(t("Save webhook"), size="sm")
+        accel = gr.Code(language="yaml", label=t("accelerate config"), visible=False, interactive=False)
 
     up.click(move_up, picked, [table, note])
     down.click(move_down, picked, [table, note])

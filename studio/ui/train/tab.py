@@ -17,12 +17,14 @@ from core.train import advice, queue, run_dir, runs
 from core.train.preflight import dataset_summary
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
 from studio.ui import sessions, visitor
+from studio.ui.language import our_words, t
 from studio.ui.problems import EXPECTED, unexpected
 from studio.ui.train import form as train_form
 from studio.ui.train import grpo as train_grpo
 from studio.ui.train import jobs as train_jobs
 from studio.ui.train.form import FormFill
 from studio.ui.train.live import (  # noqa: F401  (the live view; tests and the layout below use these names)
+    NO_RUNS,
     Tick,
     history_rows,
     open_run_verdict,
@@ -319,17 +321,17 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
         with gr.Column(scale=7, elem_id="train-run-column"):
             start_btn, stop_btn, resume_btn, checkpoint, run_md, data_md, use_open = _build_controls()
             jobs = train_jobs.build_jobs_controls()
-            progress = gr.HTML(progress_html({}, [], ""), elem_id="train-progress")
-            verdict = gr.Markdown(elem_id="train-verdict")  # the regression guard's verdict, when the run has one
+            progress = our_words(gr.HTML(t(NO_RUNS), elem_id="train-progress"))
+            verdict = our_words(gr.Markdown(elem_id="train-verdict"))  # the regression guard's verdict, when the run has one
             log_scale, smoothing, overlays, plots = _build_charts()
             preview, grpo_plots = train_grpo.build_grpo_panel()
             plots = plots + grpo_plots
-    with gr.Accordion("Run history", open=True):
-        history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, wrap=True, label="Past runs (click a row to open it)")
+    with gr.Accordion(t("Run history"), open=True):
+        history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, wrap=True, label=t("Past runs (click a row to open it)"))
         with gr.Row():
-            delete_btn = gr.Button("Delete the open run", variant="stop", size="sm")
-            history_btn = gr.Button("Refresh the list", size="sm")
-        log_tail = gr.Textbox(label="Training log (last lines)", lines=14, max_lines=14, autoscroll=True, interactive=False)
+            delete_btn = gr.Button(t("Delete the open run"), variant="stop", size="sm")
+            history_btn = gr.Button(t("Refresh the list"), size="sm")
+        log_tail = gr.Textbox(label=t("Training log (last lines)"), lines=14, max_lines=14, autoscroll=True, interactive=False)
 
     build_queue_panel(yaml_view, current)
 
@@ -370,25 +372,25 @@ def build_train_tab(dataset_path: gr.components.Component | None = None) -> None
 
 
 def _build_recipe_side():
-    gr.Markdown("### Recipe")
+    gr.Markdown(t("### Recipe"))
     with gr.Row():
-        picker = gr.Dropdown(choices=recipe_choices(), label="Recipe", info="A bundled recipe from configs/ or one you saved",
+        picker = gr.Dropdown(choices=recipe_choices(), label=t("Recipe"), info=t("A bundled recipe from configs/ or one you saved"),
                              scale=4, value=str(CONFIGS / "smoke-cpu.yaml"))
-        load_btn = gr.Button("Load recipe", scale=1)
+        load_btn = gr.Button(t("Load recipe"), scale=1)
     default = train_form.default_recipe()
     values = train_form.form_dict(default)
     common = _widget_grid(train_form.COMMON, values, per_row=2)
-    with gr.Accordion("Advanced", open=False):
+    with gr.Accordion(t("Advanced"), open=False):
         advanced = _widget_grid(train_form.ADVANCED, values, per_row=2)
-        yaml_view = gr.Code(default.to_yaml(), language="yaml", label="Recipe YAML (edits here update the form)",
+        yaml_view = gr.Code(default.to_yaml(), language="yaml", label=t("Recipe YAML (edits here update the form)"),
                             interactive=True, lines=16)
-    status_md = gr.Markdown("")
-    launch_md = gr.Markdown("")
+    status_md = our_words(gr.Markdown(""))
+    launch_md = our_words(gr.Markdown(""))
     with gr.Row():
-        save_name = gr.Textbox(label="Save as", placeholder="my-recipe", scale=3)
-        save_btn = gr.Button("Save recipe", scale=1)
-        plan_btn = gr.Button("Check plan (dry run)", scale=1)
-    plan_md = gr.Markdown("")
+        save_name = gr.Textbox(label=t("Save as"), placeholder=t("my-recipe"), scale=3)
+        save_btn = gr.Button(t("Save recipe"), scale=1)
+        plan_btn = gr.Button(t("Check plan (dry run)"), scale=1)
+    plan_md = our_words(gr.Markdown(""))
     return picker, load_btn, common + advanced, yaml_view, status_md, launch_md, save_name, save_btn, plan_btn, plan_md
 
 
@@ -401,26 +403,26 @@ def _widget_grid(fields: list[str], values: dict, per_row: int) -> list:
 
 
 def _build_controls():
-    gr.Markdown("### Run")
+    gr.Markdown(t("### Run"))
     with gr.Row():
-        start_btn = gr.Button("Start", variant="primary")
-        stop_btn = gr.Button("Stop (save a checkpoint)")
-        checkpoint = gr.Dropdown(choices=["last"], value="last", label="Resume from", scale=1, min_width=120)
-        resume_btn = gr.Button("Resume")
-    data_md = gr.Markdown("", elem_id="train-dataset")
-    use_open = gr.Button("Use the dataset open in the Dataset tab", visible=False, size="sm", elem_id="train-use-dataset")
-    run_md = gr.Markdown("")
+        start_btn = gr.Button(t("Start"), variant="primary")
+        stop_btn = gr.Button(t("Stop (save a checkpoint)"))
+        checkpoint = gr.Dropdown(choices=["last"], value="last", label=t("Resume from"), scale=1, min_width=120)
+        resume_btn = gr.Button(t("Resume"))
+    data_md = our_words(gr.Markdown("", elem_id="train-dataset"))
+    use_open = gr.Button(t("Use the dataset open in the Dataset tab"), visible=False, size="sm", elem_id="train-use-dataset")
+    run_md = our_words(gr.Markdown(""))
     return start_btn, stop_btn, resume_btn, checkpoint, run_md, data_md, use_open
 
 
 def _build_charts():
     with gr.Row():
-        log_scale = gr.Checkbox(label="Log scale", value=False)
-        smoothing = gr.Slider(0, 0.99, value=0.6, step=0.01, label="Smoothing", info="Weight of the moving average on train loss")
-        overlays = gr.Dropdown(choices=[], multiselect=True, label="Compare with earlier runs", info="Overlay their loss curves")
-    loss_plot = gr.Plot(label="Loss", elem_id="train-loss-plot")
+        log_scale = gr.Checkbox(label=t("Log scale"), value=False)
+        smoothing = gr.Slider(0, 0.99, value=0.6, step=0.01, label=t("Smoothing"), info=t("Weight of the moving average on train loss"))
+        overlays = gr.Dropdown(choices=[], multiselect=True, label=t("Compare with earlier runs"), info=t("Overlay their loss curves"))
+    loss_plot = gr.Plot(label=t("Loss"), elem_id="train-loss-plot")
     with gr.Row():
-        lr_plot = gr.Plot(label="Learning rate")
-        grad_plot = gr.Plot(label="Gradient norm")
-    rewards_plot = gr.Plot(label="DPO rewards", visible=False)
+        lr_plot = gr.Plot(label=t("Learning rate"))
+        grad_plot = gr.Plot(label=t("Gradient norm"))
+    rewards_plot = gr.Plot(label=t("DPO rewards"), visible=False)
     return log_scale, smoothing, overlays, [loss_plot, lr_plot, grad_plot, rewards_plot]

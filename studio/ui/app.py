@@ -63,6 +63,7 @@ def build_app() -> gr.Blocks:
         guide.wire_guide(steps, tabs)
         app.load(header_markdown, outputs=header)
         app.load(language.current_choice, outputs=picker, show_progress="hidden")
+        language.translate_tables(app)
         if shared_workspaces():
             app.unload(sessions.leave)  # an anonymous visitor's workspace and work end with their session
     return app

@@ -59,7 +59,8 @@ def _templates(code: str) -> list[tuple[re.Pattern, str]]:
         for match in FIELD.finditer(english):
             pattern += re.escape(english[end:match.start()]) + f"(?P<{match.group(1)}>.*?)"
             end = match.end()
-        found.append((re.compile(pattern + re.escape(english[end:]) + r"\Z", re.S), translated))
+        literal = {name for name in FIELD.findall(english) if f"`{{{name}}}`" in english}  # a path or a name: as it is
+        found.append((re.compile(pattern + re.escape(english[end:]) + r"\Z", re.S), translated, literal))
     return sorted(found, key=lambda item: -len(item[0].pattern))
 
 
@@ -70,6 +71,15 @@ def t(text: str):
     return I18nData(text)
 
 
+def choices(values) -> list[tuple]:
+    """A fixed list of choices shown in the page's language, each still standing for its English
+    value (what handlers receive)."""
+    def shown(text: str):
+        return text if "}" in text else t(text)  # a file named with a brace is shown as it is
+
+    return [(shown(value), value) if isinstance(value, str) else (shown(value[0]), value[1]) for value in values]
+
+
 def translate(text: str, code: str | None = None) -> str:
     """`text`, written in English by us (or by core), in the visitor's language. A whole entry,
     else a filled-in entry, else line by line (a Markdown list, a report); what the catalogue
@@ -77,13 +87,19 @@ def translate(text: str, code: str | None = None) -> str:
     code = code or current_language()
     if code == ENGLISH or not text:
         return text
+    return _translated(text, code)
+
+
+@functools.lru_cache(maxsize=8192)  # status lines repeat on every tick of a live view
+def _translated(text: str, code: str) -> str:
     words = catalogue(code)
     if text in words:
         return words[text]
-    for pattern, translated in _templates(code):
+    for pattern, translated, literal in _templates(code):
         match = pattern.match(text)
         if match:
-            return translated.format(**{key: translate(value, code) for key, value in match.groupdict().items()})
+            return translated.format(**{key: value if key in literal else translate(value, code)
+                                        for key, value in match.groupdict().items()})
     if "\n" in text:
         return "\n".join(_translate_line(line, code) for line in text.split("\n"))
     return text
@@ -270,11 +286,72 @@ def _translate_value(block, value, code: str):
         for key in ("label", "info", "placeholder"):
             if isinstance(value.get(key), str):
                 value[key] = translate(value[key], code)
-        if ours and isinstance(value.get("value"), str):
-            value["value"] = translate(value["value"], code)
+        if isinstance(value.get("choices"), list):
+            value["choices"] = [_translated_choice(choice, code) for choice in value["choices"]]
+        if "value" in value:
+            value["value"] = _translate_value(block, value["value"], code) if ours or _is_table(block) else value["value"]
         return value
     if ours and isinstance(value, str):
         return translate(value, code)
     if hasattr(value, "columns") and hasattr(value, "rename"):  # a table: its column names are ours
         return value.rename(columns={name: translate(name, code) for name in value.columns if isinstance(name, str)})
+    if isinstance(block, gr.Plot) and hasattr(value, "update_layout"):
+        return _translated_figure(value, code)
+    if _is_table(block) and isinstance(value, list) and getattr(block, "headers", None) \
+            and all(isinstance(row, (list, tuple)) and len(row) == len(block.headers) for row in value):
+        return {"data": value, "headers": [translate(str(name), code) for name in block.headers]}
     return value
+
+
+def _translated_figure(figure, code: str):
+    """A chart's title, axis titles, notes and series names in the visitor's language (a copy:
+    the handler's figure may be kept)."""
+    figure = type(figure)(figure)
+    layout = figure.layout
+    if layout.title and layout.title.text:
+        layout.title.text = translate(layout.title.text, code)
+    present = layout.to_plotly_json()
+    for axis in ("xaxis", "yaxis", "yaxis2"):
+        title = layout[axis].title if axis in present else None
+        if title and title.text:
+            title.text = translate(title.text, code)
+    for note in layout.annotations or ():
+        if note.text:
+            note.text = translate(note.text, code)
+    for trace in figure.data:
+        if getattr(trace, "name", None):
+            trace.name = translate(trace.name, code)
+    return figure
+
+
+def _is_table(block) -> bool:
+    return isinstance(block, gr.Dataframe)
+
+
+def _translated_choice(choice, code: str):
+    """A choice's shown name in the visitor's language; what it stands for (its value) unchanged."""
+    if isinstance(choice, (list, tuple)) and len(choice) == 2 and isinstance(choice[0], str):
+        return (translate(choice[0], code), choice[1])
+    if isinstance(choice, str):
+        shown = translate(choice, code)
+        return (shown, choice) if shown != choice else choice
+    return choice
+
+
+def translate_tables(app: gr.Blocks) -> None:
+    """Tables that start empty and that no page-load event fills show their column names in the
+    visitor's language from the first look (gradio's i18n does not reach a table's header row)."""
+    loaded = {block._id for fn in app.fns.values() if any(event == "load" for _, event in fn.targets)
+              for block in fn.outputs}
+    tables = [block for block in app.blocks.values() if _is_table(block) and block.headers and block._id not in loaded
+              and not (block.value or {}).get("data")]
+    if not tables:
+        return
+
+    def headers_for_visitor():
+        code = current_language()
+        if code == ENGLISH:
+            return [gr.skip()] * len(tables)
+        return [{"data": [], "headers": [translate(str(name), code) for name in table.headers]} for table in tables]
+
+    app.load(headers_for_visitor, outputs=tables, show_progress="hidden")

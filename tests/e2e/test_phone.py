@@ -31,22 +31,33 @@ MEASURE = """() => {
 }"""
 
 
+# The same page in Spanish (longer words): what the test clicks and waits for, by language.
+WORDS = {"en": {"Dataset": "Dataset", "Train": "Train", "Chat": "Chat", "Export": "Export", "open": "Open and check",
+                "records": "Records"},
+         "es": {"Dataset": "Datos", "Train": "Entrenar", "Chat": "Chat", "Export": "Exportar", "open": "Abrir y revisar",
+                "records": "Registros"}}
+
+
 @pytest.fixture
-def phone(browser):
+def phone(browser, studio, request):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context.add_cookies([{"name": "studio-language", "value": request.param, "url": studio.url}])
     page = context.new_page()
     page.set_default_timeout(30_000)
+    page.words = WORDS[request.param]
     yield page
     context.close()
 
 
+@pytest.mark.parametrize("phone", ["en", "es"], indirect=True)
 @pytest.mark.parametrize("tab", ["Dataset", "Train", "Chat", "Export"])
 def test_each_tab_fits_a_phone(studio, phone, shot, tab):
+    words = phone.words
     phone.goto(studio.url)
-    open_tab(phone, tab)
+    open_tab(phone, words[tab])
     if tab == "Dataset":
-        phone.get_by_role("button", name="Open and check").click()
-        phone.locator("#ds-cards").get_by_text("Records", exact=True).wait_for()
+        phone.get_by_role("button", name=words["open"]).click()
+        phone.locator("#ds-cards").get_by_text(words["records"], exact=True).wait_for()
     phone.wait_for_timeout(1500)
     shot(phone, f"phone-{tab.lower()}")
     found = phone.evaluate(MEASURE)

@@ -9,6 +9,7 @@ import gradio as gr
 from core.chat.tuned import tuned_options
 from core.workspace import inside
 from studio.ui import visitor
+from studio.ui.language import translate
 
 NO_TUNED = "None: base model only"
 
@@ -17,7 +18,7 @@ def tuned_choices() -> list[tuple[str, str]]:
     try:
         return [(NO_TUNED, "")] + tuned_options()
     except OSError as error:  # an unreadable runs folder must not break the page
-        gr.Warning(f"Could not list runs: {error}")
+        gr.Warning(translate(f"Could not list runs: {error}"))
         return [(NO_TUNED, "")]
 
 

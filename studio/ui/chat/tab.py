@@ -29,7 +29,7 @@ from studio.ui.chat.sides import (
     sampling_from,
     tuned_path,
 )
-from studio.ui.language import our_words, t
+from studio.ui.language import choices, our_words, t
 from studio.ui.problems import EXPECTED, unexpected
 from studio.ui.zerogpu import gpu
 
@@ -207,7 +207,7 @@ def build_chat_tab(shown=()) -> None:
         # min_width: on a phone each box takes the whole width (the row wraps) instead of cutting its value
         base_model = gr.Textbox("embedded", label=t("Base model"), info=t("embedded, a model folder, or a Hub id"), scale=2,
                                 min_width=240)
-        tuned = gr.Dropdown([(NO_TUNED, "")], value="", label=t("Tuned side"), allow_custom_value=True, scale=3, min_width=300,
+        tuned = gr.Dropdown(choices([(NO_TUNED, "")]), value="", label=t("Tuned side"), allow_custom_value=True, scale=3, min_width=300,
                             info=t("any run's adapter or checkpoint, or type a folder path inside the workspace"))
         refresh = gr.Button(t("↻ Refresh runs"), scale=0, min_width=120)
     run_verdict = our_words(gr.Markdown(elem_id="chat-run-verdict"))  # the picked run's evaluation after training, up front
@@ -234,7 +234,7 @@ def build_chat_tab(shown=()) -> None:
         stop = gr.Button(t("Stop"), size="sm")
         retry = gr.Button(t("Retry"), size="sm")
         clear = gr.Button(t("Clear"), size="sm")
-        preference = gr.Radio([LEFT, RIGHT], label=t("Which answer is better?"), scale=3)
+        preference = gr.Radio(choices([LEFT, RIGHT]), label=t("Which answer is better?"), scale=3)
         save = gr.Button(t("Send to dataset"), size="sm", scale=1)
     status = our_words(gr.Markdown(elem_id="chat-status"))
     conversation = gr.State(empty_conversation())

@@ -25,7 +25,7 @@ from core.hosting import DEMO_DATA, DemoRefusal, demo_mode, shared_workspaces
 from core.train import quotas
 from core.workspace import ASSETS, PathOutsideWorkspace, all_workspaces, as_visitor, inside, workspace
 from studio.ui import visitor
-from studio.ui.language import our_words, t
+from studio.ui.language import choices, our_words, t
 
 SAMPLE_DOCS = ASSETS / "make" / "docs"
 SAMPLE_RECORDS = ASSETS / "make" / "raw_records.jsonl"
@@ -290,7 +290,7 @@ def _qa_panel():
                 "**refusal** (an unrelated question, a polite refusal that says why). Every reply is checked before "
                 "it is kept; bad ones are retried alone."))
     with gr.Row(equal_height=True):
-        docs = gr.Dropdown(document_choices(), value=str(SAMPLE_DOCS), label=t("Documents"), scale=2)
+        docs = gr.Dropdown(choices(document_choices()), value=str(SAMPLE_DOCS), label=t("Documents"), scale=2)
         uploads = gr.File(file_count="multiple", file_types=list(DOC_SUFFIXES), type="filepath", height=110, scale=2,
                           label=t("…or upload .txt / .md / .pdf / .jsonl documents"))
         name = gr.Textbox("rag-qa", label=t("Name of the new dataset"), scale=1, elem_id="make-qa-name")
@@ -302,13 +302,13 @@ def _qa_panel():
         chunk_size = gr.Number(defaults.chunk_size, precision=0, label=t("Chunk size (characters)"))
         chunk_overlap = gr.Number(defaults.chunk_overlap, precision=0, label=t("Chunk overlap (characters)"))
     with gr.Row(equal_height=True):
-        backend = gr.Radio(["Ollama server", "transformers (local model)"], value="Ollama server", label=t("Model runs on"))
+        backend = gr.Radio(choices(["Ollama server", "transformers (local model)"]), value="Ollama server", label=t("Model runs on"))
         model = gr.Textbox("qwen3:4b", label=t("Model (Ollama name, or embedded / a folder for transformers)"),
                            elem_id="make-model")
         host = gr.Textbox("", label=t("Ollama address (empty: OLLAMA_HOST or 127.0.0.1:11434)"), elem_id="make-host")
         temperature = gr.Number(0.7, minimum=0, maximum=2, label=t("Temperature"))
         num_predict = gr.Number(2048, precision=0, minimum=16, label=t("Token budget per reply (num_predict)"))
-        think = gr.Dropdown(["model default", "on", "off"], value="model default", label=t("Thinking (Ollama)"))
+        think = gr.Dropdown(choices(["model default", "on", "off"]), value="model default", label=t("Thinking (Ollama)"))
     with gr.Row(equal_height=True):
         seed = gr.Number(defaults.seed, precision=0, label=t("Seed"))
         retries = gr.Number(defaults.retries, precision=0, minimum=0, label=t("Retries per pair"))
@@ -388,14 +388,14 @@ def _modes_panel():
                 "mode-tagged samples: the type -> mode map, the filler list and the prompts are in "
                 "`assets/modes_make.yaml`. Every stage writes its file; contamination fails the build."))
     with gr.Row(equal_height=True):
-        records = gr.Dropdown([("Sample: 36 raw records", str(SAMPLE_RECORDS))], value=str(SAMPLE_RECORDS),
+        records = gr.Dropdown(choices([("Sample: 36 raw records", str(SAMPLE_RECORDS))]), value=str(SAMPLE_RECORDS),
                               label=t("Raw records"), scale=2)
         upload = gr.File(file_types=[".jsonl"], type="filepath", height=110, label=t("…or upload records (JSONL)"), scale=2)
         name = gr.Textbox("modes", label=t("Name of the output folder"), scale=1)
     with gr.Row(equal_height=True):
-        only_mode = gr.Dropdown(["all", "dual", "emulation", "agent"], value="all", label=t("Only this mode"))
+        only_mode = gr.Dropdown(choices(["all", "dual", "emulation", "agent"]), value="all", label=t("Only this mode"))
         max_count = gr.Number(0, precision=0, minimum=0, label=t("At most this many samples (0: all)"))
-        schema = gr.Radio(["chat template of the model", "prefix/suffix file (Llama 2 layout)"],
+        schema = gr.Radio(choices(["chat template of the model", "prefix/suffix file (Llama 2 layout)"]),
                           value="chat template of the model", label=t("Model-family schema"))
         model = gr.Textbox("embedded", label=t("Model whose chat template is used"))
     with gr.Row():

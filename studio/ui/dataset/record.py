@@ -14,6 +14,7 @@ from core.dataset.pages import PagedDataset
 from studio.ui import visitor
 from studio.ui.dataset import render
 from studio.ui.dataset.state import mode_table, next_record, record_at
+from studio.ui.language import say
 from studio.ui.problems import EXPECTED, unexpected
 
 
@@ -103,7 +104,7 @@ def _set_status(path, number, status, mode, review_status, only_findings, search
     opened, item, position = record_at(path, number)
     if not isinstance(item, reader.Example):
         if item is not None:
-            gr.Warning("Bad rows can't be reviewed; fix them in the file and open it again.")
+            gr.Warning(say("Bad rows can't be reviewed; fix them in the file and open it again."))
         return number
     review.open_review(opened.path).set_status(item.id, status, position=position)
     return next_record(path, position + 1, mode, review_status, only_findings, search, sort)

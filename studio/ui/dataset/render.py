@@ -44,8 +44,9 @@ def render_text(text: str, mode_table: dict[str, list[str]]) -> str:
 
     def think(match: re.Match) -> str:
         inner = match.group(1).strip()
-        return (f'<details style="margin:4px 0;padding:4px 8px;background:#f6f8fa;border-radius:6px">'
-                f'<summary style="cursor:pointer;color:#57606a">Thinking ({len(inner.split())} words), click to open</summary>'
+        return ('<details style="margin:4px 0;padding:4px 8px;background:#f6f8fa;border-radius:6px">'
+                '<summary style="cursor:pointer;color:#57606a">'
+                + say("Thinking ({n} words), click to open", n=len(inner.split())) + '</summary>'
                 f'<div style="white-space:pre-wrap;color:#57606a">{inner}</div></details>')
 
     return _THINK.sub(think, body)
@@ -54,7 +55,8 @@ def render_text(text: str, mode_table: dict[str, list[str]]) -> str:
 def _bubble(role: str, text: str, mode_table: dict, label: str | None = None) -> str:
     style = ROLE_STYLE.get(role, ROLE_STYLE["system"])
     return (f'<div style="{style};border-radius:6px;padding:8px 12px;margin:6px 0;color:#1f2328">'
-            f'<div style="font-size:0.75em;font-weight:600;text-transform:uppercase;color:#57606a">{html.escape(label or role)}</div>'
+            '<div style="font-size:0.75em;font-weight:600;text-transform:uppercase;color:#57606a">'
+            f'{html.escape(translate(label or role))}</div>'
             f'<div style="white-space:pre-wrap">{render_text(text, mode_table)}</div></div>')
 
 
@@ -62,33 +64,35 @@ def record_html(item: Example | BadRow | None, *, findings: list[str], mode_tabl
                 note: str = "", number: int | None = None, edited: bool = False) -> str:
     """One record as a chat, with its findings and review status on top."""
     if item is None:
-        return "<p>No record to show. Open a dataset, or loosen the filters.</p>"
-    head = [f"<b>Record {number}</b>" if number else ""]
+        return say("<p>No record to show. Open a dataset, or loosen the filters.</p>")
+    head = [say("<b>Record {n}</b>", n=number) if number else ""]
     if isinstance(item, BadRow):
-        where = f"line {item.line}" if item.line else f"row {item.row}"
+        where = say("line {n}", n=item.line) if item.line else say("row {n}", n=item.row)
         raw = ""
         if item.raw is not None:
             shown = item.raw if len(item.raw) <= 4000 else item.raw[:4000] + " …"
-            raw = (f'<div style="margin-top:8px;font-size:0.85em;color:#57606a">The line as it is in the file '
-                   f'(fix it under "Edit and note", then Save):</div>'
+            raw = ('<div style="margin-top:8px;font-size:0.85em;color:#57606a">'
+                   + say('The line as it is in the file (fix it under "Edit and note", then Save):') + '</div>'
                    f'<pre style="white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;border-radius:4px;'
                    f'margin:4px 0 0">{html.escape(shown)}</pre>')
         return (f'<div style="border:2px solid {COLORS["bad"]};border-radius:6px;padding:10px">'
-                f"<b>Record {number}: this row can't be used</b> ({html.escape(where)})<br>{html.escape(item.reason)}{raw}</div>")
+                + say("<b>Record {n}: this row can't be used</b>", n=number)
+                + f" ({html.escape(where)})<br>{html.escape(translate(item.reason))}{raw}</div>")
     head.append(f"<code>{html.escape(item.id)}</code>")
     if item.mode:
-        head.append(f"mode <b>{html.escape(item.mode)}</b>")
+        head.append(say("mode <b>{mode}</b>", mode=html.escape(item.mode)))
     if item.category:
-        head.append(f"category <b>{html.escape(item.category)}</b>")
+        head.append(say("category <b>{category}</b>", category=html.escape(item.category)))
     color = {"approved": COLORS["good"], "rejected": COLORS["bad"]}.get(status, "#57606a")
-    head.append(f'<span style="color:{color};font-weight:600">{status}</span>' + (" · edited" if edited else ""))
+    head.append(f'<span style="color:{color};font-weight:600">{translate(status)}</span>' + (say(" · edited") if edited else ""))
     parts = [f'<div style="margin-bottom:6px">{" · ".join(p for p in head if p)}</div>']
     if findings:
-        items = "".join(f"<li>{html.escape(f)}</li>" for f in findings)
+        items = "".join(f"<li>{html.escape(translate(f))}</li>" for f in findings)
         parts.append(f'<div style="border:1px solid {COLORS["bad"]};background:#ffebe9;border-radius:6px;'
-                     f'padding:6px 10px;margin-bottom:6px;color:#1f2328"><b>Findings</b><ul style="margin:2px 0">{items}</ul></div>')
+                     f'padding:6px 10px;margin-bottom:6px;color:#1f2328"><b>{say("Findings")}</b>'
+                     f'<ul style="margin:2px 0">{items}</ul></div>')
     if note:
-        parts.append(f'<div style="color:#57606a"><b>Note:</b> {html.escape(note)}</div>')
+        parts.append(f'<div style="color:#57606a"><b>{say("Note:")}</b> {html.escape(note)}</div>')
     parts += [_bubble(m["role"], m["content"], mode_table) for m in item.messages]
     if item.is_preference:
         parts.append('<div style="display:flex;gap:8px">'
@@ -158,7 +162,7 @@ CARD_HELP = {
 def _card(label: str, value: str, status: str | None, sub: str = "", help_text: str = "") -> str:
     border = COLORS.get(status or "", "#d0d7de")
     mark = translate({"good": "✓ good", "warn": "! check", "bad": "✗ bad"}.get(status or "", ""))
-    label, sub, help_text = translate(label), translate(sub), translate(help_text)  # the visitor's language
+    label, value, sub, help_text = translate(label), translate(value), translate(sub), translate(help_text)  # the visitor's language
     explain = f'<div style="font-size:0.75em;color:#57606a;margin-top:3px">{html.escape(help_text)}</div>' if help_text else ""
     return (f'<div style="border:1px solid #d0d7de;border-top:4px solid {border};border-radius:6px;padding:6px 10px;'
             f'min-width:150px;max-width:240px;background:white;color:#1f2328">'
@@ -170,9 +174,10 @@ def _card(label: str, value: str, status: str | None, sub: str = "", help_text: 
 def progress_html(counts: dict[str, int], total: int) -> str:
     done = counts.get("approved", 0) + counts.get("rejected", 0)
     share = done / total if total else 0
-    return (f'<div style="color:#1f2328">Reviewed <b>{done}</b> of {total} ({share:.0%}) · '
-            f'<span style="color:{COLORS["good"]}">{counts.get("approved", 0)} approved</span> · '
-            f'<span style="color:{COLORS["bad"]}">{counts.get("rejected", 0)} rejected</span>'
+    return ('<div style="color:#1f2328">'
+            + say("Reviewed <b>{done}</b> of {total} ({share})", done=done, total=total, share=f"{share:.0%}")
+            + f' · <span style="color:{COLORS["good"]}">' + say("{n} approved", n=counts.get("approved", 0)) + '</span> · '
+            f'<span style="color:{COLORS["bad"]}">' + say("{n} rejected", n=counts.get("rejected", 0)) + '</span>'
             f'<div style="background:#eaeef2;border-radius:4px;height:8px;margin-top:4px">'
             f'<div style="background:{COLORS["good"]};width:{share * 100:.1f}%;height:8px;border-radius:4px"></div></div></div>')
 

@@ -12,7 +12,7 @@ import gradio as gr
 from core.dataset import checks, reader, tokens
 from studio.ui import visitor
 from studio.ui.dataset import render, state
-from studio.ui.language import our_words, t, translate
+from studio.ui.language import choices, our_words, t, translate
 from studio.ui.problems import EXPECTED, unexpected
 
 
@@ -96,7 +96,7 @@ def findings_rows(report: checks.CheckReport, limit: int = 500) -> list[list]:
         line = report.lines[position] if position < len(report.lines) else 0
         for message in report.findings[position]:
             kind, _, detail = message.partition(":")
-            rows.append([position + 1, line or "", translate(kind), detail.strip(), translate(what_to_do(kind))])
+            rows.append([position + 1, line or "", translate(kind), translate(detail.strip()), translate(what_to_do(kind))])
     return rows
 
 
@@ -128,7 +128,7 @@ TARGET_CHOICES = [("picked from the data", "auto"), ("short conversational repli
 
 
 def build_summary() -> SimpleNamespace:
-    targets = gr.Dropdown(TARGET_CHOICES, value="auto", label=t("Quality targets: what this kind of data should look like"),
+    targets = gr.Dropdown(choices(TARGET_CHOICES), value="auto", label=t("Quality targets: what this kind of data should look like"),
                           elem_id="ds-targets", scale=0, min_width=280)
     cards = our_words(gr.HTML(elem_id="ds-cards"))
     with gr.Row():

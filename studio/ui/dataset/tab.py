@@ -39,7 +39,7 @@ from studio.ui.dataset.record import (
     swap_pair,
 )
 from studio.ui.dataset.state import next_record, previous_record
-from studio.ui.language import our_words, t
+from studio.ui.language import choices, our_words, say, t, translate
 from studio.ui.problems import EXPECTED
 
 PAGE_SIZE = 15
@@ -156,11 +156,12 @@ def browse(path, mode, status, only_findings, search, sort, page):
 
 def _page_row(position: int, item, status: str, findings: int) -> list:
     if isinstance(item, reader.BadRow):
-        return [position + 1, f"line {item.line}" if item.line else f"row {item.row}", "", "bad row", 0, findings, item.reason[:80]]
+        where = say("line {n}", n=item.line) if item.line else say("row {n}", n=item.row)
+        return [position + 1, where, "", translate("bad row"), 0, findings, translate(item.reason)[:80]]
     last = item.chosen if item.is_preference else next((m["content"] for m in reversed(item.messages)), "")
     first_user = next((m["content"] for m in item.messages if m["role"] == "user"), "")
     preview = (first_user[:60] + " → " + last[:60]).replace("\n", " ")
-    return [position + 1, item.id, item.mode or "", status, checks.visible_words(last or ""), findings, preview]
+    return [position + 1, item.id, item.mode or "", translate(status), checks.visible_words(last or ""), findings, preview]
 
 
 def next_page(page):
@@ -222,7 +223,7 @@ def build_dataset_tab() -> gr.State:
 def _build_opener() -> SimpleNamespace:
     with gr.Row(equal_height=True):
         # The first sample a newcomer opens is a clean one (and the one the smoke recipe trains on).
-        choice = gr.Dropdown(dataset_choices(), value=str(ASSETS / "friction_sample.jsonl"), scale=3, min_width=300,
+        choice = gr.Dropdown(choices(dataset_choices()), value=str(ASSETS / "friction_sample.jsonl"), scale=3, min_width=300,
                              label=t("Sample or workspace dataset"), allow_custom_value=False)  # whole names on a phone
         refresh = gr.Button(t("Refresh list"), scale=0, min_width=120)
         upload = gr.File(label=t("…or upload a file (JSONL, JSON, CSV, Parquet)"), file_types=list(reader.SUFFIXES),
@@ -244,11 +245,11 @@ def _build_opener() -> SimpleNamespace:
 def _build_pages() -> SimpleNamespace:
     """Filters, the page of records and the page buttons."""
     with gr.Row(equal_height=True, elem_classes="phone-wrap"):
-        mode_filter = gr.Dropdown(["any"], value="any", label=t("Mode"))
-        status_filter = gr.Dropdown(STATUS_FILTERS, value="any", label=t("Review status"))
+        mode_filter = gr.Dropdown(choices(["any"]), value="any", label=t("Mode"))
+        status_filter = gr.Dropdown(choices(STATUS_FILTERS), value="any", label=t("Review status"))
         findings_filter = gr.Checkbox(label=t("Only records with findings"))
         search = gr.Textbox(label=t("Search text"), placeholder=t("words in the record; press Enter"))
-        sort = gr.Dropdown(SORTS, value="file order", label=t("Sort"))
+        sort = gr.Dropdown(choices(SORTS), value="file order", label=t("Sort"))
     table = gr.Dataframe(headers=PAGE_HEADERS, interactive=False, wrap=False, max_height=420,
                          label=t("Records (click a row to open it)"), elem_id="ds-page")
     with gr.Row(equal_height=True):
@@ -304,9 +305,9 @@ def _build_record() -> SimpleNamespace:
 
 def _build_export() -> SimpleNamespace:
     with gr.Row():
-        which_rows = gr.Radio(["all rows except rejected", "approved rows only"], value="all rows except rejected",
+        which_rows = gr.Radio(choices(["all rows except rejected", "approved rows only"]), value="all rows except rejected",
                               label=t("Rows to export"))
-        style = gr.Radio(["normalized", "original format"], value="normalized",
+        style = gr.Radio(choices(["normalized", "original format"]), value="normalized",
                          label=t("Shape (normalized = messages / prompt-chosen-rejected, ready for training)"))
     button = gr.Button(t("Export as JSONL"), variant="primary")
     file = gr.File(label=t("Exported file"), interactive=False)

@@ -18,7 +18,7 @@ from core.hosting import demo_mode
 from core.recipes import Recipe
 from core.train import hf_jobs
 from studio.ui import sessions
-from studio.ui.language import our_words, t
+from studio.ui.language import choices, our_words, t
 
 HERE = "This machine"
 JOBS = "Hugging Face Jobs"
@@ -65,7 +65,7 @@ def start_job(recipe: Recipe, flavor: str, token: str) -> tuple[str, str]:
 
 def build_jobs_controls() -> JobsControls:
     with gr.Row(visible=not demo_mode()):
-        where = gr.Radio([HERE, JOBS], value=HERE, label=t("Where to train"), elem_id="train-where",
+        where = gr.Radio(choices([HERE, JOBS]), value=HERE, label=t("Where to train"), elem_id="train-where",
                          info=t("Hugging Face Jobs trains on the Hub's GPUs and brings the adapter back here"))
     with gr.Row(visible=False) as options:
         flavor = gr.Dropdown(choices=[], label=t("Jobs hardware"), allow_custom_value=True, scale=3, elem_id="train-flavor",

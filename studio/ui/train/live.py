@@ -14,7 +14,7 @@ from core.train import run_dir, runs
 from core.workspace import current_visitor
 from studio.ui import sessions
 from studio.ui.chat import eval_view
-from studio.ui.language import say
+from studio.ui.language import say, translate
 from studio.ui.train import charts as train_charts
 from studio.ui.train import grpo as train_grpo
 
@@ -32,7 +32,7 @@ def history_rows(infos: list[runs.RunInfo]) -> list[list]:
     rows = []
     for info in infos:
         training = info.recipe.get("training", {})
-        rows.append([info.run_id, info.state, f"{training.get('method', '?')}/{training.get('tuning', '?')}",
+        rows.append([info.run_id, translate(info.state), f"{training.get('method', '?')}/{training.get('tuning', '?')}",
                      info.recipe.get("model", {}).get("name", "?"), info.where, f"{info.step}/{info.total_steps or '?'}",
                      _round(info.final_loss), _round(info.best_eval_loss), _duration(info.duration_s),
                      (info.started_at or "")[:19].replace("T", " ")])
@@ -52,19 +52,20 @@ def progress_html(status: dict, metrics: list[dict], run_id: str) -> str:
     step, total = status.get("step") or 0, status.get("total_steps") or 0
     share = min(100, round(100 * step / total)) if total else 0
     last = next((m for m in reversed(metrics) if m.get("split") == "train"), {})
-    bits = [f"<b>{_escape(run_id)}</b> · {status.get('state', '?')}", f"step {step}/{total or '?'}"]
+    bits = [f"<b>{_escape(run_id)}</b> · {translate(str(status.get('state', '?')))}",
+            say("step {step}/{total}", step=step, total=total or "?")]
     if status.get("hf_job"):  # trains on Hugging Face Jobs: queued means waiting for the Hub's hardware
         job = status["hf_job"]
-        bits.insert(1, f"on Hugging Face Jobs ({_escape(job.get('flavor'))}, job <a href='{html.escape(job.get('url') or '', quote=True)}' "
-                       f"target='_blank'>{_escape(job.get('job_id'))}</a>)")
+        link = f"<a href='{html.escape(job.get('url') or '', quote=True)}' target='_blank'>{_escape(job.get('job_id'))}</a>"
+        bits.insert(1, say("on Hugging Face Jobs ({flavor}, job {link})", flavor=_escape(job.get("flavor")), link=link))
     if status.get("epoch") is not None:
-        bits.append(f"epoch {status['epoch']:.2f}")
+        bits.append(say("epoch {epoch}", epoch=f"{status['epoch']:.2f}"))
     if status.get("state") in LIVE and last.get("eta") is not None:
-        bits.append(f"ETA {_duration(last['eta'])}")
+        bits.append(say("ETA {left}", left=_duration(last["eta"])))
     if last.get("tokens_per_s"):
         bits.append(f"{last['tokens_per_s']:.0f} tokens/s")
     if last.get("peak_mem_mb"):
-        bits.append(f"peak memory {last['peak_mem_mb'] / 1024:.2f} GB")
+        bits.append(say("peak memory {gb} GB", gb=f"{last['peak_mem_mb'] / 1024:.2f}"))
     bar = (f"<div style='background:#e5e7eb;border-radius:6px;height:12px;margin-top:6px'>"
            f"<div style='background:#2563eb;width:{share}%;height:12px;border-radius:6px'></div></div>")
     error = f"<pre style='white-space:pre-wrap;color:#b91c1c'>{_escape(status['error'])}</pre>" if status.get("error") else ""

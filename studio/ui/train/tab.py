@@ -17,7 +17,7 @@ from core.train import advice, queue, run_dir, runs
 from core.train.preflight import dataset_summary
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
 from studio.ui import sessions, visitor
-from studio.ui.language import our_words, t
+from studio.ui.language import our_words, t, translate
 from studio.ui.problems import EXPECTED, unexpected
 from studio.ui.train import form as train_form
 from studio.ui.train import grpo as train_grpo
@@ -243,7 +243,7 @@ def start_run(yaml_text: str, where: str = train_jobs.HERE, flavor: str = "", to
             return train_jobs.start_job(recipe, flavor, token or sessions.hub_token(request))
         folder, started = queue.submit(recipe)
     except (*EXPECTED, *visitor.Refused) as error:  # RunBusy, RecipeError, JobsError, ModelNotFound, QueueError ...
-        gr.Warning(str(error).splitlines()[0])
+        gr.Warning(translate(str(error).splitlines()[0]))
         return gr.update(), f"⚠️ Not started: {error}"
     except Exception as error:  # noqa: BLE001 - last resort: never a traceback on the page
         return gr.update(), f"⚠️ Not started: {unexpected(error, 'starting the run')}"
@@ -279,7 +279,7 @@ def resume_run(run_id: str, checkpoint: str):
     try:
         runs.resume(_run(run_id), checkpoint or "last")
     except Exception as error:  # noqa: BLE001
-        gr.Warning(str(error).splitlines()[0])
+        gr.Warning(translate(str(error).splitlines()[0]))
         return gr.update(), f"⚠️ Not resumed: {error}"
     return run_id, f"Resuming `{run_id}` from {checkpoint or 'the last checkpoint'}."
 
@@ -303,7 +303,7 @@ def open_run(evt: gr.SelectData):
     try:
         return _run(str(row[0])).name
     except runs.UnknownRun as error:
-        gr.Warning(str(error))
+        gr.Warning(translate(str(error)))
         return gr.update()
 
 

@@ -60,7 +60,9 @@ def _templates(code: str) -> list[tuple[re.Pattern, str]]:
             pattern += re.escape(english[end:match.start()]) + f"(?P<{match.group(1)}>.*?)"
             end = match.end()
         literal = {name for name in FIELD.findall(english) if f"`{{{name}}}`" in english}  # a path or a name: as it is
-        found.append((re.compile(pattern + re.escape(english[end:]) + r"\Z", re.S), translated, literal))
+        lines = "\n" in english  # only a message written over several lines may match several lines
+        found.append((re.compile(pattern + re.escape(english[end:]) + r"\Z", re.S if lines else 0), translated, literal,
+                      lines))
     return sorted(found, key=lambda item: -len(item[0].pattern))
 
 
@@ -95,25 +97,32 @@ def _translated(text: str, code: str) -> str:
     words = catalogue(code)
     if text in words:
         return words[text]
-    for pattern, translated, literal in _templates(code):
-        match = pattern.match(text)
+    several = "\n" in text
+    for pattern, translated, literal, lines in _templates(code):
+        match = pattern.match(text) if lines == several else None
         if match:
             return translated.format(**{key: value if key in literal else translate(value, code)
                                         for key, value in match.groupdict().items()})
-    if "\n" in text:
+    if several:
         return "\n".join(_translate_line(line, code) for line in text.split("\n"))
+    if " · " in text:  # a line of parts ("Learning rate ✓ · LoRA rank ✓"): each part on its own
+        parts = text.split(" · ")
+        shown = [translate(part, code) for part in parts]
+        if shown != parts:
+            return " · ".join(shown)
     return text
 
 
 def _translate_line(line: str, code: str) -> str:
     """One line of Markdown: its list or heading mark kept, its words translated."""
-    mark = re.match(r"\s*(?:[-*]\s+|#+\s+|\d+\.\s+|>\s*)?", line).group(0)
-    rest = line[len(mark):]
+    mark = re.match(r"\s*(?:\[[\w -]+\]\s+)?(?:[-*]\s+|#+\s+|\d+\.\s+|>\s*)?", line).group(0)  # also a log's [step]
+    end = line[len(line.rstrip()):]  # Markdown's two-space line break
+    rest = line[len(mark):len(line) - len(end)]
     translated = translate(rest, code)
     if translated == rest and rest.startswith("**") and "** " in rest:  # "**Label** sentence"
         head, _, tail = rest[2:].partition("** ")
         translated = f"**{translate(head, code)}** {translate(tail, code)}"
-    return mark + translated
+    return mark + translated + end
 
 
 def say(text: str, **values) -> str:
@@ -155,8 +164,8 @@ def gradio_i18n():
 
 
 # Runs before gradio's own scripts: gradio takes the page's language from navigator.language when
-# it starts, so the remembered choice is put there first (and the cookie set from the browser's
-# language on a first visit, so that the server answers in the language the page shows).
+# it starts, so the remembered choice is put there first. Without a choice the browser's language
+# stays, and the server reads the same one from Accept-Language: page and answers agree.
 _CHOOSE_SCRIPT = """<script>(() => {
   const known = %(known)s, name = %(cookie)s;
   const saved = (document.cookie.match(new RegExp('(?:^|; )' + name + '=([^;]*)')) || [])[1];

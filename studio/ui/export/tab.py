@@ -103,7 +103,8 @@ def append_log(log: list[str], line: str) -> None:
 def verify_rows(report: dict | None) -> list[list[str]]:
     if not report:
         return []
-    return [[row["prompt"], row["merged"], row["gguf"], "✓ agree" if row["agree"] else f"✗ differs after {row['same_prefix_chars']} chars",
+    return [[row["prompt"], row["merged"], row["gguf"],
+             translate("✓ agree") if row["agree"] else say("✗ differs after {n} chars", n=row["same_prefix_chars"]),
              f"{row['token_agreement']:.0%}"] for row in report["rows"]]
 
 

@@ -19,7 +19,7 @@ from core.dataset import reader
 from core.dataset.checker import LIST_CAP, Checker, CheckReport
 
 MIN_BYTES = 32 << 20  # below this, starting workers costs more than it saves
-_LISTS = ("bad_rows", "contamination", "empty_turns", "role_order", "preference_findings", "left_out")
+_LISTS = ("bad_rows", "contamination", "empty_turns", "role_order", "preference_findings", "left_out", "personal_data")
 _STATS = ("replies", "short", "long", "fillers", "total_words", "pairs", "identical", "empty_sides")
 
 

@@ -15,6 +15,7 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
+from core.dataset import privacy
 from core.dataset.contamination import ContaminationCheck, assistant_texts
 from core.dataset.reader import BadRow, Example
 from core.dataset.tags import without_think
@@ -34,6 +35,7 @@ class CheckReport:
     empty_turns: list[dict] = field(default_factory=list)
     role_order: list[dict] = field(default_factory=list)
     left_out: list[dict] = field(default_factory=list)  # content parts (images ...) a usable row lost
+    personal_data: list[dict] = field(default_factory=list)  # personal data and secrets (core.dataset.privacy)
     duplicates: dict = field(default_factory=lambda: {"exact": [], "near": []})
     preference: dict | None = None
     metrics: dict = field(default_factory=dict)
@@ -53,7 +55,7 @@ class CheckReport:
     def problems(self) -> int:
         c = self.counts
         return sum(c.get(k, 0) for k in ("bad_rows", "contamination", "empty_turns", "role_order", "exact_duplicates",
-                                         "identical_pairs", "empty_sides", "left_out_parts"))
+                                         "identical_pairs", "empty_sides", "left_out_parts", "personal_data", "secrets"))
 
     @property
     def ok(self) -> bool:
@@ -67,7 +69,8 @@ class CheckReport:
             "path": self.path, "format": self.format, "evidence": self.evidence, "rows": self.rows,
             "examples": self.examples, "ok": self.ok, "problems": self.problems, "counts": self.counts,
             "bad_rows": self.bad_rows, "contamination": self.contamination, "empty_turns": self.empty_turns,
-            "role_order": self.role_order, "left_out": self.left_out, "duplicates": self.duplicates, "preference": self.preference,
+            "role_order": self.role_order, "left_out": self.left_out, "personal_data": self.personal_data,
+            "duplicates": self.duplicates, "preference": self.preference,
             "metrics": {k: {x: v for x, v in m.items() if x != "display"} for k, m in self.metrics.items()},
             "warnings": self.warnings(), "targets": self.targets, "tokens": self.tokens, "elapsed_s": round(self.elapsed_s, 3),
         }
@@ -134,6 +137,7 @@ class Checker:
                        r.left_out)
         self._quality(item, texts, position)
         self._structure(item, position, where)
+        self._privacy(item, position, where)
         self._duplicates(item)
         if item.is_preference:
             self._preference(item, position, where)
@@ -174,6 +178,22 @@ class Checker:
         problem = role_order_problem(item)
         if problem:
             self._flag(position, "role_order", {**where, "reason": problem}, f"role order: {problem}", r.role_order)
+
+    def _privacy(self, item: Example, position: int, where: dict) -> None:
+        """Personal data and secrets in any field a run trains on, each named by field and span,
+        shown masked."""
+        fields = [(f"messages[{index}].content", message["content"]) for index, message in enumerate(item.messages)]
+        if item.is_preference:
+            fields += [("chosen", item.chosen or ""), ("rejected", item.rejected or "")]
+        for name, text in fields:
+            everything = privacy.scan(text)
+            for found in everything:
+                kind = "secrets" if found.secret else "personal_data"
+                shown = privacy.excerpt(text, found, everything)
+                entry = {**where, "field": name, "kind": found.kind, "label": found.label, "start": found.start,
+                         "end": found.end, "excerpt": shown, "secret": found.secret}
+                what = "secret" if found.secret else "personal data"
+                self._flag(position, kind, entry, f"{what}: {found.label} in {name}: {shown}", self.report.personal_data)
 
     def _duplicates(self, item: Example) -> None:
         """Hashes only; pairs are matched in `_match_duplicates` with numpy, so a million rows
@@ -235,7 +255,7 @@ class Checker:
         self._match_duplicates()
         r.counts = {k: self.counts.get(k, 0) for k in ("bad_rows", "contamination", "empty_turns", "role_order",
                                                        "exact_duplicates", "near_duplicates", "identical_pairs", "empty_sides",
-                                                       "left_out_parts")}
+                                                       "left_out_parts", "personal_data", "secrets")}
         r.mode_names = [name for name, _ in sorted(self.mode_codes.items(), key=lambda kv: kv[1])]
         r.metrics = quality_metrics(self)
         apply_targets(r)

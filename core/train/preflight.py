@@ -7,7 +7,7 @@ trainers."""
 
 from __future__ import annotations
 
-from core.dataset import formats, reader
+from core.dataset import formats, privacy, reader
 from core.models import (
     ModelNotFound,
     QLoRANeedsCUDA,
@@ -77,6 +77,7 @@ def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS) -> dict
     data = recipe.data
     path = recipe.dataset_path()
     examples, bad, first_bad, complete = 0, 0, None, True
+    private, first_private, kinds = 0, None, set()
     for index, item in enumerate(reader.stream(path, data.format, format_template=data.format_template,
                                                system_prompt=data.system_prompt)):
         if limit is not None and index >= limit:
@@ -87,8 +88,20 @@ def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS) -> dict
             first_bad = first_bad or bad_row_where(item)
         else:
             examples += 1
+            texts = [message["content"] for message in item.messages] + [item.chosen or "", item.rejected or ""]
+            found = [f for text in texts for f in privacy.scan(text)]
+            if found:
+                private += 1
+                kinds.update(f.label for f in found)
+                first_private = first_private or (f"line {item.line}" if item.line else f"row {item.row}")
+    warnings = data_warnings(path.name, examples, bad, first_bad, complete)
+    if private:
+        warnings.append(f"{private} record(s) of {path.name} hold personal data or secrets ({', '.join(sorted(kinds))}; "
+                        f"first: {first_private}). A model learns and repeats them: open it in the Dataset tab to edit them "
+                        "out or reject those records.")
     return {"path": str(path), "examples": examples, "bad_rows": bad, "first_bad": first_bad, "complete": complete,
-            "warnings": data_warnings(path.name, examples, bad, first_bad, complete)}
+            "private_records": private, "warnings": warnings}
+
 
 
 def bad_row_where(bad) -> str:

@@ -203,6 +203,10 @@ def _print_check(report, summary: dict) -> None:
         print(f"  contamination  {_where(item)} ({item['id']}), mode {item['mode']}: {item['reason']} {' '.join(item['tags'])}")
     for item in report.left_out[:20]:
         print(f"  left out  {_where(item)} ({item['id']}): {', '.join(item['parts'])[:200]} (the studio trains on text only)")
+    for item in report.personal_data[:20]:  # masked: the check must not print what it found
+        what = "secret" if item["secret"] else "personal data"
+        span = f"{item['field']} [{item['start']}:{item['end']}]"
+        print(f"  {what}  {_where(item)} ({item['id']}) {span}: {item['label']}: {item['excerpt']}")
     for kind in ("empty_turns", "role_order"):
         for item in getattr(report, kind)[:20]:
             what = item.get("reason") or f"empty {item.get('role')} turn {item.get('turn')}"

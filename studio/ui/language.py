@@ -110,6 +110,11 @@ def _translated(text: str, code: str) -> str:
         shown = [translate(part, code) for part in parts]
         if shown != parts:
             return " · ".join(shown)
+    if ", " in text:  # a list of our words ("e-mail address, phone number"), when every item is one
+        parts = text.split(", ")
+        shown = [translate(part, code) for part in parts]
+        if all(new != old for new, old in zip(shown, parts)):
+            return ", ".join(shown)
     return text
 
 

@@ -116,6 +116,8 @@ def cards_html(report, tokens: dict | None = None) -> str:
     cards = [("Records", report.rows, None), ("Usable examples", report.examples, None),
              ("Bad rows", c.get("bad_rows", 0), "bad" if c.get("bad_rows") else "good"),
              ("Mode contamination", c.get("contamination", 0), "bad" if c.get("contamination") else "good")]
+    private = c.get("personal_data", 0) + c.get("secrets", 0)
+    cards.append(("Personal data and secrets", private, "bad" if private else "good"))
     if report.preference:
         p = report.preference
         broken = p["identical"] + p["empty_sides"]
@@ -147,6 +149,8 @@ CARD_HELP = {
     "Bad rows": "Rows that can't be read or have no reply. Click one in the table below to see its line and fix it.",
     "Mode contamination": "Samples that use another mode's tags, so the model would learn to mix modes. Fix or reject them.",
     "Broken pairs": "Pairs whose two replies are the same or empty: they teach nothing. Fix or reject them.",
+    "Personal data and secrets": "E-mails, phone and card numbers, IBANs, IP addresses, tokens and keys: the model would learn and "
+                                 "repeat them. Edit them out or reject the record.",
     "avg_words": "How long the replies are. The model learns this length, so far off the target means answers too long or too short.",
     "short_share": "Share of short replies. A style of short answers needs most replies short.",
     "long_share": "Share of very long replies. A few are fine; many teach the model to ramble.",

@@ -81,6 +81,8 @@ WHAT_TO_DO = (
     ("missing tags", "Add the tags this mode needs, or reject the record."),
     ("foreign tags", "Remove the other mode's tags, or reject the record: they teach the model to mix modes."),
     ("unbalanced tags", "Close every tag that is opened, in order."),
+    ("personal data", "Edit the text to remove it (a placeholder such as [EMAIL] keeps the sentence), or reject the record."),
+    ("secret", "Remove the key from the text and revoke it where it was issued: it has been shared."),
 )
 FINDINGS_HEADERS = ["record", "line", "finding", "detail", "what to do"]
 

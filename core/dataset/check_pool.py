@@ -19,7 +19,8 @@ from core.dataset import reader
 from core.dataset.checker import LIST_CAP, Checker, CheckReport
 
 MIN_BYTES = 32 << 20  # below this, starting workers costs more than it saves
-_LISTS = ("bad_rows", "contamination", "empty_turns", "role_order", "preference_findings", "left_out", "personal_data")
+_LISTS = ("bad_rows", "contamination", "empty_turns", "role_order", "preference_findings", "left_out", "personal_data",
+          "eval_leaks")
 _STATS = ("replies", "short", "long", "fillers", "total_words", "pairs", "identical", "empty_sides")
 
 
@@ -52,9 +53,9 @@ def slices(path: Path, parts: int) -> list[tuple[int, int, int]]:
 
 
 def _check_slice(job: tuple) -> dict:
-    path, start, end, first_line, fmt, template, system_prompt, mode_table, fillers = job
+    path, start, end, first_line, fmt, template, system_prompt, mode_table, fillers, leaks = job
     report = CheckReport(path, fmt, "")
-    checker = Checker(report, mode_table=mode_table, filler_phrases=fillers)
+    checker = Checker(report, mode_table=mode_table, filler_phrases=fillers, leaks=leaks)
     items = reader.jsonl_slice(path, start, end, first_line, fmt, template=template, system_prompt=system_prompt)
     for position, item in enumerate(items):
         checker.add(item, position)
@@ -69,10 +70,10 @@ def _check_slice(job: tuple) -> dict:
 
 
 def check_parallel(path: str | Path, fmt: str, evidence: str, *, workers: int, mode_table: dict, fillers: list[str],
-                   template: str | None = None, system_prompt: str | None = None) -> CheckReport:
+                   template: str | None = None, system_prompt: str | None = None, leaks=None) -> CheckReport:
     """The same report `core.dataset.checks.check` gives, computed by `workers` processes."""
     path = Path(path)
-    jobs = [(str(path), s, e, line, fmt, template, system_prompt, mode_table, fillers)
+    jobs = [(str(path), s, e, line, fmt, template, system_prompt, mode_table, fillers, leaks)
             for s, e, line in slices(path, workers)]
     saved = os.environ.get("PYTHONHASHSEED")
     os.environ["PYTHONHASHSEED"] = "0"  # read by the spawned workers at start-up only

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from core.dataset import privacy
 from core.dataset.contamination import ContaminationCheck, assistant_texts
+from core.dataset.leakage import LeakIndex
 from core.dataset.reader import BadRow, Example
 from core.dataset.tags import without_think
 
@@ -36,6 +37,7 @@ class CheckReport:
     role_order: list[dict] = field(default_factory=list)
     left_out: list[dict] = field(default_factory=list)  # content parts (images ...) a usable row lost
     personal_data: list[dict] = field(default_factory=list)  # personal data and secrets (core.dataset.privacy)
+    eval_leaks: list[dict] = field(default_factory=list)  # evaluation prompts held by training text (core.dataset.leakage)
     duplicates: dict = field(default_factory=lambda: {"exact": [], "near": []})
     preference: dict | None = None
     metrics: dict = field(default_factory=dict)
@@ -55,7 +57,8 @@ class CheckReport:
     def problems(self) -> int:
         c = self.counts
         return sum(c.get(k, 0) for k in ("bad_rows", "contamination", "empty_turns", "role_order", "exact_duplicates",
-                                         "identical_pairs", "empty_sides", "left_out_parts", "personal_data", "secrets"))
+                                         "identical_pairs", "empty_sides", "left_out_parts", "personal_data", "secrets",
+                                         "eval_leaks"))
 
     @property
     def ok(self) -> bool:
@@ -70,6 +73,7 @@ class CheckReport:
             "examples": self.examples, "ok": self.ok, "problems": self.problems, "counts": self.counts,
             "bad_rows": self.bad_rows, "contamination": self.contamination, "empty_turns": self.empty_turns,
             "role_order": self.role_order, "left_out": self.left_out, "personal_data": self.personal_data,
+            "eval_leaks": self.eval_leaks,
             "duplicates": self.duplicates, "preference": self.preference,
             "metrics": {k: {x: v for x, v in m.items() if x != "display"} for k, m in self.metrics.items()},
             "warnings": self.warnings(), "targets": self.targets, "tokens": self.tokens, "elapsed_s": round(self.elapsed_s, 3),
@@ -95,8 +99,10 @@ def near_key(text: str) -> int:
 class Checker:
     """Accumulates every check over a stream of Examples and BadRows; `finish()` gives the report."""
 
-    def __init__(self, report: CheckReport, *, mode_table: dict | None = None, filler_phrases: list[str] | None = None):
+    def __init__(self, report: CheckReport, *, mode_table: dict | None = None, filler_phrases: list[str] | None = None,
+                 leaks: LeakIndex | None = None):
         self.report = report
+        self.leaks = leaks or None
         self.contamination = ContaminationCheck(mode_table) if mode_table is not False else None
         self.fillers_list = tuple(filler_phrases or ())
         self.mode_codes: dict[str, int] = {}
@@ -138,6 +144,8 @@ class Checker:
         self._quality(item, texts, position)
         self._structure(item, position, where)
         self._privacy(item, position, where)
+        if self.leaks:
+            self._leaks(item, position, where)
         self._duplicates(item)
         if item.is_preference:
             self._preference(item, position, where)
@@ -196,6 +204,13 @@ class Checker:
                          "end": found.end, "excerpt": shown, "secret": found.secret}
                 what = "secret" if found.secret else "personal data"
                 self._flag(position, kind, entry, f"{what}: {found.label} in {name}: {shown}", self.report.personal_data)
+
+    def _leaks(self, item: Example, position: int, where: dict) -> None:
+        """Evaluation prompts in what the record asks (its system and user turns, a pair's prompt)."""
+        asked = "\n".join(message["content"] for message in item.messages if message["role"] in ("system", "user"))
+        for set_name, prompt_id in self.leaks.find(asked):
+            self._flag(position, "eval_leaks", {**where, "set": set_name, "prompt": prompt_id},
+                       f"evaluation leak: holds prompt {prompt_id} of {set_name}", self.report.eval_leaks)
 
     def _duplicates(self, item: Example) -> None:
         """Hashes only; pairs are matched in `_match_duplicates` with numpy, so a million rows
@@ -257,7 +272,7 @@ class Checker:
         self._match_duplicates()
         r.counts = {k: self.counts.get(k, 0) for k in ("bad_rows", "contamination", "empty_turns", "role_order",
                                                        "exact_duplicates", "near_duplicates", "identical_pairs", "empty_sides",
-                                                       "left_out_parts", "personal_data", "secrets")}
+                                                       "left_out_parts", "personal_data", "secrets", "eval_leaks")}
         r.mode_names = [name for name, _ in sorted(self.mode_codes.items(), key=lambda kv: kv[1])]
         r.metrics = quality_metrics(self)
         apply_targets(r)

@@ -18,11 +18,12 @@ from core.dataset.contamination import load_config
 
 def check(path: str | Path, format: str = "auto", *, modes_file: str | Path | None = None,
           mode_tags: dict | None = None, format_template: str | None = None, system_prompt: str | None = None,
-          workers: int | None = None, progress=None, targets: str = "auto") -> CheckReport:
+          workers: int | None = None, progress=None, targets: str = "auto", leaks=None) -> CheckReport:
     """Stream a dataset through every check. A big JSONL file is split across `workers`
     processes (default: one per CPU core). `progress(rows)` is called every 50,000 rows when
     the check runs in this process. `targets`: the quality targets to grade against (checker.TARGETS;
-    auto picks by the kind of data)."""
+    auto picks by the kind of data). `leaks`: a core.dataset.leakage.LeakIndex of evaluation
+    prompts the training text must not hold."""
     started = time.perf_counter()
     config = load_config(modes_file)
     table = mode_tags or config["modes"]
@@ -33,12 +34,12 @@ def check(path: str | Path, format: str = "auto", *, modes_file: str | Path | No
         try:
             report = check_pool.check_parallel(path, opened.format, opened.evidence, workers=workers, mode_table=table,
                                                fillers=config["filler_phrases"], template=opened.template,
-                                               system_prompt=system_prompt)
+                                               system_prompt=system_prompt, leaks=leaks)
         except (OSError, RuntimeError, ImportError):  # no worker processes here (BrokenProcessPool is a RuntimeError)
             report = None
     if report is None:
         report = CheckReport(str(path), opened.format, opened.evidence)
-        checker = Checker(report, mode_table=table, filler_phrases=config["filler_phrases"])
+        checker = Checker(report, mode_table=table, filler_phrases=config["filler_phrases"], leaks=leaks)
         for position, item in enumerate(opened):
             checker.add(item, position)
             if progress and position % 50_000 == 49_999:

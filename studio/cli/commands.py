@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--template", default=None,
                        help="assistant template for friction records (default <think>{thought_stream}</think>{final_answer})")
     check.add_argument("--token-limit", type=int, default=None, help="count tokens for at most this many examples (default: all)")
+    check.add_argument("--eval-set", action="append", default=[], metavar="PROMPTS",
+                       help="a prompt set (JSONL) the training text must not hold; the bundled sets are always checked")
     check.add_argument("--strict", action="store_true", help="also fail (exit 1) when a quality metric misses its target")
     check.add_argument("--targets", default="auto", choices=checks.TARGET_NAMES,
                        help="quality targets for this kind of data (default: picked from the data)")
@@ -172,7 +174,8 @@ def cmd_ui(args) -> int:
 def cmd_check(args) -> int:
     """Exit 0 clean, 1 problems found (or warnings with --strict), 2 unreadable."""
     try:
-        report = checks.check(args.dataset, args.format, modes_file=args.modes, format_template=args.template, targets=args.targets)
+        report = checks.check(args.dataset, args.format, modes_file=args.modes, format_template=args.template, targets=args.targets,
+                              leaks=prompt_sets.leak_index(args.eval_set))
         if args.model or args.max_length:
             tokenizer = tokens.tokenizer_for(args.model or "embedded")
             examples = (item for item in reader.stream(args.dataset, args.format, format_template=args.template)
@@ -207,6 +210,8 @@ def _print_check(report, summary: dict) -> None:
         what = "secret" if item["secret"] else "personal data"
         span = f"{item['field']} [{item['start']}:{item['end']}]"
         print(f"  {what}  {_where(item)} ({item['id']}) {span}: {item['label']}: {item['excerpt']}")
+    for item in report.eval_leaks[:20]:
+        print(f"  evaluation leak  {_where(item)} ({item['id']}): holds prompt {item['prompt']} of {item['set']}")
     for kind in ("empty_turns", "role_order"):
         for item in getattr(report, kind)[:20]:
             what = item.get("reason") or f"empty {item.get('role')} turn {item.get('turn')}"
@@ -256,7 +261,7 @@ def cmd_train(args) -> int:
                 return 2
             run_dir = runs.resume(args.run_dir, args.resume)
         else:
-            warnings = dataset_summary(recipe)["warnings"]
+            warnings = dataset_summary(recipe)["warnings"] + prompt_sets.leak_warnings(recipe)
             run_dir, started = queue.submit(recipe, run_dir=args.run_dir, accelerate_config=args.accelerate_config)
             for warning in warnings:  # said before the first step, not discovered after the run (a refused start says only why)
                 print(f"warning: {warning}", file=sys.stderr)

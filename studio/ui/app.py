@@ -51,7 +51,7 @@ def build_app() -> gr.Blocks:
             picker = language.build_picker()
         header = language.our_words(gr.Markdown(t("Loading…"), elem_id="studio-header"))
         steps = guide.build_guide(shown=[app.load])
-        with gr.Tabs() as tabs:
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # every tab in sight on a phone, in every language
             with gr.Tab(t("Dataset"), id="dataset"):
                 open_dataset = dataset_tab.build_dataset_tab()
             with gr.Tab(t("Train"), id="train"):

@@ -11,6 +11,7 @@ import gradio as gr
 
 from core.dataset import checks, reader, review, tokens
 from core.dataset.pages import PagedDataset
+from core.eval import prompts as prompt_sets
 from studio.ui import visitor
 from studio.ui.dataset import render
 from studio.ui.dataset.state import mode_table, next_record, record_at
@@ -181,7 +182,7 @@ def _fix_line(opened, item, position: int, text: str, editing) -> str:
         return f"**Not saved.** {error}"
     opened.paged = PagedDataset(opened.path, opened.format, format_template=opened.template)
     opened.searches.clear()
-    opened.report = checks.check(opened.path, opened.format, format_template=opened.template)
+    opened.report = checks.check(opened.path, opened.format, format_template=opened.template, leaks=prompt_sets.leak_index())
     fixed = opened.paged.get(position)
     if isinstance(fixed, reader.BadRow):
         return (f"Line {item.line} saved in the file (the old text is kept in the review folder), but it still can't be "

@@ -118,6 +118,8 @@ def cards_html(report, tokens: dict | None = None) -> str:
              ("Mode contamination", c.get("contamination", 0), "bad" if c.get("contamination") else "good")]
     private = c.get("personal_data", 0) + c.get("secrets", 0)
     cards.append(("Personal data and secrets", private, "bad" if private else "good"))
+    leaks = c.get("eval_leaks", 0)
+    cards.append(("Evaluation leaks", leaks, "bad" if leaks else "good"))
     if report.preference:
         p = report.preference
         broken = p["identical"] + p["empty_sides"]
@@ -149,6 +151,8 @@ CARD_HELP = {
     "Bad rows": "Rows that can't be read or have no reply. Click one in the table below to see its line and fix it.",
     "Mode contamination": "Samples that use another mode's tags, so the model would learn to mix modes. Fix or reject them.",
     "Broken pairs": "Pairs whose two replies are the same or empty: they teach nothing. Fix or reject them.",
+    "Evaluation leaks": "Records that hold an evaluation prompt (the bundled prompt sets): the model would be graded on "
+                        "memory. Reject them or change their questions.",
     "Personal data and secrets": "E-mails, phone and card numbers, IBANs, IP addresses, tokens and keys: the model would learn and "
                                  "repeat them. Edit them out or reject the record.",
     "avg_words": "How long the replies are. The model learns this length, so far off the target means answers too long or too short.",

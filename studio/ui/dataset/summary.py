@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from core.dataset import checks, reader, tokens
+from core.eval import prompts as prompt_sets
 from studio.ui import visitor
 from studio.ui.dataset import render, state
 from studio.ui.language import choices, our_words, t, translate
@@ -24,7 +25,8 @@ def check_dataset(path, targets="auto"):
         return (gr.skip(), "", render.length_figure(empty), render.modes_figure(empty), render.tokens_figure(None), [],
                 gr.update(choices=["any"]))
     try:
-        opened.report = checks.check(path, opened.format, format_template=opened.template, targets=targets or "auto")
+        opened.report = checks.check(path, opened.format, format_template=opened.template, targets=targets or "auto",
+                                     leaks=prompt_sets.leak_index())
     except (*EXPECTED, ValueError) as error:  # ValueError: a file that is not text (UnicodeDecodeError)
         return (f"**Checks could not run.** {error}", "", render.length_figure(empty), render.modes_figure(empty),
                 render.tokens_figure(None), [], gr.update())
@@ -83,6 +85,8 @@ WHAT_TO_DO = (
     ("unbalanced tags", "Close every tag that is opened, in order."),
     ("personal data", "Edit the text to remove it (a placeholder such as [EMAIL] keeps the sentence), or reject the record."),
     ("secret", "Remove the key from the text and revoke it where it was issued: it has been shared."),
+    ("evaluation leak", "Reject the record (or change its question): a model trained on an evaluation prompt is "
+                        "graded on memory, not on what it learned."),
 )
 FINDINGS_HEADERS = ["record", "line", "finding", "detail", "what to do"]
 

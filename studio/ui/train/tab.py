@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from core import recipes
+from core.eval import prompts as prompt_sets
 from core.hosting import enforce_demo_limits
 from core.train import advice, queue, run_dir, runs
 from core.train.preflight import dataset_summary
@@ -155,7 +156,7 @@ def dataset_line(yaml_text: str, why: str) -> str:
     size = f"{summary['examples']:,} examples" + ("" if summary["complete"] else " in its first rows (a large file)")
     bad = f", {summary['bad_rows']:,} row(s) that can't be used" if summary["bad_rows"] else ""
     lines = [f"**Dataset for this run:** `{name}` ({why}) · {size}{bad}"]
-    lines += [f"⚠️ {warning}" for warning in summary["warnings"]]
+    lines += [f"⚠️ {warning}" for warning in summary["warnings"] + prompt_sets.leak_warnings(recipe)]
     tips = advice.recommend(recipe, summary["examples"])
     if tips:  # the settings against what usually works for this model and this much data
         lines.append("**Settings for this model and data:** " + " · ".join(
@@ -416,7 +417,7 @@ def _build_controls():
 
 
 def _build_charts():
-    with gr.Row():
+    with gr.Row(elem_classes="phone-wrap"):
         log_scale = gr.Checkbox(label=t("Log scale"), value=False)
         smoothing = gr.Slider(0, 0.99, value=0.6, step=0.01, label=t("Smoothing"), info=t("Weight of the moving average on train loss"))
         overlays = gr.Dropdown(choices=[], multiselect=True, label=t("Compare with earlier runs"), info=t("Overlay their loss curves"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from core.dataset import privacy
 from core.dataset.contamination import ContaminationCheck, assistant_texts
-from core.dataset.leakage import LeakIndex
+from core.dataset.leakage import LeakIndex, asked
 from core.dataset.reader import BadRow, Example
 from core.dataset.tags import without_think
 
@@ -207,8 +207,7 @@ class Checker:
 
     def _leaks(self, item: Example, position: int, where: dict) -> None:
         """Evaluation prompts in what the record asks (its system and user turns, a pair's prompt)."""
-        asked = "\n".join(message["content"] for message in item.messages if message["role"] in ("system", "user"))
-        for set_name, prompt_id in self.leaks.find(asked):
+        for set_name, prompt_id in self.leaks.find(asked(item.messages)):
             self._flag(position, "eval_leaks", {**where, "set": set_name, "prompt": prompt_id},
                        f"evaluation leak: holds prompt {prompt_id} of {set_name}", self.report.eval_leaks)
 

@@ -17,6 +17,11 @@ N = 13  # lm-evaluation-harness's decontamination n-gram length
 _WORD = re.compile(r"\w+")
 
 
+def asked(messages: list[dict]) -> str:
+    """What a conversation asks (its system and user turns): where a leaked prompt would sit."""
+    return "\n".join(message["content"] for message in messages if message["role"] in ("system", "user"))
+
+
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 

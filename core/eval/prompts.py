@@ -16,11 +16,11 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.dataset import reader
 from core.dataset.leakage import LeakIndex
 from core.dataset.reader import BadRow
 from core.errors import BadInput
 from core.recipe_eval import prompts_path
+from core.train.preflight import dataset_summary
 from core.workspace import ASSETS
 
 
@@ -83,30 +83,15 @@ def leak_index(paths=()) -> LeakIndex:
     return index
 
 
-def leak_warnings(recipe, *, limit: int | None = 200_000) -> list[str]:
-    """Before a run: the records of its dataset that hold an evaluation prompt (the recipe's own
-    `eval.prompts` and the bundled sets), in plain words; empty when there are none."""
+def recipe_leak_index(recipe) -> LeakIndex:
+    """The prompts a run's data must not hold: the bundled sets and the recipe's own `eval.prompts`."""
     own = prompts_path(recipe.eval, recipe.source)
-    index = leak_index([own] if own and own.is_file() and own.parent != PROMPT_SETS else [])
-    data = recipe.data
-    leaked, prompts, first = 0, {}, None
-    items = reader.stream(recipe.dataset_path(), data.format, format_template=data.format_template,
-                          system_prompt=data.system_prompt)
-    for number, item in enumerate(items):
-        if limit is not None and number >= limit:
-            break
-        if isinstance(item, reader.BadRow):
-            continue
-        found = index.find("\n".join(m["content"] for m in item.messages if m["role"] in ("system", "user")))
-        if found:
-            leaked += 1
-            prompts.update(dict.fromkeys(f"{prompt} ({name})" for name, prompt in found))
-            first = first or (f"line {item.line}" if item.line else f"row {item.row}")
-    if not leaked:
-        return []
-    shown = ", ".join(list(prompts)[:5]) + (" ..." if len(prompts) > 5 else "")
-    return [f"{leaked} record(s) of {recipe.dataset_path().name} hold evaluation prompts ({shown}; first: {first}): "
-            "the evaluation after training would grade memory, not learning. Remove them, or evaluate on other prompts."]
+    return leak_index([own] if own and own.is_file() and own.parent != PROMPT_SETS else [])
+
+
+def leak_warnings(recipe) -> list[str]:
+    """Before a run, in plain words: the records of its dataset that hold an evaluation prompt."""
+    return dataset_summary(recipe, leaks=recipe_leak_index(recipe))["leak_warnings"]
 
 
 def load_prompt_set(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:

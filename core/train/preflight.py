@@ -8,6 +8,7 @@ trainers."""
 from __future__ import annotations
 
 from core.dataset import formats, privacy, reader
+from core.dataset.leakage import LeakIndex, asked
 from core.models import (
     ModelNotFound,
     QLoRANeedsCUDA,
@@ -68,16 +69,18 @@ TINY_DATA = 20  # fewer usable examples than this: a run memorizes them instead 
 SUMMARY_ROWS = 200_000  # the Train tab's summary reads at most this many rows (a dry run counts them all)
 
 
-def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS) -> dict:
+def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS, leaks: LeakIndex | None = None) -> dict:
     """What a person should know about a run's dataset before Start: the file, how many examples
     it holds, how many rows can't be used (the first one named), and a plain-words warning for
-    each thing worth a second look (tiny data, broken rows). Raises RecipeError when the dataset
-    can't be read at all, as preflight does."""
+    each thing worth a second look (tiny data, broken rows, personal data, and with `leaks`
+    (core.eval.prompts.recipe_leak_index) evaluation prompts), all in one pass over the rows.
+    Raises RecipeError when the dataset can't be read at all, as preflight does."""
     check_dataset_readable(recipe)
     data = recipe.data
     path = recipe.dataset_path()
     examples, bad, first_bad, complete = 0, 0, None, True
     private, first_private, kinds = 0, None, set()
+    leaked, first_leak, prompts = 0, None, {}
     for index, item in enumerate(reader.stream(path, data.format, format_template=data.format_template,
                                                system_prompt=data.system_prompt)):
         if limit is not None and index >= limit:
@@ -93,21 +96,36 @@ def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS) -> dict
             if found:
                 private += 1
                 kinds.update(f.label for f in found)
-                first_private = first_private or (f"line {item.line}" if item.line else f"row {item.row}")
+                first_private = first_private or _where(item)
+            held = leaks.find(asked(item.messages)) if leaks else []
+            if held:
+                leaked += 1
+                prompts.update(dict.fromkeys(f"{prompt} ({name})" for name, prompt in held))
+                first_leak = first_leak or _where(item)
     warnings = data_warnings(path.name, examples, bad, first_bad, complete)
+    leak_warnings = []
+    if leaked:
+        shown = ", ".join(list(prompts)[:5]) + (" ..." if len(prompts) > 5 else "")
+        leak_warnings.append(f"{leaked} record(s) of {path.name} hold evaluation prompts ({shown}; first: {first_leak}): "
+                             "the evaluation after training would grade memory, not learning. Remove them, or evaluate "
+                             "on other prompts.")
     if private:
         warnings.append(f"{private} record(s) of {path.name} hold personal data or secrets ({', '.join(sorted(kinds))}; "
                         f"first: {first_private}). A model learns and repeats them: open it in the Dataset tab to edit them "
                         "out or reject those records.")
     return {"path": str(path), "examples": examples, "bad_rows": bad, "first_bad": first_bad, "complete": complete,
-            "private_records": private, "warnings": warnings}
+            "private_records": private, "leak_warnings": leak_warnings, "warnings": warnings + leak_warnings}
+
+
+def _where(item) -> str:
+    """A record by its line in the file, else its row (JSON arrays, Parquet)."""
+    return f"line {item.line}" if item.line else f"row {item.row}" if item.row else "a row"
 
 
 
 def bad_row_where(bad) -> str:
     """'line 2: not valid JSON (...)': a bad row by its line (or row) in the file the warning names."""
-    where = f"line {bad.line}" if bad.line else f"row {bad.row}" if bad.row else "a row"
-    return f"{where}: {bad.reason}"
+    return f"{_where(bad)}: {bad.reason}"
 
 
 def data_warnings(name: str, examples: int, bad_rows: int, first_bad: str | None, complete: bool = True) -> list[str]:

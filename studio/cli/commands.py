@@ -261,7 +261,7 @@ def cmd_train(args) -> int:
                 return 2
             run_dir = runs.resume(args.run_dir, args.resume)
         else:
-            warnings = dataset_summary(recipe)["warnings"] + prompt_sets.leak_warnings(recipe)
+            warnings = dataset_summary(recipe, leaks=prompt_sets.recipe_leak_index(recipe))["warnings"]
             run_dir, started = queue.submit(recipe, run_dir=args.run_dir, accelerate_config=args.accelerate_config)
             for warning in warnings:  # said before the first step, not discovered after the run (a refused start says only why)
                 print(f"warning: {warning}", file=sys.stderr)

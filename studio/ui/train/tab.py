@@ -149,14 +149,14 @@ def dataset_line(yaml_text: str, why: str) -> str:
     can't be used), read again whenever the recipe's dataset may have changed."""
     try:
         recipe = _checked_recipe(yaml_text)
-        summary = dataset_summary(recipe)
+        summary = dataset_summary(recipe, leaks=prompt_sets.recipe_leak_index(recipe))
     except (*EXPECTED, *visitor.Refused) as error:
         return f"**Dataset for this run:** ⚠️ {error}"
     name = Path(summary["path"]).name
     size = f"{summary['examples']:,} examples" + ("" if summary["complete"] else " in its first rows (a large file)")
     bad = f", {summary['bad_rows']:,} row(s) that can't be used" if summary["bad_rows"] else ""
     lines = [f"**Dataset for this run:** `{name}` ({why}) · {size}{bad}"]
-    lines += [f"⚠️ {warning}" for warning in summary["warnings"] + prompt_sets.leak_warnings(recipe)]
+    lines += [f"⚠️ {warning}" for warning in summary["warnings"]]
     tips = advice.recommend(recipe, summary["examples"])
     if tips:  # the settings against what usually works for this model and this much data
         lines.append("**Settings for this model and data:** " + " · ".join(

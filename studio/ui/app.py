@@ -62,7 +62,7 @@ def build_app() -> gr.Blocks:
                 export_tab.build_export_tab(shown=[app.load, export_page.select])
         guide.wire_guide(steps, tabs)
         app.load(header_markdown, outputs=header)
-        app.load(language.current_choice, outputs=picker, show_progress="hidden")
+        app.load(language.current_language, outputs=picker, show_progress="hidden")  # the picker shows the page's language
         language.translate_tables(app)
         if shared_workspaces():
             app.unload(sessions.leave)  # an anonymous visitor's workspace and work end with their session

@@ -196,10 +196,6 @@ def build_picker() -> gr.Dropdown:
     return picker
 
 
-def current_choice() -> str:
-    """Page load: the picker shows the language the page is in."""
-    return current_language()
-
 
 def choose_script() -> bytes:
     return (_CHOOSE_SCRIPT % {"known": json.dumps(list(LANGUAGES)), "cookie": json.dumps(COOKIE)}).encode()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.server import launch_on_free_port, queue_call
+from tests.helpers.server import queue_call, served_app
 
 SECRET = "SENTINEL-9c1e-never-leaves"
 LISTED = "checkpoint-424242"  # a name inside the sentinel: listing it would show it
@@ -53,14 +53,8 @@ def hostile_setup(tmp_path, monkeypatch):
 
 @pytest.fixture
 def server(hostile_setup):
-    from studio.ui.app import build_app
-
-    app = build_app().queue(default_concurrency_limit=4)
-    port = launch_on_free_port(app)
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        app.close()
+    with served_app() as served:
+        yield served
 
 
 def _props(app) -> dict:

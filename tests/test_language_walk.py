@@ -14,7 +14,8 @@ import uuid
 import pytest
 
 from studio.ui.language import MESSAGES
-from tests.helpers.server import launch_on_free_port, queue_call
+from tests.helpers.data import completed_run
+from tests.helpers.server import queue_call, served_app
 
 # Handlers that start long work (training, a generation, an export, model answers): their messages
 # are in the catalogue like the rest, and the browser journeys run them; the walk leaves them out.
@@ -43,18 +44,9 @@ def _english_pieces(text: str) -> list[str]:
 
 @pytest.fixture
 def spanish_server(studio_home):
-    from studio.ui.app import build_app
-
-    run = studio_home / "runs" / "finished-run"  # a finished run, so run pickers and charts have one
-    run.mkdir(parents=True)
-    (run / "status.json").write_text(json.dumps({"state": "completed", "step": 2, "total_steps": 2}))
-    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "split": "train", "loss": 2.5}) + "\n")
-    app = build_app().queue(default_concurrency_limit=4)
-    port = launch_on_free_port(app)
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        app.close()
+    completed_run("finished-run")  # a finished run, so run pickers and the history have one
+    with served_app() as served:
+        yield served
 
 
 @pytest.mark.slow  # every event twice: about a minute on 2 cores

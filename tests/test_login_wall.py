@@ -8,21 +8,15 @@ import httpx
 import pytest
 
 from core.workspace import PROJECT_ROOT, workspace
-from tests.helpers.server import launch_on_free_port
+from tests.helpers.server import served_app
 
 
 @pytest.fixture
 def served(monkeypatch):
-    from studio.ui.app import build_app
-
     monkeypatch.setenv("STUDIO_AUTH", "ana:s3cret-pass")
     monkeypatch.setenv("STUDIO_DEMO", "0")
-    app = build_app().queue()
-    port = launch_on_free_port(app)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        app.close()
+    with served_app(concurrency=None) as (_, base):
+        yield base
 
 
 CLOSED = [("GET", "/config"), ("GET", "/gradio_api/info"), ("GET", "/gradio_api/openapi.json"), ("GET", "/openapi.json"),

@@ -28,7 +28,7 @@ from core.workspace import (
     workspace,
 )
 from tests.helpers.data import completed_run, tiny_recipe, wait_for, write_chats
-from tests.helpers.server import launch_on_free_port, queue_call
+from tests.helpers.server import launch_on_free_port, queue_call, served_app
 
 # ---------------------------------------------------------------- the workspace rule
 
@@ -112,19 +112,15 @@ def test_a_freed_slot_starts_the_next_visitors_run_in_their_own_workspace(tmp_pa
 
 @pytest.fixture
 def two_logins(monkeypatch):
-    from studio.ui.app import build_app
-
     monkeypatch.setenv("STUDIO_AUTH", "ana:pw-of-ana,bob:pw-of-bob")
     monkeypatch.setenv("STUDIO_DEMO", "0")
     for user in ("ana", "bob"):
         with as_visitor(visitor_key(f"user:{user}")):
             completed_run(f"{user}-run")
-    app = build_app().queue(default_concurrency_limit=4)
-    port = launch_on_free_port(app)
     try:
-        yield app, f"http://127.0.0.1:{port}"
+        with served_app() as served:
+            yield served
     finally:
-        app.close()
         set_visitor_source(None)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,20 @@ def launch_on_free_port(app) -> int:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def served_app(concurrency: int | None = 4):
+    """The studio app built now (with the environment as the test set it), served on a free
+    loopback port: yields (app, base URL); closed after."""
+    from studio.ui.app import build_app
+
+    app = build_app().queue(default_concurrency_limit=concurrency) if concurrency else build_app().queue()
+    port = launch_on_free_port(app)
+    try:
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        app.close()
 
 
 def studio_processes(homes: list[Path]) -> list[tuple[int, str]]:

@@ -60,13 +60,16 @@ def test_make_qa_with_the_embedded_model(studio, page, shot):
     its pair is either kept (and opens for review) or set aside with its reason."""
     page.goto(studio.url)
     page.get_by_text("Make a dataset: Q&A from documents").click()
-    page.locator("#make-qa-name input, #make-qa-name textarea").first.fill("e2e-embedded")
     page.get_by_label("transformers (local model)").check()
     expect(page.locator("#make-model input, #make-model textarea").first).to_have_value("embedded")
     page.locator("#make-count input").fill("1")
     page.get_by_label("Token budget per reply (num_predict)").fill("40")
     page.get_by_label("Retries per pair").fill("0")
+    name = page.locator("#make-qa-name input, #make-qa-name textarea").first
+    name.fill("e2e-embedded")
+    expect(name).to_have_value("e2e-embedded")
     page.locator("#make-start").click()
+    expect(page.locator("#make-status")).to_contain_text("e2e-embedded.jsonl")
     page.locator("#make-status").get_by_text(re.compile("is ready|finished without")).wait_for(timeout=300_000)
     progress = page.locator("#make-progress").inner_text()
     assert "1 / 1 pairs" in progress and "completed" in progress

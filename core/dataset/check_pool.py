@@ -16,7 +16,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from core.dataset import reader
-from core.dataset.checker import LIST_CAP, Checker, CheckReport
+from core.dataset.checker import LIST_CAP, NEAR_THRESHOLD, Checker, CheckReport
 
 MIN_BYTES = 32 << 20  # below this, starting workers costs more than it saves
 _LISTS = ("bad_rows", "contamination", "empty_turns", "role_order", "preference_findings", "left_out", "personal_data",
@@ -53,27 +53,29 @@ def slices(path: Path, parts: int) -> list[tuple[int, int, int]]:
 
 
 def _check_slice(job: tuple) -> dict:
-    path, start, end, first_line, fmt, template, system_prompt, mode_table, fillers, leaks = job
+    path, start, end, first_line, fmt, template, system_prompt, mode_table, fillers, leaks, hygiene = job
     report = CheckReport(path, fmt, "")
-    checker = Checker(report, mode_table=mode_table, filler_phrases=fillers, leaks=leaks)
+    checker = Checker(report, mode_table=mode_table, filler_phrases=fillers, leaks=leaks, hygiene=hygiene)
     items = reader.jsonl_slice(path, start, end, first_line, fmt, template=template, system_prompt=system_prompt)
     for position, item in enumerate(items):
         checker.add(item, position)
     return {
         "rows": report.rows, "examples": report.examples, "words": report.words, "modes": report.modes,
         "mode_names": [n for n, _ in sorted(checker.mode_codes.items(), key=lambda kv: kv[1])],
-        "lines": report.lines, "exact": checker.exact_hashes, "near": checker.near_hashes,
-        "findings": report.findings, "lists": {name: getattr(report, name) for name in _LISTS},
+        "lines": report.lines, "exact": checker.exact_hashes,
+        "near": checker.signer.result() if checker.signer else None,
+        "findings": report.findings, "finding_kinds": report.finding_kinds, "lists": {name: getattr(report, name) for name in _LISTS},
         "stats": {name: getattr(checker, name) for name in _STATS}, "counts": dict(checker.counts),
         "mode_counts": dict(checker.mode_counts), "categories": dict(checker.categories), "any_mode": checker.any_mode,
     }
 
 
 def check_parallel(path: str | Path, fmt: str, evidence: str, *, workers: int, mode_table: dict, fillers: list[str],
-                   template: str | None = None, system_prompt: str | None = None, leaks=None) -> CheckReport:
+                   template: str | None = None, system_prompt: str | None = None, leaks=None, hygiene: bool = True,
+                   near_threshold: float = NEAR_THRESHOLD) -> CheckReport:
     """The same report `core.dataset.checks.check` gives, computed by `workers` processes."""
     path = Path(path)
-    jobs = [(str(path), s, e, line, fmt, template, system_prompt, mode_table, fillers, leaks)
+    jobs = [(str(path), s, e, line, fmt, template, system_prompt, mode_table, fillers, leaks, hygiene)
             for s, e, line in slices(path, workers)]
     saved = os.environ.get("PYTHONHASHSEED")
     os.environ["PYTHONHASHSEED"] = "0"  # read by the spawned workers at start-up only
@@ -86,7 +88,8 @@ def check_parallel(path: str | Path, fmt: str, evidence: str, *, workers: int, m
         else:
             os.environ["PYTHONHASHSEED"] = saved
     report = CheckReport(str(path), fmt, evidence)
-    checker = Checker(report, mode_table=mode_table, filler_phrases=fillers)
+    # The merge computes nothing per row (hygiene=False); the workers' signatures are clustered in finish().
+    checker = Checker(report, mode_table=mode_table, filler_phrases=fillers, hygiene=False, near_threshold=near_threshold)
     for part in parts:
         _merge(checker, part)
     return checker.finish()
@@ -101,12 +104,14 @@ def _merge(checker: Checker, part: dict) -> None:
     report.words.extend(part["words"])
     report.lines.extend(part["lines"])
     checker.exact_hashes.extend(part["exact"])
-    checker.near_hashes.extend(part["near"])
+    if part["near"] is not None:
+        checker.near_parts.append(part["near"])
     codes = [checker.mode_codes.setdefault(name, len(checker.mode_codes)) for name in part["mode_names"]]
     local = np.frombuffer(part["modes"], dtype=np.int8)
     lookup = np.asarray(codes + [-1], dtype=np.int8)  # index -1 (no mode) maps to -1
     report.modes.frombytes(np.where(local >= 0, lookup[local], -1).astype(np.int8).tobytes())
     report.findings.update({position + offset: messages for position, messages in part["findings"].items()})
+    report.finding_kinds.update({position + offset: kinds for position, kinds in part["finding_kinds"].items()})
     for name, entries in part["lists"].items():
         target = getattr(report, name)
         for entry in entries[: max(0, LIST_CAP - len(target))]:

@@ -22,6 +22,7 @@ from core.dataset.reader import BadRow, Example
 from core.dataset.tags import without_think
 
 LIST_CAP = 1000  # findings listed per kind in a report; counts are always complete
+NEAR_THRESHOLD = 0.7  # estimated Jaccard similarity of word 3-shingles from which records are near duplicates
 
 
 @dataclass
@@ -51,6 +52,7 @@ class CheckReport:
     mode_names: list[str] = field(default_factory=list, repr=False)
     lines: array = field(default_factory=lambda: array("I"), repr=False)
     findings: dict[int, list[str]] = field(default_factory=dict, repr=False)
+    finding_kinds: dict[int, set[str]] = field(default_factory=dict, repr=False)  # position -> kinds (counts' keys)
     preference_findings: list[dict] = field(default_factory=list, repr=False)
 
     @property
@@ -86,28 +88,25 @@ def visible_words(text: str) -> int:
     return len(without_think(text).split())
 
 
-# Near-duplicate key: lower-case ASCII letters and digits only, via one C-level bytes.translate.
-_LOWER = bytes(range(256)).translate(bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz"))
-_DROP = bytes(c for c in range(128) if not chr(c).isalnum())
-
-
-def near_key(text: str) -> int:
-    """Equal for texts that differ only in case, spacing or punctuation."""
-    return hash(text.encode("utf-8", "replace").translate(_LOWER, _DROP))
-
-
 class Checker:
     """Accumulates every check over a stream of Examples and BadRows; `finish()` gives the report."""
 
     def __init__(self, report: CheckReport, *, mode_table: dict | None = None, filler_phrases: list[str] | None = None,
-                 leaks: LeakIndex | None = None):
+                 leaks: LeakIndex | None = None, hygiene: bool = True, near_threshold: float = NEAR_THRESHOLD):
         self.report = report
-        self.leaks = leaks or None
+        self.leaks = (leaks or None) if hygiene else None
+        self.hygiene = hygiene  # off: no personal-data, leakage or near-duplicate checks (the plain check, for benchmarks)
+        self.near_threshold = near_threshold
+        self.signer = None
+        if hygiene:
+            from core.dataset import near_dups  # numpy: loaded when a check runs, not by every importer
+
+            self.signer = near_dups.Signer()
+        self.near_parts: list = []  # signatures computed elsewhere (check_pool's workers), in row order
         self.contamination = ContaminationCheck(mode_table) if mode_table is not False else None
         self.fillers_list = tuple(filler_phrases or ())
         self.mode_codes: dict[str, int] = {}
         self.exact_hashes = array("q")  # 0 marks a bad row: it has no content to compare
-        self.near_hashes = array("q")
         self.replies = self.short = self.long = self.fillers = self.total_words = 0
         self.mode_counts: Counter = Counter()
         self.categories: Counter = Counter()
@@ -115,11 +114,12 @@ class Checker:
         self.counts: Counter = Counter()
         self.any_mode = False
 
-    def _flag(self, position: int, kind: str, entry: dict, message: str, listing: list) -> None:
+    def _flag(self, position: int, kind: str, entry: dict | None, message: str, listing: list | None) -> None:
         self.counts[kind] += 1
-        if len(listing) < LIST_CAP:
+        if listing is not None and len(listing) < LIST_CAP:
             listing.append(entry)
         self.report.findings.setdefault(position, []).append(message)
+        self.report.finding_kinds.setdefault(position, set()).add(kind)
 
     def add(self, item: Example | BadRow, position: int) -> None:
         r = self.report
@@ -129,7 +129,8 @@ class Checker:
             r.modes.append(-1)
             r.lines.append(item.line or 0)
             self.exact_hashes.append(0)
-            self.near_hashes.append(0)
+            if self.signer:
+                self.signer.add("")  # no words: takes part in no near-duplicate cluster
             where = {"file": item.file, "line": item.line, "row": item.row, "reason": item.reason}
             self._flag(position, "bad_rows", where, f"bad row: {item.reason}", r.bad_rows)
             return
@@ -143,7 +144,8 @@ class Checker:
                        r.left_out)
         self._quality(item, texts, position)
         self._structure(item, position, where)
-        self._privacy(item, position, where)
+        if self.hygiene:
+            self._privacy(item, position, where)
         if self.leaks:
             self._leaks(item, position, where)
         self._duplicates(item)
@@ -212,37 +214,57 @@ class Checker:
                        f"evaluation leak: holds prompt {prompt_id} of {set_name}", self.report.eval_leaks)
 
     def _duplicates(self, item: Example) -> None:
-        """Hashes only; pairs are matched in `_match_duplicates` with numpy, so a million rows
-        cost 16 bytes each instead of two million-entry dicts."""
+        """A hash and a MinHash signature only; pairs are matched in `_match_duplicates` with
+        numpy, so a million rows cost 72 bytes each instead of million-entry dicts. Near
+        duplicates compare what the turns say, system turns left out (a shared system prompt is
+        meant to repeat)."""
         contents = [m["content"] for m in item.messages]
         if item.is_preference:
             contents += [item.chosen, item.rejected]
-        whole = "\x1f".join(contents)
-        self.exact_hashes.append(hash(whole) or 1)
-        self.near_hashes.append(near_key(whole) or 1)
+        self.exact_hashes.append(hash("\x1f".join(contents)) or 1)
+        if self.signer:
+            said = [m["content"] for m in item.messages if m["role"] != "system"]
+            if item.is_preference:
+                said += [item.chosen, item.rejected]
+            self.signer.add("\n".join(said))
 
     def _match_duplicates(self) -> None:
         import numpy as np
 
+        from core.dataset import near_dups
+
         r = self.report
         exact = np.frombuffer(self.exact_hashes, dtype=np.int64)
-        near = np.frombuffer(self.near_hashes, dtype=np.int64)
         exact_first = _first_of_equal(exact)
-        near_first = _first_of_equal(near)
         for position in np.nonzero(exact_first >= 0)[0].tolist():
             first = int(exact_first[position])
             entry = {"row": position + 1, "line": r.lines[position] or None, "same_as_row": first + 1,
                      "same_as_line": r.lines[first] or None}
             self._flag(position, "exact_duplicates", entry, f"exact duplicate of record {first + 1}", r.duplicates["exact"])
-        for position in np.nonzero((near_first >= 0) & (exact_first < 0))[0].tolist():
-            first = int(near_first[position])
-            entry = {"row": position + 1, "line": r.lines[position] or None, "same_as_row": first + 1,
-                     "same_as_line": r.lines[first] or None}
-            self.counts["near_duplicates"] += 1
-            if len(r.duplicates["near"]) < LIST_CAP:
-                r.duplicates["near"].append(entry)
-            r.findings.setdefault(position, []).append(
-                f"near duplicate of record {first + 1} (differs only in case, spacing or punctuation)")
+        if self.signer is None and not self.near_parts:
+            return
+        if self.signer:
+            self.near_parts.append(self.signer.result())
+        signature = np.concatenate([part[0] for part in self.near_parts])
+        counts = np.concatenate([part[1] for part in self.near_parts])
+        self.near_parts = []
+        words = np.frombuffer(r.words, dtype=np.uint32)
+        found = near_dups.clusters(signature, counts > 0, self.near_threshold, lengths=words)
+        r.duplicates["clusters"] = []
+        r.duplicates["threshold"] = self.near_threshold
+        for cluster in found:
+            if len(r.duplicates["clusters"]) < LIST_CAP:
+                r.duplicates["clusters"].append({"keep": cluster.keep + 1, "rows": [p + 1 for p in cluster.rows],
+                                                 "lines": [r.lines[p] or None for p in cluster.rows],
+                                                 "similarity": cluster.similarity})
+            for position in cluster.rows:
+                if position == cluster.keep or exact_first[position] >= 0:
+                    continue  # the record to keep; exact copies are reported as such
+                entry = {"row": position + 1, "line": r.lines[position] or None, "same_as_row": cluster.keep + 1,
+                         "same_as_line": r.lines[cluster.keep] or None, "cluster_size": len(cluster.rows)}
+                self._flag(position, "near_duplicates", entry,
+                           f"near duplicate: says nearly what record {cluster.keep + 1} says "
+                           f"(a group of {len(cluster.rows)}; keep record {cluster.keep + 1})", r.duplicates["near"])
 
     def _preference(self, item: Example, position: int, where: dict) -> None:
         self.pairs += 1

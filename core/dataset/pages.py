@@ -143,12 +143,27 @@ def _find_all(path: Path, needle: bytes):
             base += len(chunk)
 
 
+# The findings a browser can filter on: shown name -> the report's finding kinds (CheckReport.counts keys).
+FINDING_FILTERS = {
+    "personal data or secrets": {"personal_data", "secrets"},
+    "near duplicates": {"near_duplicates"},
+    "exact duplicates": {"exact_duplicates"},
+    "evaluation leaks": {"eval_leaks"},
+    "mode contamination": {"contamination"},
+    "bad rows": {"bad_rows"},
+    "empty turns or role order": {"empty_turns", "role_order"},
+    "broken preference pairs": {"identical_pairs", "empty_sides"},
+    "parts left out": {"left_out_parts"},
+}
+
+
 def select(report, *, total: int, mode: str | None = None, statuses: dict[int, str] | None = None,
-           status: str | None = None, with_findings: bool = False, hits: list[int] | None = None,
+           status: str | None = None, with_findings: bool | str = False, hits: list[int] | None = None,
            sort: str = "file order"):
     """Positions to browse, as a numpy array, after filters and sort.
 
     `statuses` maps position -> review status for reviewed rows (the rest are pending).
+    `with_findings`: True for records with any finding, or a FINDING_FILTERS name for one kind.
     `sort` is one of: file order, longest first, shortest first, findings first."""
     import numpy as np
 
@@ -161,7 +176,13 @@ def select(report, *, total: int, mode: str | None = None, statuses: dict[int, s
     flagged = np.zeros(total, dtype=bool)
     if report is not None and report.findings:
         flagged[[p for p in report.findings if p < total]] = True
-    if with_findings:
+    if with_findings in FINDING_FILTERS:
+        kinds = FINDING_FILTERS[with_findings]
+        wanted = np.zeros(total, dtype=bool)
+        if report is not None:
+            wanted[[p for p, found in report.finding_kinds.items() if p < total and found & kinds]] = True
+        keep &= wanted
+    elif with_findings:
         keep &= flagged
     if status:
         reviewed = np.zeros(total, dtype=bool)

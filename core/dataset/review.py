@@ -126,6 +126,57 @@ class ReviewState:
         current = apply_edits(example, self.get(example.id))
         return self.edit(example.id, chosen=current.rejected, rejected=current.chosen, position=position)
 
+    def update_many(self, changes: dict[str, dict], label: str) -> int:
+        """A bulk action: every record's changes under one lock and one atomic write, the records
+        as they were before kept first in the undo file, so `undo_bulk` can put them back."""
+        if not changes:
+            return 0
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self._latest():
+            before = {example_id: self.records.get(example_id) for example_id in changes}
+            undo = _read_undo(self.file)
+            undo.append({"label": label, "at": stamp, "before": before, "changes": changes})
+            write_json_atomic(self.file.with_name(UNDO_FILE), {"actions": undo[-UNDO_KEEP:]})
+            for example_id, change in changes.items():
+                record = dict(self.get(example_id))
+                record.update(change)
+                record["updated_at"] = stamp
+                self.records[example_id] = record
+            self.save()
+        return len(changes)
+
+    def last_bulk(self) -> dict | None:
+        """The bulk action `undo_bulk` would take back (label, time, how many records), or None."""
+        actions = _read_undo(self.file)
+        return actions[-1] if actions else None
+
+    def undo_bulk(self) -> dict | None:
+        """Take back the last bulk action: each field it set goes back to what it was, unless the
+        record was changed again since (then that later change stays). Returns the action."""
+        with self._latest():
+            actions = _read_undo(self.file)
+            if not actions:
+                return None
+            action = actions.pop()
+            for example_id, change in action["changes"].items():
+                old = action["before"].get(example_id) or {}
+                record = dict(self.records.get(example_id, {}))
+                for key, value in change.items():
+                    if key == "position" or record.get(key) != value:
+                        continue  # a later click changed this field: it stays
+                    if key in old:
+                        record[key] = old[key]
+                    else:
+                        record.pop(key, None)
+                if not set(record) - {"position", "updated_at"} or (not old and record.keys() <= {"position", "updated_at", "status"}
+                                                                    and record.get("status", "pending") == "pending"):
+                    self.records.pop(example_id, None)  # nothing left that a person did
+                else:
+                    self.records[example_id] = record
+            write_json_atomic(self.file.with_name(UNDO_FILE), {"actions": actions})
+            self.save()
+        return action
+
     def revert(self, example_id: str) -> dict:
         """Drop the edits of one row, keeping its status and note."""
         with self._latest():
@@ -143,6 +194,18 @@ def open_review(dataset_path: str | Path) -> ReviewState:
 
 
 _THREAD_LOCK = threading.Lock()  # flock alone does not order two threads of one process
+UNDO_FILE = "bulk-undo.json"  # beside review.json: the last bulk actions, with the records as they were before
+UNDO_KEEP = 10
+
+
+def _read_undo(review_file: Path) -> list[dict]:
+    file = review_file.with_name(UNDO_FILE)
+    if not file.is_file():
+        return []
+    try:
+        return list(json.loads(file.read_text(encoding="utf-8")).get("actions", []))
+    except json.JSONDecodeError as error:
+        raise ReviewError(f"{file}: the bulk actions' undo list is damaged ({error}); move it aside to go on") from None
 
 
 def _read_records(file: Path) -> dict[str, dict]:

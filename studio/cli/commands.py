@@ -13,7 +13,7 @@ import sys
 
 from core import recipes
 from core.chat import tuned
-from core.dataset import checks, reader, tokens
+from core.dataset import bulk, checks, reader, tokens
 from core.dataset.formats import FORMATS
 from core.dataset.reader import DatasetError
 from core.eval import prompts as prompt_sets
@@ -32,7 +32,7 @@ from studio.cli import scale as cli_scale
 from studio.cli import system as cli_system
 from studio.cli.eval import await_evaluation, cmd_eval
 from studio.cli.make import add_make_parser, cmd_make
-from studio.cli.output import metric_line, print_json
+from studio.cli.output import fix_line, metric_line, print_json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--targets", default="auto", choices=checks.TARGET_NAMES,
                        help="quality targets for this kind of data (default: picked from the data)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--near-threshold", type=float, default=checks.NEAR_THRESHOLD, metavar="SIMILARITY",
+                       help="how alike two records must be to count as near duplicates: the share of their word "
+                            f"triples in common, 0-1 (default {checks.NEAR_THRESHOLD})")
+    check.add_argument("--fix", choices=bulk.FIXES, default=None,
+                       help="write a fixed copy to --out: redact (personal data and secrets become [EMAIL], [HF_TOKEN] ...) "
+                            "or dedupe (records that repeat another are left out, one per group kept)")
+    check.add_argument("--out", default=None, metavar="FILE", help="where --fix writes the fixed dataset (JSONL)")
 
     train = sub.add_parser("train", help="run a training recipe")
     train.add_argument("recipe", nargs="?", help="recipe YAML file (see configs/)")
@@ -173,9 +180,14 @@ def cmd_ui(args) -> int:
 
 def cmd_check(args) -> int:
     """Exit 0 clean, 1 problems found (or warnings with --strict), 2 unreadable."""
+    if bool(args.fix) != bool(args.out):
+        print("error: --fix and --out go together: studio check FILE --fix redact|dedupe --out FIXED.jsonl", file=sys.stderr)
+        return 2
     try:
         report = checks.check(args.dataset, args.format, modes_file=args.modes, format_template=args.template, targets=args.targets,
-                              leaks=prompt_sets.leak_index(args.eval_set))
+                              leaks=prompt_sets.leak_index(args.eval_set), near_threshold=args.near_threshold)
+        fixed = bulk.fix_file(args.dataset, args.fix, args.out, report, format=args.format,
+                              format_template=args.template) if args.fix else None
         if args.model or args.max_length:
             tokenizer = tokens.tokenizer_for(args.model or "embedded")
             examples = (item for item in reader.stream(args.dataset, args.format, format_template=args.template)
@@ -189,10 +201,16 @@ def cmd_check(args) -> int:
     summary = report.to_json()
     if summary.get("tokens"):
         summary["tokens"] = {k: v for k, v in summary["tokens"].items() if k != "lengths"}
+    if fixed:
+        summary["fix"] = {"how": args.fix, "out": str(fixed.out), "written": fixed.written, "dropped": fixed.dropped,
+                          "redacted_records": fixed.redacted_records, "redacted_spans": fixed.redacted_spans,
+                          "bad_rows_left_out": fixed.bad_rows, "written_normalized": fixed.normalized}
     if args.json:
         print_json(summary)
     else:
         _print_check(report, summary)
+        if fixed:
+            print(fix_line(args.fix, fixed))
     failed = not report.ok or (args.strict and report.warnings())
     return 1 if failed else 0
 
@@ -219,6 +237,9 @@ def _print_check(report, summary: dict) -> None:
     for item in report.duplicates["exact"][:20]:
         same = _where({"row": item["same_as_row"], "line": item["same_as_line"]})
         print(f"  exact duplicate  {_where(item)} same as {same}")
+    for group in report.duplicates.get("clusters", [])[:20]:
+        rows = ", ".join(str(row) for row in group["rows"][:12]) + (" ..." if len(group["rows"]) > 12 else "")
+        print(f"  near duplicates  rows {rows} (at least {group['similarity']:.0%} alike): keep row {group['keep']}")
     if report.preference:
         for item in report.preference["findings"][:20]:
             print(f"  preference  {_where(item)} ({item['id']}): {item['reason']}")

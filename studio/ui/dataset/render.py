@@ -163,7 +163,8 @@ CARD_HELP = {
     "empty_turns": "Messages with no text. Fill them in or reject the record.",
     "role_order": "Conversations whose turns are out of order (two user turns in a row, no reply). Fix or reject them.",
     "exact_duplicates": "The same record more than once: it counts double in training. Reject the copies.",
-    "near_duplicates": "Records that differ only in case or spacing. Keep one and reject the rest.",
+    "near_duplicates": "Records that say nearly the same thing in a few other words: the sample counts several times. "
+                       "Keep one per group (Act on every record shown) and reject the rest.",
 }
 
 

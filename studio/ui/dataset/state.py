@@ -15,7 +15,19 @@ from pathlib import Path
 
 from core.dataset import checks, review
 from core.dataset.contamination import load_config
-from core.dataset.pages import PagedDataset, select
+from core.dataset.pages import FINDING_FILTERS, PagedDataset, select
+
+ALL_RECORDS, ANY_FINDING = "all records", "any finding"
+FINDINGS_CHOICES = [ALL_RECORDS, ANY_FINDING, *FINDING_FILTERS]
+
+
+def findings_filter(value) -> bool | str:
+    """The findings filter as pages.select takes it: False, True (any finding) or a kind's name.
+    The page sends one of FINDINGS_CHOICES; True/False (the old checkbox) still work, anything
+    else filters nothing."""
+    if value is True or value == ANY_FINDING:
+        return True
+    return value if isinstance(value, str) and value in FINDING_FILTERS else False
 
 
 @dataclass
@@ -69,7 +81,7 @@ def positions(opened: OpenDataset, mode, status, only_findings, search, sort):
     statuses = review.open_review(opened.path).statuses_by_position()
     return select(opened.report, total=len(opened.paged), mode=None if mode in (None, "", "any") else mode,
                   statuses=statuses, status=None if status in (None, "", "any") else status,
-                  with_findings=bool(only_findings), hits=hits, sort=sort or "file order"), statuses
+                  with_findings=findings_filter(only_findings), hits=hits, sort=sort or "file order"), statuses
 
 
 def record_at(path, number):

@@ -77,6 +77,8 @@ WHAT_TO_DO = (
     ("empty", "Write the missing text, or reject the record."),
     ("role order", "Put the turns in order (user, then assistant), or reject the record."),
     ("exact duplicate", "Reject this copy; the first one stays."),
+    ("near duplicate", "Reject it and keep the proposed record (filter on near duplicates, then keep one per group), "
+                       "or change it so it says something new."),
     ("chosen and rejected are identical", "Change one of the two replies, or reject the pair."),
     ("no mode", "Give the record its mode (dual, emulation or agent), or reject it."),
     ("unknown mode", "Fix the mode's name, or add the mode to the mode table."),

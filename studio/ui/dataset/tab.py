@@ -22,8 +22,8 @@ from core.errors import BadInput
 from core.hosting import DEMO_DATA, DemoRefusal, demo_mode
 from core.workspace import ASSETS, PathOutsideWorkspace, inside, workspace
 from studio.ui import visitor
+from studio.ui.dataset import bulk_actions, state
 from studio.ui.dataset import make as dataset_make
-from studio.ui.dataset import state
 from studio.ui.dataset import summary as summary_panel
 from studio.ui.dataset.record import (
     approve_record,
@@ -213,6 +213,7 @@ def build_dataset_tab() -> gr.State:
         summary = summary_panel.build_summary()
     with gr.Accordion(t("Browse and review"), open=True, elem_id="ds-review"):
         pages = _build_pages()
+        pages.bulk = bulk_actions.build_bulk()
         record = _build_record()
     with gr.Accordion(t("Export the reviewed dataset"), open=False):
         exporter = _build_export()
@@ -247,7 +248,8 @@ def _build_pages() -> SimpleNamespace:
     with gr.Row(equal_height=True, elem_classes="phone-wrap"):
         mode_filter = gr.Dropdown(choices(["any"]), value="any", label=t("Mode"))
         status_filter = gr.Dropdown(choices(STATUS_FILTERS), value="any", label=t("Review status"))
-        findings_filter = gr.Checkbox(label=t("Only records with findings"))
+        findings_filter = gr.Dropdown(choices(state.FINDINGS_CHOICES), value=state.ALL_RECORDS, label=t("Findings"),
+                                      elem_id="ds-findings-filter")
         search = gr.Textbox(label=t("Search text"), placeholder=t("words in the record; press Enter"))
         sort = gr.Dropdown(choices(SORTS), value="file order", label=t("Sort"))
     table = gr.Dataframe(headers=PAGE_HEADERS, interactive=False, wrap=False, max_height=420,
@@ -356,6 +358,9 @@ def _wire(current, opener, summary, pages, record, exporter) -> None:
         then_browse(after_record(button.click(handler, [current, record.number, *filters], record.number)))
     after_record(record.swap.click(swap_pair, [current, record.number], record.edit_status))
 
+    bulk = pages.bulk
+    then_browse(after_record(bulk.apply.click(bulk_actions.apply_bulk, [current, bulk.action, *filters], bulk.status)))
+    then_browse(after_record(bulk.undo.click(bulk_actions.undo_bulk, current, bulk.status)))
     record.which.input(choose_message, [current, record.number, record.which], [record.edit_text, record.editing])
     after_record(record.save_edit_button.click(save_edit, [current, record.number, record.which, record.edit_text,
                                                            record.editing], record.edit_status))

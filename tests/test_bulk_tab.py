@@ -8,9 +8,8 @@ import json
 
 from core.dataset import review
 from core.workspace import ASSETS, workspace
-from studio.ui.dataset import bulk_actions
+from studio.ui.dataset import bulk_actions, tab
 from studio.ui.dataset import summary as dataset_summary
-from studio.ui.dataset import tab
 
 
 def _open(name: str, text: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from core.dataset import checks
 from core.dataset.leakage import LeakIndex
 from core.eval.prompts import leak_index, leak_warnings
-from core.workspace import ASSETS
+from core.workspace import ASSETS, workspace
 from tests.helpers.server import ROOT
 
 LONG = ("Explain in plain words how a refrigerator moves heat out of its inside and why the coils at the back "
@@ -87,3 +87,14 @@ def test_a_run_is_warned_before_start(tmp_path):
     assert warning.startswith("1 record(s) of train.jsonl hold evaluation prompts (h-1 (heldout.jsonl); first: line 1)")
     clean = recipes.from_dict({"name": "clean", "model": {"name": "embedded"}, "data": {"path": str(ASSETS / "friction_sample.jsonl")}})
     assert leak_warnings(clean) == []
+
+
+def test_studio_train_strict_refuses_a_leaky_run(tmp_path):
+    data, prompts = _leaky(tmp_path)
+    recipe = tmp_path / "leaky.yaml"
+    recipe.write_text(f"name: leaky\nmodel: {{name: embedded}}\ndata: {{path: {data}}}\neval: {{prompts: {prompts}}}\n"
+                      "training: {max_steps: 1}\n")
+    done = subprocess.run([sys.executable, "-m", "studio.cli", "train", str(recipe), "--strict"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "hold evaluation prompts" in done.stderr and "not started" in done.stderr, done.stderr
+    assert not (workspace().root / "runs").exists() or not list((workspace().root / "runs").iterdir())

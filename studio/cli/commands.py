@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", default=None, metavar="CHECKPOINT", help="resume from 'last' or a checkpoint folder")
     train.add_argument("--dry-run", action="store_true", help="validate recipe and data, print the plan and trainer configs, train nothing")
     train.add_argument("--json", action="store_true", help="print one JSON object")
+    train.add_argument("--strict", action="store_true",
+                       help="refuse to start when the training data holds the evaluation's own prompts (an evaluation leak)")
     train.add_argument("--accelerate-config", default=None, metavar="FILE",
                        help="launch with your accelerate config file (DDP/FSDP/DeepSpeed; copied into the run folder)")
     cli_jobs.add_train_options(train)  # --on hf-jobs --flavor ..., --list-flavors
@@ -282,7 +284,13 @@ def cmd_train(args) -> int:
                 return 2
             run_dir = runs.resume(args.run_dir, args.resume)
         else:
-            warnings = dataset_summary(recipe, leaks=prompt_sets.recipe_leak_index(recipe))["warnings"]
+            summary = dataset_summary(recipe, leaks=prompt_sets.recipe_leak_index(recipe))
+            if args.strict and summary["leak_warnings"]:
+                for warning in summary["leak_warnings"]:
+                    print(f"error: {warning}", file=sys.stderr)
+                print("error: --strict: the run was not started", file=sys.stderr)
+                return 2
+            warnings = summary["warnings"]
             run_dir, started = queue.submit(recipe, run_dir=args.run_dir, accelerate_config=args.accelerate_config)
             for warning in warnings:  # said before the first step, not discovered after the run (a refused start says only why)
                 print(f"warning: {warning}", file=sys.stderr)

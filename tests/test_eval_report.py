@@ -207,3 +207,36 @@ def test_better_and_worse_follow_each_metrics_direction():
     shown = {row["metric"]: row[stats.BETTER_WORSE] for row in report.metrics_table({"metrics": list(lines.values())})}
     assert shown["ran out of tokens inside <think>"] == "0 / 3 / 1"
     assert shown["words per answer"].startswith("no better direction")
+
+
+def test_leaked_prompts_are_marked_and_every_metric_is_shown_without_them():
+    prompts = [prompt(f"p{i}") for i in range(10)]
+    base = [("Lyon, I believe.", 4)] * 10
+    tuned = [("Paris is the capital of France.", 8)] * 4 + [("Lyon, I believe.", 4)] * 6  # right only where it saw the prompt
+    rows = _rows({"base": base, "tuned": tuned}, prompts)
+    built = report.build_report(rows, tuned="tuned", leaked=["p0", "p1", "p2", "p3"])
+    all_prompts = {line["metric"]: line for line in built["metrics"]}
+    without = {line["metric"]: line for line in built["leakage"]["metrics_without"]}
+    assert all_prompts["keyword_coverage"]["delta"] == 0.4 and without["keyword_coverage"]["delta"] == 0.0
+    assert without["keyword_coverage"]["n"] == 6
+    assert [row["leaked"] for row in rows if row["side"] == "tuned"] == [True] * 4 + [False] * 6
+    assert any(d.startswith("4 of 10 prompts are in the run's training data (p0, p1, p2, p3)") for d in built["verdict"]["details"])
+    markdown = "\n".join(report.to_markdown(built))
+    assert "## Evaluation leakage" in markdown and "`p0`, `p1`, `p2`, `p3`" in markdown
+    assert "| keyword coverage | +40.0 pts" in markdown
+    clean = report.build_report(_rows({"base": base, "tuned": tuned}, prompts), tuned="tuned", leaked=[])
+    assert clean["leakage"]["n"] == 0 and "Evaluation leakage" not in "\n".join(report.to_markdown(clean))
+
+
+def test_leaked_prompts_are_found_in_a_runs_training_data(tmp_path):
+    from core.eval.prompts import leaked_prompts
+
+    asked = "Which river runs through the old town of Tübingen and where does it join the Rhine on its way north?"
+    held_out = [Prompt("seen", [{"role": "user", "content": asked}]),
+                Prompt("unseen", [{"role": "user", "content": "Name three gases in the air we breathe and their shares."}])]
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "Quiz time. " + asked},
+                                             {"role": "assistant", "content": "The Neckar, at Mannheim."}]}) + "\n")
+    recipe = {"name": "r", "model": {"name": "embedded"}, "data": {"path": str(data)}}
+    assert leaked_prompts(recipe, held_out) == ["seen"]
+    assert leaked_prompts({**recipe, "data": {"path": str(tmp_path / "gone.jsonl")}}, held_out) is None

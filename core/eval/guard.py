@@ -31,7 +31,7 @@ from core.eval.ab import run_prompt_set
 from core.eval.heldout import heldout_losses
 from core.eval.metrics import load_patterns
 from core.eval.preferences import read_picks
-from core.eval.prompts import Prompt, read_prompt_set
+from core.eval.prompts import Prompt, leaked_prompts, read_prompt_set
 from core.eval.retrieval import retrieve
 from core.train import run_dir as run_files
 
@@ -99,8 +99,10 @@ def finish(rows: list[dict], prompts: list[Prompt], *, target: Target | None, pr
             held = heldout_losses(target.run, target.base_model)
         except ValueError as error:  # a DPO run, or nothing held out: say so in the report
             held = {"samples": 0, "rows": [], "note": str(error)}
+    leaked = leaked_prompts(target.recipe, prompts) if target is not None and target.run is not None else None
     report = reports.build_report(rows, patterns=patterns, tuned=TUNED, prompt_set=prompt_set, settings=settings,
-                                  retrieval=retrieval, heldout=held, judge=judged, recipe=target.recipe if target else None)
+                                  retrieval=retrieval, heldout=held, judge=judged, recipe=target.recipe if target else None,
+                                  leaked=leaked)
     files = reports.save_report(report, rows, out) if out else []
     return report, files
 

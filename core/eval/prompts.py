@@ -16,8 +16,9 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.dataset.leakage import LeakIndex
-from core.dataset.reader import BadRow
+from core import recipes
+from core.dataset.leakage import LeakIndex, asked
+from core.dataset.reader import BadRow, DatasetError, Example, stream
 from core.errors import BadInput
 from core.recipe_eval import prompts_path
 from core.train.preflight import dataset_summary
@@ -92,6 +93,28 @@ def recipe_leak_index(recipe) -> LeakIndex:
 def leak_warnings(recipe) -> list[str]:
     """Before a run, in plain words: the records of its dataset that hold an evaluation prompt."""
     return dataset_summary(recipe, leaks=recipe_leak_index(recipe))["leak_warnings"]
+
+
+def leaked_prompts(recipe: dict | None, prompts: list[Prompt]) -> list[str] | None:
+    """The ids of `prompts` that the training data of a run's `recipe` holds (the evaluation would
+    grade memory on them), in the set's order; None when that data can't be read here (a Hub
+    dataset, a file since moved)."""
+    if not recipe or not prompts:
+        return None
+    index = LeakIndex()
+    for prompt in prompts:
+        index.add("eval", prompt.id, "\n".join(m["content"] for m in prompt.messages if m["role"] == "user"))
+    try:
+        loaded = recipes.from_dict(recipe)
+        data = loaded.data
+        held = set()
+        for item in stream(loaded.dataset_path(), data.format, format_template=data.format_template,
+                           system_prompt=data.system_prompt):
+            if isinstance(item, Example):
+                held.update(prompt_id for _, prompt_id in index.find(asked(item.messages)))
+    except (BadInput, DatasetError, OSError, ValueError):
+        return None
+    return [prompt.id for prompt in prompts if prompt.id in held]
 
 
 def load_prompt_set(path: str | Path) -> tuple[list[Prompt], list[BadRow]]:

@@ -64,8 +64,11 @@ def _grouped(rows: list[dict], field: str, tuned: str, *, base: str = BASE) -> l
 
 def build_report(rows: list[dict], *, patterns: PatternSet | None = None, tuned: str | None = None,
                  prompt_set: str = "", settings: dict | None = None, retrieval: dict | None = None,
-                 heldout: dict | None = None, judge: dict | None = None, recipe: dict | None = None) -> dict:
-    """Everything a person needs to decide whether the tuning worked, in one dict."""
+                 heldout: dict | None = None, judge: dict | None = None, recipe: dict | None = None,
+                 leaked: list[str] | None = None) -> dict:
+    """Everything a person needs to decide whether the tuning worked, in one dict. `leaked`: the
+    prompts the run's training data holds (core.eval.prompts.leaked_prompts); their rows are
+    marked and every metric is also compared without them."""
     patterns = patterns or load_patterns()
     sides = list(dict.fromkeys(row["side"] for row in rows))
     tuned = tuned or next((side for side in sides if side != BASE), None)
@@ -79,8 +82,36 @@ def build_report(rows: list[dict], *, patterns: PatternSet | None = None, tuned:
         report["metrics"] = compare(rows, tuned, metric_specs(patterns))
         report["per_topic"] = _grouped(rows, "category", tuned)
         report["by_mode"] = _grouped(rows, "mode", tuned)
+    if leaked is not None:
+        report["leakage"] = _leakage(rows, leaked, tuned, patterns, sides)
     report["verdict"] = verdict(report, recipe)
+    if leaked:
+        shown = ", ".join(leaked[:5]) + (" ..." if len(leaked) > 5 else "")
+        report["verdict"]["details"].append(
+            f"{len(leaked)} of {report['prompts']} prompts are in the run's training data ({shown}): on those the tuned "
+            "side may recite what it saw. The leakage table compares every metric without them.")
     return report
+
+
+def _leakage(rows: list[dict], leaked: list[str], tuned: str | None, patterns, sides: list[str]) -> dict:
+    """The leaked prompts, their rows marked `leaked`, and the comparison without them."""
+    held = set(leaked)
+    for row in rows:
+        row["leaked"] = row["prompt_id"] in held
+    found = {"prompts": list(leaked), "n": len(leaked), "metrics_without": []}
+    if held and tuned and BASE in sides:
+        found["metrics_without"] = compare([row for row in rows if row["prompt_id"] not in held], tuned,
+                                           metric_specs(patterns))
+    return found
+
+
+def leakage_table(report: dict) -> list[dict]:
+    """Each metric's change over all prompts and over the prompts the training data does not hold."""
+    without = {line["metric"]: line for line in (report.get("leakage") or {}).get("metrics_without", [])}
+    return [{"metric": line["label"], "change, all prompts": _delta(line), "n": line["n"],
+             "change without the leaked prompts": _delta(without[line["metric"]]) if line["metric"] in without else "–",
+             "n without": without[line["metric"]]["n"] if line["metric"] in without else 0}
+            for line in report["metrics"]]
 
 
 def _outcomes(rows: list[dict]) -> dict:
@@ -168,6 +199,13 @@ def _markdown_lines(report: dict, heading: str) -> list[str]:
              "", f"**Verdict:** {v['headline']}"]
     lines += [f"- {item}" for item in v["details"]]
     lines += ["", *_md_table(metrics_table(report))]
+    leakage = report.get("leakage") or {}
+    if leakage.get("n"):
+        lines += ["", f"{heading}# Evaluation leakage", "",
+                  (f"{leakage['n']} of {report['prompts']} prompts are in the run's training data: "
+                   + ", ".join(f"`{prompt}`" for prompt in leakage["prompts"][:20])
+                   + (" ..." if leakage["n"] > 20 else "") + ". Each metric with and without them:"),
+                  "", *_md_table(leakage_table(report))]
     if report.get("retrieval"):
         r = report["retrieval"]
         lines += ["", (f"Retrieval (BM25, same for both sides): MRR {r['mrr']:.3f}, hit@{r['k']} {r['hit_at_k']:.0%} "

@@ -122,5 +122,29 @@ def test_clusters_join_through_pairs_and_leave_empty_rows_out():
     usable = np.ones(10, dtype=bool)
     usable[8:] = False
     lengths = np.array([5, 10, 5, 30, 5, 5, 5, 10, 5, 5])
-    found = near_dups.clusters(signature, usable, 0.7, lengths=lengths)
-    assert [(c.rows, c.keep) for c in found] == [([1, 3, 7], 3)]
+    numbers = np.zeros(10, dtype=np.int64)
+    signed = near_dups.Signed(signature, usable.astype(np.uint32), numbers)
+    assert [(c.rows, c.keep) for c in near_dups.clusters(signed, 0.7, lengths=lengths)] == [([1, 3, 7], 3)]
+    numbers[7] = 1  # record 7 holds other numbers: a different question, however alike
+    assert [c.rows for c in near_dups.clusters(signed, 0.7, lengths=lengths)] == [[1, 3]]
+
+
+def test_the_same_template_with_other_numbers_is_not_a_duplicate():
+    signer = near_dups.Signer()
+    for text in ("Hana collects 5 shells every day for 4 weeks. How many shells is that?",
+                 "Hana collects 22 shells every day for 4 weeks. How many shells is that?",
+                 "hana collects 5 shells every day, for 4 weeks: how many shells is that"):
+        signer.add(text)
+    assert [c.rows for c in near_dups.clusters(signer.result(), 0.7)] == [[0, 2]]
+
+
+def test_a_run_is_warned_of_near_duplicates_before_start(planted):
+    from core import recipes
+    from core.train.preflight import dataset_summary
+
+    recipe = recipes.from_dict({"name": "dups", "model": {"name": "embedded"}, "data": {"path": str(planted)}})
+    summary = dataset_summary(recipe)
+    assert summary["near_duplicates"] == 3  # rows 61, 62 and 63 each repeat an earlier one
+    warning = next(w for w in summary["warnings"] if "nearly word for word" in w)
+    assert warning.startswith("3 record(s) of planted.jsonl repeat another nearly word for word (3 group(s); "
+                              "first: line 5 and line 61)")

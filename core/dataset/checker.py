@@ -223,10 +223,7 @@ class Checker:
             contents += [item.chosen, item.rejected]
         self.exact_hashes.append(hash("\x1f".join(contents)) or 1)
         if self.signer:
-            said = [m["content"] for m in item.messages if m["role"] != "system"]
-            if item.is_preference:
-                said += [item.chosen, item.rejected]
-            self.signer.add("\n".join(said))
+            self.signer.add(said(item))
 
     def _match_duplicates(self) -> None:
         import numpy as np
@@ -245,11 +242,10 @@ class Checker:
             return
         if self.signer:
             self.near_parts.append(self.signer.result())
-        signature = np.concatenate([part[0] for part in self.near_parts])
-        counts = np.concatenate([part[1] for part in self.near_parts])
+        signed = near_dups.Signed.concat(self.near_parts)
         self.near_parts = []
         words = np.frombuffer(r.words, dtype=np.uint32)
-        found = near_dups.clusters(signature, counts > 0, self.near_threshold, lengths=words)
+        found = near_dups.clusters(signed, self.near_threshold, lengths=words)
         r.duplicates["clusters"] = []
         r.duplicates["threshold"] = self.near_threshold
         for cluster in found:
@@ -317,6 +313,15 @@ def _first_of_equal(values):
     repeat = ~starts & (ordered != 0)
     first[order[repeat]] = group_first[repeat]
     return first
+
+
+def said(item: Example) -> str:
+    """What a record's turns say, for near-duplicate matching: system turns left out (a shared
+    system prompt is meant to repeat), a pair's two replies in."""
+    turns = [m["content"] for m in item.messages if m["role"] != "system"]
+    if item.is_preference:
+        turns += [item.chosen or "", item.rejected or ""]
+    return "\n".join(turns)
 
 
 def role_order_problem(item: Example) -> str | None:

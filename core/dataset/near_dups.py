@@ -17,6 +17,7 @@ This module knows nothing about readers, reports or the UI.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,35 +129,55 @@ def similarity(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.clip((agree - 1 / 256) / (1 - 1 / 256), 0.0, 1.0)
 
 
+@dataclass
+class Signed:
+    """What the clustering needs of each record: its signature, its shingle count (0: no words,
+    takes part in nothing) and a hash of the digits it holds (records that differ in their numbers
+    are different questions or answers, however alike their words: 5 shells a day or 22)."""
+
+    signature: np.ndarray  # (records, NUM_PERM) uint8
+    counts: np.ndarray  # (records,) uint32
+    numbers: np.ndarray  # (records,) int64
+
+    @classmethod
+    def concat(cls, parts: list[Signed]) -> Signed:
+        if not parts:
+            return cls(np.zeros((0, NUM_PERM), np.uint8), np.zeros(0, np.uint32), np.zeros(0, np.int64))
+        return cls(*(np.concatenate([getattr(part, name) for part in parts]) for name in ("signature", "counts", "numbers")))
+
+
+_NOT_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
+
+
 class Signer:
     """Collects signatures for a stream of texts, a batch at a time."""
 
     def __init__(self) -> None:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self._numbers = array("q")
+        self._parts: list[Signed] = []
 
     def add(self, text: str) -> None:
         data = text.encode("utf-8", "replace")
         self._pending.append(data)
+        self._numbers.append(hash(data.translate(None, _NOT_DIGITS)))
         self._pending_bytes += len(data)
         if self._pending_bytes >= _BATCH_BYTES:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending:
-            self._parts.append(signatures(self._pending))
-            self._pending, self._pending_bytes = [], 0
+            numbers = np.frombuffer(self._numbers, dtype=np.int64).copy()
+            self._parts.append(Signed(*signatures(self._pending), numbers))
+            self._pending, self._pending_bytes, self._numbers = [], 0, array("q")
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """(signatures, shingle counts) of every text added, in order."""
+    def result(self) -> Signed:
+        """Every text added, in order."""
         self._flush()
-        if not self._parts:
-            return np.zeros((0, NUM_PERM), np.uint8), np.zeros(0, np.uint32)
-        signature = np.concatenate([part[0] for part in self._parts])
-        counts = np.concatenate([part[1] for part in self._parts])
-        self._parts = [(signature, counts)]
-        return signature, counts
+        whole = Signed.concat(self._parts)
+        self._parts = [whole]
+        return whole
 
 
 def bands_for(threshold: float, num_perm: int = NUM_PERM) -> tuple[int, int]:
@@ -182,13 +203,13 @@ class Cluster:
     similarity: float  # the lowest estimated similarity of a joined pair
 
 
-def clusters(signature: np.ndarray, usable: np.ndarray, threshold: float,
-             lengths: np.ndarray | None = None) -> list[Cluster]:
-    """Groups of records whose pairs are at least `threshold` similar (connected through such
-    pairs), largest first. `usable`: rows that take part (bad or empty rows don't). The record
-    proposed to keep is the longest (`lengths`, e.g. reply words), the first of equals."""
+def clusters(signed: Signed, threshold: float, lengths: np.ndarray | None = None) -> list[Cluster]:
+    """Groups of records whose pairs are at least `threshold` similar and hold the same numbers
+    (connected through such pairs), largest first; records without words take part in none. The
+    record proposed to keep is the longest (`lengths`, e.g. reply words), the first of equals."""
     if not 0 < threshold <= 1:
         raise ValueError(f"near-duplicate threshold {threshold}: use a similarity above 0 and at most 1 (e.g. 0.7)")
+    signature, usable = signed.signature, signed.counts > 0
     n = len(signature)
     if n < 2:
         return []
@@ -206,7 +227,8 @@ def clusters(signature: np.ndarray, usable: np.ndarray, threshold: float,
     if not left:
         return []
     pairs = np.stack([np.concatenate(left), np.concatenate(right)], axis=1)
-    pairs = pairs[usable[pairs[:, 0]] & usable[pairs[:, 1]]]  # rows without words all look alike: never a pair
+    pairs = pairs[usable[pairs[:, 0]] & usable[pairs[:, 1]]  # rows without words all look alike: never a pair
+                  & (signed.numbers[pairs[:, 0]] == signed.numbers[pairs[:, 1]])]
     pairs = np.unique(pairs, axis=0)
     scores = similarity(signature[pairs[:, 0]], signature[pairs[:, 1]])
     joined = scores >= threshold - 1e-9

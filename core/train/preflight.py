@@ -8,6 +8,7 @@ trainers."""
 from __future__ import annotations
 
 from core.dataset import formats, privacy, reader
+from core.dataset.checker import NEAR_THRESHOLD, said
 from core.dataset.leakage import LeakIndex, asked
 from core.models import (
     ModelNotFound,
@@ -75,10 +76,13 @@ def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS, leaks: 
     each thing worth a second look (tiny data, broken rows, personal data, and with `leaks`
     (core.eval.prompts.recipe_leak_index) evaluation prompts), all in one pass over the rows.
     Raises RecipeError when the dataset can't be read at all, as preflight does."""
+    from core.dataset import near_dups  # numpy: loaded when a run's data is summarized, not by every importer
+
     check_dataset_readable(recipe)
     data = recipe.data
     path = recipe.dataset_path()
     examples, bad, first_bad, complete = 0, 0, None, True
+    signer, lines = near_dups.Signer(), []
     private, first_private, kinds = 0, None, set()
     leaked, first_leak, prompts = 0, None, {}
     for index, item in enumerate(reader.stream(path, data.format, format_template=data.format_template,
@@ -86,12 +90,15 @@ def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS, leaks: 
         if limit is not None and index >= limit:
             complete = False
             break
+        lines.append(_where(item))
         if isinstance(item, reader.BadRow):
             bad += 1
             first_bad = first_bad or bad_row_where(item)
+            signer.add("")
         else:
             examples += 1
             texts = [message["content"] for message in item.messages] + [item.chosen or "", item.rejected or ""]
+            signer.add(said(item))
             found = [f for text in texts for f in privacy.scan(text)]
             if found:
                 private += 1
@@ -103,6 +110,13 @@ def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS, leaks: 
                 prompts.update(dict.fromkeys(f"{prompt} ({name})" for name, prompt in held))
                 first_leak = first_leak or _where(item)
     warnings = data_warnings(path.name, examples, bad, first_bad, complete)
+    groups = near_dups.clusters(signer.result(), NEAR_THRESHOLD)
+    repeats = sum(len(group.rows) - 1 for group in groups)
+    if repeats:
+        first = min(groups, key=lambda group: group.rows[0])
+        warnings.append(f"{repeats} record(s) of {path.name} repeat another nearly word for word ({len(groups)} group(s); "
+                        f"first: {lines[first.rows[0]]} and {lines[first.rows[1]]}): each counts several times in training. "
+                        "Open it in the Dataset tab and keep one per group, or run studio check --fix dedupe.")
     leak_warnings = []
     if leaked:
         shown = ", ".join(list(prompts)[:5]) + (" ..." if len(prompts) > 5 else "")
@@ -114,7 +128,7 @@ def dataset_summary(recipe: Recipe, *, limit: int | None = SUMMARY_ROWS, leaks: 
                         f"first: {first_private}). A model learns and repeats them: open it in the Dataset tab to edit them "
                         "out or reject those records.")
     return {"path": str(path), "examples": examples, "bad_rows": bad, "first_bad": first_bad, "complete": complete,
-            "private_records": private, "leak_warnings": leak_warnings, "warnings": warnings + leak_warnings}
+            "private_records": private, "near_duplicates": repeats, "leak_warnings": leak_warnings, "warnings": warnings + leak_warnings}
 
 
 def _where(item) -> str:

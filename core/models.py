@@ -109,6 +109,21 @@ def embedded_model_dir() -> Path:
     return target
 
 
+def _embedded_tokenizer():
+    """The embedded model's tokenizer, read from its GGUF once and kept in the workspace's models
+    folder (a few hundred kB) for the next process."""
+    from transformers import AutoTokenizer
+
+    folder = workspace().models / f"{EMBEDDED_FOLDER}-tokenizer"
+    if (folder / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(folder)
+    gguf = embedded_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    with atomic_path(folder) as partial:
+        tokenizer.save_pretrained(partial)
+    return tokenizer
+
+
 def _convert_gguf_to_folder(gguf: Path, target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -165,13 +180,18 @@ def _hub_failure(resolved: ResolvedModel, error: Exception) -> ModelNotFound:
 
 
 def load_tokenizer(name: str, *, trust_remote_code: bool = False):
+    """A model's tokenizer, without its weights: the embedded model's comes from its GGUF file
+    until the model itself is converted (a tokenizer needs no converted weights)."""
     from transformers import AutoTokenizer
 
-    resolved = resolve(name)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
-    except OSError as error:
-        raise _hub_failure(resolved, error) from error
+    if is_embedded(name) and not (workspace().models / EMBEDDED_FOLDER / "config.json").is_file():
+        tokenizer = _embedded_tokenizer()
+    else:
+        resolved = resolve(name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
+        except OSError as error:
+            raise _hub_failure(resolved, error) from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

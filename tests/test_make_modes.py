@@ -92,7 +92,7 @@ def test_record_shapes(record, parts):
 
 
 def test_record_shape_errors():
-    with pytest.raises(RecordError, match="two sentences"):
+    with pytest.raises(RecordError, match="one sentence without a clause break"):
         record_parts({"text": "Only one sentence"})
     with pytest.raises(RecordError, match="no content"):
         record_parts({"type": "x"})
@@ -110,3 +110,87 @@ def test_chat_template_fast_path_matches_the_tokenizer(tmp_path, embedded_dir):
     schema.checked = schema.rendered = 10_000  # past verification: the fast path alone renders now
     for row in rows:
         assert schema.render(row["messages"]) == tokenizer.apply_chat_template(row["messages"], tokenize=False)
+
+
+# A memory stream as a person keeps one: many inner thoughts and reflections are one sentence.
+STREAM = [
+    ("inner_dialogue", "I keep rehearsing the talk, because the first minute decides how they listen."),
+    ("inner_dialogue", "The numbers look fine on paper but something about the supplier feels off."),
+    ("reflection", "I said yes to the extra project; I should have asked what it would push aside."),
+    ("inner_dialogue", "Maybe I am tired."),  # too short to split: dropped, with that reason
+    ("reflection", "We shipped late again because the review started on Thursday. Next time the review starts on Monday, "
+                   "so the fixes have three full days before the release."),
+]
+
+
+def test_one_sentence_thoughts_are_split_at_a_clause_and_repeats_dropped_at_curation(tmp_path):
+    records = tmp_path / "stream.jsonl"
+    rows = [{"id": f"m{i}", "type": kind, "text": text} for i, (kind, text) in enumerate(STREAM)]
+    rows.append({"id": "copy", "type": "inner_dialogue", "text": STREAM[0][1]})  # the same memory twice
+    rows.append({"id": "almost", "type": "reflection",  # the same reflection, a word changed
+                 "text": STREAM[4][1].replace("three full days", "three whole days")})
+    records.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    summary = build_modes(records, tmp_path / "out")
+    assert summary["ok"], summary["check"]  # a build whose records repeat no longer fails on exact duplicates
+    curated = {r["id"]: r for r in _rows(tmp_path / "out" / "curated.jsonl")}
+    assert set(curated) == {"m0", "m1", "m2", "m4"}
+    assert curated["m0"]["first"] == "I keep rehearsing the talk…"
+    assert curated["m0"]["second"] == "Because the first minute decides how they listen."
+    assert curated["m1"]["second"] == "But something about the supplier feels off."
+    assert curated["m2"]["first"] == "I said yes to the extra project…"
+    reasons = {row["line"]: row["reason"] for row in summary["dropped"]["rows"]}
+    assert reasons[4].startswith("one sentence without a clause break")
+    assert reasons[6] == "exact duplicate of line 1"
+    assert reasons[7].startswith("near duplicate of line 5 (at least")
+    assert summary["stages"]["curated"]["repeats_dropped"] == 2
+    shares = {row["mode"]: row for row in summary["mode_shares"]}
+    assert shares["dual"]["count"] == 4 and shares["dual"]["status"] == "off target"
+    assert shares["agent"] == {"mode": "agent", "count": 0, "share": 0.0, "target": 0.3333, "status": "off target"}
+
+
+def test_single_sentence_drop_and_mode_share_targets_come_from_the_config(tmp_path):
+    config = tmp_path / "modes_make.yaml"
+    config.write_text((ASSETS / "modes_make.yaml").read_text().replace("single_sentence: clause", "single_sentence: drop")
+                      + "mode_shares: {dual: 0.5, emulation: 0.25, agent: 0.25}\n")
+    (tmp_path / "modes.yaml").write_text((ASSETS / "modes.yaml").read_text())
+    summary = build_modes(RECORDS, tmp_path / "out", config=config)
+    assert all(row["status"] == "on target" for row in summary["mode_shares"])
+    records = tmp_path / "one.jsonl"
+    records.write_text(json.dumps({"type": "reflection", "text": STREAM[2][1]}) + "\n")
+    nothing = build_modes(records, tmp_path / "one", config=config)
+    assert not nothing["ok"] and nothing["check"]["warnings"] == ["no record was left to build: see why each was dropped"]
+    dropped = nothing["dropped"]["rows"]
+    assert dropped[0]["reason"].startswith("one sentence without a clause break to split it at (single_sentence: drop)")
+    config.write_text("types: {reflection: dual}\nsingle_sentence: halve\n")
+    with pytest.raises(MakeError, match="single_sentence: 'halve': use one of clause, drop"):
+        build_modes(RECORDS, tmp_path / "x", config=config)
+
+
+def test_check_judges_a_rendered_schema_file_by_its_assistant_part(tmp_path):
+    from core.dataset import checks
+
+    for schema in (load_schema_file(ASSETS / "make" / "schema_plain.yaml"), None):
+        out = tmp_path / ("llama2" if schema else "plain")
+        build_modes(RECORDS, out, schema=schema)
+        if schema:  # the system and user turns name the tags in words; only the reply is judged
+            report = checks.check(out / "schema.jsonl")
+            assert report.format == "modes" and report.counts["contamination"] == 0, report.contamination[:2]
+    contaminated = tmp_path / "bad.jsonl"
+    contaminated.write_text(json.dumps({"mode": "dual", "text": "<|im_start|>system\nUse <thought> and <world>.<|im_end|>\n"
+                                        "<|im_start|>assistant\n<instruction>x</instruction><|im_end|>\n"}) + "\n")
+    found = checks.check(contaminated).contamination  # the reply itself still is judged
+    assert "foreign tags" in {item["reason"] for item in found}
+
+
+def test_the_build_loads_a_tokenizer_and_no_weights(tmp_path, monkeypatch, capfd):
+    from core import models
+    from core.workspace import workspace
+    from studio.cli.commands import main
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))  # no converted model here
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("the mode build loaded model weights"))
+    assert main(["make", "modes", str(RECORDS), "--out", str(tmp_path / "out")]) == 0
+    assert not (workspace().models / models.EMBEDDED_FOLDER).exists()
+    assert (workspace().models / f"{models.EMBEDDED_FOLDER}-tokenizer" / "tokenizer_config.json").is_file()
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "de-quantizing" not in err and "it/s" not in err

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from core.dataset.reader import Example
+from core.dataset.rendered import assistant_part
 from core.dataset.tags import mode_tag_pattern, tag_owner
 from core.errors import BadInput
 from core.schema import yaml_error_text
@@ -133,7 +134,9 @@ class ContaminationCheck:
 
 
 def assistant_texts(example: Example) -> list[str]:
-    texts = [m["content"] for m in example.messages if m["role"] == "assistant"]
+    """What the model learns to write: assistant turns (of a rendered chat, its assistant part)
+    and a pair's two replies."""
+    texts = [assistant_part(m["content"]) for m in example.messages if m["role"] == "assistant"]
     if example.is_preference:
         texts += [example.chosen or "", example.rejected or ""]
     return texts

@@ -178,6 +178,8 @@ def _print_modes(summary: dict) -> None:
           f"removed, modes {cur['modes']}  -> {cur['file']}")
     for row in summary["dropped"]["rows"][:20]:
         print(f"  dropped  line {row['line']}: {row['reason']}")
+    for row in summary["mode_shares"]:
+        print(f"  mode {row['mode']:<10} {row['count']:>5} samples  {row['share']:.0%} (target {row['target']:.0%}, {row['status']})")
     for name in ("formatted", "schema", "final"):
         print(f"{name:<10} {stages[name]['rows_out']} rows -> {stages[name]['file']}")
     check = summary["check"]
@@ -185,5 +187,6 @@ def _print_modes(summary: dict) -> None:
         print(f"  contamination  row {item['row']} ({item['id']}), mode {item['mode']}: {item['reason']} {' '.join(item['tags'])}")
     for metric in check["metrics"].values():
         print(f"  [{metric['status']:>4}] {metric['label']}: {metric['display']} (target {metric['target']})")
-    verdict = "clean" if summary["ok"] else f"FAILED: {check['problems']} problem(s) in final.jsonl"
+    verdict = "clean" if summary["ok"] else (f"FAILED: {check['problems']} problem(s) in final.jsonl" if check["problems"]
+                                             else f"FAILED: {'; '.join(check['warnings'])}")
     print(f"{verdict}; summary in {summary['out']}/run-summary.json ({summary['seconds']['total']} s)")

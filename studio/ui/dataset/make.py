@@ -253,7 +253,8 @@ def modes_markdown(summary: dict) -> str:
     stages, check = summary["stages"], summary["check"]
     cur = stages["curated"]
     verdict = ("**Clean**: no contamination in final.jsonl." if summary["ok"] else
-               f"**Build failed**: {check['problems']} problem(s) in final.jsonl.")
+               f"**Build failed**: {check['problems']} problem(s) in final.jsonl." if check["problems"] else
+               "**Build failed**: no record was left to build; the dropped lines below say why.")
     lines = [verdict, "", "| stage | rows | file |", "| --- | --- | --- |",
              f"| curated | {cur['rows_out']} of {cur['rows_in']} ({cur['filler_removed']} filler phrases removed) "
              f"| `{Path(cur['file']).name}` |"]
@@ -261,6 +262,8 @@ def modes_markdown(summary: dict) -> str:
     lines.append("")
     for row in summary["dropped"]["rows"][:10]:
         lines.append(f"- dropped line {row['line']}: {html.escape(row['reason'])}")
+    for row in summary["mode_shares"]:
+        lines.append(f"- mode {row['mode']}: {row['count']} samples, {row['share']:.0%} (target {row['target']:.0%}, {row['status']})")
     for item in check["contamination"][:10]:
         lines.append(f"- contamination in row {item['row']} ({html.escape(str(item['id']))}), mode {item['mode']}: "
                      f"{item['reason']} {html.escape(' '.join(item['tags']))}")

@@ -9,7 +9,7 @@ Each phase runs in its own process so its peak memory (ru_maxrss) is its own:
 Targets: the whole check at most 2x the plain check, measured side by side in this run; the
 first page under 1 s.
 
-Run: python bench/check_scale.py [--rows 1000000] [--keep] [--json]
+Run: python bench/check_scale.py [--rows 1000000] [--keep] [--json FILE]
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
-    parser.add_argument("--json", action="store_true", help="print the measurements as one JSON object at the end")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the results as one JSON object")
     parser.add_argument("--phase", choices=["plain", "check", "first_page"], help=argparse.SUPPRESS)
     parser.add_argument("path", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -145,8 +145,8 @@ def main() -> None:
     print(f"page 40,000     {page['deep_page_s']:.3f} s")
     print(f"text search     {page['search_s']:.2f} s ({page['search_hits']} hit(s) on the page)")
     if args.json:
-        print(json.dumps({"rows": check["rows"], "plain": plain, "check": check, "ratio": round(ratio, 3),
-                          "target_ratio": 2.0, "first_page": page, "cores": cores}))
+        Path(args.json).write_text(json.dumps({"rows": check["rows"], "plain": plain, "check": check, "ratio": round(ratio, 3),
+                                               "target_ratio": 2.0, "first_page": page, "cores": cores}, indent=2))
     if not args.keep:
         path.unlink()
 

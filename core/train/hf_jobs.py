@@ -35,9 +35,10 @@ from core.hosting import DemoRefusal, demo_mode
 from core.models import EMBEDDED_HUB_ID, HUB_ID, is_embedded
 from core.recipes import Recipe, RecipeError
 from core.train import runs
+from core.train.estimate import Flavor
 from core.train.preflight import check_dataset_readable
 from core.train.run_dir import now_iso, update_status
-from core.workspace import PROJECT_ROOT
+from core.workspace import ASSETS, PROJECT_ROOT
 
 DEFAULT_IMAGE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"  # torch with CUDA; the studio's other deps install at start
 IMAGE_ENV = "STUDIO_JOBS_IMAGE"  # the setting: another image with torch (and python, pip, bash)
@@ -121,6 +122,39 @@ def flavors(token: str | None = None, endpoint: str | None = None) -> list[dict]
     secret, where = resolve_token(token), hub_endpoint(endpoint)
     listed = hub_call("Listing the Jobs hardware", lambda: hub_api(secret, where).list_jobs_hardware(), secret, where)
     return [{"name": item.name, "label": _flavor_label(item), "gpu": item.accelerator is not None} for item in listed]
+
+
+HARDWARE_SNAPSHOT = ASSETS / "jobs_hardware.json"
+
+
+def hardware(token: str | None = None, endpoint: str | None = None) -> tuple[list, str]:
+    """(the Jobs flavors with their memory and price per hour as core.train.estimate.Flavor, where
+    they come from): the Hub's list now, else the bundled dated snapshot, said so."""
+    from huggingface_hub._jobs_api import JobHardwareInfo
+
+    try:
+        secret, where = resolve_token(token), hub_endpoint(endpoint)
+        listed = hub_call("Listing the Jobs hardware", lambda: hub_api(secret, where).list_jobs_hardware(), secret, where)
+        source = f"prices from the Hub ({where}) now"
+    except JobsError as error:
+        snapshot = json.loads(HARDWARE_SNAPSHOT.read_text(encoding="utf-8"))
+        listed = [JobHardwareInfo(**item) for item in snapshot["hardware"]]
+        source = f"the Hub could not be asked ({str(error)[:160]}): prices from the bundled snapshot of {snapshot['as_of']}"
+    found = []
+    for item in listed:
+        kit = item.accelerator
+        memory = _gigabytes(kit.vram if kit else item.ram)
+        per_hour = item.unit_cost_usd * {"minute": 60, "second": 3600}.get(item.unit_label, 1)
+        found.append(Flavor(item.name, memory, kit is not None, round(per_hour, 4), _flavor_label(item)))
+    return found, source
+
+
+def _gigabytes(text: str) -> int:
+    number = re.match(r"\s*([\d.]+)\s*(GB|GiB|TB)?", str(text or ""))
+    if not number:
+        return 0
+    scale = 1024 if (number.group(2) or "GB") == "TB" else 1
+    return int(float(number.group(1)) * scale * 1024**3)
 
 
 def _flavor_label(item) -> str:

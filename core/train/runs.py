@@ -56,6 +56,7 @@ from core.workspace import (
     as_visitor,
     current_visitor,
     owner_of,
+    read_json,
     server_root,
     workspace,
     write_atomic,
@@ -88,6 +89,8 @@ class RunInfo:
     sweep: str | None = None
     where: str = "here"  # "here", or "hf-jobs:FLAVOR" for a run trained on Hugging Face Jobs
     precision: str | None = None  # the training precision's reason, as the worker recorded it
+    eta_s: float | None = None  # while it trains: the time left at the measured pace
+    forecast_s: float | None = None  # what the forecast before Start said the run would take (FORECAST_FILE)
 
     @property
     def duration_s(self) -> float | None:
@@ -102,6 +105,8 @@ def run_info(run_path: str | Path) -> RunInfo:
     status = read_status(run_path)
     metrics = read_metrics(run_path)
     train_losses = [m["loss"] for m in metrics if m.get("split") == "train" and m.get("loss") is not None]
+    paced = [m for m in metrics if m.get("split") == "train" and m.get("eta") is not None]
+    forecast = read_json(run_path / FORECAST_FILE) or {}
     eval_losses = [m["loss"] for m in metrics if m.get("split") == "eval" and m.get("loss") is not None]
     return RunInfo(
         run_id=run_path.name, path=run_path, state=status.get("state", "unknown"), recipe=read_recipe(run_path),
@@ -110,7 +115,15 @@ def run_info(run_path: str | Path) -> RunInfo:
         best_eval_loss=min(eval_losses) if eval_losses else None, error=status.get("error"),
         waiting=bool(status.get("waiting")) and status.get("state") == "queued", sweep=status.get("sweep"),
         where=_where(status), precision=(status.get("precision") or {}).get("why") if isinstance(status.get("precision"), dict) else None,
+        eta_s=paced[-1]["eta"] if paced and status.get("state") == "running" else None, forecast_s=forecast.get("seconds"),
     )
+
+
+FORECAST_FILE = "forecast.json"  # the forecast made before Start (core.train.forecast), kept beside the run
+
+
+def save_forecast(run_path: str | Path, forecast: dict) -> None:
+    write_json_atomic(Path(run_path) / FORECAST_FILE, forecast)
 
 
 def _where(status: dict) -> str:

@@ -5,6 +5,7 @@ studio.cli's handler table."""
 from __future__ import annotations
 
 from core.train import runs
+from core.train.estimate import human_time
 from studio.cli.output import print_json
 
 
@@ -18,19 +19,30 @@ def cmd_runs(args) -> int:
                                "final_loss": i.final_loss, "best_eval_loss": i.best_eval_loss, "error": i.error,
                                "method": i.recipe.get("training", {}).get("method"),
                                "model": i.recipe.get("model", {}).get("name"), "where": i.where,
-                               "precision": i.precision} for i in infos]})
+                               "precision": i.precision, "eta_s": i.eta_s, "forecast_s": i.forecast_s,
+                               "duration_s": i.duration_s} for i in infos]})
         return 0
     if not infos:
         print("no runs yet; start one with: studio train configs/smoke-cpu.yaml")
         return 0
-    print(f"{'run':40} {'state':10} {'step':>11} {'loss':>8} {'best eval':>9}  where")
+    print(f"{'run':40} {'state':10} {'step':>11} {'loss':>8} {'best eval':>9}  {'time (forecast)':24} where")
     for i in infos:
         loss = f"{i.final_loss:.4f}" if i.final_loss is not None else "-"
         best = f"{i.best_eval_loss:.4f}" if i.best_eval_loss is not None else "-"
-        print(f"{i.run_id:40} {i.state:10} {f'{i.step}/{i.total_steps or chr(63)}':>11} {loss:>8} {best:>9}  {i.where}")
+        print(f"{i.run_id:40} {i.state:10} {f'{i.step}/{i.total_steps or chr(63)}':>11} {loss:>8} {best:>9}  "
+              f"{time_against_forecast(i):24} {i.where}")
         if i.state == "failed" and i.error:
             print(f"  why: {first_line(i.error)}")
     return 0
+
+
+def time_against_forecast(info) -> str:
+    """So far (and, while it trains, the time left at its pace) beside what the forecast said, so a
+    run far off its plan shows early."""
+    if info.duration_s is None:
+        return "-"
+    shown = human_time(info.duration_s) + (f" + {human_time(info.eta_s)} left" if info.eta_s is not None else "")
+    return shown + (f" ({human_time(info.forecast_s)})" if info.forecast_s else "")
 
 
 def _every_workspace(args) -> int:

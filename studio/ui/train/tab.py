@@ -15,6 +15,7 @@ from core import recipes
 from core.eval import prompts as prompt_sets
 from core.hosting import enforce_demo_limits
 from core.train import advice, queue, run_dir, runs
+from core.train import forecast as forecasts
 from core.train.preflight import dataset_summary
 from core.workspace import ASSETS, CONFIGS, inside, workspace, write_atomic
 from studio.ui import sessions, visitor
@@ -23,6 +24,7 @@ from studio.ui.problems import EXPECTED, unexpected
 from studio.ui.train import form as train_form
 from studio.ui.train import grpo as train_grpo
 from studio.ui.train import jobs as train_jobs
+from studio.ui.train.forecast_view import forecast_markdown
 from studio.ui.train.form import FormFill
 from studio.ui.train.live import (  # noqa: F401  (the live view; tests and the layout below use these names)
     NO_RUNS,
@@ -212,14 +214,16 @@ def check_plan(yaml_text: str) -> str:
     from core.train import training
 
     try:
-        plan = training.plan(_checked_recipe(yaml_text))
+        recipe = _checked_recipe(yaml_text)
+        plan = training.plan(recipe)
     except Exception as error:  # noqa: BLE001 - any failure becomes a readable message
         return f"⚠️ {error}"
     stats = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in plan["train_tokens"].items())
     notes = "".join(f"\n- {note}" for note in plan["notes"])
     return (f"**Plan:** {plan['examples']} examples ({plan['format']}), {plan['train_rows']} train / {plan['eval_rows']} "
             f"eval rows, {plan['bad_rows']} bad rows, {plan['skipped']} skipped.  \n**Tokens** ({plan['tokenizer']}): {stats}.  \n"
-            f"**Steps:** {plan['steps_per_epoch']} per epoch, {plan['total_steps']} in all, on {plan['device']}.{notes}")
+            f"**Steps:** {plan['steps_per_epoch']} per epoch, {plan['total_steps']} in all, on {plan['device']}.{notes}\n\n"
+            + forecast_markdown(recipe, plan))
 
 
 def _checked_recipe(yaml_text: str) -> recipes.Recipe:
@@ -242,7 +246,12 @@ def start_run(yaml_text: str, where: str = train_jobs.HERE, flavor: str = "", to
         recipe = _checked_recipe(yaml_text)
         if where == train_jobs.JOBS:
             return train_jobs.start_job(recipe, flavor, token or sessions.hub_token(request))
+        planned = forecasts.quick(recipe)
+        for warning in planned.warnings if planned else []:  # said before the run starts, not found out an hour in
+            gr.Warning(translate(warning))
         folder, started = queue.submit(recipe)
+        if planned:
+            runs.save_forecast(folder, planned.to_json())
     except (*EXPECTED, *visitor.Refused) as error:  # RunBusy, RecipeError, JobsError, ModelNotFound, QueueError ...
         gr.Warning(translate(str(error).splitlines()[0]))
         return gr.update(), f"⚠️ Not started: {error}"
@@ -390,8 +399,8 @@ def _build_recipe_side():
     with gr.Row():
         save_name = gr.Textbox(label=t("Save as"), placeholder=t("my-recipe"), scale=3)
         save_btn = gr.Button(t("Save recipe"), scale=1)
-        plan_btn = gr.Button(t("Check plan (dry run)"), scale=1)
-    plan_md = our_words(gr.Markdown(""))
+        plan_btn = gr.Button(t("Check plan and forecast (dry run)"), scale=1, elem_id="train-plan")
+    plan_md = our_words(gr.Markdown("", elem_id="train-plan-md"))
     return picker, load_btn, common + advanced, yaml_view, status_md, launch_md, save_name, save_btn, plan_btn, plan_md
 
 

@@ -136,3 +136,12 @@ def test_studio_plan_refuses_bad_arguments(bad):
     done = subprocess.run([sys.executable, "-m", "studio.cli", "plan", "configs/smoke-cpu.yaml", *bad.split()],
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_the_train_tab_shows_the_forecast_with_the_plan(tiny_model_dir):
+    from studio.ui.train import tab
+
+    text = _recipe(tiny_model_dir).to_yaml()
+    shown = tab.check_plan(text)
+    assert "**Plan:**" in shown and "**Forecast**" in shown and "Peak memory:" in shown, shown
+    assert "measured on this machine" in shown  # the Train tab measures once, then reuses it

@@ -115,10 +115,11 @@ def tokens_of(plan: dict, recipe: Recipe) -> Tokens:
     if plan["method"] == "dpo":  # chosen and rejected: two sequences an example
         return Tokens(float(stats.get("mean_length") or 0), min(int(stats.get("max_length") or 0), recipe.data.max_length),
                       2 * t.batch_size, steps, 2 * t.batch_size * t.grad_accum)
-    if plan["method"] == "grpo":
+    if plan["method"] == "grpo":  # each sequence: its prompt and a completion of up to max_completion_length
         g = recipe.grpo
-        longest = min(recipe.data.max_length, 256) + g.max_completion_length
-        return Tokens(longest * 0.75, longest, t.batch_size, steps, t.batch_size * t.grad_accum,
+        mean = float(stats.get("mean_prompt_tokens") or 64) + g.max_completion_length
+        longest = int(stats.get("max_prompt_tokens") or 64) + g.max_completion_length
+        return Tokens(mean, longest, t.batch_size, steps, t.batch_size * t.grad_accum,
                       generated=t.batch_size * t.grad_accum * g.max_completion_length)
     return Tokens(float(stats.get("mean_length") or 0), min(int(stats.get("max_length") or 0), recipe.data.max_length),
                   t.batch_size, steps, t.batch_size * t.grad_accum)
@@ -150,6 +151,8 @@ def memory(shape: Shape, tokens: Tokens, recipe: Recipe, *, device: str, element
     gradients = shape.trainable * 4
     optimizer = shape.trainable * ADAM_STATE_BYTES
     activations = activation_bytes(shape, tokens, recipe, element_bytes=element_bytes)
+    if device == "cpu" and element_bytes == 2 and t.tuning != "qlora":
+        activations += shape.path * 2  # CPU autocast: a bf16 copy of every fp32 weight it multiplies, for the step
     return Memory(weights, adapter, gradients, optimizer, activations, runtime or RUNTIME_BYTES[device])
 
 

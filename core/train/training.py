@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import decode_linear
-from core.chat_template import adopt
+from core.chat_template import adopt, render
 from core.hosting import enforce_demo_limits
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import training_policy
@@ -198,6 +198,14 @@ def _checkpoint_to_resume(run_dir: Path, resume: str | None) -> str | None:
     return str(path)
 
 
+def _prompt_tokens(tokenizer, prompt, template: str | None) -> int:
+    """A GRPO prompt's length in tokens, rendered as generation will see it."""
+    if not isinstance(prompt, list):
+        return len(tokenizer(str(prompt))["input_ids"])
+    ids = render(tokenizer, prompt, template=template, tokenize=True, add_generation_prompt=True)
+    return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+
 def plan(recipe: Recipe) -> dict:
     """The dry run: everything a run would do up to loading weights, as one JSON-able dict."""
     recipe = enforce_demo_limits(recipe)  # the same limits a start applies, before any path is looked at
@@ -221,8 +229,11 @@ def plan(recipe: Recipe) -> dict:
     if prepared.method == "sft":
         stats = training_data.token_stats(prepared.train)
     elif prepared.method == "grpo":
+        prompt_lengths = sorted(_prompt_tokens(tokenizer, row["prompt"], recipe.model.chat_template) for row in prepared.train)
         stats = {"prompts": len(prepared.train), "completions_per_prompt": recipe.grpo.num_generations,
                  "max_completion_tokens": recipe.grpo.max_completion_length,
+                 "mean_prompt_tokens": round(sum(prompt_lengths) / max(len(prompt_lengths), 1), 1),
+                 "max_prompt_tokens": prompt_lengths[-1] if prompt_lengths else 0,
                  "rewards": ", ".join(f"{n} x{c.weight:g}" for n, c in recipe.grpo.active_rewards())}
         notes += [f"Skipped {where}: {why}" for where, why in prepared.skipped[:20]]
     else:

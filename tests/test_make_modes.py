@@ -184,10 +184,12 @@ def test_check_judges_a_rendered_schema_file_by_its_assistant_part(tmp_path):
 
 def test_the_build_loads_a_tokenizer_and_no_weights(tmp_path, monkeypatch, capfd):
     from core import models
+    from core.dataset import tokens
     from core.workspace import workspace
     from studio.cli.commands import main
 
     monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))  # no converted model here
+    tokens.tokenizer_for.cache_clear()  # loaded once per process: an earlier test's is not this workspace's
     monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("the mode build loaded model weights"))
     assert main(["make", "modes", str(RECORDS), "--out", str(tmp_path / "out")]) == 0
     assert not (workspace().models / models.EMBEDDED_FOLDER).exists()

@@ -13,12 +13,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.dataset import checks, review
+from core.dataset import checks, pages, review
 from core.dataset.contamination import load_config
-from core.dataset.pages import FINDING_FILTERS, PagedDataset, select
+from core.dataset.pages import PagedDataset, select
 
 ALL_RECORDS, ANY_FINDING = "all records", "any finding"
-FINDINGS_CHOICES = [ALL_RECORDS, ANY_FINDING, *FINDING_FILTERS]
+FINDINGS_CHOICES = [ALL_RECORDS, ANY_FINDING, *pages.FINDING_FILTERS]
 
 
 def findings_filter(value) -> bool | str:
@@ -27,7 +27,7 @@ def findings_filter(value) -> bool | str:
     else filters nothing."""
     if value is True or value == ANY_FINDING:
         return True
-    return value if isinstance(value, str) and value in FINDING_FILTERS else False
+    return value if isinstance(value, str) and value in pages.FINDING_FILTERS else False
 
 
 @dataclass

@@ -8,3 +8,15 @@ those imports it inside the function that uses it. tests/test_boundaries.py hold
 """
 
 __version__ = "0.1.0"
+
+import logging
+import warnings
+
+# bitsandbytes (imported by peft) tries, on every import on a CPU with avx512_bf16, to fetch a 4-bit
+# CPU kernel from the Hub's kernels-community and logs a warning when it can't (always offline, and
+# online too: the repository fails the `kernels` trust check). The studio's 4-bit path is CUDA's, so
+# the line says nothing about a run and would open every command's output and training log.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+# trl and peft call a transformers method deprecated in v5; the warning says nothing about a run and
+# would be the first line of a training log or a `studio plan`.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)

@@ -6,13 +6,15 @@ snapshot, the calibration measured once and cached, and one set of numbers every
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from core import recipes
-from core.train import calibrate, estimate, training
+from core.errors import BadInput
+from core.train import calibrate, estimate, hf_jobs, training
 from core.train import forecast as forecasts
 from core.workspace import ASSETS
 from tests.helpers.hub_standin import HubStandIn
@@ -79,13 +81,47 @@ def test_a_run_that_cannot_fit_is_refused_with_changes_that_would_fit(tiny_model
 
 def test_time_limit_and_jobs_flavors_from_the_snapshot(tiny_model_dir, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # no Hub here: the dated snapshot, said so
-    recipe = _recipe(tiny_model_dir)
-    result = forecasts.forecast(recipe, training.plan(recipe), calibrate=False, on_jobs=True, time_limit_s=1)
+    recipe = _recipe(tiny_model_dir, max_steps=20000)
+    plan = training.plan(recipe)
+    result = forecasts.forecast(recipe, plan, calibrate=False, on_jobs=True)
     assert "bundled snapshot of 2026-12-06" in result.flavors_note
-    assert [row["flavor"] for row in result.flavors][0] == "cpu-basic"  # cheapest that fits first
-    assert all(row["fits"] for row in result.flavors)
+    costs = [row["cost_high"] for row in result.flavors]
+    assert costs == sorted(costs)  # cheapest first (all fit): its own time x its own price
+    assert all(row["fits"] for row in result.flavors) and result.fits and not result.warnings
     assert result.flavors[0]["cost_high"] < result.flavors[-1]["cost_high"]
-    assert any("longer than the 1 s it may run" in warning for warning in result.warnings)
+    by_name = {row["flavor"]: row for row in result.flavors}
+    # Each flavor's own time: 2 vCPUs are slower than 8, which are slower than an H100.
+    assert by_name["cpu-basic"]["seconds"] > by_name["cpu-upgrade"]["seconds"] > by_name["h100"]["seconds"]
+    # A limit between the fast flavors' time and the slow ones': those past it are marked and sorted after.
+    limit = by_name["h100"]["seconds"]
+    limited = forecasts.forecast(recipe, plan, calibrate=False, on_jobs=True, flavor="cpu-basic", time_limit_s=limit)
+    rows = {row["flavor"]: row for row in limited.flavors}
+    assert rows["cpu-basic"]["over_time_limit"] and not rows["h100"]["over_time_limit"]
+    assert limited.flavors[-1]["over_time_limit"] and not limited.flavors[0]["over_time_limit"]
+    assert any("it may run: it would be stopped before it ends" in warning and "--timeout" in warning
+               for warning in limited.warnings)
+    assert "(past the time limit)" in "\n".join(forecasts.lines(limited))
+    fast = forecasts.forecast(recipe, plan, calibrate=False, on_jobs=True, flavor="h100", time_limit_s=limit)
+    assert not fast.warnings and fast.seconds == rows["h100"]["seconds"]  # the chosen flavor's time is the forecast's
+
+
+def test_a_flavor_too_small_is_named(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    recipe = _recipe(tiny_model_dir, batch_size=256)
+    plan = training.plan(recipe)
+    big = estimate.memory(estimate.model_shape(recipe), estimate.tokens_of(plan, recipe), recipe, device="cuda", element_bytes=2)
+    assert 16 * GB < big.total < 70 * GB, "too big for a T4, not for an H100: else this test means nothing"
+    result = forecasts.forecast(recipe, plan, calibrate=False, on_jobs=True, flavor="t4-small")
+    assert not result.fits and result.suggestions
+    assert any("more than the t4-small flavor holds" in warning for warning in result.warnings)
+    assert any(row["fits"] for row in result.flavors)  # another flavor would hold it
+
+
+def test_a_job_time_limit_reads_as_seconds():
+    assert [hf_jobs.timeout_seconds(text) for text in ("90m", "4h", "3600", "1.5h", "2d", "30s")] == \
+        [5400, 14400, 3600, 5400, 172800, 30]
+    with pytest.raises(BadInput):
+        hf_jobs.timeout_seconds("soon")
 
 
 def test_jobs_prices_from_the_hub(tiny_model_dir, monkeypatch):
@@ -131,11 +167,23 @@ def test_calibration_measures_once_and_the_dry_run_shows_the_same_numbers(tiny_m
     assert f"{here.parameters['trainable']:,} trained" in planned.stdout
 
 
-@pytest.mark.parametrize("bad", ["--on nowhere"])
-def test_studio_plan_refuses_bad_arguments(bad):
+@pytest.mark.parametrize("bad, said", [("--on nowhere", "invalid choice"), ("--flavor t4-small", "--flavor is for --on hf-jobs"),
+                                        ("--on hf-jobs --timeout soon", "timeout 'soon': a duration such as 90m")])
+def test_studio_plan_refuses_bad_arguments(bad, said):
     done = subprocess.run([sys.executable, "-m", "studio.cli", "plan", "configs/smoke-cpu.yaml", *bad.split()],
                           capture_output=True, text=True, cwd=ROOT, check=False)
-    assert done.returncode == 2 and "invalid choice" in done.stderr
+    assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr
+
+
+def test_studio_plan_on_a_flavor_warns_past_the_jobs_time_limit():
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-m", "studio.cli", "plan", "configs/smoke-cpu.yaml", "--on", "hf-jobs",
+                           "--flavor", "cpu-basic", "--timeout", "1m", "--no-calibrate"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    assert done.returncode == 0, done.stderr  # it fits; it is only too long
+    assert "Warning: This run should take" in done.stdout and "longer than the 60 s it may run" in done.stdout
+    assert "(past the time limit)" in done.stdout and "cpu-basic" in done.stdout.split("Time:")[1].splitlines()[0]
+    assert "Failed to load CPU gemm_4bit_forward" not in done.stderr and "FutureWarning" not in done.stderr
 
 
 def test_the_train_tab_shows_the_forecast_with_the_plan(tiny_model_dir):

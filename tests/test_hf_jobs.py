@@ -197,7 +197,10 @@ def test_cli_round_trip_logs_metrics_status_and_adapter(hub, tiny_model_dir, tmp
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "queued on the Hub" in done.stdout and "step 3/3  train" in done.stdout and "completed at step 3" in done.stdout
+    assert "warning:" not in done.stderr  # three steps of a tiny model fit cpu-basic and its time limit
     [run] = runs.run_folders()
+    planned = json.loads((run / runs.FORECAST_FILE).read_text())  # the forecast for that flavor, made before sending it
+    assert planned["fits"] and "cpu-basic" in planned["speed"]["how"] and "prices from the Hub" in planned["flavors_note"]
     status = runs.read_status(run)
     assert status["state"] == "completed" and status["step"] == 3 and status["total_steps"] == 3
     [job] = hub.jobs.values()
@@ -285,6 +288,8 @@ def test_train_tab_lists_flavors_starts_a_job_and_stop_cancels_it(hub, tiny_mode
         started = call("start_run", [text, train_jobs.JOBS, "cpu-basic", TOKEN])
         assert "Sent `jobs-" in started and TOKEN not in started, started
         [run] = runs.run_folders()
+        planned = json.loads((run / runs.FORECAST_FILE).read_text())
+        assert [row["flavor"] for row in planned["flavors"]] and "cpu-basic" in planned["speed"]["how"]
         wait_for(lambda: runs.read_metrics(run), timeout=180, poll=0.5)  # the job trains; its metrics arrive here
         assert runs.read_status(run)["state"] == "running" and runs.active_run() is None  # no local slot taken
         stopping = call("stop_run", [None])

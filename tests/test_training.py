@@ -10,7 +10,7 @@ import pytest
 
 from core import recipes
 from core.models import QLoRANeedsCUDA
-from core.train import trainer_configs, training, training_data
+from core.train import cpu_memory, trainer_configs, training, training_data
 from tests.helpers.data import make_recipe, write_chats
 
 
@@ -32,6 +32,7 @@ def test_sft_config_is_fp32_on_cpu_and_padding_free(tmp_path):
     config = trainer_configs.sft_config(recipe, str(tmp_path), steps_per_epoch=5, has_eval=False)
     assert config.bf16 is False and config.fp16 is False  # trl's bf16 default is 30x slower on a CPU
     assert config.padding_free is True and config.max_length is None
+    assert config.pad_to_multiple_of == cpu_memory.PAD_TO  # a few row lengths on a CPU: its memory stops growing
     assert config.assistant_only_loss is False and config.report_to == []
 
 
@@ -119,6 +120,31 @@ def test_padding_free_batch_loss_matches_padded_batch(tiny_model_dir, embedded_t
         loss_pad = model(**padded).loss
     assert free["input_ids"].numel() == sum(len(r["input_ids"]) for r in batch)  # no padding slots at all
     assert torch.allclose(loss_free, loss_pad, atol=1e-4)
+
+
+def test_padding_to_a_multiple_keeps_the_loss_under_packed_attention(tiny_model_dir, embedded_tokenizer, tmp_path):
+    """A CPU run pads its padding-free row to a multiple of PAD_TO tokens; with the studio's packed
+    attention (the pads kept as one span) the loss is the unpadded one."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from core.train import packed_attention
+
+    recipe = make_recipe(tiny_model_dir, write_chats(tmp_path / "d.jsonl", 4))
+    rows = training_data.sft_dataset(training_data.prepare(recipe, embedded_tokenizer).train)
+    batch = [rows[i] for i in range(3)]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    assert packed_attention.use_for(model)
+    pad_id = embedded_tokenizer.pad_token_id
+    with torch.no_grad():
+        plain = DataCollatorForLanguageModeling(pad_token_id=pad_id, padding_free=True)(batch)
+        padded = DataCollatorForLanguageModeling(pad_token_id=pad_id, padding_free=True, pad_to_multiple_of=cpu_memory.PAD_TO)(batch)
+        assert padded["input_ids"].shape[1] % cpu_memory.PAD_TO == 0 and padded["input_ids"].shape[1] > plain["input_ids"].shape[1]
+        losses = [model(input_ids=b["input_ids"], position_ids=b["position_ids"], labels=b["labels"], use_cache=False).loss
+                  for b in (plain, padded)]
+    assert len(packed_attention.sequence_bounds(padded["position_ids"])) == 4  # three sequences and one span of pads
+    assert torch.allclose(losses[0], losses[1], atol=1e-5)
 
 
 def test_trained_positions_give_the_same_loss_and_gradients(tiny_model_dir, embedded_tokenizer, tmp_path):

@@ -12,14 +12,20 @@ transformers, peft and trl (what every training process holds before its model),
 
 from __future__ import annotations
 
+import json
 import platform
+import resource
 import subprocess
 import sys
 import time
 
+import yaml
+
+from core import recipes
 from core.models import load_model
 from core.precision import training_policy
-from core.recipes import Recipe
+from core.recipes import Recipe, RecipeError
+from core.train import cpu_memory
 from core.train.estimate import Speed, Tokens
 from core.train.trainer_configs import lora_config
 from core.workspace import read_json, workspace, write_json_atomic
@@ -83,13 +89,13 @@ def speed(recipe: Recipe, tokens: Tokens, *, measure: bool = True) -> Speed | No
     known = _cache().get(key)
     if known:
         return Speed(known["tokens_per_s"], known.get("generated_per_s"), True, f"measured on this machine {known['at']}",
-                     known.get("load_s", 0.0))
+                     known.get("load_s", 0.0), known.get("peak_bytes", 0), (known.get("rows", 0), known.get("length", 0)))
     if not measure:
         return None
-    measured = _measure(recipe, tokens.per_batch, length, policy, generate=recipe.training.method == "grpo")
+    measured = _measure_apart(recipe, tokens.per_batch, length, generate=recipe.training.method == "grpo")
     _remember(key, {**measured, "at": time.strftime("%Y-%m-%d %H:%M")})
     return Speed(measured["tokens_per_s"], measured.get("generated_per_s"), True, "measured on this machine now",
-                 measured["load_s"])
+                 measured["load_s"], measured.get("peak_bytes", 0), (measured.get("rows", 0), measured.get("length", 0)))
 
 
 def matmul_peak(seconds: float = 0.3) -> float:
@@ -103,6 +109,29 @@ def matmul_peak(seconds: float = 0.3) -> float:
         a @ b
         done += 1
     return done * 2 * 1024**3 / (time.perf_counter() - started)
+
+
+def _measure_apart(recipe: Recipe, rows: int, length: int, *, generate: bool) -> dict:
+    """_measure in a process of its own, set up as a training worker is (core.train.cpu_memory), so
+    its peak resident memory is the steps' own (`peak_bytes`), not whatever this process held before."""
+    order = json.dumps({"recipe": recipe.to_yaml(), "rows": rows, "length": length, "generate": generate})
+    done = subprocess.run([sys.executable, "-m", "core.train.calibrate"], input=order, capture_output=True, text=True,
+                          timeout=900, check=False)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RecipeError("the calibration of this recipe's speed failed: "
+                          + (done.stderr.strip().splitlines() or ["no output"])[-1][:300]) from None
+
+
+def _child() -> None:
+    """`python -m core.train.calibrate` < {"recipe": YAML, "rows", "length", "generate"}: one JSON line."""
+    cpu_memory.bound()  # as the worker does, before torch's first matmul
+    order = json.loads(sys.stdin.read())
+    recipe = recipes.from_dict(yaml.safe_load(order["recipe"]))
+    measured = _measure(recipe, order["rows"], order["length"], training_policy(), generate=order["generate"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    print(json.dumps({**measured, "peak_bytes": peak, "rows": order["rows"], "length": order["length"]}), flush=True)
 
 
 def _measure(recipe: Recipe, rows: int, length: int, policy, *, generate: bool) -> dict:
@@ -153,3 +182,7 @@ def _measure(recipe: Recipe, rows: int, length: int, policy, *, generate: bool) 
                            do_sample=True, pad_token_id=0)
             result["generated_per_s"] = rows * new / (time.perf_counter() - started)
     return result
+
+
+if __name__ == "__main__":
+    _child()

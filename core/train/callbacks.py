@@ -20,6 +20,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from core.train import cpu_memory
 from core.train.distributed import agree
 from core.train.run_dir import (
     BEST,
@@ -47,6 +48,14 @@ def _finite(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+class TrimHeap(TrainerCallback):
+    """CPU runs: after each optimizer step (its activations are freed by then), hand the heap's
+    free memory back, so the process holds what the run needs (core.train.cpu_memory)."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        cpu_memory.trim()
 
 
 class RunCallback(TrainerCallback):

@@ -36,6 +36,12 @@ ADAM_STATE_BYTES = 8  # AdamW: exp_avg and exp_avg_sq, fp32, per trainable weigh
 RUNTIME_BYTES = {"cpu": int(0.9 * GB), "cuda": int(0.6 * GB)}  # typical when not measured (calibrate measures it)
 CPU_MFU, GPU_MFU = 0.25, 0.35  # share of the matmul peak a training step reaches when nothing was measured
 TIME_SPREAD = 0.2  # the range around the expected time
+# A Jobs flavor's matmul peak, for its time: dense bf16/fp16 tensor-core TFLOP/s from NVIDIA's data
+# sheets (no card was measured for this table), and for CPU flavors fp32 FLOP/s a vCPU (a hyperthread
+# of an AVX-512 server core: half the 167 GFLOP/s a core this project's 2-core Xeon measured).
+GPU_PEAK_TFLOPS = {"T4": 65, "L4": 121, "A10G": 70, "A10": 125, "L40S": 362, "A100": 312, "H100": 989, "H200": 989}
+UNKNOWN_GPU_TFLOPS = 65  # a card missing from the table is taken as the slowest one listed
+VCPU_FLOPS = 80e9
 
 
 @dataclass
@@ -133,6 +139,7 @@ class Memory:
     optimizer: int
     activations: int
     runtime: int
+    other: int = 0  # measured by the calibration beyond the parts above (allocator, oneDNN buffers, the trainer)
 
     @property
     def total(self) -> int:
@@ -179,6 +186,8 @@ class Speed:
     measured: bool = False
     how: str = ""
     load_s: float = 0.0  # loading the model (measured with the speed)
+    peak_bytes: int = 0  # the calibration process's peak resident memory (0: not measured)
+    at: tuple[int, int] = (0, 0)  # the calibration's batch: rows x tokens
 
 
 def typical_speed(shape: Shape, *, peak_flops: float, device: str) -> Speed:
@@ -206,6 +215,14 @@ class Flavor:
     gpu: bool
     per_hour: float
     label: str = ""
+    peak_flops: float = UNKNOWN_GPU_TFLOPS * 1e12  # its matmul peak (GPU_PEAK_TFLOPS, VCPU_FLOPS)
+
+
+def flavor_peak(accelerator: str | None, vcpus: int) -> float:
+    """FLOP/s of a Jobs flavor: its GPU's from the table, else its vCPUs'."""
+    if accelerator:
+        return GPU_PEAK_TFLOPS.get(accelerator.upper(), UNKNOWN_GPU_TFLOPS) * 1e12
+    return max(vcpus, 1) * VCPU_FLOPS
 
 
 @dataclass
@@ -244,13 +261,19 @@ def human_time(value: float) -> str:
     return f"{value / 3600:.1f} h"
 
 
-def cost_rows(peak: int, time_s: tuple[float, float], flavors: list[Flavor], *, needs_gpu: bool) -> list[dict]:
-    """Each flavor with whether the run fits it and what it would cost (cheapest that fits first)."""
+def cost_rows(peak: int, flavors: list[Flavor], seconds_on, *, needs_gpu: bool, time_limit_s: float | None = None) -> list[dict]:
+    """Each flavor with whether the run fits it, its time (`seconds_on(flavor)`: expected seconds)
+    as a range, whether that passes the job's time limit, and what it would cost (cheapest that
+    fits first)."""
     rows = []
     for flavor in flavors:
         ok = fits(peak, flavor.memory_bytes) and (flavor.gpu or not needs_gpu)
-        low, high = (flavor.per_hour * s / 3600 for s in time_s)
+        expected = seconds_on(flavor)
+        spread = (expected * (1 - TIME_SPREAD), expected * (1 + TIME_SPREAD))
+        low, high = (flavor.per_hour * s / 3600 for s in spread)
         rows.append({"flavor": flavor.name, "memory": human_bytes(flavor.memory_bytes), "memory_bytes": flavor.memory_bytes,
-                     "gpu": flavor.gpu, "fits": ok,
+                     "gpu": flavor.gpu, "fits": ok, "seconds": round(expected, 1),
+                     "time": f"{human_time(spread[0])} to {human_time(spread[1])}",
+                     "over_time_limit": bool(time_limit_s and spread[0] > time_limit_s),
                      "per_hour": flavor.per_hour, "cost_low": round(low, 4), "cost_high": round(high, 4)})
-    return sorted(rows, key=lambda row: (not row["fits"], row["cost_high"]))
+    return sorted(rows, key=lambda row: (not row["fits"], row["over_time_limit"], row["cost_high"]))

@@ -35,7 +35,7 @@ from core.hosting import DemoRefusal, demo_mode
 from core.models import EMBEDDED_HUB_ID, HUB_ID, is_embedded
 from core.recipes import Recipe, RecipeError
 from core.train import runs
-from core.train.estimate import Flavor
+from core.train.estimate import Flavor, flavor_peak
 from core.train.preflight import check_dataset_readable
 from core.train.run_dir import now_iso, update_status
 from core.workspace import ASSETS, PROJECT_ROOT
@@ -139,13 +139,16 @@ def hardware(token: str | None = None, endpoint: str | None = None) -> tuple[lis
     except JobsError as error:
         snapshot = json.loads(HARDWARE_SNAPSHOT.read_text(encoding="utf-8"))
         listed = [JobHardwareInfo(**item) for item in snapshot["hardware"]]
-        source = f"the Hub could not be asked ({str(error)[:160]}): prices from the bundled snapshot of {snapshot['as_of']}"
+        why = str(error).split(". ")[0][:200]  # its first sentence
+        source = f"the Hub could not be asked ({why}): prices from the bundled snapshot of {snapshot['as_of']}"
     found = []
     for item in listed:
         kit = item.accelerator
         memory = _gigabytes(kit.vram if kit else item.ram)
         per_hour = item.unit_cost_usd * {"minute": 60, "second": 3600}.get(item.unit_label, 1)
-        found.append(Flavor(item.name, memory, kit is not None, round(per_hour, 4), _flavor_label(item)))
+        vcpus = int(re.match(r"\s*(\d*)", str(item.cpu or "")).group(1) or 1)
+        found.append(Flavor(item.name, memory, kit is not None, round(per_hour, 4), _flavor_label(item),
+                            flavor_peak(kit.model if kit else None, vcpus)))
     return found, source
 
 
@@ -280,6 +283,13 @@ def _checked_timeout(timeout: str) -> str:
     if not re.fullmatch(r"\d+(\.\d+)?[smhd]?", timeout):
         raise BadInput(f"timeout {timeout!r}: a duration such as 90m, 4h or 3600 (seconds)")
     return timeout
+
+
+def timeout_seconds(timeout: str) -> float:
+    """A job's time limit in seconds ("90m", "4h", "3600"); BadInput when it isn't a duration."""
+    text = _checked_timeout(timeout)
+    unit = text[-1] if text[-1] in "smhd" else "s"
+    return float(text.rstrip("smhd")) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
 def _upload(api, record: dict, job_recipe: dict, files: list[tuple[str, Path]], run_id: str, secret: str) -> None:

@@ -23,15 +23,24 @@ _last_bounds: tuple = (None, [])  # (position_ids, their bounds): every layer of
 
 def sequence_bounds(position_ids) -> list[tuple[int, int]]:
     """[start, end) of each sequence in one packed row: a new one starts wherever the position
-    does not follow the previous one.
+    does not follow the previous one. The padding a collator adds after the last sequence (to a
+    multiple of some length, each pad at position 0, without labels) is one span, not one
+    sequence a token: nothing reads what those tokens attend to.
 
     >>> import torch
     >>> sequence_bounds(torch.tensor([[0, 1, 2, 0, 1, 0]]))
     [(0, 3), (3, 5), (5, 6)]
+    >>> sequence_bounds(torch.tensor([[0, 1, 2, 0, 1, 0, 0, 0]]))
+    [(0, 3), (3, 5), (5, 8)]
     """
     positions = position_ids[0]
     starts = (positions[1:] != positions[:-1] + 1).nonzero().flatten() + 1
     bounds = [0, *starts.tolist(), positions.numel()]
+    tail = 0
+    while tail + 2 < len(bounds) and bounds[-1 - tail] - bounds[-2 - tail] == 1:
+        tail += 1
+    if tail > 1:  # one-token spans at the end: the collator's padding, kept as one
+        bounds = [*bounds[:-tail], bounds[-1]]
     return list(zip(bounds[:-1], bounds[1:]))
 
 

@@ -121,7 +121,7 @@ def final_folder(recipe: Recipe, run_dir: Path) -> Path:
 def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_status=None, log=print):
     """Run the recipe into run_dir (checkpoints/, adapter/ or model/, best/, metrics.jsonl).
     Returns (trainer, stopped): stopped is True when a stop request ended it early."""
-    from core.train.callbacks import RunCallback
+    from core.train.callbacks import RunCallback, TrimHeap
 
     run_dir = Path(run_dir)
     update_status = update_status or (lambda **fields: None)
@@ -148,8 +148,9 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     completion_log = _completion_log(recipe)
     callback = RunCallback(run_dir, recipe_yaml=recipe_yaml, update_status=update_status, tokenizer=tokenizer,
                            save_best=prepared.has_eval, completion_log=completion_log)
+    callbacks = [callback, TrimHeap()] if policy.device == "cpu" else [callback]  # core.train.cpu_memory
     trainer = build_trainer(recipe, checkpoint_dir(run_dir), tokenizer=tokenizer, model=model, prepared=prepared,
-                            callbacks=[callback], completion_log=completion_log, policy=policy)
+                            callbacks=callbacks, completion_log=completion_log, policy=policy)
     checkpoint = _checkpoint_to_resume(run_dir, resume)
     if checkpoint:
         log(f"resuming from {checkpoint}")

@@ -14,12 +14,11 @@ import os
 import signal
 import sys
 import traceback
-import warnings
 from pathlib import Path
 
 from core import recipes
 from core.hosting import demo_mode
-from core.train import queue, runs, webhook
+from core.train import cpu_memory, queue, runs, webhook
 
 
 def _is_main_process() -> bool:
@@ -36,10 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", default=None, help="'last' or a checkpoint folder")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir).resolve()
-    # trl and peft call a transformers method deprecated in v5; the warning says nothing about the
-    # run and would be the first thing a person reads in the training log.
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-
+    cpu_memory.bound()  # before torch's first matmul: the primitive cache is sized then
 
     main_process = _is_main_process()
 

@@ -14,6 +14,7 @@ import sys
 from core import recipes
 from core.chat import tuned
 from core.dataset.reader import DatasetError
+from core.errors import BadInput
 from core.eval import prompts as prompt_sets
 from core.export import pipeline
 from core.models import ModelNotFound, QLoRANeedsCUDA
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _USER_ERRORS() -> tuple[type[Exception], ...]:
-    return (RecipeError, DatasetError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError, QueueError)
+    return (RecipeError, DatasetError, ModelNotFound, QLoRANeedsCUDA, FileNotFoundError, QueueError, BadInput)
 
 
 def _cmd_eval(args) -> int:

@@ -14,6 +14,7 @@ import time
 
 from core import recipes
 from core.errors import StudioError
+from core.train import forecast as forecasts
 from core.train import hf_jobs, runs
 from core.train.hf_jobs import DEFAULT_IMAGE, DEFAULT_TIMEOUT, IMAGE_ENV
 from studio.cli import runs as cli_runs
@@ -64,9 +65,16 @@ def cmd_train_job(args) -> int:
         if not args.recipe or not args.flavor:
             return _refuse(args, "--on hf-jobs needs a recipe and --flavor, e.g. studio train RECIPE --on hf-jobs --flavor a10g-small "
                                  "(studio train --on hf-jobs --list-flavors lists them)")
-        run = hf_jobs.submit(recipes.load(args.recipe, args.set), args.flavor, image=args.image, timeout=args.timeout)
+        recipe = recipes.load(args.recipe, args.set)
+        # Said before the job is sent: a flavor too small, or a run longer than the job may last.
+        planned = forecasts.quick(recipe, flavor=args.flavor, time_limit_s=hf_jobs.timeout_seconds(args.timeout))
+        run = hf_jobs.submit(recipe, args.flavor, image=args.image, timeout=args.timeout)
     except StudioError as error:
         return _refuse(args, str(error))
+    if planned:
+        runs.save_forecast(run, planned.to_json())
+        for warning in planned.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     job = hf_jobs.job_record(run) or {}
     if not args.json:
         print(f"job {job.get('job_id')} on {job.get('flavor')}: {job.get('url')}\nrun {run} (log: {run / runs.LOG_FILE})")

@@ -9,7 +9,10 @@ Registered by studio.cli (`add_parser`, `COMMAND`). Exit 0 when the run fits, 1 
 from __future__ import annotations
 
 from core import recipes
+from core.errors import BadInput
 from core.train import forecast as forecasts
+from core.train import hf_jobs
+from core.train.hf_jobs import DEFAULT_TIMEOUT
 from studio.cli.output import print_json
 
 COMMAND = "plan"
@@ -21,6 +24,10 @@ def add_parser(sub) -> None:
     plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. training.batch_size=8")
     plan.add_argument("--on", choices=["local", "hf-jobs"], default="local",
                       help="where it would run: this machine (measured), or every Hugging Face Jobs flavor with its cost")
+    plan.add_argument("--flavor", default=None, help="with --on hf-jobs: the flavor the run would take (its fit and time)")
+    plan.add_argument("--timeout", default=None,
+                      help="the time the run may take (e.g. 90m, 4h; with --on hf-jobs the job's limit, default "
+                           f"{DEFAULT_TIMEOUT}): warn when it would take longer")
     plan.add_argument("--no-calibrate", action="store_true",
                       help="don't time a few real steps on this machine; assume a typical speed (faster, rougher)")
     plan.add_argument("--json", action="store_true", help="print one JSON object")
@@ -29,9 +36,14 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from core.train import training  # torch: loaded when a plan is made, not when `studio` starts
 
+    on_jobs = args.on == "hf-jobs"
+    if args.flavor and not on_jobs:
+        raise BadInput("--flavor is for --on hf-jobs (a Jobs hardware flavor)")
+    limit = args.timeout or (DEFAULT_TIMEOUT if on_jobs else None)
     recipe = recipes.load(args.recipe, args.set)
     dry = training.plan(recipe)
-    result = forecasts.forecast(recipe, dry, calibrate=not args.no_calibrate, on_jobs=args.on == "hf-jobs")
+    result = forecasts.forecast(recipe, dry, calibrate=not args.no_calibrate, on_jobs=on_jobs, flavor=args.flavor,
+                                time_limit_s=hf_jobs.timeout_seconds(limit) if limit else None)
     if args.json:
         print_json({"recipe": recipe.name, "method": recipe.training.method, "tuning": recipe.training.tuning,
                     "model": recipe.model.name, "total_steps": dry["total_steps"], **result.to_json()})

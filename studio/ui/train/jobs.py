@@ -16,9 +16,10 @@ import gradio as gr
 from core.errors import StudioError
 from core.hosting import demo_mode
 from core.recipes import Recipe
-from core.train import hf_jobs
+from core.train import forecast as forecasts
+from core.train import hf_jobs, runs
 from studio.ui import sessions
-from studio.ui.language import choices, our_words, t
+from studio.ui.language import choices, our_words, t, translate
 
 HERE = "This machine"
 JOBS = "Hugging Face Jobs"
@@ -55,8 +56,15 @@ def show_jobs(where: str, token: str, request: gr.Request = None):
 
 def start_job(recipe: Recipe, flavor: str, token: str) -> tuple[str, str]:
     """Send a checked recipe (the Train tab's visitor guard has run) to Jobs; (run id, message).
-    Raises the studio's errors (no token, Hub unreachable, unknown flavor, demo mode)."""
+    Raises the studio's errors (no token, Hub unreachable, unknown flavor, demo mode). The forecast
+    for that flavor and the job's time limit warns first (too little memory, too long a run)."""
+    planned = forecasts.quick(recipe, flavor=flavor, token=token or None,
+                              time_limit_s=hf_jobs.timeout_seconds(hf_jobs.DEFAULT_TIMEOUT))
     folder = hf_jobs.submit(recipe, flavor, token)
+    if planned:
+        runs.save_forecast(folder, planned.to_json())
+        for warning in planned.warnings:
+            gr.Warning(translate(warning))
     job = hf_jobs.job_record(folder) or {}
     return folder.name, (f"Sent `{folder.name}` to Hugging Face Jobs on **{job.get('flavor')}** (job [{job.get('job_id')}]"
                          f"({job.get('url')})). It waits for the hardware, then the charts fill as the job's log arrives; "

@@ -1,0 +1,49 @@
+"""A CPU training process's memory, kept to what the run needs.
+
+Without this, a CPU worker's resident memory grows with every new sequence length it meets:
+oneDNN keeps a compiled primitive (with its buffers) for each matmul shape, up to 1,024 of them,
+and glibc keeps the freed activations of each step in its heap instead of returning them.
+Padding-free batches give nearly every step a new length, so the growth has no end.
+Measured on the embedded model (LoRA, bf16 autocast, 2-core Xeon AMX, sequences of 300-1,200
+tokens, 30 steps): resident 4.5 GB at step 30 (peak 5.2 GB) with the defaults; 1.5 GB (peak 3.8 GB)
+with a cache of 64 primitives and the heap trimmed after each step, at the same speed (88 s vs
+87 s). A cache of 0 is 3x slower (every matmul compiled again). With a fixed length nothing grows.
+So a CPU run also pads each padding-free batch to a multiple of PAD_TO tokens (trl's
+pad_to_multiple_of; the padding has no labels and packed attention keeps it apart): the smoke
+recipe's peak went from 2.74 to 2.58 GB and levels off, and it ran faster (94 s vs 102 s: fewer
+shapes to compile).
+
+`bound()` must run before torch first multiplies (the worker calls it before importing the
+trainer); `trim()` runs after each optimizer step (core.train.callbacks.TrimHeap).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from functools import cache
+
+CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+PRIMITIVE_CACHE = 64  # a few sequence lengths' worth of shapes (forward and backward of each layer kind)
+PAD_TO = 64  # tokens: at most 63 padded a step
+
+
+def bound() -> None:
+    """Cap oneDNN's primitive cache for this process, unless the person set it."""
+    os.environ.setdefault(CACHE_ENV, str(PRIMITIVE_CACHE))
+
+
+@cache
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+def trim() -> bool:
+    """Return the heap's free memory to the system; False where the C library can't."""
+    call = _malloc_trim()
+    return bool(call and call(0))

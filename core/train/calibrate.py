@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from core.recipes import Recipe, RecipeError
 from core.train import cpu_memory
 from core.train.estimate import Speed, Tokens
 from core.train.trainer_configs import lora_config
-from core.workspace import read_json, workspace, write_json_atomic
+from core.workspace import PROJECT_ROOT, read_json, workspace, write_json_atomic
 
 CACHE_FILE = "calibration.json"
 STEPS = 3
@@ -67,9 +66,10 @@ def runtime(*, measure: bool = True) -> dict:
     known = _cache().get(key)
     if known or not measure:
         return known or {}
-    probe = ("import resource, time; t = time.perf_counter(); import torch, transformers, peft, trl; "
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, time.perf_counter() - t)")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False)
+    probe = ("import time; t = time.perf_counter(); import torch, transformers, peft, trl; "
+             "from core.train.cpu_memory import peak_resident_bytes; print(peak_resident_bytes(), time.perf_counter() - t)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False,
+                          cwd=PROJECT_ROOT)
     try:
         size, seconds = done.stdout.strip().splitlines()[-1].split()
     except (IndexError, ValueError):
@@ -116,7 +116,7 @@ def _measure_apart(recipe: Recipe, rows: int, length: int, *, generate: bool) ->
     its peak resident memory is the steps' own (`peak_bytes`), not whatever this process held before."""
     order = json.dumps({"recipe": recipe.to_yaml(), "rows": rows, "length": length, "generate": generate})
     done = subprocess.run([sys.executable, "-m", "core.train.calibrate"], input=order, capture_output=True, text=True,
-                          timeout=900, check=False)
+                          timeout=900, check=False, cwd=PROJECT_ROOT)
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -130,7 +130,7 @@ def _child() -> None:
     order = json.loads(sys.stdin.read())
     recipe = recipes.from_dict(yaml.safe_load(order["recipe"]))
     measured = _measure(recipe, order["rows"], order["length"], training_policy(), generate=order["generate"])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    peak = cpu_memory.peak_resident_bytes()
     print(json.dumps({**measured, "peak_bytes": peak, "rows": order["rows"], "length": order["length"]}), flush=True)
 
 

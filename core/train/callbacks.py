@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import resource
 import time
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def peak_memory_mb() -> float:
 
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return cpu_memory.peak_resident_bytes() / 2**20
 
 
 def _finite(value):

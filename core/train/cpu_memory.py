@@ -47,3 +47,19 @@ def trim() -> bool:
     """Return the heap's free memory to the system; False where the C library can't."""
     call = _malloc_trim()
     return bool(call and call(0))
+
+
+def peak_resident_bytes() -> int:
+    """This process's peak resident memory since it started its program. Linux's VmHWM, not
+    getrusage's ru_maxrss: that one carries the peak of the process that forked this one across
+    exec (a worker started by a 2 GB server would report 2 GB before doing anything)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # elsewhere: KiB on Linux, bytes on macOS

@@ -82,10 +82,13 @@ class LoraSection:
     """Layers that get adapters: module names (q_proj, v_proj, ...) or 'all-linear'."""
 
 
+PAIRED = ("dpo", "orpo", "simpo")  # methods that train on preference pairs (prompt, chosen, rejected)
+
+
 @dataclass
 class TrainingSection:
-    method: Literal["sft", "dpo", "grpo"] = "sft"
-    """Objective: sft (supervised on chats), dpo (preference pairs) or grpo (rewards on sampled completions)."""
+    method: Literal["sft", "dpo", "orpo", "simpo", "grpo"] = "sft"
+    """Objective: sft (chats), dpo, orpo or simpo (preference pairs; orpo and simpo need no reference model) or grpo (rewards)."""
     tuning: Literal["lora", "qlora", "full"] = "lora"
     """What is trained: a LoRA adapter, a LoRA adapter on a 4-bit base (CUDA), or all weights."""
     epochs: float = 1.0
@@ -125,7 +128,11 @@ class TrainingSection:
     seed: int = 42
     """Seed for initialisation and data order."""
     beta: float = 0.1
-    """DPO beta: how far the policy may move from the reference model."""
+    """DPO beta: how far the policy may move from the reference model (ORPO: the odds-ratio term's weight; SimPO: 2 to 2.5)."""
+    simpo_gamma: float = 0.5
+    """SimPO's target reward margin (the paper: 0.5 to 1.5); only with method: simpo."""
+    dpo_loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    """DPO's loss: sigmoid (DPO's own) or ipo (IPO: holds the margin near 1/(2 beta); resists overfitting small sets)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory (slower)."""
     distributed: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
@@ -323,6 +330,7 @@ def validate(recipe: Recipe, where: str = "") -> None:
         (not (t.save_steps and t.save_every_epochs), "training.save_every_epochs",
          "can't be set together with training.save_steps; keep one"),
         (t.beta > 0, "training.beta", "must be positive"),
+        (t.dpo_loss == "sigmoid" or t.method == "dpo", "training.dpo_loss", "is for method: dpo"),
         (t.num_processes >= 1, "training.num_processes", "must be at least 1"),
         (set(t.report_to) <= set(TRACKERS), "training.report_to", f"must name trackers among {', '.join(TRACKERS)}, got {t.report_to}"),
         (not (t.load_best_at_end and d.eval_split == 0), "training.load_best_at_end", "needs an eval set: set data.eval_split above 0"),
@@ -331,7 +339,8 @@ def validate(recipe: Recipe, where: str = "") -> None:
         (0 <= d.eval_split < 1, "data.eval_split", f"must be in [0, 1), got {d.eval_split}"),
         (d.max_length >= 16, "data.max_length", "must be at least 16 tokens"),
         (d.stack >= 1, "data.stack", "must be at least 1"),
-        (not (d.packing and t.method == "dpo"), "data.packing", "is for SFT only; turn it off for DPO"),
+        (not (d.packing and t.method in PAIRED), "data.packing", f"is for SFT only; turn it off for {t.method.upper()}"),
+        (t.simpo_gamma >= 0, "training.simpo_gamma", "must be 0 or more"),
         (bool(d.path), "data.path", "is empty: name a dataset file or folder"),
         *grpo_checks(recipe.grpo, t.method, t.batch_size, t.grad_accum, t.num_processes),
         (not (d.packing and t.method == "grpo"), "data.packing", "is for SFT only; turn it off for GRPO"),

@@ -4,6 +4,7 @@ the tiny random Llama (mechanics) and the embedded SmolLM2 (real behaviour, mark
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -11,18 +12,7 @@ import pytest
 from core import recipes
 from core.models import QLoRANeedsCUDA
 from core.train import cpu_memory, trainer_configs, training, training_data
-from tests.helpers.data import make_recipe, write_chats
-
-
-def write_pairs(path: Path, n: int = 8) -> Path:
-    with open(path, "w") as handle:
-        for i in range(n):
-            handle.write(json.dumps({
-                "prompt": [{"role": "user", "content": f"Is {i} even?"}],
-                "chosen": [{"role": "assistant", "content": "Yes, it is." if i % 2 == 0 else "No, it is odd."}],
-                "rejected": [{"role": "assistant", "content": "As an AI I cannot know that."}]}) + "\n")
-    return path
-
+from tests.helpers.data import make_recipe, write_chats, write_pairs
 
 # ---------------------------------------------------------------- configs
 
@@ -241,6 +231,24 @@ def test_dpo_run_logs_rewards(tmp_path, tiny_model_dir):
     train = [r for r in records if r["split"] == "train"]
     assert train and all("rewards/accuracies" in r and "rewards/margins" in r for r in train)
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("loss, first", [("sigmoid", math.log(2)), ("ipo", 25.0)])
+def test_dpo_loss_reaches_trl(tmp_path, tiny_model_dir, loss, first):
+    """training.dpo_loss picks trl's loss: at the first step the policy is the reference (LoRA starts
+    at zero), so DPO's loss is -log sigmoid(0) = log 2 and IPO's (0 - 1/(2 beta))^2 = 25 at beta 0.1."""
+    recipe = make_recipe(tiny_model_dir, write_pairs(tmp_path / "p.jsonl"), method="dpo", max_steps=1, dpo_loss=loss,
+                         beta=0.1)
+    assert trainer_configs.dpo_kwargs(recipe, str(tmp_path), steps_per_epoch=1, has_eval=False)["loss_type"] == [loss]
+    training.train(recipe, tmp_path / "run", log=lambda _: None)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    [step] = [r for r in records if r["split"] == "train"]
+    assert step["loss"] == pytest.approx(first, rel=1e-3)
+
+
+def test_dpo_loss_is_for_dpo_only(tmp_path, tiny_model_dir):
+    with pytest.raises(recipes.RecipeError, match="training.dpo_loss is for method: dpo"):
+        make_recipe(tiny_model_dir, write_chats(tmp_path / "d.jsonl"), dpo_loss="ipo")
 
 
 def test_dpo_refuses_chat_data(tmp_path, tiny_model_dir, embedded_tokenizer):

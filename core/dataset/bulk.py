@@ -39,9 +39,9 @@ def _target(items: Iterable[tuple[int, Example | BadRow]]) -> list[tuple[int, Ex
 
 
 def set_status(dataset_path: str | Path, items: Iterable[tuple[int, Example | BadRow]], status: str) -> BulkOutcome:
-    """`status` for every record given (bad rows have no verdict: they are left out)."""
-    if status not in review.STATUSES:
-        raise review.ReviewError(f"review status '{status}' is unknown; use one of {', '.join(review.STATUSES)}")
+    """`status` for every record given (bad rows have no verdict: they are left out); an unknown
+    status is refused, whatever is selected."""
+    review.check_status(status)
     chosen = _target(items)
     changes = {item.id: {"status": status, "position": position} for position, item in chosen}
     changed = review.open_review(dataset_path).update_many(changes, f"{status} {len(changes)} records")

@@ -31,6 +31,12 @@ class ReviewError(BadInput):
     """A review status, export style or review-state file that can't be used."""
 
 
+def check_status(status: str) -> None:
+    """ReviewError unless `status` is one a record can have (every write checks it here)."""
+    if status not in STATUSES:
+        raise ReviewError(f"review status '{status}' is unknown; use one of {', '.join(STATUSES)}")
+
+
 def review_dir(dataset_path: str | Path) -> Path:
     """The workspace folder that holds one dataset's review state and exports."""
     resolved = Path(dataset_path).expanduser().resolve()
@@ -98,8 +104,7 @@ class ReviewState:
         return record
 
     def set_status(self, example_id: str, status: str, *, position: int | None = None) -> dict:
-        if status not in STATUSES:
-            raise ReviewError(f"review status '{status}' is unknown; use one of {', '.join(STATUSES)}")
+        check_status(status)
         return self._update(example_id, position, status=status)
 
     def set_note(self, example_id: str, note: str, *, position: int | None = None) -> dict:
@@ -129,6 +134,9 @@ class ReviewState:
     def update_many(self, changes: dict[str, dict], label: str) -> int:
         """A bulk action: every record's changes under one lock and one atomic write, the records
         as they were before kept first in the undo file, so `undo_bulk` can put them back."""
+        for change in changes.values():
+            if "status" in change:
+                check_status(change["status"])
         if not changes:
             return 0
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from core import models
-from core.recipes import Recipe
+from core.recipes import PAIRED, Recipe
 from core.train.trainer_configs import lora_config
 
 GB = 1024**3
@@ -118,7 +118,7 @@ class Tokens:
 def tokens_of(plan: dict, recipe: Recipe) -> Tokens:
     t, stats = recipe.training, plan.get("train_tokens") or {}
     steps = max(int(plan.get("total_steps") or 0), 1)
-    if plan["method"] == "dpo":  # chosen and rejected: two sequences an example
+    if plan["method"] in PAIRED:  # chosen and rejected: two sequences an example
         return Tokens(float(stats.get("mean_length") or 0), min(int(stats.get("max_length") or 0), recipe.data.max_length),
                       2 * t.batch_size, steps, 2 * t.batch_size * t.grad_accum)
     if plan["method"] == "grpo":  # each sequence: its prompt and a completion of up to max_completion_length

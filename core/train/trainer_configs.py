@@ -133,7 +133,7 @@ def sft_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eva
 def dpo_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
                policy: DevicePolicy | None = None) -> dict:
     kwargs = common_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)
-    kwargs.update(beta=recipe.training.beta, max_length=recipe.data.max_length)
+    kwargs.update(beta=recipe.training.beta, loss_type=[recipe.training.dpo_loss], max_length=recipe.data.max_length)
     return kwargs
 
 
@@ -172,8 +172,38 @@ def grpo_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_ev
     return GRPOConfig(**grpo_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy))
 
 
-_KWARGS = {"sft": sft_kwargs, "dpo": dpo_kwargs, "grpo": grpo_kwargs}
-_CONFIGS = {"sft": sft_config, "dpo": dpo_config, "grpo": grpo_config}
+def orpo_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
+                policy: DevicePolicy | None = None) -> dict:
+    """ORPO: the SFT loss plus beta x an odds-ratio term; no reference model."""
+    kwargs = common_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)
+    kwargs.update(beta=recipe.training.beta, max_length=recipe.data.max_length)
+    return kwargs
+
+
+def orpo_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool, policy: DevicePolicy | None = None):
+    from trl.experimental.orpo import ORPOConfig  # trl 1.x keeps ORPO under experimental
+
+    return ORPOConfig(**orpo_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy))
+
+
+def simpo_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
+                 policy: DevicePolicy | None = None) -> dict:
+    """SimPO through trl's CPO trainer: length-normalised rewards with a target margin, no
+    reference model, no SFT term (cpo_alpha 0, as trl's docs set it for SimPO)."""
+    kwargs = common_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)
+    kwargs.update(beta=recipe.training.beta, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=recipe.training.simpo_gamma,
+                  max_length=recipe.data.max_length)
+    return kwargs
+
+
+def simpo_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool, policy: DevicePolicy | None = None):
+    from trl.experimental.cpo import CPOConfig
+
+    return CPOConfig(**simpo_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy))
+
+
+_KWARGS = {"sft": sft_kwargs, "dpo": dpo_kwargs, "orpo": orpo_kwargs, "simpo": simpo_kwargs, "grpo": grpo_kwargs}
+_CONFIGS = {"sft": sft_config, "dpo": dpo_config, "orpo": orpo_config, "simpo": simpo_config, "grpo": grpo_config}
 
 
 def trainer_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,

@@ -16,7 +16,7 @@ from core.chat_template import adopt, render
 from core.hosting import enforce_demo_limits
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import training_policy
-from core.recipes import Recipe
+from core.recipes import PAIRED, Recipe
 from core.train import advice, packed_attention, trackers, trainer_configs, training_data
 from core.train.grpo_data import CompletionLog, trl_rewards
 from core.train.preflight import bad_row_where, data_warnings, preflight
@@ -58,15 +58,29 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
         common["callbacks"].append(EarlyStoppingCallback(early_stopping_patience=recipe.training.early_stopping_patience))
     if recipe.training.method == "grpo":
         return _grpo_trainer(recipe, prepared, common, completion_log)
-    if recipe.training.method == "dpo":
-        from trl import DPOTrainer
+    if recipe.training.method in PAIRED:
+        return _pairs_trainer(recipe, prepared, common)
+    return _sft_trainer_class()(train_dataset=training_data.sft_dataset(prepared.train),
+                      eval_dataset=training_data.sft_dataset(prepared.eval) if prepared.has_eval else None, **common)
+
+
+def _pairs_trainer(recipe: Recipe, prepared, common: dict):
+    """DPO (with a reference), ORPO or SimPO (without): the same conversational pairs."""
+    data = dict(train_dataset=training_data.dpo_dataset(prepared.train),
+                eval_dataset=training_data.dpo_dataset(prepared.eval) if prepared.has_eval else None)
+    if recipe.training.method == "orpo":
+        from trl.experimental.orpo import ORPOTrainer
+
+        return ORPOTrainer(**data, **common)
+    if recipe.training.method == "simpo":
+        from trl.experimental.cpo import CPOTrainer
+
+        return CPOTrainer(**data, **common)
+    from trl import DPOTrainer
 
         # ref_model=None: with a LoRA policy trl uses the frozen base (adapter switched off) as
         # the reference; for a full fine-tune it copies the starting model.
-        return DPOTrainer(ref_model=None, train_dataset=training_data.dpo_dataset(prepared.train),
-                          eval_dataset=training_data.dpo_dataset(prepared.eval) if prepared.has_eval else None, **common)
-    return _sft_trainer_class()(train_dataset=training_data.sft_dataset(prepared.train),
-                      eval_dataset=training_data.sft_dataset(prepared.eval) if prepared.has_eval else None, **common)
+    return DPOTrainer(ref_model=None, **data, **common)
 
 
 def _grpo_trainer(recipe: Recipe, prepared, common: dict, completion_log):
@@ -249,7 +263,8 @@ def plan(recipe: Recipe) -> dict:
         "bad_rows": len(prepared.bad_rows), "skipped": len(prepared.skipped),
         "train_rows": len(prepared.train), "eval_rows": len(prepared.eval), "train_tokens": stats,
         "steps_per_epoch": per_epoch, "total_steps": training_data.total_steps(recipe, prepared),
-        "trainer": {"dpo": "DPOTrainer", "grpo": "GRPOTrainer"}.get(recipe.training.method, "SFTTrainer"),
+        "trainer": {"dpo": "DPOTrainer", "orpo": "ORPOTrainer", "simpo": "CPOTrainer (SimPO loss)",
+                    "grpo": "GRPOTrainer"}.get(recipe.training.method, "SFTTrainer"),
         "trainer_config": config, "lora_config": trainer_configs.lora_kwargs(recipe) if recipe.training.tuning != "full" else None,
         "notes": notes, "warnings": warnings,
         "advice": [item.to_json() | {"line": item.line()} for item in advice.recommend(recipe, prepared.examples)],

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from core.chat_template import render
 from core.dataset import reader, review
 from core.dataset.samples import build_samples
-from core.recipes import Recipe, RecipeError, check_dataset_exists
+from core.recipes import PAIRED, Recipe, RecipeError, check_dataset_exists
 from core.train.grpo_data import prompt_rows
 from core.train.rewards import required_fields
 
@@ -75,17 +75,17 @@ def prepare(recipe: Recipe, tokenizer) -> PreparedData:
     method = recipe.training.method
     if method == "grpo":
         return _prepare_grpo(recipe, examples, loaded)
-    if method == "dpo":
+    if method in PAIRED:
         pairs = [e for e in examples if e.is_preference]
         if not pairs:
-            raise RecipeError(f"training.method is dpo but {recipe.data.path} holds no preference pairs "
+            raise RecipeError(f"training.method is {method} but {recipe.data.path} holds no preference pairs "
                               f"(format {loaded.format}); use a prompt/chosen/rejected dataset or method sft")
         train, held = split_examples(pairs, recipe.data.eval_split, recipe.data.seed)
         return PreparedData(method, loaded.format, len(pairs), loaded.bad_rows, [],
                             [preference_row(e) for e in train], [preference_row(e) for e in held])
     chats = [e for e in examples if not e.is_preference]
     if not chats:
-        raise RecipeError(f"training.method is sft but {recipe.data.path} holds only preference pairs; use method dpo")
+        raise RecipeError(f"training.method is sft but {recipe.data.path} holds only preference pairs; use method dpo, orpo or simpo")
     train, held = split_examples(chats, recipe.data.eval_split, recipe.data.seed)
     options = dict(max_length=recipe.data.max_length, response_only=recipe.data.response_only,
                    chat_template=recipe.model.chat_template)

@@ -19,6 +19,16 @@ def write_chats(path: Path, n: int = 12) -> Path:
     return path
 
 
+def write_pairs(path: Path, n: int = 8) -> Path:
+    with open(path, "w") as handle:
+        for i in range(n):
+            handle.write(json.dumps({
+                "prompt": [{"role": "user", "content": f"Is {i} even?"}],
+                "chosen": [{"role": "assistant", "content": "Yes, it is." if i % 2 == 0 else "No, it is odd."}],
+                "rejected": [{"role": "assistant", "content": "As an AI I cannot know that."}]}) + "\n")
+    return path
+
+
 def make_recipe(model: Path | str, data: Path, **training_fields) -> recipes.Recipe:
     fields = {"max_steps": 3, "batch_size": 2, "learning_rate": 1e-3, "save_steps": 100}
     fields.update(training_fields)

@@ -1,7 +1,7 @@
 """Train tab charts: Plotly figures drawn from a run's metrics.jsonl records.
 
 Loss (train raw and smoothed, eval on the same axes, earlier runs overlaid), learning rate,
-grad norm, and for DPO rewards/accuracies and rewards/margins. Smoothing is TensorBoard's
+grad norm, and for DPO, ORPO and SimPO rewards/accuracies and rewards/margins (ORPO: log_odds_ratio). Smoothing is TensorBoard's
 debiased exponential moving average. This module knows nothing about gradio or run folders:
 it takes lists of dicts and returns figures.
 """
@@ -84,9 +84,11 @@ def line_figure(metrics: list[dict], key: str, title: str, *, log_scale: bool = 
 
 
 def rewards_figure(metrics: list[dict], *, smoothing: float = 0.6) -> go.Figure:
-    """DPO: preference accuracy and reward margin (a second y axis: they have different scales)."""
+    """DPO, ORPO, SimPO: preference accuracy, reward margin and (ORPO) the log odds ratio, the
+    last two on a second y axis (a different scale)."""
     fig = go.Figure()
-    for key, colour, axis in (("rewards/accuracies", "#2ca02c", "y"), ("rewards/margins", "#d62728", "y2")):
+    for key, colour, axis in (("rewards/accuracies", "#2ca02c", "y"), ("rewards/margins", "#d62728", "y2"),
+                              ("log_odds_ratio", "#1f77b4", "y2")):
         steps, values = series(metrics, key)
         if steps:
             fig.add_scatter(x=steps, y=smooth(values, smoothing), mode="lines", name=key, line=dict(color=colour, width=2), yaxis=axis)
@@ -94,7 +96,8 @@ def rewards_figure(metrics: list[dict], *, smoothing: float = 0.6) -> go.Figure:
         if e_steps:
             fig.add_scatter(x=e_steps, y=e_values, mode="markers", name=f"eval {key}", marker=dict(color=colour), yaxis=axis)
     fig.update_layout(yaxis2=dict(title="margin", overlaying="y", side="right"))
-    return _layout(fig, "DPO rewards", "accuracy", empty="DPO runs log rewards/accuracies and rewards/margins here")
+    return _layout(fig, "Preference rewards", "accuracy",
+                   empty="DPO, ORPO and SimPO runs log rewards/accuracies and rewards/margins here")
 
 
 REWARD_COLOURS = ("#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

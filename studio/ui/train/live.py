@@ -173,10 +173,10 @@ def _resume_choices(folder: Path | None) -> list[str]:
 
 def _charts(metrics, log_scale, smoothing, overlays: dict[str, Path]):
     others = {name: runs.read_metrics(folder) for name, folder in overlays.items()}
-    is_dpo = any("rewards/accuracies" in m for m in metrics)
+    pairs = any("rewards/accuracies" in m for m in metrics)
     return [
         train_charts.loss_figure(metrics, smoothing=smoothing, log_scale=log_scale, overlays=others),
         train_charts.line_figure(metrics, "lr", "Learning rate", log_scale=log_scale),
         train_charts.line_figure(metrics, "grad_norm", "Gradient norm", log_scale=log_scale, colour="#9467bd"),
-        gr.update(value=train_charts.rewards_figure(metrics, smoothing=smoothing), visible=is_dpo),
+        gr.update(value=train_charts.rewards_figure(metrics, smoothing=smoothing), visible=pairs),
     ]

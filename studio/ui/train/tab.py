@@ -434,5 +434,5 @@ def _build_charts():
     with gr.Row():
         lr_plot = gr.Plot(label=t("Learning rate"))
         grad_plot = gr.Plot(label=t("Gradient norm"))
-    rewards_plot = gr.Plot(label=t("DPO rewards"), visible=False)
+    rewards_plot = gr.Plot(label=t("Preference rewards"), visible=False)
     return log_scale, smoothing, overlays, [loss_plot, lr_plot, grad_plot, rewards_plot]

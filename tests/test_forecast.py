@@ -114,7 +114,9 @@ def test_a_flavor_too_small_is_named(tiny_model_dir, monkeypatch):
     result = forecasts.forecast(recipe, plan, calibrate=False, on_jobs=True, flavor="t4-small")
     assert not result.fits and result.suggestions
     assert any("more than the t4-small flavor holds" in warning for warning in result.warnings)
-    assert any(row["fits"] for row in result.flavors)  # another flavor would hold it
+    cheapest = next(row for row in result.flavors if row["fits"])  # another flavor would hold it
+    assert result.suggestions[0]["change"].startswith(f"--flavor {cheapest['flavor']} (") and result.suggestions[0]["fits"]
+    assert "Try: --flavor" in result.warnings[0]
 
 
 def test_a_job_time_limit_reads_as_seconds():

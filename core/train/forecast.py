@@ -75,7 +75,8 @@ def forecast(recipe: Recipe, plan: dict, *, calibrate: bool | str = True, on_job
                                        device="cuda" if kit is None or kit.gpu else "cpu")
         speed.how += f" ({chosen['flavor']})" if chosen else ""
         fits_it = bool(chosen and chosen["fits"]) if flavor else any(row["fits"] for row in rows)
-        available = max((row["memory_bytes"] for row in rows), default=0)
+        picked = flavor and chosen and chosen["flavor"] == flavor
+        available = chosen["memory_bytes"] if picked else max((row["memory_bytes"] for row in rows), default=0)
     else:
         speed = calibration.speed(recipe, tokens, measure=measure) if calibrate else None
         if speed is None:
@@ -100,6 +101,10 @@ def forecast(recipe: Recipe, plan: dict, *, calibrate: bool | str = True, on_job
     if not fits_it:
         result.suggestions = suggestions(recipe, plan, shape, device=device, element=element, runtime=runtime.get("bytes"),
                                          available=available, seconds=expected)
+        bigger = next((row for row in rows if row["fits"]), None)  # a flavor with more memory, cheapest first
+        if flavor and bigger:
+            result.suggestions.insert(0, {"change": f"--flavor {bigger['flavor']} ({bigger['memory']}, ${bigger['per_hour']:.2f}/h)",
+                                          "peak_bytes": peak, "peak": human_bytes(peak), "fits": True, "time": bigger["time"]})
         where = (f"the {flavor} flavor" if flavor else "any Jobs flavor") if on_jobs else (
             f"this machine ({human_bytes(machine['available_bytes'])} free now)")
         result.warnings.append(f"This run needs about {human_bytes(peak)} at its peak, more than {where} holds: "

@@ -13,6 +13,7 @@ transformers, peft and trl (what every training process holds before its model),
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def machine_id() -> str:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu} x{torch.get_num_threads()} / {gpu}"
+    return f"{cpu} x{os.cpu_count()} / {gpu}"  # not torch's thread count: chat sets it per process
 
 
 def _cache() -> dict:

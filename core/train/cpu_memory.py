@@ -8,10 +8,9 @@ Measured on the embedded model (LoRA, bf16 autocast, 2-core Xeon AMX, sequences 
 tokens, 30 steps): resident 4.5 GB at step 30 (peak 5.2 GB) with the defaults; 1.5 GB (peak 3.8 GB)
 with a cache of 64 primitives and the heap trimmed after each step, at the same speed (88 s vs
 87 s). A cache of 0 is 3x slower (every matmul compiled again). With a fixed length nothing grows.
-So a CPU run also pads each padding-free batch to a multiple of PAD_TO tokens (trl's
-pad_to_multiple_of; the padding has no labels and packed attention keeps it apart): the smoke
-recipe's peak went from 2.74 to 2.58 GB and levels off, and it ran faster (94 s vs 102 s: fewer
-shapes to compile).
+Padding each padding-free row to a multiple of PAD_TO tokens (trl's pad_to_multiple_of; packed
+attention keeps the pads as one span) lowered the smoke recipe's peak further (2.74 to 2.58 GB) but
+is not the default: trl counts the pads as tokens seen, so one process and two would disagree.
 
 `bound()` must run before torch first multiplies (the worker calls it before importing the
 trainer); `trim()` runs after each optimizer step (core.train.callbacks.TrimHeap).
@@ -26,7 +25,7 @@ from functools import cache
 
 CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 PRIMITIVE_CACHE = 64  # a few sequence lengths' worth of shapes (forward and backward of each layer kind)
-PAD_TO = 64  # tokens: at most 63 padded a step
+PAD_TO = 64  # tokens: at most 63 padded a step (measured above; not applied by default)
 
 
 def bound() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from core.models import DevicePolicy
 from core.precision import training_policy
 from core.recipes import Recipe
-from core.train import cpu_memory, trackers
+from core.train import trackers
 
 
 def lora_kwargs(recipe: Recipe) -> dict:
@@ -117,10 +117,6 @@ def sft_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eva
         # Our samples are already truncated to data.max_length by core.dataset.samples; padding-free
         # concatenates a batch into one row (position ids keep sequences apart), so no slot is padding.
         kwargs.update(packing=False, padding_free=True, max_length=None)
-        if kwargs["use_cpu"] and recipe.training.num_processes == 1:
-            # A few row lengths, not one a step: oneDNN and the heap stop growing (core.train.cpu_memory).
-            # Not across processes: trl counts the pads as tokens seen, so the count would depend on the split.
-            kwargs["pad_to_multiple_of"] = cpu_memory.PAD_TO
     # The dataset carries our own labels (-100 outside assistant spans); trl uses them as is.
     kwargs.update(assistant_only_loss=False, completion_only_loss=False, dataset_num_proc=None)
     return kwargs

@@ -83,12 +83,13 @@ class LoraSection:
 
 
 PAIRED = ("dpo", "orpo", "simpo")  # methods that train on preference pairs (prompt, chosen, rejected)
+PREFERENCE = (*PAIRED, "kto")  # and KTO: single replies labelled good or bad (pairs are split into two)
 
 
 @dataclass
 class TrainingSection:
-    method: Literal["sft", "dpo", "orpo", "simpo", "grpo"] = "sft"
-    """Objective: sft (chats), dpo, orpo or simpo (preference pairs; orpo and simpo need no reference model) or grpo (rewards)."""
+    method: Literal["sft", "dpo", "orpo", "simpo", "kto", "grpo"] = "sft"
+    """Objective: sft (chats); dpo, orpo, simpo (pairs; orpo, simpo need no reference model); kto (replies marked good/bad); grpo."""
     tuning: Literal["lora", "qlora", "full"] = "lora"
     """What is trained: a LoRA adapter, a LoRA adapter on a 4-bit base (CUDA), or all weights."""
     epochs: float = 1.0
@@ -128,9 +129,13 @@ class TrainingSection:
     seed: int = 42
     """Seed for initialisation and data order."""
     beta: float = 0.1
-    """DPO beta: how far the policy may move from the reference model (ORPO: the odds-ratio term's weight; SimPO: 2 to 2.5)."""
+    """DPO and KTO beta: how far the policy may move from the reference model (ORPO: the odds-ratio term's weight; SimPO: 2 to 2.5)."""
     simpo_gamma: float = 0.5
     """SimPO's target reward margin (the paper: 0.5 to 1.5); only with method: simpo."""
+    desirable_weight: float = 1.0
+    """KTO: the loss weight of good replies (raise it when there are fewer good than bad; the data check says by how much)."""
+    undesirable_weight: float = 1.0
+    """KTO: the loss weight of bad replies."""
     dpo_loss: Literal["sigmoid", "ipo"] = "sigmoid"
     """DPO's loss: sigmoid (DPO's own) or ipo (IPO: holds the margin near 1/(2 beta); resists overfitting small sets)."""
     gradient_checkpointing: bool = False
@@ -339,7 +344,11 @@ def validate(recipe: Recipe, where: str = "") -> None:
         (0 <= d.eval_split < 1, "data.eval_split", f"must be in [0, 1), got {d.eval_split}"),
         (d.max_length >= 16, "data.max_length", "must be at least 16 tokens"),
         (d.stack >= 1, "data.stack", "must be at least 1"),
-        (not (d.packing and t.method in PAIRED), "data.packing", f"is for SFT only; turn it off for {t.method.upper()}"),
+        (not (d.packing and t.method in PREFERENCE), "data.packing", f"is for SFT only; turn it off for {t.method.upper()}"),
+        (t.method != "kto" or t.batch_size >= 2, "training.batch_size",
+         "must be at least 2 for kto: KTO estimates its KL term from the other replies in a batch"),
+        (t.desirable_weight > 0 and t.undesirable_weight > 0, "training.desirable_weight",
+         "and training.undesirable_weight must be positive"),
         (t.simpo_gamma >= 0, "training.simpo_gamma", "must be 0 or more"),
         (bool(d.path), "data.path", "is empty: name a dataset file or folder"),
         *grpo_checks(recipe.grpo, t.method, t.batch_size, t.grad_accum, t.num_processes),

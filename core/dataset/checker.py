@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from core.dataset import privacy
+from core.dataset.balance import balance
 from core.dataset.contamination import ContaminationCheck, assistant_texts
 from core.dataset.leakage import LeakIndex, asked
 from core.dataset.reader import BadRow, Example
@@ -41,6 +42,7 @@ class CheckReport:
     eval_leaks: list[dict] = field(default_factory=list)  # evaluation prompts held by training text (core.dataset.leakage)
     duplicates: dict = field(default_factory=lambda: {"exact": [], "near": []})
     preference: dict | None = None
+    labels: dict | None = None  # replies labelled good / bad (KTO) and their balance (core.dataset.balance)
     metrics: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     tokens: dict | None = None
@@ -76,7 +78,7 @@ class CheckReport:
             "bad_rows": self.bad_rows, "contamination": self.contamination, "empty_turns": self.empty_turns,
             "role_order": self.role_order, "left_out": self.left_out, "personal_data": self.personal_data,
             "eval_leaks": self.eval_leaks,
-            "duplicates": self.duplicates, "preference": self.preference,
+            "duplicates": self.duplicates, "preference": self.preference, "labels": self.labels,
             "metrics": {k: {x: v for x, v in m.items() if x != "display"} for k, m in self.metrics.items()},
             "warnings": self.warnings(), "targets": self.targets, "tokens": self.tokens, "elapsed_s": round(self.elapsed_s, 3),
         }
@@ -111,6 +113,7 @@ class Checker:
         self.mode_counts: Counter = Counter()
         self.categories: Counter = Counter()
         self.pairs = self.identical = self.empty_sides = 0
+        self.labels: Counter = Counter()  # replies labelled good (True) and bad (False), for KTO
         self.counts: Counter = Counter()
         self.any_mode = False
 
@@ -151,15 +154,20 @@ class Checker:
         self._duplicates(item)
         if item.is_preference:
             self._preference(item, position, where)
+        if item.label is not None:
+            self.labels[item.label] += 1
         if item.mode is not None or (self.contamination and r.format == "modes"):
             self._contamination(item, texts, position, where)
 
     def _quality(self, item: Example, texts: list[str], position: int) -> None:
         replies = [item.chosen or ""] if item.is_preference else texts
+        graded = item.label is not False  # a reply labelled bad shows what not to write: its fillers are the point
         longest = 0
         for text in replies:
             words = visible_words(text)
             longest = max(longest, words)
+            if not graded:
+                continue
             self.replies += 1
             self.total_words += words
             self.short += words <= 40
@@ -291,6 +299,8 @@ class Checker:
                                                        "exact_duplicates", "near_duplicates", "identical_pairs", "empty_sides",
                                                        "left_out_parts", "personal_data", "secrets", "eval_leaks")}
         r.mode_names = [name for name, _ in sorted(self.mode_codes.items(), key=lambda kv: kv[1])]
+        if self.labels:
+            r.labels = balance(self.labels[True], self.labels[False])
         r.metrics = quality_metrics(self)
         apply_targets(r)
         if self.pairs:
@@ -416,6 +426,11 @@ def quality_metrics(c: Checker) -> dict:
         status = "good" if low > 0.10 else "bad" if low < 0.05 else "warn"
         shown = ", ".join(f"{m} {s:.0%}" for m, s in shares.items())
         metrics["mode_balance"] = {**_metric("Mode distribution", low, shown, "each mode over 10%", status), "shares": shares}
+    if c.report.labels:
+        b = c.report.labels
+        metrics["label_balance"] = {**_metric("Good and bad replies (KTO)", b["ratio"] or 0, f"{b['good']} good, {b['bad']} bad",
+                                              "1 to 1.33 good per bad, or weights that make it so", b["status"]),
+                                    "advice": b["advice"]}
     for key, label, bad in (("empty_turns", "Empty turns", True), ("role_order", "Role-order errors", True),
                             ("exact_duplicates", "Exact duplicates", True), ("near_duplicates", "Near duplicates", False)):
         n = c.counts.get(key, 0)

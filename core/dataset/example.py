@@ -12,7 +12,8 @@ ROLES = ("system", "user", "assistant", "tool")
 @dataclass(slots=True)
 class Example:
     """One normalized row. `messages` is the chat; for preference data `chosen`/`rejected` are
-    the two assistant replies that follow `messages` (the shared prompt)."""
+    the two assistant replies that follow `messages` (the shared prompt). `label` marks a chat's
+    last reply good (True) or bad (False) for KTO: unpaired preference data."""
 
     id: str
     messages: list[dict]
@@ -24,6 +25,7 @@ class Example:
     line: int | None = None
     row: int | None = None  # 1-based position among the file's records (blank lines not counted)
     left_out: list[str] = field(default_factory=list)  # content parts the studio can't use (images ...), by place
+    label: bool | None = None  # the last reply is good (True) or bad (False): KTO's unpaired preference
 
     @property
     def is_preference(self) -> bool:

@@ -1,8 +1,9 @@
 """Formats: recognise what kind of fine-tuning row a dict is, and turn it into an `Example`.
 
 Recognised without configuration: OpenAI `messages`, ShareGPT `conversations`, Alpaca,
-prompt/completion, preference pairs (plain, conversational, ShareGPT-style), friction records
-and mode-tagged samples. `detect` gives a verdict *and* the evidence (which keys), so a person
+prompt/completion, preference pairs (plain, conversational, ShareGPT-style), replies labelled
+good or bad (KTO: LLaMA-Factory's `label` / `kto_tag`, trl's prompt/completion/label), friction
+records and mode-tagged samples. `detect` gives a verdict *and* the evidence (which keys), so a person
 can see why and override it. `normalize` raises `RowError` with a reason a person can act on.
 This module knows nothing about files, line numbers on disk, tokenizers or review state.
 """
@@ -16,7 +17,11 @@ from core.dataset import parts
 from core.dataset.example import Example
 from core.errors import StudioError
 
-FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "preference", "friction", "modes")
+FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "preference", "labelled", "friction", "modes")
+# The keys that mark a reply good (true) or bad (false): trl's and LLaMA-Factory's `label`, and
+# the `kto_tag` LLaMA-Factory's dataset_info.json maps it from.
+LABEL_KEYS = ("label", "kto_tag")
+_CHAT_KEYS = ("messages", "conversations")
 DEFAULT_FRICTION_TEMPLATE = "<think>{thought_stream}</think>{final_answer}"
 
 # ShareGPT speaker names seen in the wild, mapped to chat roles.
@@ -28,7 +33,7 @@ SHAREGPT_ROLES = {
 
 
 # Formats whose row shape can carry an edited conversation back (see with_edits).
-EDITABLE_IN_PLACE = ("messages", "sharegpt", "preference", "modes")
+EDITABLE_IN_PLACE = ("messages", "sharegpt", "preference", "labelled", "modes")
 _ROLE_SET = frozenset(("system", "user", "assistant", "tool"))
 # Message-level reasoning, as OpenAI-compatible servers (reasoning_content) and templates (thinking) name it.
 _REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
@@ -49,6 +54,9 @@ def detect_row(row: dict) -> tuple[str, str] | None:
     if "chosen" in keys and "rejected" in keys:
         base = "conversations" if "conversations" in keys else "messages" if "messages" in keys else "prompt"
         return "preference", f"keys {base}/chosen/rejected"
+    labelled = _labelled(row)
+    if labelled:
+        return "labelled", labelled
     if "mode" in keys and ({"messages", "conversations", "text", "completion", "output", "response"} & keys):
         shapes = {"messages", "conversations", "text", "completion", "output", "response"}
         return "modes", "a `mode` field next to " + ", ".join(sorted(shapes & keys))
@@ -67,6 +75,31 @@ def detect_row(row: dict) -> tuple[str, str] | None:
     return None
 
 
+def _labelled(row: dict) -> str | None:
+    """The evidence that `row` is a reply labelled good or bad, or None: a true/false `label` (or
+    any `kto_tag`) next to a chat or a prompt/completion."""
+    key = next((k for k in LABEL_KEYS if k in row and (k == "kto_tag" or isinstance(row[k], bool))), None)
+    if key is None:
+        return None
+    chat = next((k for k in _CHAT_KEYS if k in row), None)
+    if chat:
+        return f"a true/false `{key}` next to {chat} (LLaMA-Factory's KTO data)"
+    if "prompt" in row and "completion" in row:
+        return f"keys prompt/completion/{key} (trl's unpaired preference data)"
+    return None
+
+
+def row_label(row: dict) -> bool | None:
+    """A row's own good (True) / bad (False) label, or None; RowError when it is not true or false."""
+    key = next((k for k in LABEL_KEYS if k in row), None)
+    if key is None or (key == "label" and not isinstance(row[key], bool)):
+        return None  # a `label` that isn't true/false (a class number, a name) is some other dataset's field
+    value = row[key]
+    if not isinstance(value, bool):
+        raise RowError(f"{key}: expected true (a good reply) or false (a bad one), got {value!r}")
+    return value
+
+
 def detect(rows: list[dict]) -> tuple[str, str]:
     """The format most sampled rows agree on, with the evidence; RowError when none fits."""
     votes: Counter = Counter()
@@ -81,6 +114,7 @@ def detect(rows: list[dict]) -> tuple[str, str]:
         raise RowError(
             f"no known format: the rows have keys {', '.join(keys) or '(none)'}. Expected one of: messages, "
             "conversations (ShareGPT), instruction/output (Alpaca), prompt/completion, prompt/chosen/rejected, "
+            "messages or prompt/completion with a true/false label (KTO), "
             "question/agent_responses/final_answer (friction), or a mode field. Pick the format by hand if the keys differ."
         )
     best, count = votes.most_common(1)[0]
@@ -293,6 +327,8 @@ def with_edits(row: dict, edited: Example, fmt: str) -> dict | None:
         return {**row, **{side: [{"role": "assistant", "content": text}] if as_turns else text
                           for side, text in (("chosen", edited.chosen), ("rejected", edited.rejected))}}
     row = dict(row)
+    if edited.label is not None:
+        row[next((k for k in LABEL_KEYS if k in row), "label")] = edited.label
     if "conversations" in row:
         speaker = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
         row["conversations"] = [{"from": speaker[m["role"]], "value": m["content"]} for m in edited.messages]
@@ -332,7 +368,7 @@ def normalize(row: dict, fmt: str, *, example_id: str, line: int | None = None, 
         messages = _from_friction(row, format_template or DEFAULT_FRICTION_TEMPLATE)
     elif fmt == "alpaca":
         messages = _from_alpaca(row)
-    elif fmt == "prompt_completion":
+    elif fmt == "prompt_completion" or (fmt == "labelled" and not any(k in row for k in _CHAT_KEYS)):
         messages = _from_prompt_completion(row)
     elif fmt == "modes":
         messages = _from_modes(row)
@@ -341,20 +377,25 @@ def normalize(row: dict, fmt: str, *, example_id: str, line: int | None = None, 
         if key is None:
             raise RowError(f"row has no messages or conversations list, so it can't be read as {fmt}")
         messages = _from_messages(row, key)
+    label = row_label(row)
+    if fmt == "labelled" and (not messages or messages[-1]["role"] != "assistant"):
+        raise RowError("the labelled row's conversation must end in the assistant reply its label judges")
     mode = row.get("mode")
     category = row.get("category")
     return Example(
         id=str(row["id"]) if row.get("id") not in (None, "") else example_id,
         messages=_with_system(messages, system_prompt), mode=str(mode) if mode is not None else None,
         chosen=chosen, rejected=rejected, category=str(category) if category is not None else None,
-        source=row, line=line, row=row_number, left_out=_PENDING.left_out or [],
+        source=row, line=line, row=row_number, left_out=_PENDING.left_out or [], label=label,
     )
 
 
 def _compatible(own: str, wanted: str) -> bool:
     """Rows a wanted format can still read: a mode-tagged chat read as plain messages, and so on."""
     if wanted in ("messages", "sharegpt"):
-        return own in ("messages", "sharegpt", "modes")
+        return own in ("messages", "sharegpt", "modes", "labelled")
     if wanted == "modes":
-        return own in ("messages", "sharegpt", "alpaca", "prompt_completion")
+        return own in ("messages", "sharegpt", "alpaca", "prompt_completion", "labelled")
+    if wanted == "prompt_completion":
+        return own == "labelled"
     return False

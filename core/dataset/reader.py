@@ -305,4 +305,6 @@ def to_normalized(example: Example) -> dict:
         row["mode"] = example.mode
     if example.category is not None:
         row["category"] = example.category
+    if example.label is not None:
+        row["label"] = example.label
     return row

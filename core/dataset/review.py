@@ -55,7 +55,9 @@ def _fingerprint(path: Path) -> dict:
 
 @dataclass
 class ReviewState:
-    """Verdicts for one dataset: {example id: {"status", "note", "messages"?, "chosen"?, "rejected"?}}."""
+    """Verdicts for one dataset: {example id: {"status", "note", "label"?, "messages"?, "chosen"?, "rejected"?}}.
+    `label` is the thumbs-up / thumbs-down on the record's last reply (True good, False bad, None
+    not given), which KTO trains on; `status` says whether the record is used at all."""
 
     dataset: Path
     records: dict[str, dict] = field(default_factory=dict)
@@ -75,6 +77,11 @@ class ReviewState:
         for record in self.records.values():
             counts[record.get("status", "pending")] += 1
         return counts
+
+    def label_counts(self) -> dict[str, int]:
+        """Replies the reviewer marked good and bad (thumbs up / down)."""
+        labels = [record.get("label") for record in self.records.values()]
+        return {"good": labels.count(True), "bad": labels.count(False)}
 
     def save(self) -> None:
         write_json_atomic(self.file, {"dataset": str(self.dataset), "fingerprint": _fingerprint(self.dataset),
@@ -109,6 +116,12 @@ class ReviewState:
 
     def set_note(self, example_id: str, note: str, *, position: int | None = None) -> dict:
         return self._update(example_id, position, note=note)
+
+    def set_label(self, example_id: str, label: bool | None, *, position: int | None = None) -> dict:
+        """Thumbs up (True) or down (False) on the record's last reply; None takes it back."""
+        if label not in (True, False, None):
+            raise ReviewError(f"a reply's label is good (true), bad (false) or none, not {label!r}")
+        return self._update(example_id, position, label=label)
 
     def statuses_by_position(self) -> dict[int, str]:
         """{position: status} for reviewed rows whose position is known."""
@@ -274,25 +287,60 @@ def dataset_changed(state: ReviewState) -> bool:
 
 
 def apply_edits(example: Example, record: dict) -> Example:
-    """The example as the reviewer left it (edited messages / replies applied)."""
-    if not any(k in record for k in ("messages", "chosen", "rejected")):
+    """The example as the reviewer left it (edited messages / replies and the reviewer's label applied)."""
+    label = record.get("label")
+    if not any(k in record for k in ("messages", "chosen", "rejected")) and label is None:
         return example
     return replace(example, messages=copy.deepcopy(record.get("messages", example.messages)),
-                   chosen=record.get("chosen", example.chosen), rejected=record.get("rejected", example.rejected))
+                   chosen=record.get("chosen", example.chosen), rejected=record.get("rejected", example.rejected),
+                   label=example.label if label is None else label)
 
 
 def apply_review(dataset_path: str | Path, examples: list[Example], *, only_approved: bool = False) -> list[Example]:
     """The examples a training run should use: edits applied, rejected rows dropped, and
-    rows not approved dropped too when `only_approved`."""
+    rows not approved dropped too when `only_approved`. A reply labelled bad is not one to learn
+    to write: SFT, DPO and GRPO leave it out too (KTO reads `labelled` instead)."""
+    return [example for example, _ in _reviewed(dataset_path, examples, only_approved=only_approved)
+            if example.label is not False]
+
+
+def _reviewed(dataset_path, examples, *, only_approved: bool):
+    """(example as reviewed, status) for every example the review keeps."""
     state = open_review(dataset_path)
-    kept = []
     for example in examples:
         record = state.records.get(example.id, {})
         status = record.get("status", "pending")
         if status == "rejected" or (only_approved and status != "approved"):
             continue
-        kept.append(apply_edits(example, record))
-    return kept
+        yield apply_edits(example, record), status
+
+
+def labelled(dataset_path: str | Path, examples: list[Example], *, only_approved: bool = False) -> tuple[list[Example], int]:
+    """KTO's examples, each a conversation ending in the reply its `label` judges (True good), and
+    how many rows had no label to give. A label comes from the reviewer's thumbs, else the row's
+    own; a preference pair gives its chosen reply as good and its rejected one as bad. A plain
+    chat without either is labelled by its review status (approved good, rejected bad), so a set
+    reviewed for SFT trains KTO as it is; a labelled row rejected by the reviewer is left out."""
+    state = open_review(dataset_path)
+    kept, unlabelled = [], 0
+    for example in examples:
+        record = state.records.get(example.id, {})
+        status = record.get("status", "pending")
+        example = apply_edits(example, record)
+        if example.is_preference or example.label is not None:
+            if status == "rejected" or (only_approved and status != "approved"):
+                continue
+            if example.is_preference:
+                kept += [replace(example, id=f"{example.id}#{side}", chosen=None, rejected=None, label=good,
+                                 messages=example.messages + [{"role": "assistant", "content": reply}])
+                         for side, reply, good in (("chosen", example.chosen, True), ("rejected", example.rejected, False))]
+            else:
+                kept.append(example)
+        elif status in ("approved", "rejected") and example.messages and example.messages[-1]["role"] == "assistant":
+            kept.append(replace(example, label=status == "approved"))
+        else:
+            unlabelled += 1
+    return kept, unlabelled
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.models import is_embedded
-from core.recipes import PAIRED, Recipe
+from core.recipes import PREFERENCE, Recipe
 
 EMBEDDED_PARAMS = 135_000_000
 _SIZE_IN_NAME = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([bm])(?![a-z])", re.IGNORECASE)  # "7B", "135M", "1.5b"
@@ -81,7 +81,7 @@ def recommend(recipe: Recipe, examples: int, params: int | None = None) -> list[
     params = params if params is not None else model_parameters(recipe.model.name)
     size = params or 1_000_000_000  # unknown: advise as for a mid-sized model
     full = t.tuning == "full"
-    if t.method in (*PAIRED, "grpo"):
+    if t.method in (*PREFERENCE, "grpo"):
         rates = (5e-7, 5e-6) if full else (5e-6, 5e-5)
         why = "Preference and reward training move a model that already answers well: small steps keep what it knew."
     elif full:

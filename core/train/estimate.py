@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from core import models
-from core.recipes import PAIRED, Recipe
+from core.recipes import PREFERENCE, Recipe
 from core.train.trainer_configs import lora_config
 
 GB = 1024**3
@@ -118,7 +118,7 @@ class Tokens:
 def tokens_of(plan: dict, recipe: Recipe) -> Tokens:
     t, stats = recipe.training, plan.get("train_tokens") or {}
     steps = max(int(plan.get("total_steps") or 0), 1)
-    if plan["method"] in PAIRED:  # chosen and rejected: two sequences an example
+    if plan["method"] in PREFERENCE:  # chosen and rejected (KTO: the reply and its KL reply): two sequences an example
         return Tokens(float(stats.get("mean_length") or 0), min(int(stats.get("max_length") or 0), recipe.data.max_length),
                       2 * t.batch_size, steps, 2 * t.batch_size * t.grad_accum)
     if plan["method"] == "grpo":  # each sequence: its prompt and a completion of up to max_completion_length
@@ -201,7 +201,7 @@ def typical_speed(shape: Shape, *, peak_flops: float, device: str) -> Speed:
 def seconds(tokens: Tokens, speed: Speed, method: str) -> float:
     """Expected wall time of the training steps."""
     trained = tokens.steps * tokens.per_step * tokens.mean
-    rate = speed.tokens_per_s * (0.75 if method == "dpo" else 1.0)  # DPO: the reference's forward pass on top
+    rate = speed.tokens_per_s * (0.75 if method in ("dpo", "kto") else 1.0)  # DPO, KTO: the reference's forward pass on top
     time = trained / max(rate, 1e-9)
     if tokens.generated and speed.generated_per_s:
         time += tokens.steps * tokens.generated / speed.generated_per_s

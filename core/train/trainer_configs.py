@@ -200,8 +200,28 @@ def simpo_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_e
     return CPOConfig(**simpo_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy))
 
 
-_KWARGS = {"sft": sft_kwargs, "dpo": dpo_kwargs, "orpo": orpo_kwargs, "simpo": simpo_kwargs, "grpo": grpo_kwargs}
-_CONFIGS = {"sft": sft_config, "dpo": dpo_config, "orpo": orpo_config, "simpo": simpo_config, "grpo": grpo_config}
+def kto_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,
+               policy: DevicePolicy | None = None) -> dict:
+    """KTO: good and bad replies weighed apart, against the reference (the frozen base under a
+    LoRA adapter). trl reads the batch in order (its KL term pairs each prompt with its batch
+    neighbour's reply), so the studio shuffles the rows once with the recipe's seed instead."""
+    t = recipe.training
+    kwargs = common_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy)
+    kwargs.update(beta=t.beta, desirable_weight=t.desirable_weight, undesirable_weight=t.undesirable_weight,
+                  max_length=recipe.data.max_length)
+    return kwargs
+
+
+def kto_config(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool, policy: DevicePolicy | None = None):
+    from trl import KTOConfig
+
+    return KTOConfig(**kto_kwargs(recipe, output_dir, steps_per_epoch=steps_per_epoch, has_eval=has_eval, policy=policy))
+
+
+_KWARGS = {"sft": sft_kwargs, "dpo": dpo_kwargs, "orpo": orpo_kwargs, "simpo": simpo_kwargs, "kto": kto_kwargs,
+           "grpo": grpo_kwargs}
+_CONFIGS = {"sft": sft_config, "dpo": dpo_config, "orpo": orpo_config, "simpo": simpo_config, "kto": kto_config,
+            "grpo": grpo_config}
 
 
 def trainer_kwargs(recipe: Recipe, output_dir: str, *, steps_per_epoch: int, has_eval: bool,

@@ -60,6 +60,12 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
         return _grpo_trainer(recipe, prepared, common, completion_log)
     if recipe.training.method in PAIRED:
         return _pairs_trainer(recipe, prepared, common)
+    if recipe.training.method == "kto":
+        from trl import KTOTrainer
+
+        # ref_model=None: as DPO, the frozen base under the LoRA adapter is the reference.
+        return KTOTrainer(ref_model=None, train_dataset=training_data.dpo_dataset(prepared.train),
+                          eval_dataset=training_data.dpo_dataset(prepared.eval) if prepared.has_eval else None, **common)
     return _sft_trainer_class()(train_dataset=training_data.sft_dataset(prepared.train),
                       eval_dataset=training_data.sft_dataset(prepared.eval) if prepared.has_eval else None, **common)
 
@@ -154,6 +160,9 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
     prepared = training_data.prepare(recipe, tokenizer)
     log(f"data: {prepared.examples} examples ({prepared.format}), {len(prepared.train)} train / "
         f"{len(prepared.eval)} eval rows, {len(prepared.bad_rows)} bad rows, {len(prepared.skipped)} skipped")
+    if prepared.labels:
+        labels = prepared.labels
+        log(f"labels: {labels['good']} good and {labels['bad']} bad replies" + (f"; {labels['advice']}" if labels["advice"] else ""))
     update_status(total_steps=training_data.total_steps(recipe, prepared))
     model = load_policy_model(recipe, policy)
     if model.config._attn_implementation == packed_attention.NAME:
@@ -251,6 +260,11 @@ def plan(recipe: Recipe) -> dict:
                  "max_prompt_tokens": prompt_lengths[-1] if prompt_lengths else 0,
                  "rewards": ", ".join(f"{n} x{c.weight:g}" for n, c in recipe.grpo.active_rewards())}
         notes += [f"Skipped {where}: {why}" for where, why in prepared.skipped[:20]]
+    elif prepared.method == "kto":
+        stats = training_data.kto_stats(tokenizer, prepared.train, recipe.data.max_length, recipe.model.chat_template)
+        notes += [f"Skipped {where}: {why}" for where, why in prepared.skipped[:20]]
+        if prepared.labels["advice"]:
+            warnings.append(prepared.labels["advice"])
     else:
         stats = training_data.pair_stats(tokenizer, prepared.train, recipe.data.max_length, recipe.model.chat_template)
     if policy.device == "cpu" and recipe.model.name != "embedded":
@@ -262,8 +276,9 @@ def plan(recipe: Recipe) -> dict:
         "dataset": str(recipe.dataset_path()), "format": prepared.format, "examples": prepared.examples,
         "bad_rows": len(prepared.bad_rows), "skipped": len(prepared.skipped),
         "train_rows": len(prepared.train), "eval_rows": len(prepared.eval), "train_tokens": stats,
+        **({"labels": prepared.labels} if prepared.labels else {}),
         "steps_per_epoch": per_epoch, "total_steps": training_data.total_steps(recipe, prepared),
-        "trainer": {"dpo": "DPOTrainer", "orpo": "ORPOTrainer", "simpo": "CPOTrainer (SimPO loss)",
+        "trainer": {"dpo": "DPOTrainer", "orpo": "ORPOTrainer", "simpo": "CPOTrainer (SimPO loss)", "kto": "KTOTrainer",
                     "grpo": "GRPOTrainer"}.get(recipe.training.method, "SFTTrainer"),
         "trainer_config": config, "lora_config": trainer_configs.lora_kwargs(recipe) if recipe.training.tuning != "full" else None,
         "notes": notes, "warnings": warnings,

@@ -3,7 +3,8 @@ person wants before a run (examples, samples, tokens, steps).
 
 SFT rows are pre-tokenized by core.dataset.samples (input_ids + labels with -100 outside the
 assistant replies), so the loss covers exactly the tokens the Dataset tab's label-mask view
-shows. DPO rows are conversational prompt / chosen / rejected for trl to tokenize. The
+shows. DPO rows are conversational prompt / chosen / rejected for trl to tokenize, KTO rows
+prompt / completion / label (pairs split into a good and a bad reply). The
 train/eval split is by example, with the recipe's seed. This module knows nothing about
 models, trainers or run folders.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 from core.chat_template import render
 from core.dataset import reader, review
+from core.dataset.balance import balance
 from core.dataset.samples import build_samples
 from core.recipes import PAIRED, Recipe, RecipeError, check_dataset_exists
 from core.train.grpo_data import prompt_rows
@@ -31,22 +33,41 @@ class PreparedData:
     skipped: list = field(default_factory=list)  # (example id, reason) from tokenization
     train: list = field(default_factory=list)  # Samples (SFT) or preference rows (DPO)
     eval: list = field(default_factory=list)
+    labels: dict | None = None  # KTO: good and bad replies in training and their balance (core.dataset.balance)
 
     @property
     def has_eval(self) -> bool:
         return bool(self.eval)
 
 
-def load_examples(recipe: Recipe):
-    """The recipe's examples with review decisions applied: (examples, LoadResult)."""
+def _load(recipe: Recipe):
     path = check_dataset_exists(recipe)
-    loaded = reader.load(path, recipe.data.format, format_template=recipe.data.format_template,
-                       system_prompt=recipe.data.system_prompt)
+    return path, reader.load(path, recipe.data.format, format_template=recipe.data.format_template,
+                             system_prompt=recipe.data.system_prompt)
+
+
+def _none_usable(path, loaded):
+    why = f"; {len(loaded.bad_rows)} bad rows, first: {loaded.bad_rows[0]}" if loaded.bad_rows else ""
+    return RecipeError(f"data.path: no usable examples in {path}{why}")
+
+
+def load_examples(recipe: Recipe):
+    """The recipe's examples with review decisions applied: (examples, LoadResult). KTO reads
+    them with their labels instead (`labelled_examples`)."""
+    path, loaded = _load(recipe)
     examples = review.apply_review(path, loaded.examples, only_approved=recipe.data.only_approved)
     if not examples:
-        why = f"; {len(loaded.bad_rows)} bad rows, first: {loaded.bad_rows[0]}" if loaded.bad_rows else ""
-        raise RecipeError(f"data.path: no usable examples in {path}{why}")
+        raise _none_usable(path, loaded)
     return examples, loaded
+
+
+def labelled_examples(recipe: Recipe):
+    """KTO's replies with their good/bad labels, review applied: (examples, LoadResult, rows without a label)."""
+    path, loaded = _load(recipe)
+    examples, unlabelled = review.labelled(path, loaded.examples, only_approved=recipe.data.only_approved)
+    if not examples and not unlabelled:
+        raise _none_usable(path, loaded)
+    return examples, loaded, unlabelled
 
 
 def split_examples(examples: list, eval_split: float, seed: int) -> tuple[list, list]:
@@ -69,10 +90,18 @@ def preference_row(example) -> dict:
     }
 
 
+def kto_row(example) -> dict:
+    """trl's unpaired preference format: the conversation before the reply, the reply, its label."""
+    turns = [dict(role=m["role"], content=m["content"]) for m in example.messages]
+    return {"prompt": turns[:-1], "completion": turns[-1:], "label": bool(example.label)}
+
+
 def prepare(recipe: Recipe, tokenizer) -> PreparedData:
     """Load, review, split and (for SFT) tokenize the recipe's data."""
-    examples, loaded = load_examples(recipe)
     method = recipe.training.method
+    if method == "kto":
+        return _prepare_kto(recipe)
+    examples, loaded = load_examples(recipe)
     if method == "grpo":
         return _prepare_grpo(recipe, examples, loaded)
     if method in PAIRED:
@@ -98,6 +127,30 @@ def prepare(recipe: Recipe, tokenizer) -> PreparedData:
                         train_samples, eval_samples)
 
 
+def _prepare_kto(recipe: Recipe) -> PreparedData:
+    """Labelled replies for KTO (rows with nothing before the reply, or no label, are skipped and
+    named), the training rows shuffled once with the seed: trl reads them in order."""
+    examples, loaded, unlabelled = labelled_examples(recipe)
+    rows = []
+    skipped = [(f"{unlabelled} rows", "no good/bad label (not labelled, not a pair, neither approved nor rejected)")
+               ] if unlabelled else []
+    for example in examples:
+        if len(example.messages) < 2:
+            skipped.append((example.id, "no prompt before the reply: KTO judges a reply to something"))
+        else:
+            rows.append(kto_row(example))
+    if not rows:
+        raise RecipeError(f"training.method is kto but {recipe.data.path} holds no replies labelled good or bad "
+                          f"(format {loaded.format}): use rows with a true/false label, preference pairs, or mark replies "
+                          "good and bad in the Dataset tab's thumbs review")
+    train, held = split_examples(rows, recipe.data.eval_split, recipe.data.seed)
+    random.Random(recipe.data.seed).shuffle(train)
+    good = sum(row["label"] for row in train)
+    t = recipe.training
+    labels = balance(good, len(train) - good, t.desirable_weight, t.undesirable_weight)
+    return PreparedData("kto", loaded.format, len(rows), loaded.bad_rows, skipped, train, held, labels=labels)
+
+
 def _prepare_grpo(recipe: Recipe, examples: list, loaded) -> PreparedData:
     """Prompt rows for GRPO; rows without the fields a reward reads are skipped and named."""
     chats = [e for e in examples if not e.is_preference]
@@ -114,6 +167,21 @@ def sft_dataset(samples: list):
     from datasets import Dataset
 
     return Dataset.from_dict({"input_ids": [s.input_ids for s in samples], "labels": [s.labels for s in samples]})
+
+
+def kto_stats(tokenizer, rows: list, max_length: int, chat_template: str | None = None) -> dict:
+    """Token counts of KTO replies (prompt + reply as trl renders them), with the good and bad counts."""
+    if not rows:
+        return {"replies": 0}
+    lengths = []
+    for row in rows:
+        ids = render(tokenizer, row["prompt"] + row["completion"], template=chat_template, tokenize=True)
+        lengths.append(len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids))
+    lengths.sort()
+    good = sum(row["label"] for row in rows)
+    return {"replies": len(rows), "good": good, "bad": len(rows) - good, "tokens": sum(lengths),
+            "mean_length": round(sum(lengths) / len(lengths), 1), "max_length": lengths[-1],
+            "truncated": sum(1 for n in lengths if n > max_length)}
 
 
 def dpo_dataset(rows: list):

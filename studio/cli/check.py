@@ -108,6 +108,8 @@ def _print_check(report, summary: dict) -> None:
         print(f"  quality targets: {report.targets['label']} ({report.targets['why']}; --targets to choose)")
     for metric in report.metrics.values():
         print(f"  [{metric['status']:>4}] {metric['label']}: {metric['display']} (target {metric['target']})")
+        if metric.get("advice"):
+            print(f"         {metric['advice']}")
     if not report.metrics:
         print("  quality metrics: not graded (no usable examples)")
     if summary.get("tokens") and summary["tokens"].get("counted"):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from core.eval.preferences import save_preference
+from core.eval.preferences import export_kto, save_preference
 from core.train import run_dir
 from core.workspace import PathOutsideWorkspace
 from studio.ui.chat import eval_view
@@ -184,6 +184,17 @@ def send_to_dataset(conversation, preference, system):
     return f"Saved to `{path}` ({count} examples). Open it in the Dataset tab as preference data."
 
 
+def picks_as_kto():
+    """Every saved pick as KTO data: the better answer a good reply, the other a bad one."""
+    try:
+        path = export_kto()
+    except EXPECTED as error:
+        return problem(error)
+    count = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return (f"Wrote `{path}`: {count} replies labelled good or bad. Train it with method kto (DPO and ORPO "
+            "read the pairs file itself).")
+
+
 # ---- layout --------------------------------------------------------------------------------
 
 # Sending from the message box (below the panes, often scrolled to) would leave the answers
@@ -236,6 +247,7 @@ def build_chat_tab(shown=()) -> None:
         clear = gr.Button(t("Clear"), size="sm")
         preference = gr.Radio(choices([LEFT, RIGHT]), label=t("Which answer is better?"), scale=3)
         save = gr.Button(t("Send to dataset"), size="sm", scale=1)
+        kto = gr.Button(t("Picks as KTO data"), size="sm", scale=1, elem_id="chat-kto")
     status = our_words(gr.Markdown(elem_id="chat-status"))
     conversation = gr.State(empty_conversation())
 
@@ -248,6 +260,7 @@ def build_chat_tab(shown=()) -> None:
     for clears in (clear.click, base_chat.clear, tuned_chat.clear):  # the panes' own trash icons clear both
         clears(clear_chat, None, chat_outputs[:-1], cancels=[sent, submitted, retried])
     save.click(send_to_dataset, [conversation, preference, system], status)
+    kto.click(picks_as_kto, None, status)
 
     _build_ab_section(base_model, tuned, settings)
     refresh.click(refresh_tuned, tuned, tuned)

@@ -46,13 +46,14 @@ def show_record(path, number, which=None, editing=None) -> RecordView:
     shown = review.apply_edits(item, record) if isinstance(item, reader.Example) else item
     findings = opened.report.findings.get(position, []) if opened.report else []
     html_view = render.record_html(shown, findings=findings, mode_table=mode_table(), status=record.get("status", "pending"),
-                                   note=record.get("note", ""), number=position + 1, edited=shown is not item)
+                                   note=record.get("note", ""), number=position + 1,
+                                   edited=any(key in record for key in ("messages", "chosen", "rejected")))
     original = json.dumps(item.source if isinstance(item, reader.Example) else {"reason": item.reason}, indent=2, ensure_ascii=False)
     choices = _edit_choices(shown) if isinstance(shown, reader.Example) else [WHOLE_LINE] if _fixable(shown) else []
     same_record = bool(editing) and isinstance(item, reader.Example) and editing.get("id") == item.id
     picked = which if same_record and which in choices else _default_choice(choices)
     preference = isinstance(shown, reader.Example) and shown.is_preference
-    progress = render.progress_html(state.counts(), len(opened.paged))
+    progress = render.progress_html(state.counts(), len(opened.paged), state.label_counts())
     text, target = _editor(shown, position, picked)
     return RecordView(position + 1, html_view, original, record.get("note", ""), gr.update(choices=choices, value=picked),
                       gr.update(visible=preference), progress, text, target)
@@ -118,6 +119,36 @@ def approve_record(path, number, mode, status, only_findings, search, sort):
 
 def reject_record(path, number, mode, status, only_findings, search, sort):
     return _set_status(path, number, "rejected", mode, status, only_findings, search, sort)
+
+
+def _set_label(path, number, label, mode, status, only_findings, search, sort):
+    opened, item, position = record_at(path, number)
+    if not isinstance(item, reader.Example):
+        if item is not None:
+            gr.Warning(say("Bad rows can't be reviewed; fix them in the file and open it again."))
+        return number
+    if item.is_preference:
+        gr.Warning(say("A preference pair already says which reply is good; mark single replies with the thumbs."))
+        return number
+    review.open_review(opened.path).set_label(item.id, label, position=position)
+    if label is None:
+        return number
+    return next_record(path, position + 1, mode, status, only_findings, search, sort)
+
+
+def good_reply(path, number, mode, status, only_findings, search, sort):
+    """Thumbs up on the record's last reply (KTO's good example), then on to the next record."""
+    return _set_label(path, number, True, mode, status, only_findings, search, sort)
+
+
+def bad_reply(path, number, mode, status, only_findings, search, sort):
+    """Thumbs down: a reply to learn not to write (KTO); SFT leaves it out."""
+    return _set_label(path, number, False, mode, status, only_findings, search, sort)
+
+
+def clear_label(path, number, mode, status, only_findings, search, sort):
+    """Take the thumbs back (the row's own label, if it has one, counts again); stays on the record."""
+    return _set_label(path, number, None, mode, status, only_findings, search, sort)
 
 
 def reset_record(path, number, mode, status, only_findings, search, sort):

@@ -85,6 +85,9 @@ def record_html(item: Example | BadRow | None, *, findings: list[str], mode_tabl
         head.append(say("category <b>{category}</b>", category=html.escape(item.category)))
     color = {"approved": COLORS["good"], "rejected": COLORS["bad"]}.get(status, "#57606a")
     head.append(f'<span style="color:{color};font-weight:600">{translate(status)}</span>' + (say(" · edited") if edited else ""))
+    if item.label is not None:  # the thumbs on the last reply (the reviewer's, else the row's own)
+        head.append(f'<span style="color:{COLORS["good" if item.label else "bad"]};font-weight:600" class="ds-label">'
+                    + say("good reply" if item.label else "bad reply") + "</span>")
     parts = [f'<div style="margin-bottom:6px">{" · ".join(p for p in head if p)}</div>']
     if findings:
         items = "".join(f"<li>{html.escape(translate(f))}</li>" for f in findings)
@@ -126,7 +129,7 @@ def cards_html(report, tokens: dict | None = None) -> str:
         cards.append(("Broken pairs", broken, "bad" if broken else "good"))
     verdict = (translate(verdict[0]), verdict[1])
     boxes = [_card(label, str(value), status, help_text=CARD_HELP.get(label, "")) for label, value, status in cards]
-    boxes += [_card(m["label"], m["display"], m["status"], f"target {m['target']}", CARD_HELP.get(key, ""))
+    boxes += [_card(m["label"], m["display"], m["status"], f"target {m['target']}", m.get("advice") or CARD_HELP.get(key, ""))
               for key, m in report.metrics.items()]
     if tokens and tokens.get("counted"):
         over = tokens["truncated"]
@@ -180,13 +183,15 @@ def _card(label: str, value: str, status: str | None, sub: str = "", help_text: 
             f'<div style="font-size:0.75em;color:{border}">{mark} {html.escape(sub)}</div>{explain}</div>')
 
 
-def progress_html(counts: dict[str, int], total: int) -> str:
+def progress_html(counts: dict[str, int], total: int, labels: dict[str, int] | None = None) -> str:
     done = counts.get("approved", 0) + counts.get("rejected", 0)
     share = done / total if total else 0
+    thumbs = (" · " + say("{good} good and {bad} bad replies", good=labels["good"], bad=labels["bad"])
+              ) if labels and (labels["good"] or labels["bad"]) else ""
     return ('<div style="color:#1f2328">'
             + say("Reviewed <b>{done}</b> of {total} ({share})", done=done, total=total, share=f"{share:.0%}")
             + f' · <span style="color:{COLORS["good"]}">' + say("{n} approved", n=counts.get("approved", 0)) + '</span> · '
-            f'<span style="color:{COLORS["bad"]}">' + say("{n} rejected", n=counts.get("rejected", 0)) + '</span>'
+            f'<span style="color:{COLORS["bad"]}">' + say("{n} rejected", n=counts.get("rejected", 0)) + '</span>' + thumbs +
             f'<div style="background:#eaeef2;border-radius:4px;height:8px;margin-top:4px">'
             f'<div style="background:{COLORS["good"]};width:{share * 100:.1f}%;height:8px;border-radius:4px"></div></div></div>')
 

@@ -27,7 +27,10 @@ from studio.ui.dataset import make as dataset_make
 from studio.ui.dataset import summary as summary_panel
 from studio.ui.dataset.record import (
     approve_record,
+    bad_reply,
     choose_message,
+    clear_label,
+    good_reply,
     mask_if_shown,
     mask_opened,
     reject_record,
@@ -45,12 +48,13 @@ from studio.ui.problems import EXPECTED
 PAGE_SIZE = 15
 SORTS = ["file order", "findings first", "longest first", "shortest first"]
 STATUS_FILTERS = ["any", "pending", "approved", "rejected"]
+KEEP_OR_DROP, THUMBS = "keep or drop the record (approve / reject)", "good or bad reply (thumbs up / down, for KTO)"
 PAGE_HEADERS = ["#", "id", "mode", "status", "words", "findings", "preview"]
 KEYS_JS = """
 () => {
   if (window.__datasetKeys) return; window.__datasetKeys = true;
   const map = {a: 'ds-approve', r: 'ds-reject', u: 'ds-pending', j: 'ds-next', ArrowRight: 'ds-next',
-               k: 'ds-prev', ArrowLeft: 'ds-prev', s: 'ds-swap'};
+               k: 'ds-prev', ArrowLeft: 'ds-prev', s: 'ds-swap', g: 'ds-good', b: 'ds-bad', n: 'ds-unlabel'};
   document.addEventListener('keydown', (e) => {
     const t = e.target, tag = (t && t.tagName || '').toLowerCase();
     if (tag === 'input' || tag === 'textarea' || tag === 'select' || (t && t.isContentEditable)) return;
@@ -266,6 +270,7 @@ def _build_pages() -> SimpleNamespace:
 def _build_record() -> SimpleNamespace:
     """One record: the review buttons and its four views (chat, which words are learned from, edit, original row)."""
     progress = our_words(gr.HTML(elem_id="ds-progress"))
+    review_as = gr.Radio(choices([KEEP_OR_DROP, THUMBS]), value=KEEP_OR_DROP, label=t("Review"), elem_id="ds-review-as")
     with gr.Row(equal_height=True):
         number = gr.Number(1, precision=0, minimum=1, label=t("Record #"), scale=0, min_width=100)
         back = gr.Button(t("◀ Previous (K)"), elem_id="ds-prev")
@@ -273,9 +278,13 @@ def _build_record() -> SimpleNamespace:
         approve = gr.Button(t("Approve (A)"), variant="primary", elem_id="ds-approve")
         reject = gr.Button(t("Reject (R)"), variant="stop", elem_id="ds-reject")
         pending = gr.Button(t("Back to pending (U)"), elem_id="ds-pending")
+        good = gr.Button(t("Good reply (G)"), variant="primary", elem_id="ds-good", visible=False)
+        bad = gr.Button(t("Bad reply (B)"), variant="stop", elem_id="ds-bad", visible=False)
+        unlabel = gr.Button(t("No label (N)"), elem_id="ds-unlabel", visible=False)
         swap = gr.Button(t("Swap chosen / rejected (S)"), elem_id="ds-swap", visible=False)
-    gr.Markdown(t("Keyboard: **A** approve, **R** reject, **U** pending, **J / →** next, **K / ←** previous, "
-                "**S** swap a pair. Every click is saved at once, beside the dataset in the workspace."))
+    gr.Markdown(t("Keyboard: **A** approve, **R** reject, **U** pending, **G** good reply, **B** bad reply, **N** no label, "
+                "**J / →** next, **K / ←** previous, **S** swap a pair. Every click is saved at once, beside the dataset "
+                "in the workspace. Replies marked good and bad train KTO; SFT leaves the bad ones out."))
     with gr.Tabs():
         with gr.Tab(t("Chat view")):
             view = gr.HTML(elem_id="ds-record")
@@ -298,7 +307,8 @@ def _build_record() -> SimpleNamespace:
         with gr.Tab(t("Original row")):
             original = gr.Code(language="json", label=t("The row exactly as it is in the file"))
     return SimpleNamespace(progress=progress, number=number, back=back, forward=forward, approve=approve, reject=reject,
-                           pending=pending, swap=swap, view=view, mask_tab=mask_tab, mask_info=mask_info, stack=stack,
+                           pending=pending, review_as=review_as, good=good, bad=bad, unlabel=unlabel,
+                           swap=swap, view=view, mask_tab=mask_tab, mask_info=mask_info, stack=stack,
                            mask=mask, which=which, edit_text=edit_text, save_edit_button=save_edit_button,
                            revert_button=revert_button, note=note, save_note_button=save_note_button,
                            edit_status=edit_status, original=original, mask_shown=gr.State(False),
@@ -354,8 +364,11 @@ def _wire(current, opener, summary, pages, record, exporter) -> None:
     after_record(record.number.submit(_same, record.number, record.number))
     after_record(record.forward.click(next_record, [current, record.number, *filters], record.number))
     after_record(record.back.click(previous_record, [current, record.number, *filters], record.number))
-    for button, handler in ((record.approve, approve_record), (record.reject, reject_record), (record.pending, reset_record)):
+    for button, handler in ((record.approve, approve_record), (record.reject, reject_record), (record.pending, reset_record),
+                            (record.good, good_reply), (record.bad, bad_reply), (record.unlabel, clear_label)):
         then_browse(after_record(button.click(handler, [current, record.number, *filters], record.number)))
+    record.review_as.change(review_buttons, record.review_as,
+                            [record.approve, record.reject, record.pending, record.good, record.bad, record.unlabel])
     after_record(record.swap.click(swap_pair, [current, record.number], record.edit_status))
 
     bulk = pages.bulk
@@ -374,6 +387,12 @@ def _wire(current, opener, summary, pages, record, exporter) -> None:
     summary.targets.input(summary_panel.regrade, [current, summary.targets], [summary.cards, opener.status])
     exporter.button.click(export_dataset, [current, exporter.which_rows, exporter.style],
                           [exporter.file, exporter.status]).then(refresh_choices, None, opener.choice)
+
+
+def review_buttons(review_as):
+    """Approve / reject / pending, or the thumbs, as the review mode picked."""
+    thumbs = review_as == THUMBS
+    return [gr.update(visible=not thumbs)] * 3 + [gr.update(visible=thumbs)] * 3
 
 
 def _first_record():

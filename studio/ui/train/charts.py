@@ -1,7 +1,8 @@
 """Train tab charts: Plotly figures drawn from a run's metrics.jsonl records.
 
 Loss (train raw and smoothed, eval on the same axes, earlier runs overlaid), learning rate,
-grad norm, and for DPO, ORPO and SimPO rewards/accuracies and rewards/margins (ORPO: log_odds_ratio). Smoothing is TensorBoard's
+grad norm, and for DPO, ORPO, SimPO and KTO the preference rewards (accuracies, margins, ORPO's
+log_odds_ratio, KTO's good and bad rewards and KL). Smoothing is TensorBoard's
 debiased exponential moving average. This module knows nothing about gradio or run folders:
 it takes lists of dicts and returns figures.
 """
@@ -84,20 +85,25 @@ def line_figure(metrics: list[dict], key: str, title: str, *, log_scale: bool = 
 
 
 def rewards_figure(metrics: list[dict], *, smoothing: float = 0.6) -> go.Figure:
-    """DPO, ORPO, SimPO: preference accuracy, reward margin and (ORPO) the log odds ratio, the
-    last two on a second y axis (a different scale)."""
+    """DPO, ORPO, SimPO, KTO: preference accuracy on the left axis; the reward margin, ORPO's log
+    odds ratio and KTO's rewards of good and bad replies and its KL estimate on the right (another scale)."""
     fig = go.Figure()
-    for key, colour, axis in (("rewards/accuracies", "#2ca02c", "y"), ("rewards/margins", "#d62728", "y2"),
-                              ("log_odds_ratio", "#1f77b4", "y2")):
+    kto = not any("rewards/accuracies" in m for m in metrics)  # KTO has no pairs to be right about
+    shown = (("rewards/accuracies", "#2ca02c", "y", "solid"), ("rewards/margins", "#d62728", "y2", "solid"),
+             ("log_odds_ratio", "#1f77b4", "y2", "solid"), ("kl", "#ff7f0e", "y2", "dash"))
+    if kto:
+        shown += (("rewards/chosen", "#2ca02c", "y2", "dot"), ("rewards/rejected", "#8c564b", "y2", "dot"))
+    for key, colour, axis, dash in shown:
         steps, values = series(metrics, key)
         if steps:
-            fig.add_scatter(x=steps, y=smooth(values, smoothing), mode="lines", name=key, line=dict(color=colour, width=2), yaxis=axis)
+            fig.add_scatter(x=steps, y=smooth(values, smoothing), mode="lines", name=key, yaxis=axis,
+                            line=dict(color=colour, width=2, dash=dash))
         e_steps, e_values = series(metrics, key, "eval")
         if e_steps:
             fig.add_scatter(x=e_steps, y=e_values, mode="markers", name=f"eval {key}", marker=dict(color=colour), yaxis=axis)
-    fig.update_layout(yaxis2=dict(title="margin", overlaying="y", side="right"))
+    fig.update_layout(yaxis2=dict(title="reward", overlaying="y", side="right"))
     return _layout(fig, "Preference rewards", "accuracy",
-                   empty="DPO, ORPO and SimPO runs log rewards/accuracies and rewards/margins here")
+                   empty="DPO, ORPO, SimPO and KTO runs log their rewards and margins here")
 
 
 REWARD_COLOURS = ("#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

@@ -29,7 +29,7 @@ ADVANCED = [
     "training.warmup_steps", "training.weight_decay", "training.max_grad_norm", "training.logging_steps",
     "training.eval_steps", "training.save_steps", "training.save_every_epochs", "training.save_total_limit",
     "training.early_stopping_patience", "training.load_best_at_end", "training.seed", "training.beta",
-    "training.dpo_loss", "training.simpo_gamma",
+    "training.dpo_loss", "training.simpo_gamma", "training.desirable_weight", "training.undesirable_weight",
     "training.gradient_checkpointing", "training.distributed", "training.num_processes", "training.report_to", "lora.dropout",
     "lora.target_modules", "model.trust_remote_code",
 ]
@@ -40,7 +40,8 @@ LABELS = {
     "training.batch_size": "Batch size", "training.grad_accum": "Gradient accumulation", "data.max_length": "Max tokens per sample",
     "data.eval_split": "Eval share", "lora.r": "LoRA rank", "lora.alpha": "LoRA alpha", "name": "Recipe name",
     "lora.target_modules": "LoRA target modules (comma-separated)", "training.dpo_loss": "DPO loss",
-    "training.simpo_gamma": "SimPO gamma",
+    "training.simpo_gamma": "SimPO gamma", "training.desirable_weight": "KTO weight of good replies",
+    "training.undesirable_weight": "KTO weight of bad replies",
     "training.report_to": "Trackers (comma-separated: tensorboard, wandb, mlflow, trackio)",
 }
 _HINTS = {dotted: hint for dotted, hint, _ in recipes.all_fields()}

@@ -173,7 +173,7 @@ def _resume_choices(folder: Path | None) -> list[str]:
 
 def _charts(metrics, log_scale, smoothing, overlays: dict[str, Path]):
     others = {name: runs.read_metrics(folder) for name, folder in overlays.items()}
-    pairs = any("rewards/accuracies" in m for m in metrics)
+    pairs = any("rewards/margins" in m for m in metrics)
     return [
         train_charts.loss_figure(metrics, smoothing=smoothing, log_scale=log_scale, overlays=others),
         train_charts.line_figure(metrics, "lr", "Learning rate", log_scale=log_scale),

@@ -144,3 +144,21 @@ def test_chat_picks_are_written_as_kto_replies(tmp_path):
     assert all(row["prompt"] == prompt for row in rows)
     loaded = reader.load(out)
     assert loaded.format == "labelled" and [e.label for e in loaded.examples] == [True, False, True, False]
+
+
+def test_thumbs_on_plain_chats_train_kto_with_an_eval_split_and_a_best_checkpoint(tmp_path, tiny_model_dir):
+    chats = write_chats(tmp_path / "c.jsonl", 8)
+    state = review.open_review(chats)
+    for i, example in enumerate(reader.load(chats).examples):
+        state.set_label(example.id, i % 2 == 0)
+    recipe = recipes.from_dict({"name": "t", "model": {"name": str(tiny_model_dir)},
+                                "data": {"path": str(chats), "max_length": 128, "eval_split": 0.25},
+                                "training": {"method": "kto", "max_steps": 4, "batch_size": 2, "learning_rate": 1e-3,
+                                             "save_steps": 2, "eval_steps": 2, "logging_steps": 1, "load_best_at_end": True}})
+    plan = training.plan(recipe)
+    assert plan["train_rows"] + plan["eval_rows"] == 8 and plan["labels"]["good"] + plan["labels"]["bad"] == 6
+    run = tmp_path / "run"
+    training.train(recipe, run, log=lambda _: None)
+    evals = [r for r in run_files.read_metrics(run) if r["split"] == "eval"]
+    assert [r["step"] for r in evals] == [2, 4] and all("eval_loss" in r or "loss" in r for r in evals)
+    assert (run / "best").is_dir()

@@ -6,7 +6,7 @@ have one owner. Knows nothing about running an evaluation (core.eval.guard does 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.workspace import ASSETS, PROJECT_ROOT
@@ -24,6 +24,10 @@ class EvalSection:
     """Token budget per answer in that evaluation (reasoning models need room after <think>)."""
     heldout_loss: bool = True
     """Also measure loss and perplexity of base and each checkpoint on the run's eval split."""
+    benchmarks: list[str] = field(default_factory=list)
+    """General-skill benchmarks (lm-eval tasks) for base and each kept checkpoint: did it forget? studio_probe runs offline."""
+    benchmark_limit: int = 0
+    """At most this many items per benchmark task (0: all of them)."""
 
 
 def prompts_path(section: EvalSection, recipe_source: Path | None = None) -> Path | None:

@@ -359,7 +359,9 @@ def validate(recipe: Recipe, where: str = "") -> None:
         (0 <= lora.dropout < 1, "lora.dropout", "must be in [0, 1)"),
         (bool(lora.target_modules), "lora.target_modules", "is empty: name modules or use all-linear"),
         (recipe.eval.max_new_tokens >= 1, "eval.max_new_tokens", "must be at least 1"),
-        (not (recipe.eval.after_training and not recipe.eval.prompts), "eval.after_training", "needs eval.prompts (a prompt set)"),
+        (not (recipe.eval.after_training and not (recipe.eval.prompts or recipe.eval.benchmarks)), "eval.after_training",
+         "needs eval.prompts (a prompt set) or eval.benchmarks"),
+        (recipe.eval.benchmark_limit >= 0, "eval.benchmark_limit", "must be 0 (every item) or more"),
     ]
     for ok, dotted, message in checks:
         if not ok:

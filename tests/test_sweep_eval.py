@@ -136,7 +136,7 @@ def test_studio_sweep_compare_prints_the_evaluation_columns(evaluated_sweep, cap
     assert row[folders[0].name].rstrip().endswith("Improved, nothing regressed beyond its uncertainty.")
     assert "keyword coverage" in row[folders[1].name] and "0% (-100.0 pts ⚑)" in row[folders[1].name]
     assert "evaluation failed: RuntimeError: out of memory" in row[folders[3].name]
-    assert row[folders[4].name].split()[-5:] == ["none", "n/a", "n/a", "n/a", "n/a"]  # regressed, two metrics, verdict
+    assert row[folders[4].name].split()[-6:] == ["none", "n/a", "n/a", "n/a", "n/a", "n/a"]  # regressed, forgot, two metrics, verdict
     assert f"lowest eval loss: {folders[1].name}" in lines
     assert f"best on the prompt set (nothing regressed, best keyword coverage): {folders[0].name}" in lines
 

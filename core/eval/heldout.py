@@ -68,12 +68,12 @@ def heldout_losses(run: str | Path, base_model: str, *, limit: int | None = None
     rows = [_line("base", base_loss, tokens, None)]
     peft_model, measured = None, {}
     for label, path in run_files.model_artifacts(run):
-        digest = _weights_digest(path)
+        digest = weights_digest(path)
         if digest in measured:  # best/ and the final adapter are often a checkpoint's very weights
             rows.append({**measured[digest], "weights": label, "same_as": measured[digest]["weights"]})
             continue
         if (path / "adapter_config.json").is_file():
-            peft_model = _with_adapter(peft_model, base, path, label)
+            peft_model = with_adapter(peft_model, base, path, label)
             peft_model.set_adapter(label)
             loss, tokens = mean_loss(peft_model, samples)
         else:
@@ -84,7 +84,7 @@ def heldout_losses(run: str | Path, base_model: str, *, limit: int | None = None
     return {"samples": len(samples), "rows": rows}
 
 
-def _weights_digest(folder: Path) -> str | None:
+def weights_digest(folder: Path) -> str | None:
     """A hash of the folder's weight files, so identical weights are measured once."""
     import hashlib
 
@@ -99,7 +99,7 @@ def _weights_digest(folder: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _with_adapter(peft_model, base, path: Path, label: str):
+def with_adapter(peft_model, base, path: Path, label: str):
     from peft import PeftModel
 
     if peft_model is None:

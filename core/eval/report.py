@@ -65,7 +65,7 @@ def _grouped(rows: list[dict], field: str, tuned: str, *, base: str = BASE) -> l
 def build_report(rows: list[dict], *, patterns: PatternSet | None = None, tuned: str | None = None,
                  prompt_set: str = "", settings: dict | None = None, retrieval: dict | None = None,
                  heldout: dict | None = None, judge: dict | None = None, recipe: dict | None = None,
-                 leaked: list[str] | None = None) -> dict:
+                 leaked: list[str] | None = None, benchmarks: dict | None = None) -> dict:
     """Everything a person needs to decide whether the tuning worked, in one dict. `leaked`: the
     prompts the run's training data holds (core.eval.prompts.leaked_prompts); their rows are
     marked and every metric is also compared without them."""
@@ -77,6 +77,7 @@ def build_report(rows: list[dict], *, patterns: PatternSet | None = None, tuned:
         "tuned": tuned, "settings": settings or {}, "created_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "aggregate": aggregate(rows, patterns), "metrics": [], "per_topic": [], "by_mode": [],
         "outcomes": _outcomes(rows), "retrieval": retrieval, "heldout": heldout, "judge": judge,
+        "benchmarks": benchmarks,
     }
     if tuned and BASE in sides:
         report["metrics"] = compare(rows, tuned, metric_specs(patterns))
@@ -193,12 +194,14 @@ def to_markdown(report: dict, *, heading: str = "#") -> list[str]:
 
 def _markdown_lines(report: dict, heading: str) -> list[str]:
     v = report["verdict"]
-    lines = [f"{heading} Evaluation: base vs {report.get('tuned') or 'tuned'}", "",
-             (f"Prompt set `{report.get('prompt_set') or '?'}`, {report['prompts']} prompts, same prompts, settings and "
-              "seed for both sides. Change = tuned − base with a 95% paired bootstrap interval; ⚑ = beyond that interval."),
-             "", f"**Verdict:** {v['headline']}"]
+    lines = [f"{heading} Evaluation: base vs {report.get('tuned') or 'tuned'}", ""]
+    if report["prompts"]:
+        lines += [(f"Prompt set `{report.get('prompt_set') or '?'}`, {report['prompts']} prompts, same prompts, settings and "
+                   "seed for both sides. Change = tuned − base with a 95% paired bootstrap interval; ⚑ = beyond that interval."), ""]
+    lines += [f"**Verdict:** {v['headline']}"]
     lines += [f"- {item}" for item in v["details"]]
-    lines += ["", *_md_table(metrics_table(report))]
+    if report["metrics"]:
+        lines += ["", *_md_table(metrics_table(report))]
     leakage = report.get("leakage") or {}
     if leakage.get("n"):
         lines += ["", f"{heading}# Evaluation leakage", "",
@@ -215,6 +218,12 @@ def _markdown_lines(report: dict, heading: str) -> list[str]:
             lines += ["", f"{heading}# {title}", "", *_md_table(topic_table(report, key))]
     if report.get("heldout"):
         lines += ["", f"{heading}# Held-out loss", "", *_md_table(report["heldout"].get("rows", []))]
+    if report.get("benchmarks"):
+        lines += ["", f"{heading}# General skills (lm-evaluation-harness)", "",
+                  "Tuned − base on the same items, with a 95% paired interval; ⚑ forgot = the whole interval below zero.",
+                  "", *_md_table(benchmark_table(report))]
+        if len(report["benchmarks"]["rows"]) > 1:
+            lines += ["", "Every kept result (the forgetting curve):", "", *_md_table(benchmark_curve_table(report))]
     if report.get("judge"):
         j = report["judge"]
         lines += ["", f"{heading}# Judge ({j['model']})", "",
@@ -222,6 +231,46 @@ def _markdown_lines(report: dict, heading: str) -> list[str]:
         if j.get("agreement") is not None:
             lines.append(f"Agrees with the person's picks in the Chat tab {j['agreement']:.0%} of {j['agreement_n']} times.")
     return lines
+
+
+def benchmark_table(report: dict) -> list[dict]:
+    """The judged weights' score per benchmark task: base, tuned, change with its interval."""
+    bench = report.get("benchmarks") or {}
+    if not bench.get("rows"):
+        return []
+    table = []
+    for task, line in bench["rows"][0]["changes"].items():
+        table.append({"task": task, "metric": line["metric"], "items": line["n"],
+                      "base": f"{line['base'] * 100:.1f} ± {line['base_stderr'] * 100:.1f}",
+                      "tuned": f"{line['tuned'] * 100:.1f} ± {line['tuned_stderr'] * 100:.1f}",
+                      "change (points)": f"{line['delta'] * 100:+.1f} [{line['low'] * 100:+.1f}, {line['high'] * 100:+.1f}]",
+                      "": "⚑ forgot" if line["forgot"] else "learned" if line["learned"] else ""})
+    return table
+
+
+def forgetting_curve(report: dict | None) -> list[dict]:
+    """The benchmark score (points) of base (step 0) and each kept checkpoint, by step: where a run
+    learned its task without forgetting. [{step, weights, task: score, ...}]"""
+    bench = (report or {}).get("benchmarks")
+    if not bench:
+        return []
+    points = [{"step": 0, "weights": "base", **{task: s["score"] * 100 for task, s in bench["base"].items()}}]
+    for row in bench["rows"]:
+        if row["weights"].startswith("checkpoint-") and row["weights"].split("-")[-1].isdigit():
+            points.append({"step": int(row["weights"].split("-")[-1]), "weights": row["weights"],
+                           **{task: line["tuned"] * 100 for task, line in row["changes"].items()}})
+    return sorted(points, key=lambda point: point["step"])
+
+
+def benchmark_curve_table(report: dict) -> list[dict]:
+    """Each result's score per task (points), base first: where the forgetting set in."""
+    bench = report.get("benchmarks") or {}
+    rows = [{"weights": "base", **{task: f"{s['score'] * 100:.1f}" for task, s in bench.get("base", {}).items()}}]
+    for row in bench.get("rows", []):
+        rows.append({"weights": row["weights"] + (f" (= {row['same_as']})" if row.get("same_as") else ""),
+                     **{task: f"{line['tuned'] * 100:.1f}" + (" ⚑" if line["forgot"] else "")
+                        for task, line in row["changes"].items()}})
+    return rows
 
 
 # ---- files ---------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The verdict: what improved, what regressed beyond its uncertainty, the likely cause, and the
 recipe change to try, in sentences a person reads before any table.
 
-Causes it can detect from the answers alone: tuned answers that ran out of tokens inside
-<think> (the budget went to thinking), markdown where prose was asked, refusals where answers
-were expected. Each cause maps to a concrete change (a larger token budget, fewer steps or a
+Forgetting comes from the general-skill benchmarks (core.eval.benchmarks puts the tasks that
+dropped beyond their interval in report["benchmarks"]["forgot"]): "forgot: arithmetic -12 points",
+with the changes that keep more of what the model knew. Causes it can detect from the answers
+alone: tuned answers that ran out of tokens inside <think> (the budget went to thinking), markdown
+where prose was asked, refusals where answers were expected. Each cause maps to a concrete change (a larger token budget, fewer steps or a
 lower learning rate, mixing general examples back in), with numbers from the run's recipe when
 it is known. This module knows nothing about models, files or gradio; it reads a report dict.
 """
@@ -72,12 +74,46 @@ def causes(report: dict, recipe: dict | None = None) -> list[tuple[str, str]]:
     return found
 
 
+def _forgot_text(item: dict) -> str:
+    return (f"{item['name']} {item['delta'] * 100:+.1f} points ({item['base'] * 100:.0f}% → {item['tuned'] * 100:.0f}%, "
+            f"n={item['n']})")
+
+
+def _keep_more(recipe: dict | None) -> str:
+    """The recipe changes that make a run forget less, with the recipe's own numbers."""
+    rank = ((recipe or {}).get("lora") or {}).get("r")
+    smaller = f", a smaller LoRA rank (lora.r {rank} → {max(1, rank // 2)})" if isinstance(rank, int) and rank > 4 else ""
+    return f"{_fewer_steps(recipe)}{smaller}, or mix general examples into the training data"
+
+
+def _with_forgetting(result: dict, report: dict, recipe: dict | None) -> dict:
+    """The verdict with the benchmarks' forgetting (or their all-clear) added."""
+    bench = report.get("benchmarks")
+    if not bench:
+        return result
+    forgot = bench.get("forgot") or []
+    tasks = len(bench.get("tasks") or [])
+    if forgot:
+        text = "Forgot: " + "; ".join(_forgot_text(item) for item in forgot)
+        result["headline"] = text if not report.get("metrics") else f"{text}. {result['headline']}"
+        change = _keep_more(recipe)
+        result["suggestions"].append(change)
+        result["details"].append(f"Try: {change}")
+    elif not report.get("metrics"):
+        result["headline"] = f"Nothing forgotten beyond its uncertainty on {tasks} general-skill benchmark tasks."
+    else:
+        result["details"].append(f"Nothing forgotten beyond its uncertainty on {tasks} general-skill benchmark tasks.")
+    result["forgot"] = [item["task"] for item in forgot]
+    return result
+
+
 def verdict(report: dict, recipe: dict | None = None) -> dict:
-    """{'headline', 'details', 'improved', 'regressed', 'causes', 'suggestions', 'regressed_beyond'}."""
+    """{'headline', 'details', 'improved', 'regressed', 'causes', 'suggestions', 'forgot'}."""
     lines = report.get("metrics", [])
     if not lines:
-        return {"headline": "Nothing to compare: the report needs answers from the base and a tuned side.",
-                "details": [], "improved": [], "regressed": [], "causes": [], "suggestions": []}
+        return _with_forgetting({"headline": "Nothing to compare: the report needs answers from the base and a tuned side.",
+                                 "details": [], "improved": [], "regressed": [], "causes": [], "suggestions": []},
+                                report, recipe)
     # Latency is reported, not judged: it moves with the machine's load between the two sides'
     # turns (the regression guard must stay quiet on a no-op adapter); `--fail-on latency_s` still gates it.
     quality = [line for line in lines if line["metric"] not in TIMING]
@@ -101,8 +137,9 @@ def verdict(report: dict, recipe: dict | None = None) -> dict:
     details += [f"Time per answer (depends on the load, not judged): {line['label']} {_points(line)}"
                 for line in lines if line["metric"] in TIMING and line["beyond_uncertainty"]]
     details += [f"Try: {change}" for change in suggestions]
-    return {"headline": headline, "details": details, "improved": [line["metric"] for line in improved],
-            "regressed": [line["metric"] for line in regressed], "causes": [c for c, _ in found], "suggestions": suggestions}
+    return _with_forgetting({"headline": headline, "details": details, "improved": [line["metric"] for line in improved],
+                             "regressed": [line["metric"] for line in regressed], "causes": [c for c, _ in found],
+                             "suggestions": suggestions}, report, recipe)
 
 
 def outcome(report: dict) -> dict:
@@ -114,6 +151,7 @@ def outcome(report: dict) -> dict:
     keep = ("label", "unit", "prefer", "n", "base", "tuned", "delta", "low", "high", "beyond_uncertainty")
     lines = report.get("metrics", [])
     return {"headline": v.get("headline"), "regressed": regressed, "prompt_set": report.get("prompt_set"),
+            "forgot": list(report["benchmarks"].get("forgot") or []) if report.get("benchmarks") else None,
             "metrics": {line["metric"]: {k: line.get(k) for k in keep} for line in lines if line["metric"] in HEADLINE_METRICS},
             "regressions": [{"metric": line["metric"], **{k: line.get(k) for k in keep}}
                             for line in lines if line["metric"] in regressed]}

@@ -145,7 +145,8 @@ def evaluation_of(path: Path) -> dict:
     if state == "done":
         found.update(headline=entry.get("headline"), regressed=list(entry.get("regressed") or []),
                      regressions=list(entry.get("regressions") or []), metrics=dict(entry.get("metrics") or {}),
-                     prompt_set=entry.get("prompt_set"), folder=str(Path(path) / run_dir.EVAL_DIR))
+                     prompt_set=entry.get("prompt_set"), forgot=entry.get("forgot"),
+                     folder=str(Path(path) / run_dir.EVAL_DIR))
     elif state == "failed":
         found["error"] = entry.get("error")
     return found
@@ -155,7 +156,8 @@ def best_runs(rows: list[dict]) -> dict:
     """The run to pick by each measure: lowest eval loss, and on the prompt set the best tuned
     value of the first headline metric among the evaluated runs where nothing regressed."""
     by_loss = next((row["run_id"] for row in rows if row["best_eval_loss"] is not None), None)
-    clean = [row for row in rows if row["evaluation"]["state"] == "done" and not row["evaluation"]["regressed"]]
+    clean = [row for row in rows if row["evaluation"]["state"] == "done" and not row["evaluation"]["regressed"]
+             and not row["evaluation"].get("forgot")]
     metric = next((name for row in clean for name, line in row["evaluation"]["metrics"].items()
                    if line.get("tuned") is not None), None)
     scored = [row for row in clean if (row["evaluation"]["metrics"].get(metric) or {}).get("tuned") is not None]
@@ -183,14 +185,14 @@ def table(rows: list[dict]) -> tuple[list[str], list[list]]:
         for name, line in row["evaluation"].get("metrics", {}).items():
             metrics.setdefault(name, line.get("label") or name)
     headers = (["run", *(_short(key) for key in grid), "state", "step", "final loss", "best eval loss", "evaluation", "regressed",
-                *metrics.values(), "verdict"])
+                "forgot", *metrics.values(), "verdict"])
     cells = []
     for row in rows:
         evaluation = row["evaluation"]
         done = evaluation["state"] == "done"
         cells.append([row["run_id"], *(row[key] for key in grid), row["state"], row["step"],
                       _round(row["final_loss"]), _round(row["best_eval_loss"]), evaluation["state"],
-                      _regressed(evaluation, shown=metrics) if done else NA,
+                      _regressed(evaluation, shown=metrics) if done else NA, _forgot(evaluation) if done else NA,
                       *(_metric(evaluation["metrics"].get(name)) if done else NA for name in metrics),
                       _verdict(evaluation)])
     return headers, cells
@@ -220,6 +222,14 @@ def _change(line: dict) -> str:
 
 def _metric(line: dict | None) -> str:
     return _change(line) if line else NA
+
+
+def _forgot(evaluation: dict) -> str:
+    """"no", or the benchmark tasks the run forgot with their change in points ("n/a": none were run)."""
+    forgot = evaluation.get("forgot")
+    if forgot is None:
+        return NA
+    return ", ".join(f"{item.get('name', item['task'])} {item['delta'] * 100:+.1f}" for item in forgot) or "no"
 
 
 def _regressed(evaluation: dict, shown) -> str:

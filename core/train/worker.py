@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 def wants_evaluation(recipe) -> bool:
     """The regression guard runs when the recipe names a prompt set and asks for it; never in
     demo mode (a shared CPU Space must not spend minutes answering prompts after every run)."""
-    return bool(recipe.eval.prompts and recipe.eval.after_training) and not demo_mode()
+    return bool((recipe.eval.prompts or recipe.eval.benchmarks) and recipe.eval.after_training) and not demo_mode()
 
 
 def _evaluate(run_dir: Path) -> None:

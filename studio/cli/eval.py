@@ -1,4 +1,6 @@
 """`studio eval RUN|ADAPTER --prompts FILE --out DIR`: did the tuning work, headless.
+`studio eval RUN --benchmarks studio_probe [--limit N]`: did it forget (lm-evaluation-harness
+tasks on base and every kept checkpoint); `studio eval --list-benchmarks` names them.
 
 Base vs the tuned weights on a prompt set (same prompts, settings and seed), optionally judged
 pairwise, or both as GGUF at one quantization through llama.cpp (`--gguf`). Writes report.json,
@@ -14,19 +16,24 @@ import json
 import sys
 
 from core.chat.tuned import AdapterMismatch, TunedModelError
+from core.eval import benchmarks
 from core.eval.judge import JudgeError
 from core.eval.metrics import metric_table
 from core.train.run_dir import read_evaluation
 
 # Every metric the report compares that has a better direction (core.eval.metrics.METRICS and the patterns).
-FAIL_METRICS = tuple(metric.key for metric in metric_table() if metric.in_report and metric.prefer)
+FAIL_METRICS = tuple(metric.key for metric in metric_table() if metric.in_report and metric.prefer) + ("forgot",)
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("eval", help="evaluate base vs tuned on a prompt set: report, verdict, CI exit code")
-    parser.add_argument("target", help="run folder (its best result), adapter or checkpoint folder")
-    parser.add_argument("--prompts", required=True, help="prompt set JSONL (see assets/prompts/)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="write report.json, report.md, rows.csv, rows.jsonl here")
+    parser.add_argument("target", nargs="?", help="run folder (its best result), adapter or checkpoint folder")
+    parser.add_argument("--prompts", default=None, help="prompt set JSONL (see assets/prompts/)")
+    parser.add_argument("--benchmarks", default=None, metavar="TASKS",
+                        help="comma-separated lm-eval tasks for base and each kept checkpoint (studio_probe: offline)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="at most N items per benchmark task")
+    parser.add_argument("--list-benchmarks", action="store_true", help="name the bundled benchmarks and the Hub's, then stop")
+    parser.add_argument("--out", default=None, metavar="DIR", help="write report.json, report.md, rows.csv, rows.jsonl here")
     parser.add_argument("--model", default=None, help="base model (default: the one the run or adapter was tuned from)")
     parser.add_argument("--judge", default=None, metavar="MODEL", help="pairwise judge: an Ollama model name, or hf:PATH / embedded")
     parser.add_argument("--judge-host", default=None, help="Ollama address for the judge (default: OLLAMA_HOST)")
@@ -61,6 +68,12 @@ def failures(report: dict, fail_on: list[tuple[str, float | None]]) -> list[str]
     lines = {line["metric"]: line for line in report.get("metrics", [])}
     found = []
     for name, threshold in fail_on:
+        if name == "forgot":  # a benchmark task that dropped beyond its interval (or by more than THRESHOLD)
+            for item in (report.get("benchmarks") or {}).get("rows", [{}])[0].get("changes", {}).items():
+                task, line = item
+                if (-line["delta"] > threshold) if threshold is not None else line["forgot"]:
+                    found.append(f"forgot {task}: {line['delta'] * 100:+.1f} points (n={line['n']})")
+            continue
         line = lines.get(name)
         if line is None or line["delta"] is None or line["prefer"] is None:
             continue
@@ -72,16 +85,37 @@ def failures(report: dict, fail_on: list[tuple[str, float | None]]) -> list[str]
     return found
 
 
+def list_benchmarks(as_json: bool) -> int:
+    found = benchmarks.list_benchmarks()
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return 0
+    print("Bundled (offline):")
+    for name, items in found["bundled"].items():
+        print(f"  {name}  ({items} items)")
+    print(f"From the Hugging Face Hub (lm-eval knows {found['known']} tasks and groups), e.g. {', '.join(found['hub_examples'])}")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from core.eval.report import to_markdown
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    if args.list_benchmarks:
+        return list_benchmarks(args.json)
     try:
         fail_on = parse_fail_on(args.fail_on)
+        if not args.target or not args.out:
+            raise ValueError("name the run or adapter to evaluate and --out DIR (or --list-benchmarks)")
         if args.max_new_tokens < 1:
             raise ValueError("--max-new-tokens must be at least 1")
+        if args.limit is not None and args.limit < 1:
+            raise ValueError("--limit must be at least 1")
+        tasks = [name for name in (args.benchmarks or "").split(",") if name.strip()]
+        if args.gguf and tasks:
+            raise ValueError("--benchmarks score the tuned weights, not a GGUF; run them without --gguf")
         common = {"max_new_tokens": args.max_new_tokens, "system": args.system, "documents": args.documents,
                   "judge": args.judge, "judge_host": args.judge_host, "out": args.out, "say": say}
         if args.gguf:
@@ -91,7 +125,8 @@ def cmd_eval(args) -> int:
         else:
             from core.eval.guard import evaluate
 
-            report, files = evaluate(args.target, args.prompts, base_model=args.model, heldout=not args.no_heldout, **common)
+            report, files = evaluate(args.target, args.prompts, base_model=args.model, heldout=not args.no_heldout,
+                                     benchmarks=tasks, limit=args.limit, **common)
     except (ValueError, AdapterMismatch, TunedModelError, JudgeError, RuntimeError) as error:
         if args.json:
             print(json.dumps({"ok": False, "error": str(error)}))
@@ -100,7 +135,8 @@ def cmd_eval(args) -> int:
     failed = failures(report, fail_on)
     if args.json:
         print(json.dumps({"ok": not failed, "out": args.out, "files": [str(f) for f in files], "verdict": report["verdict"],
-                          "metrics": report["metrics"], "retrieval": report["retrieval"], "failed": failed},
+                          "metrics": report["metrics"], "retrieval": report["retrieval"], "benchmarks": report.get("benchmarks"),
+                          "failed": failed},
                          indent=2, ensure_ascii=False, default=str))
     else:
         print("\n".join(to_markdown(report)))

@@ -28,9 +28,12 @@ def verdict_markdown(report: dict | None, *, title: str = "Verdict") -> str:
     if not report:
         return ""
     v = report["verdict"]
-    icon = "⚠️" if v.get("regressed") else "✅" if v.get("improved") else "➖"
-    lines = [f"**{title} ({report.get('prompt_set') or 'prompt set'}, {report['prompts']} prompts):** {icon} {v['headline']}"]
+    icon = "⚠️" if v.get("regressed") or v.get("forgot") else "✅" if v.get("improved") else "➖"
+    what = (f"{report.get('prompt_set') or 'prompt set'}, {report['prompts']} prompts" if report.get("prompts")
+            else "general-skill benchmarks")
+    lines = [f"**{title} ({what}):** {icon} {v['headline']}"]
     lines += [f"- {item}" for item in v.get("details", [])]
+    lines += _benchmark_lines(report)
     if report.get("retrieval"):
         r = report["retrieval"]
         lines.append(f"- Retrieval (BM25, same for both sides): MRR {r['mrr']:.3f}, hit@{r['k']} {r['hit_at_k']:.0%} (n={r['n']})")
@@ -41,6 +44,30 @@ def verdict_markdown(report: dict | None, *, title: str = "Verdict") -> str:
     from core.eval.report import safe_markdown
 
     return safe_markdown("\n".join(lines))
+
+
+def _benchmark_lines(report: dict) -> list[str]:
+    """The benchmarks as Markdown tables: the judged weights' change per task (lm-eval's standard
+    error, the paired 95% interval), then each kept checkpoint's score (the forgetting curve)."""
+    from core.eval.report import benchmark_curve_table, benchmark_table
+
+    bench = report.get("benchmarks")
+    if not bench:
+        return []
+    lines = ["", "**General skills** (lm-evaluation-harness; points, ± standard error; change with its 95% paired interval)", ""]
+    lines += _table(benchmark_table(report))
+    if len(bench.get("rows", [])) > 1:
+        lines += ["", "**Every kept checkpoint** (score in points; ⚑ forgot): pick the one that learned without forgetting", ""]
+        lines += _table(benchmark_curve_table(report))
+    return lines
+
+
+def _table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    heads = list(rows[0])
+    return (["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+            + ["| " + " | ".join(str(row.get(head, "")) for head in heads) + " |" for row in rows])
 
 
 def report_frames(report: dict | None):

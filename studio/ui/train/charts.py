@@ -50,9 +50,12 @@ def _layout(fig: go.Figure, title: str, y_title: str, *, log_scale: bool = False
 
 
 def loss_figure(metrics: list[dict], *, smoothing: float = 0.6, log_scale: bool = False,
-                overlays: dict[str, list[dict]] | None = None, name: str | None = None) -> go.Figure:
+                overlays: dict[str, list[dict]] | None = None, name: str | None = None,
+                forgetting: list[dict] | None = None) -> go.Figure:
     """`metrics`' losses (labelled with `name` when given, e.g. a sweep's first run), and each
-    overlaid run's smoothed train loss and eval points, a colour per run (the palette repeats)."""
+    overlaid run's smoothed train loss and eval points, a colour per run (the palette repeats).
+    `forgetting` (core.eval.report.forgetting_curve): each benchmark task's score at base (step 0)
+    and each kept checkpoint, on a right-hand axis in points: the forgetting curve beside the loss."""
     fig = go.Figure()
     prefix = f"{name}: " if name else ""
     steps, losses = series(metrics, "loss")
@@ -73,7 +76,15 @@ def loss_figure(metrics: list[dict], *, smoothing: float = 0.6, log_scale: bool 
         e_steps, e_losses = series(other, "loss", "eval")
         if e_steps:
             fig.add_scatter(x=e_steps, y=e_losses, mode="markers", name=f"{run} (eval)", marker=dict(color=colour))
-    return _layout(fig, "Loss", "loss", log_scale=log_scale, empty="No loss logged yet")
+    tasks = [key for key in (forgetting or [{}])[0] if key not in ("step", "weights")]
+    for task, colour in zip(tasks, itertools.cycle(REWARD_COLOURS)):
+        fig.add_scatter(x=[p["step"] for p in forgetting], y=[p[task] for p in forgetting], mode="lines+markers", yaxis="y2",
+                        name=f"{task.removeprefix('studio_probe_')} (score)", line=dict(color=colour, width=1.5, dash="dash"),
+                        text=[p["weights"] for p in forgetting], hovertemplate="%{text}: %{y:.1f}<extra>%{fullData.name}</extra>")
+    if tasks:
+        fig.update_layout(yaxis2=dict(title="benchmark score (points)", overlaying="y", side="right", range=[0, 100]))
+    return _layout(fig, "Loss" + (" and general skills per checkpoint" if tasks else ""), "loss", log_scale=log_scale,
+                   empty="No loss logged yet")
 
 
 def line_figure(metrics: list[dict], key: str, title: str, *, log_scale: bool = False, colour: str = "#2ca02c") -> go.Figure:

@@ -123,11 +123,12 @@ def refresh(run_id: str, log_scale: bool, smoothing: float, overlays: list[str] 
     others = [n for n in names if n != run_id]
     overlays = [name for name in overlays or [] if name in others]
     checkpoints = _resume_choices(folder)
-    signature = [run_id, len(metrics), bool(log_scale), smoothing, sorted(overlays), status.get("state")]
+    signature = [run_id, len(metrics), bool(log_scale), smoothing, sorted(overlays), status.get("state"),
+                 (status.get("evaluation") or {}).get("state")]
     seen = seen or {}
     charts = [gr.update()] * 10  # 4 common charts + the GRPO panel (train_grpo.grpo_updates)
     if seen.get("signature") != signature:
-        charts = (_charts(metrics, log_scale, smoothing, {name: folders[name] for name in overlays})
+        charts = (_charts(metrics, log_scale, smoothing, {name: folders[name] for name in overlays}, folder)
                   + train_grpo.grpo_updates(metrics, str(folder or "")))
     overlay_update = gr.update(choices=others) if seen.get("others") != others else gr.update()
     ckpt_update = gr.update(choices=checkpoints) if seen.get("checkpoints") != checkpoints else gr.update()
@@ -171,11 +172,14 @@ def _resume_choices(folder: Path | None) -> list[str]:
     return ["last"] + [label for label, _ in runs.model_artifacts(folder) if label.startswith("checkpoint-")]
 
 
-def _charts(metrics, log_scale, smoothing, overlays: dict[str, Path]):
+def _charts(metrics, log_scale, smoothing, overlays: dict[str, Path], folder: Path | None = None):
     others = {name: runs.read_metrics(folder) for name, folder in overlays.items()}
+    from core.eval.report import forgetting_curve, read_report  # the evaluation room, when a chart is drawn
+
+    forgetting = forgetting_curve(read_report(folder / run_dir.EVAL_DIR)) if folder else []
     pairs = any("rewards/margins" in m for m in metrics)
     return [
-        train_charts.loss_figure(metrics, smoothing=smoothing, log_scale=log_scale, overlays=others),
+        train_charts.loss_figure(metrics, smoothing=smoothing, log_scale=log_scale, overlays=others, forgetting=forgetting),
         train_charts.line_figure(metrics, "lr", "Learning rate", log_scale=log_scale),
         train_charts.line_figure(metrics, "grad_norm", "Gradient norm", log_scale=log_scale, colour="#9467bd"),
         gr.update(value=train_charts.rewards_figure(metrics, smoothing=smoothing), visible=pairs),

@@ -97,3 +97,23 @@ def test_clear_errors_for_unknown_and_unreachable_benchmarks(adapters, tmp_path)
         bench.load_tasks(["arc_easy"])
     missing = _cli(str(adapters / "zero"), "--model", "embedded", "--out", str(tmp_path / "o"))
     assert missing.returncode == 2 and "--prompts" in missing.stderr and "--benchmarks" in missing.stderr
+
+
+def test_each_checkpoint_score_is_drawn_beside_the_loss_and_in_the_sweep_table(scored):
+    from core.eval.report import forgetting_curve
+    from core.train import sweeps
+    from studio.ui.train import charts
+
+    planted, zero = scored["rows"]
+    report = build_report([], benchmarks={**scored, "rows": [{**planted, "weights": "checkpoint-20"},
+                                                             {**zero, "weights": "checkpoint-10"}]})
+    curve = forgetting_curve(report)
+    assert [point["step"] for point in curve] == [0, 10, 20]
+    assert curve[2]["studio_probe_facts"] < curve[1]["studio_probe_facts"] == curve[0]["studio_probe_facts"]
+    figure = charts.loss_figure([{"step": s, "split": "train", "loss": 3.0 - s / 10} for s in range(1, 21)], forgetting=curve)
+    scores = [trace for trace in figure.data if trace.name.endswith("(score)")]
+    assert [trace.name for trace in scores] == ["facts (score)", "reading (score)"] and list(scores[0].x) == [0, 10, 20]
+    assert figure.layout.yaxis2.range == (0, 100)
+    forgot = outcome(report)["forgot"]
+    assert sweeps._forgot({"forgot": forgot}).startswith("facts -") and sweeps._forgot({"forgot": []}) == "no"
+    assert sweeps._forgot({"forgot": None}) == sweeps.NA  # no benchmarks were run

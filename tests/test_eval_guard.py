@@ -37,6 +37,7 @@ def write_prompts(folder):
 @pytest.mark.slow
 def test_the_guard_flags_a_planted_regression_in_the_run_folder(embedded_dir, tmp_path, studio_home):
     from core.eval import guard
+    from core.eval.report import forgetting_curve
     from core.train import run_dir
     from core.workspace import ASSETS
 
@@ -44,11 +45,13 @@ def test_the_guard_flags_a_planted_regression_in_the_run_folder(embedded_dir, tm
     run = studio_home / "runs" / "planted"
     make_adapter(embedded_dir, run / "best", alpha=256)  # random, strong: garbles every answer
     shutil.copytree(run / "best", run / "adapter")  # the final adapter is the best one: measured once
+    shutil.copytree(run / "best", run / "checkpoints" / "checkpoint-20")
     recipe = {"name": "planted", "model": {"name": "embedded"},
               "data": {"path": str(ASSETS / "friction_sample.jsonl"), "format": "friction", "max_length": 256, "eval_split": 0.1,
                        "format_template": "<think>{thought_stream}</think>{final_answer}"},
               "training": {"learning_rate": 1e-3, "max_steps": 40},
-              "eval": {"prompts": str(prompts), "after_training": True, "max_new_tokens": 16}}
+              "eval": {"prompts": str(prompts), "after_training": True, "max_new_tokens": 16,
+                       "benchmarks": ["studio_probe_facts"], "benchmark_limit": 30}}
     (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     (run / "status.json").write_text(json.dumps({"state": "completed", "pid": None}))
 
@@ -59,8 +62,15 @@ def test_the_guard_flags_a_planted_regression_in_the_run_folder(embedded_dir, tm
     assert coverage["n"] == 3 and coverage["base"] == 1.0 and coverage["beyond_uncertainty"]
     assert "training.learning_rate 0.001 → 0.0005" in " ".join(report["verdict"]["suggestions"])
     held = {row["weights"]: row for row in report["heldout"]["rows"]}
-    assert set(held) == {"base", "best", "final"} and held["best"]["loss"] > held["base"]["loss"]
+    assert set(held) == {"base", "best", "final", "checkpoint-20"} and held["best"]["loss"] > held["base"]["loss"]
     assert held["final"]["same_as"] == "best" and held["final"]["loss"] == held["best"]["loss"]
+    # Did it forget? The bundled probe on base and every kept result: the garbled model forgot its facts.
+    bench = report["benchmarks"]
+    assert [row["weights"] for row in bench["rows"]] == ["best", "final", "checkpoint-20"]
+    assert bench["rows"][1]["same_as"] == "best" and bench["base"]["studio_probe_facts"]["n"] == 30
+    assert report["verdict"]["forgot"] == ["studio_probe_facts"] and report["verdict"]["headline"].startswith("Forgot: facts")
+    assert [point["step"] for point in forgetting_curve(report)] == [0, 20]
+    assert run_dir.read_status(run)["evaluation"]["forgot"][0]["name"] == "facts"
     assert run_dir.read_status(run)["evaluation"]["state"] == "done"
     assert (run / "eval" / "report.md").read_text().startswith("# Evaluation: base vs tuned")
     assert {"rows.csv", "rows.jsonl"} <= {p.name for p in (run / "eval").iterdir()}

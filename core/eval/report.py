@@ -233,6 +233,11 @@ def _markdown_lines(report: dict, heading: str) -> list[str]:
     return lines
 
 
+def _task(name: str) -> str:
+    """The probe's parts by their own names ('studio_probe_arithmetic' → 'arithmetic'); others as lm-eval names them."""
+    return name.removeprefix("studio_probe_")
+
+
 def benchmark_table(report: dict) -> list[dict]:
     """The judged weights' score per benchmark task: base, tuned, change with its interval."""
     bench = report.get("benchmarks") or {}
@@ -240,7 +245,7 @@ def benchmark_table(report: dict) -> list[dict]:
         return []
     table = []
     for task, line in bench["rows"][0]["changes"].items():
-        table.append({"task": task, "metric": line["metric"], "items": line["n"],
+        table.append({"task": _task(task), "metric": line["metric"], "items": line["n"],
                       "base": f"{line['base'] * 100:.1f} ± {line['base_stderr'] * 100:.1f}",
                       "tuned": f"{line['tuned'] * 100:.1f} ± {line['tuned_stderr'] * 100:.1f}",
                       "change (points)": f"{line['delta'] * 100:+.1f} [{line['low'] * 100:+.1f}, {line['high'] * 100:+.1f}]",
@@ -265,10 +270,10 @@ def forgetting_curve(report: dict | None) -> list[dict]:
 def benchmark_curve_table(report: dict) -> list[dict]:
     """Each result's score per task (points), base first: where the forgetting set in."""
     bench = report.get("benchmarks") or {}
-    rows = [{"weights": "base", **{task: f"{s['score'] * 100:.1f}" for task, s in bench.get("base", {}).items()}}]
+    rows = [{"weights": "base", **{_task(task): f"{s['score'] * 100:.1f}" for task, s in bench.get("base", {}).items()}}]
     for row in bench.get("rows", []):
         rows.append({"weights": row["weights"] + (f" (= {row['same_as']})" if row.get("same_as") else ""),
-                     **{task: f"{line['tuned'] * 100:.1f}" + (" ⚑" if line["forgot"] else "")
+                     **{_task(task): f"{line['tuned'] * 100:.1f}" + (" ⚑" if line["forgot"] else "")
                         for task, line in row["changes"].items()}})
     return rows
 

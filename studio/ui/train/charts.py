@@ -82,7 +82,7 @@ def loss_figure(metrics: list[dict], *, smoothing: float = 0.6, log_scale: bool 
                         name=f"{task.removeprefix('studio_probe_')} (score)", line=dict(color=colour, width=1.5, dash="dash"),
                         text=[p["weights"] for p in forgetting], hovertemplate="%{text}: %{y:.1f}<extra>%{fullData.name}</extra>")
     if tasks:
-        fig.update_layout(yaxis2=dict(title="benchmark score (points)", overlaying="y", side="right", range=[0, 100]))
+        fig.update_layout(yaxis2=dict(title="score (points)", overlaying="y", side="right", range=[0, 100]))
     return _layout(fig, "Loss" + (" and general skills per checkpoint" if tasks else ""), "loss", log_scale=log_scale,
                    empty="No loss logged yet")
 

@@ -37,3 +37,12 @@ def test_smoke_recipe_bench_runs_and_reports_the_outside_share(tmp_path, tiny_mo
           "--set", "training.eval_steps=2", "--set", "training.save_steps=2", "--json", str(out)], tmp_path)
     result = json.loads(out.read_text())
     assert result["steps"] == 3 and 0 <= result["outside_share"] <= 1
+
+
+@pytest.mark.slow
+def test_probe_time_bench_runs_base_and_tuned(tmp_path):
+    out = tmp_path / "probe.json"
+    _run(["bench/probe_time.py", "--limit", "2", "--json", str(out)], tmp_path)
+    result = json.loads(out.read_text())
+    assert result["items"] == 8 and {"base_and_tuned_s", "plain_transformers_mc_s_one_side", "ratio_to_plain_both_sides"} <= set(result)
+    assert all(line["base"] == line["tuned"] for line in result["scores"].values())  # a zero LoRA is the base exactly

@@ -93,3 +93,12 @@ def test_replies_are_parsed_leniently_and_an_unreachable_judge_says_what_to_do()
     ask = judge.judge_for("judge-model", host="http://127.0.0.1:9")
     with pytest.raises(judge.JudgeError, match="did not answer.*ollama pull judge-model"):
         ask([{"role": "user", "content": "hi"}])
+
+
+@pytest.mark.slow
+def test_the_local_model_judge_answers_in_both_orders(embedded_dir):
+    """`embedded` (or hf:PATH): a transformers model on this machine judges, no Ollama needed."""
+    ask = judge.judge_for("embedded")
+    result = judge.compare_pair(ask, judge.load_rubric(), CONVERSATION, "Paris is the capital of France.", "I like turtles.")
+    assert result["winner"] in ("base", "tuned", "tie") and [o["order"] for o in result["orders"]] == ["base as A", "tuned as A"]
+    assert all(o["picked"] in ("A", "B", "tie") and o["rationale"] for o in result["orders"])

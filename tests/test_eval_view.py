@@ -42,6 +42,15 @@ def test_the_ab_grows_into_the_report(tiny_model_dir, adapter_source, tmp_path, 
     assert chart is not None and {trace.name for trace in chart.data} == {"base", "tuned"}
     assert {Path(f).name for f in files} >= {"report.md", "report.json", "rows.csv", "rows.jsonl"}
 
+    # The same A/B with a pairwise judge: a local model (here the tiny one, a folder the operator allows), both orders.
+    judged = list(eval_view.run_ab_report(None, str(upload), None, str(tiny_model_dir), str(tuned), [], *SETTINGS,
+                                          f"hf:{tiny_model_dir}"))
+    assert any(str(update[0]).startswith("Judging 3 pairs in both orders") for update in judged)
+    verdict = judged[-1][4]
+    assert f"Judge hf:{tiny_model_dir}: tuned better" in verdict
+    refused = list(eval_view.run_ab_report(None, str(upload), None, str(tiny_model_dir), str(tuned), [], *SETTINGS, "hf:/etc"))
+    assert str(refused[-1][0]).startswith("⚠️ **Not judged:**") and refused[-1][4].startswith("**A/B verdict")
+
 
 def test_a_runs_guard_verdict_shows_up_front(studio_home):
     run = studio_home / "runs" / "guarded"

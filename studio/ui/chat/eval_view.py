@@ -17,8 +17,10 @@ from core.eval.metrics import METRICS
 from core.eval.stats import BETTER_WORSE
 from core.train.run_dir import in_runs_folder, read_evaluation, run_holding
 from core.workspace import PathOutsideWorkspace, inside, read_jsonl
+from studio.ui import visitor
 from studio.ui.chat.ab import run_ab
 from studio.ui.language import our_words, t
+from studio.ui.problems import EXPECTED
 
 CHART_METRICS = tuple((metric.key, metric.label) for metric in METRICS if metric.per_topic)
 SIDE_COLOURS = {"base": "#7f7f7f", "tuned": "#2563eb"}
@@ -121,9 +123,10 @@ def _rows_from(files: list[str] | None) -> list[dict]:
 
 
 def run_ab_report(set_choice, upload, patterns_upload, base_model, tuned_choice, compare, system, temperature, top_p,
-                  max_new_tokens, seed):
-    """The Chat tab's A/B (studio.ui.chat.ab.run_ab), then the report built from its saved rows:
-    yields (status, per prompt, aggregate, files, verdict, report table, topic table, chart)."""
+                  max_new_tokens, seed, judge=None):
+    """The Chat tab's A/B (studio.ui.chat.ab.run_ab), then the report built from its saved rows,
+    judged pairwise when a judge is named: yields (status, per prompt, aggregate, files, verdict,
+    report table, topic table, chart)."""
 
     files = None
     for status, per_prompt, aggregate, files in run_ab(set_choice, upload, patterns_upload, base_model, tuned_choice,
@@ -136,13 +139,35 @@ def run_ab_report(set_choice, upload, patterns_upload, base_model, tuned_choice,
     from core.eval.report import build_report
 
     source = upload or set_choice
-    _, _, retrieval = load_prompts(source)
+    prompts, _, retrieval = load_prompts(source)
     settings = {"max_new_tokens": int(max_new_tokens or 1), "temperature": float(temperature or 0), "seed": int(seed or 0)}
-    report = build_report(rows, prompt_set=Path(source).name, settings=settings, retrieval=retrieval,
-                          tuned="tuned" if any(row["side"] == "tuned" for row in rows) else None)
+    tuned = "tuned" if any(row["side"] == "tuned" for row in rows) else None
+    judged, note = None, ""
+    if (judge or "").strip() and tuned:
+        yield f"Judging {len(prompts)} pairs in both orders with {judge.strip()}…", *(gr.skip(),) * 7
+        judged, note = _judge(judge.strip(), rows, prompts)
+    report = build_report(rows, prompt_set=Path(source).name, settings=settings, retrieval=retrieval, tuned=tuned, judge=judged)
     metrics, topics = report_frames(report)
-    yield (gr.skip(), gr.skip(), gr.skip(), files + report_downloads(report, rows), verdict_markdown(report, title="A/B verdict"),
-           metrics, topics, category_chart(report))
+    yield (note or gr.skip(), gr.skip(), gr.skip(), files + report_downloads(report, rows),
+           verdict_markdown(report, title="A/B verdict"), metrics, topics, category_chart(report))
+
+
+def _judge(spec: str, rows: list[dict], prompts) -> tuple[dict | None, str]:
+    """The pairwise judge over the A/B's pairs (both orders; the person's Chat picks too): (summary,
+    a note when it could not judge). A local judge is a model the visitor may name; an Ollama judge
+    is asked at the operator's Ollama address only."""
+    from core.eval import judge as judges
+    from core.eval.preferences import read_picks
+
+    try:
+        if spec == "embedded" or spec.startswith("hf:"):
+            spec = "hf:" + visitor.model(spec.removeprefix("hf:"))
+        ask = judges.judge_for(spec)
+        summary = judges.judge_rows(ask, rows, {p.id: p.messages for p in prompts}, model=spec, tuned="tuned",
+                                    picks=read_picks())
+    except (*EXPECTED, judges.JudgeError) as error:
+        return None, f"⚠️ **Not judged:** {error}"
+    return summary, ""
 
 
 def run_verdict(run_or_choice: str | None) -> str:

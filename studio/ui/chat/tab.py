@@ -280,8 +280,12 @@ def _build_ab_section(base_model, tuned, settings) -> None:
         upload = gr.File(label=t("…or upload a prompt set (JSONL)"), file_types=[".jsonl"], type="filepath", scale=2,
                          elem_id="ab-upload")
         patterns = gr.File(label=t("Pattern list (YAML, optional)"), file_types=[".yaml", ".yml"], type="filepath", scale=1)
-    compare = gr.Dropdown([], multiselect=True, label=t("Compare checkpoints of the same run"),
-                          info=t("pick a run's adapter or checkpoint as the tuned side to list the others"))
+    with gr.Row():
+        compare = gr.Dropdown([], multiselect=True, label=t("Compare checkpoints of the same run"),
+                              info=t("pick a run's adapter or checkpoint as the tuned side to list the others"))
+        judge = gr.Textbox(label=t("Pairwise judge (optional)"), elem_id="ab-judge",
+                           placeholder=t("an Ollama model name, or embedded / hf:FOLDER for a local model"),
+                           info=t("asks which answer is better, in both orders; says how often it agrees with your picks"))
     with gr.Row():
         run = gr.Button(t("Run A/B"), variant="primary")
         cancel = gr.Button(t("Stop A/B"))
@@ -293,7 +297,7 @@ def _build_ab_section(base_model, tuned, settings) -> None:
     report = eval_view.build_report_section()
     files = gr.File(label=t("Download results (CSV, JSONL, and the report as Markdown and JSON)"), file_count="multiple",
                     interactive=False)
-    running = run.click(eval_view.run_ab_report, [prompt_set, upload, patterns, base_model, tuned, compare] + settings,
+    running = run.click(eval_view.run_ab_report, [prompt_set, upload, patterns, base_model, tuned, compare] + settings + [judge],
                         [ab_status, per_prompt, aggregate, files, *report], **GENERATION)
     cancel.click(None, cancels=[running])
     tuned.change(compare_choices, tuned, compare)

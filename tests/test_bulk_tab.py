@@ -65,3 +65,17 @@ def test_reject_all_shown_by_a_search_and_forged_values():
     message = bulk_actions.apply_bulk(path, bulk_actions.APPROVE, "any", "pending", "../../etc", "", "file order")
     assert message.startswith("**60** records approved")  # an unknown findings filter filters nothing
     assert review.open_review(path).counts()["approved"] == 60
+
+
+def test_mark_every_reply_shown_good_or_bad_for_kto_then_undo():
+    rows = [{"messages": [{"role": "user", "content": f"q {i}"},
+                          {"role": "assistant", "content": f"reply {i} " + ("as an AI" if i % 2 else "")}]} for i in range(6)]
+    path = _open("replies.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    message = bulk_actions.apply_bulk(path, bulk_actions.BAD, "any", "any", "all records", "as an AI", "file order")
+    assert message.startswith("**3** replies marked bad")
+    assert review.open_review(path).label_counts() == {"good": 0, "bad": 3}
+    assert bulk_actions.undo_bulk(path).startswith("Undone: bad 3 replies")
+    assert review.open_review(path).label_counts() == {"good": 0, "bad": 0}
+    pairs = _open("pairs.jsonl", (ASSETS / "epistemic_dpo.jsonl").read_text())
+    left = bulk_actions.apply_bulk(pairs, bulk_actions.GOOD, "any", "any", "all records", "", "file order")
+    assert left.startswith("**0** replies marked good; 25 preference pairs left as they are")

@@ -48,6 +48,16 @@ def set_status(dataset_path: str | Path, items: Iterable[tuple[int, Example | Ba
     return BulkOutcome(changed)
 
 
+def set_label(dataset_path: str | Path, items: Iterable[tuple[int, Example | BadRow]], label: bool) -> BulkOutcome:
+    """Thumbs up (True) or down (False) on the last reply of every record given; preference pairs
+    already say which reply is good and are left alone."""
+    chosen = _target(items)
+    single = [(position, item) for position, item in chosen if not item.is_preference]
+    changes = {item.id: {"label": label, "position": position} for position, item in single}
+    changed = review.open_review(dataset_path).update_many(changes, f"{'good' if label else 'bad'} {len(changes)} replies")
+    return BulkOutcome(changed, left_alone=len(chosen) - len(single))
+
+
 def keep_one_per_group(dataset_path: str | Path, report, items: Iterable[tuple[int, Example | BadRow]]) -> BulkOutcome:
     """Reject each record given that repeats another (an exact copy, or a near duplicate that is
     not its group's proposed record); a record a person approved is left as it is."""

@@ -1,5 +1,6 @@
 """The Dataset tab's bulk actions: one decision over every record the filters show (reject,
-approve, keep one per group of duplicates, redact personal data and secrets), and an undo of
+approve, keep one per group of duplicates, redact personal data and secrets, mark the replies
+good or bad for KTO), and an undo of
 the last one. The work is core.dataset.bulk's; here only the panel and its two handlers, which
 answer in words and never raise into the page."""
 
@@ -17,7 +18,8 @@ from studio.ui.problems import EXPECTED
 REJECT, APPROVE, KEEP_ONE, REDACT = ("reject every record shown", "approve every record shown",
                                      "keep one per group of duplicates (reject the repeats shown)",
                                      "redact personal data and secrets in the records shown")
-ACTIONS = [REJECT, APPROVE, KEEP_ONE, REDACT]
+GOOD, BAD = "mark every reply shown good (KTO)", "mark every reply shown bad (KTO)"
+ACTIONS = [REJECT, APPROVE, KEEP_ONE, REDACT, GOOD, BAD]
 
 
 def apply_bulk(path, action, mode, status, findings, search, sort):
@@ -39,6 +41,12 @@ def apply_bulk(path, action, mode, status, findings, search, sort):
             verb = "rejected" if action == REJECT else "approved"
             outcome = bulk.set_status(opened.path, items, verb)
             done = f"**{outcome.changed:,}** records {verb}."
+        elif action in (GOOD, BAD):
+            outcome = bulk.set_label(opened.path, items, action == GOOD)
+            how = "good" if action == GOOD else "bad"
+            done = f"**{outcome.changed:,}** replies marked {how}."
+            if outcome.left_alone:
+                done = f"**{outcome.changed:,}** replies marked {how}; {outcome.left_alone:,} preference pairs left as they are."
         elif action == KEEP_ONE:
             outcome = bulk.keep_one_per_group(opened.path, opened.report, items)
             if not outcome.changed and not outcome.left_alone:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from core import precision
 from core.train import trainer_configs, training
@@ -60,8 +61,12 @@ def test_the_choice_reaches_the_trainer_status_and_log(monkeypatch, tmp_path, ti
         config = trainer_configs.sft_config(recipe, str(tmp_path / name), steps_per_epoch=4, has_eval=False)
         assert config.bf16 is (name == "bf16")
         status, lines = {}, []
-        training.train(recipe, tmp_path / name, log=lines.append, update_status=status.update)
+        trainer, _ = training.train(recipe, tmp_path / name, log=lines.append, update_status=status.update)
         assert status["precision"]["autocast"] == ("bfloat16" if name == "bf16" else None)
+        # Under autocast the frozen projections keep bf16 weights (no cast at every call); the adapters stay fp32.
+        dtypes = {key.rsplit(".", 1)[0].split(".")[-1]: p.dtype for key, p in trainer.model.named_parameters()
+                  if "q_proj" in key and key.endswith("weight")}
+        assert dtypes == {"base_layer": torch.bfloat16 if name == "bf16" else torch.float32, "default": torch.float32}, dtypes
         assert any(line.startswith("precision: ") for line in lines)
         records = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         losses[name] = [r["loss"] for r in records if r["split"] == "train"]

@@ -15,7 +15,7 @@ from core import decode_linear
 from core.chat_template import adopt, render
 from core.hosting import enforce_demo_limits
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
-from core.precision import training_policy
+from core.precision import lean_adapters, training_policy
 from core.recipes import PAIRED, Recipe
 from core.train import advice, packed_attention, trackers, trainer_configs, training_data
 from core.train.grpo_data import CompletionLog, trl_rewards
@@ -66,8 +66,12 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
         # ref_model=None: as DPO, the frozen base under the LoRA adapter is the reference.
         return KTOTrainer(ref_model=None, train_dataset=training_data.dpo_dataset(prepared.train),
                           eval_dataset=training_data.dpo_dataset(prepared.eval) if prepared.has_eval else None, **common)
-    return _sft_trainer_class()(train_dataset=training_data.sft_dataset(prepared.train),
-                      eval_dataset=training_data.sft_dataset(prepared.eval) if prepared.has_eval else None, **common)
+    trainer = _sft_trainer_class()(train_dataset=training_data.sft_dataset(prepared.train),
+                                   eval_dataset=training_data.sft_dataset(prepared.eval) if prepared.has_eval else None, **common)
+    policy = policy or training_policy()
+    if policy.device == "cpu" and policy.autocast and recipe.training.tuning == "lora":
+        lean_adapters(trainer.model)  # frozen weights in bf16: no cast at every call (core.precision)
+    return trainer
 
 
 def _pairs_trainer(recipe: Recipe, prepared, common: dict):

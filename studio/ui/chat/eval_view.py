@@ -13,7 +13,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from core.eval import judge as judges
 from core.eval.metrics import METRICS
+from core.eval.preferences import read_picks
 from core.eval.stats import BETTER_WORSE
 from core.train.run_dir import in_runs_folder, read_evaluation, run_holding
 from core.workspace import PathOutsideWorkspace, inside, read_jsonl
@@ -156,9 +158,6 @@ def _judge(spec: str, rows: list[dict], prompts) -> tuple[dict | None, str]:
     """The pairwise judge over the A/B's pairs (both orders; the person's Chat picks too): (summary,
     a note when it could not judge). A local judge is a model the visitor may name; an Ollama judge
     is asked at the operator's Ollama address only."""
-    from core.eval import judge as judges
-    from core.eval.preferences import read_picks
-
     try:
         if spec == "embedded" or spec.startswith("hf:"):
             spec = "hf:" + visitor.model(spec.removeprefix("hf:"))

@@ -102,12 +102,21 @@ def _default_choice(choices: list[str]) -> str | None:
     return next((choice for choice in reversed(choices) if choice.endswith("· assistant")), None)
 
 
-def _set_status(path, number, status, mode, review_status, only_findings, search, sort):
+def _reviewable(path, number):
+    """(opened, example, position) of the record to review, or None (a bad row is said so)."""
     opened, item, position = record_at(path, number)
-    if not isinstance(item, reader.Example):
-        if item is not None:
-            gr.Warning(say("Bad rows can't be reviewed; fix them in the file and open it again."))
+    if isinstance(item, reader.Example):
+        return opened, item, position
+    if item is not None:
+        gr.Warning(say("Bad rows can't be reviewed; fix them in the file and open it again."))
+    return None
+
+
+def _set_status(path, number, status, mode, review_status, only_findings, search, sort):
+    found = _reviewable(path, number)
+    if found is None:
         return number
+    opened, item, position = found
     review.open_review(opened.path).set_status(item.id, status, position=position)
     return next_record(path, position + 1, mode, review_status, only_findings, search, sort)
 
@@ -122,11 +131,10 @@ def reject_record(path, number, mode, status, only_findings, search, sort):
 
 
 def _set_label(path, number, label, mode, status, only_findings, search, sort):
-    opened, item, position = record_at(path, number)
-    if not isinstance(item, reader.Example):
-        if item is not None:
-            gr.Warning(say("Bad rows can't be reviewed; fix them in the file and open it again."))
+    found = _reviewable(path, number)
+    if found is None:
         return number
+    opened, item, position = found
     if item.is_preference:
         gr.Warning(say("A preference pair already says which reply is good; mark single replies with the thumbs."))
         return number

@@ -6,7 +6,8 @@ r=16 on all linear layers over the bundled friction sample:
       has native bf16 and that is faster; the same run forced to fp32 is shown beside it, with
       the loss curves' difference against the stated tolerance), only trained positions through
       the LM head, attention one sequence at a time over the packed row (core.train.packed_attention)
-      instead of transformers' block-diagonal SDPA mask)
+      instead of transformers' block-diagonal SDPA mask, each LoRA linear one autograd node
+      (core.train.fused_lora) over frozen weights kept in bf16 under autocast)
   (b) plain trl SFTTrainer as trl's docs show it: SFTConfig(output_dir=...) with its defaults
       (bf16=True, batch 8, padded batches), the same conversations as `messages` rows
   (c) a bare forward + backward + AdamW loop over the studio's own batches and model (the same
@@ -16,6 +17,10 @@ r=16 on all linear layers over the bundled friction sample:
       loss (prompt/completion rows), the studio's batch size, learning rate and LoRA; transformers'
       SDPA attention (flash-attention's varlen kernels are CUDA-only)
 
+A step's time on this kind of shared 2-core machine drifts by +-15% from run to run, more than
+some changes it is meant to show; so the LoRA layers are also compared pass by pass: the studio's
+fused layers and peft's own on one model and one batch, alternated (`lora_layers`: the median of
+the per-pair ratios and in how many pairs the fused pass was faster).
 In the same run it measures the CPU's matmul peak (fp32; bf16 too where the CPU has native bf16)
 and prints model FLOP utilization:
   MFU = 6 x P x trained tokens/s / peak FLOP/s,  P = weights of every linear layer a token passes
@@ -313,6 +318,53 @@ def bare_loop(recipe, samples, steps: int) -> dict:
     return summarize("(c) bare forward+backward loop", durations, collate.batches)
 
 
+def paired_layers(recipe, samples, pairs: int = 8) -> dict:
+    """The studio's LoRA layers (core.train.fused_lora) against peft's own, on one model and one
+    batch, alternated pass by pass (forward + backward), so a drift in the machine's speed hits
+    both alike: the median of the per-pair time ratios, and whether the losses agree."""
+    import statistics
+
+    import torch
+    from peft import get_peft_model
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from core.precision import lean_adapters
+    from core.train import fused_lora, trainer_configs, training, training_data
+
+    tokenizer = training.load_tokenizer(recipe.model.name)
+    model = get_peft_model(training.load_policy_model(recipe), trainer_configs.lora_config(recipe))
+    model.train()
+    if AUTOCAST[0]:
+        lean_adapters(model)
+    rows = training_data.sft_dataset(samples)
+    batch = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)(
+        [rows[i % len(rows)] for i in range(recipe.training.batch_size)])
+
+    def one_pass() -> tuple[float, float]:
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST[0]):
+            loss = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"],
+                         use_cache=False, **training.trained_positions(batch["labels"])).loss
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        return time.perf_counter() - start, loss.item()
+
+    times: dict[str, list] = {"fused": [], "peft": []}
+    losses: dict[str, float] = {}
+    for index in range(pairs + 1):  # the first pair warms up
+        for name in times:
+            fused_lora.use_for(model) if name == "fused" else fused_lora.restore(model)
+            seconds, losses[name] = one_pass()
+            if index:
+                times[name].append(seconds)
+    ratios = [p / f for f, p in zip(times["fused"], times["peft"])]
+    return {"pairs": pairs, "tokens": int(batch["input_ids"].numel()),
+            "fused_s_median": round(statistics.median(times["fused"]), 3), "peft_s_median": round(statistics.median(times["peft"]), 3),
+            "peft_over_fused_median": round(statistics.median(ratios), 3), "peft_over_fused_spread": spread(ratios),
+            "fused_faster_in": sum(r > 1 for r in ratios),
+            "loss_relative_difference": round(abs(losses["fused"] - losses["peft"]) / abs(losses["peft"]), 5)}
+
+
 def cpu_bf16_support() -> str:
     """Whether this CPU computes bf16 natively: where it does, trl's bf16 default costs far less."""
     try:
@@ -333,6 +385,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=6, help="steps for (a) and (c), the first is a warm-up")
     parser.add_argument("--baseline-steps", type=int, default=2, help="steps for (b); each is slow on a CPU")
     parser.add_argument("--repeats", type=int, default=2, help="repeat (a), (c) and (d) to show the ratios' spread")
+    parser.add_argument("--set", action="append", default=[], help="recipe override FIELD=VALUE (repeatable)")
+    parser.add_argument("--layer-pairs", type=int, default=8, help="pairs of passes for the LoRA-layer comparison")
     parser.add_argument("--skip-defaults", action="store_true", help="skip (b), trl's defaults (slow on CPUs without bf16)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
@@ -342,7 +396,7 @@ def main(argv=None) -> int:
     from core import recipes
 
     def fresh():
-        return recipes.load(args.recipe, ["lora.r=16", "lora.alpha=32", "lora.target_modules=[all-linear]"])
+        return recipes.load(args.recipe, ["lora.r=16", "lora.alpha=32", "lora.target_modules=[all-linear]", *args.set])
 
     bf16 = cpu_bf16_support()
     peak = {"float32": matmul_peak("float32")}
@@ -353,15 +407,25 @@ def main(argv=None) -> int:
     choice = precision_policy.cpu_choice()
     AUTOCAST[0] = choice["autocast"] == "bfloat16"
     runs: dict[str, list] = {"a": [], "c": [], "d": [], "a32": []}
+    ceiling_dtype = "bfloat16" if AUTOCAST[0] else "float32"
+    ceilings: dict[str, list] = {"a": [], "c": []}  # measured right after each run: the machine's speed drifts
+
+    def ceiling_after(key: str, row: dict) -> None:
+        ceilings[key].append(shape_ceiling(fresh(), int(row["processed_tokens_per_s"] * row["s_per_step"]),
+                                           int(row["trained_tokens_per_s"] * row["s_per_step"]), ceiling_dtype))
+
     with tempfile.TemporaryDirectory() as out:
         for repeat in range(args.repeats):
             a, samples = studio_run(fresh(), args.steps, f"{out}/a{repeat}")
             runs["a"].append(a)
+            ceiling_after("a", a)
             if choice["autocast"]:  # the studio chose bf16 autocast here: the same run in fp32, for speed and loss
                 runs["a32"].append(studio_run(fresh(), args.steps, f"{out}/a32{repeat}", precision="fp32")[0])
             runs["c"].append(bare_loop(fresh(), samples, args.steps))
+            ceiling_after("c", runs["c"][-1])
             runs["d"].append(trl_tuned_run(fresh(), args.steps, f"{out}/d{repeat}"))
         b = None if args.skip_defaults else trl_defaults_run(fresh(), args.baseline_steps, out + "/b")
+    layers = paired_layers(fresh(), samples, args.layer_pairs)
     peak["float32_after"] = matmul_peak("float32")  # the load may change during the run: show both ends
     params = linear_params(fresh())
     head = head_params(fresh())
@@ -375,8 +439,7 @@ def main(argv=None) -> int:
     a_last = runs["a"][-1]
     step_tokens = int(a_last["processed_tokens_per_s"] * a_last["s_per_step"])
     step_trained = int(a_last["trained_tokens_per_s"] * a_last["s_per_step"])
-    ceiling_dtype = "bfloat16" if AUTOCAST[0] else "float32"
-    ceiling = shape_ceiling(fresh(), step_tokens, step_trained, ceiling_dtype)
+    ceiling = ceilings["a"][-1]
 
     def shape_flops(row: dict) -> float:
         """4 x (decoder weights x processed tokens/s + LM head x trained tokens/s): what the frozen
@@ -413,9 +476,14 @@ def main(argv=None) -> int:
                "shape_ceiling": {"gflops": round(ceiling / 1e9, 1), "dtype": ceiling_dtype, "tokens_per_step": step_tokens,
                                  "trained_tokens_per_step": step_trained,
                                  "share_of_large_matrix_peak": round(ceiling / fp32_peak, 3)},
-               "mfu_a_shape": round(shape_flops(a) / ceiling, 3), "mfu_c_shape": round(shape_flops(c) / ceiling, 3),
+               "shape_ceilings_gflops": {key: [round(x / 1e9, 1) for x in values] for key, values in ceilings.items()},
+               # each run against the ceiling measured right after it
+               "mfu_a_shape": round(shape_flops(a) / ceiling, 3), "mfu_c_shape": round(shape_flops(c) / ceilings["c"][-1], 3),
+               "mfu_a_shape_spread": spread([shape_flops(r) / x for r, x in zip(runs["a"], ceilings["a"])]),
+               "mfu_c_shape_spread": spread([shape_flops(r) / x for r, x in zip(runs["c"], ceilings["c"])]),
                "mfu_shape_formula": ("4 * (decoder weights * processed tokens/s + LM head * trained tokens/s) / FLOP/s of the "
                                      "same frozen-weight matmuls at the model's shapes and the step's token count"),
+               "lora_layers": layers,
                "real_token_share_a": a["real_token_share"], "cpu_bf16": bf16, "precision": precision_check or choice["why"],
                "load": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None}
     for row in (a, runs["a32"][-1] if runs["a32"] else None, b, c, d):
@@ -435,7 +503,13 @@ def main(argv=None) -> int:
     sc = results["shape_ceiling"]
     print(f"shape-matched ceiling: {sc['gflops']} GFLOP/s in {sc['dtype']} for the model's own matmuls at {sc['tokens_per_step']} "
           f"tokens a step ({sc['share_of_large_matrix_peak']:.0%} of the large-matrix peak); MFU_shape (a) = "
-          f"{results['mfu_a_shape']}, (c) = {results['mfu_c_shape']}  (goal >= 0.5)")
+          f"{results['mfu_a_shape']} spread {results['mfu_a_shape_spread']}, (c) = {results['mfu_c_shape']} spread "
+          f"{results['mfu_c_shape_spread']}  (goal >= 0.5; each run against the ceiling measured right after it: "
+          f"{results['shape_ceilings_gflops']} GFLOP/s)")
+    print(f"LoRA layers, fused (core.train.fused_lora) vs peft's, same batch of {layers['tokens']} tokens, forward + backward "
+          f"alternated {layers['pairs']} times: peft/fused median {layers['peft_over_fused_median']} spread "
+          f"{layers['peft_over_fused_spread']} (fused faster in {layers['fused_faster_in']}/{layers['pairs']}; medians "
+          f"{layers['fused_s_median']} s vs {layers['peft_s_median']} s; losses differ by {layers['loss_relative_difference']:.3%})")
     print(f"real-token share (a) = {results['real_token_share_a']}  (target >= 0.95); load {results['load']}")
     if precision_check:
         print(f"precision: {choice['why']}; (a) vs the same run in fp32: {precision_check['autocast_over_fp32']}x tokens/s; "

@@ -46,3 +46,15 @@ def test_probe_time_bench_runs_base_and_tuned(tmp_path):
     result = json.loads(out.read_text())
     assert result["items"] == 8 and {"base_and_tuned_s", "plain_transformers_mc_s_one_side", "ratio_to_plain_both_sides"} <= set(result)
     assert all(line["base"] == line["tuned"] for line in result["scores"].values())  # a zero LoRA is the base exactly
+
+
+@pytest.mark.slow
+def test_train_throughput_bench_runs_and_compares_the_lora_layers_pass_by_pass(tmp_path, tiny_model_dir):
+    out = tmp_path / "train.json"
+    _run(["bench/train_throughput.py", "--set", f"model.name={tiny_model_dir}", "--steps", "2", "--repeats", "1",
+          "--skip-defaults", "--layer-pairs", "2", "--json", str(out)], tmp_path)
+    result = json.loads(out.read_text())
+    assert {"a_over_c", "a_over_tuned_trl", "mfu_a_shape", "shape_ceiling", "lora_layers"} <= set(result)
+    layers = result["lora_layers"]
+    assert layers["pairs"] == 2 and layers["peft_over_fused_median"] > 0
+    assert layers["loss_relative_difference"] < 0.02  # the same model either way

@@ -67,6 +67,8 @@ def test_the_choice_reaches_the_trainer_status_and_log(monkeypatch, tmp_path, ti
         dtypes = {key.rsplit(".", 1)[0].split(".")[-1]: p.dtype for key, p in trainer.model.named_parameters()
                   if "q_proj" in key and key.endswith("weight")}
         assert dtypes == {"base_layer": torch.bfloat16 if name == "bf16" else torch.float32, "default": torch.float32}, dtypes
+        # Every LoRA projection trains through core.train.fused_lora, in both precisions.
+        assert all("forward" in vars(m) for m in trainer.model.modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A"))
         assert any(line.startswith("precision: ") for line in lines)
         records = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         losses[name] = [r["loss"] for r in records if r["split"] == "train"]

@@ -75,10 +75,12 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
         # Under bf16 autocast (which would cast SDPA's inputs down): PyTorch's CPU flash-attention
         # backward ran 1.6x slower in bf16 than in fp32 on blocks this small; fp32 is also more exact.
         query, key, value = query.float(), key.float(), value.float()
+    # split, not one slice a sequence: the backward pass is then one cat, where slices each
+    # spread their gradient over a zeroed full-length tensor and add them up.
+    lengths = [end - start for start, end in _bounds(position_ids)]
     with torch.autocast("cpu", enabled=False) if cpu else contextlib.nullcontext():
-        parts = [F.scaled_dot_product_attention(query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
-                                                dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
-                 for start, end in _bounds(position_ids)]
+        parts = [F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa)
+                 for q, k, v in zip(query.split(lengths, dim=2), key.split(lengths, dim=2), value.split(lengths, dim=2))]
     output = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
     return output.to(dtype).transpose(1, 2).contiguous(), None
 

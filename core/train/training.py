@@ -17,7 +17,7 @@ from core.hosting import enforce_demo_limits
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import lean_adapters, training_policy
 from core.recipes import PAIRED, Recipe
-from core.train import advice, packed_attention, trackers, trainer_configs, training_data
+from core.train import advice, fused_lora, packed_attention, trackers, trainer_configs, training_data
 from core.train.grpo_data import CompletionLog, trl_rewards
 from core.train.preflight import bad_row_where, data_warnings, preflight
 from core.train.rewards import build_rewards
@@ -56,6 +56,16 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
         from transformers import EarlyStoppingCallback
 
         common["callbacks"].append(EarlyStoppingCallback(early_stopping_patience=recipe.training.early_stopping_patience))
+    trainer = _method_trainer(recipe, prepared, common, completion_log)
+    policy = policy or training_policy()
+    if policy.device == "cpu" and recipe.training.tuning == "lora":
+        if policy.autocast and recipe.training.method != "grpo":  # GRPO decodes with these layers (core.decode_linear)
+            lean_adapters(trainer.model)  # frozen weights in bf16: no cast at every call (core.precision)
+        fused_lora.use_for(trainer.model)  # one autograd node a LoRA layer, the input cast once
+    return trainer
+
+
+def _method_trainer(recipe: Recipe, prepared, common: dict, completion_log):
     if recipe.training.method == "grpo":
         return _grpo_trainer(recipe, prepared, common, completion_log)
     if recipe.training.method in PAIRED:
@@ -66,12 +76,8 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
         # ref_model=None: as DPO, the frozen base under the LoRA adapter is the reference.
         return KTOTrainer(ref_model=None, train_dataset=training_data.dpo_dataset(prepared.train),
                           eval_dataset=training_data.dpo_dataset(prepared.eval) if prepared.has_eval else None, **common)
-    trainer = _sft_trainer_class()(train_dataset=training_data.sft_dataset(prepared.train),
-                                   eval_dataset=training_data.sft_dataset(prepared.eval) if prepared.has_eval else None, **common)
-    policy = policy or training_policy()
-    if policy.device == "cpu" and policy.autocast and recipe.training.tuning == "lora":
-        lean_adapters(trainer.model)  # frozen weights in bf16: no cast at every call (core.precision)
-    return trainer
+    return _sft_trainer_class()(train_dataset=training_data.sft_dataset(prepared.train),
+                                eval_dataset=training_data.sft_dataset(prepared.eval) if prepared.has_eval else None, **common)
 
 
 def _pairs_trainer(recipe: Recipe, prepared, common: dict):

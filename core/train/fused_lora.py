@@ -1,0 +1,122 @@
+"""A LoRA linear layer's training pass as one autograd node, on a CPU.
+
+peft computes a LoRA layer as `base(x) + lora_B(lora_A(dropout(x))) * scaling`: under CPU
+bf16 autocast that is two casts of the input (base and lora_A each cast it), a cast of each
+adapter matrix, a scaling multiply and an add over the whole output, and as many autograd nodes,
+each with its own cast or multiply in the backward pass. On the embedded model those small
+element-wise passes and casts were a fifth of a LoRA step (torch.profiler, smoke recipe), more
+than the adapters' matmuls themselves.
+
+Here the same arithmetic is one node: forward `x W^T + (s x A^T) B^T` (the adapter's product
+accumulated into the base output in place), backward the input gradient `g W + (s g B) A` and
+the adapters' gradients `g^T (s x A^T)`, `(s g B)^T x`. The input is cast to the compute dtype
+once per tensor, however many layers read it (q, k and v read the same normed hidden states):
+that cast is an ordinary autograd op shared by them, so the backward pass also casts the summed
+gradient back once. Adapter weights, their gradients and the optimizer stay in their own dtype
+(fp32). Anything this does not cover (dropout, DoRA and other variants, an adapter bias, several
+adapters, merged or disabled adapters as in DPO's reference pass, inference) takes peft's own path.
+
+It knows nothing of trainers or recipes: `use_for(model)` switches a peft model's LoRA linears.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+from torch import nn
+
+_shared_cast: list = [None, -1, None]  # (source tensor, its version, the cast): the last input cast
+
+
+class _LoraLinear(torch.autograd.Function):
+    """y = x W^T [+ bias] + (s x A^T) B^T for a frozen W (and bias) and trainable A, B."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float):
+        dtype = x.dtype
+        weight = weight if weight.dtype == dtype else weight.to(dtype)
+        a, b = lora_a.to(dtype), lora_b.to(dtype)
+        rows = x.reshape(-1, x.shape[-1])
+        down = torch.mm(rows, a.t()).mul_(scaling)  # [tokens, r]: small
+        out = torch.mm(rows, weight.t()) if bias is None else torch.addmm(bias.to(dtype), rows, weight.t())
+        out.addmm_(down, b.t())
+        ctx.save_for_backward(rows, down, weight, a, b)
+        ctx.scaling, ctx.shape, ctx.adapter_dtypes = scaling, x.shape, (lora_a.dtype, lora_b.dtype)
+        return out.view(*x.shape[:-1], out.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        rows, down, weight, a, b = ctx.saved_tensors
+        grad = grad.reshape(-1, grad.shape[-1]).to(rows.dtype)
+        up = torch.mm(grad, b).mul_(ctx.scaling)  # [tokens, r]
+        grad_x = grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.mm(grad, weight).addmm_(up, a).view(ctx.shape)
+        if ctx.needs_input_grad[3]:
+            grad_a = torch.mm(up.t(), rows).to(ctx.adapter_dtypes[0])
+        if ctx.needs_input_grad[4]:
+            grad_b = torch.mm(grad.t(), down).to(ctx.adapter_dtypes[1])
+        return grad_x, None, None, grad_a, grad_b, None
+
+
+def _compute_input(x, dtype):
+    """x in the compute dtype, cast once for all the layers that read the same tensor."""
+    if x.dtype == dtype:
+        return x
+    source, version, cast = _shared_cast
+    if source is x and version == x._version and cast.requires_grad == (x.requires_grad and torch.is_grad_enabled()):
+        return cast
+    cast = x.to(dtype)
+    _shared_cast[:] = [x, x._version, cast]
+    return cast
+
+
+def _adapter(layer, x, args, kwargs):
+    """The one active plain LoRA adapter when this call can take the fused path, else None."""
+    if args or kwargs or not torch.is_grad_enabled() or x.device.type != "cpu":
+        return None
+    if layer.disable_adapters or layer.merged or len(layer.active_adapters) != 1:
+        return None
+    name = layer.active_adapters[0]
+    if name not in layer.lora_A or name in getattr(layer, "lora_variant", {}):
+        return None
+    base, lora_a, lora_b = layer.get_base_layer(), layer.lora_A[name], layer.lora_B[name]
+    if type(base) is not nn.Linear or base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad):
+        return None
+    if not isinstance(layer.lora_dropout[name], nn.Identity) or lora_a.bias is not None or lora_b.bias is not None:
+        return None
+    return name
+
+
+def _forward(self, x, *args, **kwargs):
+    name = _adapter(self, x, args, kwargs)
+    if name is None:
+        return type(self).forward(self, x, *args, **kwargs)
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    base = self.get_base_layer()
+    with torch.autocast("cpu", enabled=False):
+        return _LoraLinear.apply(_compute_input(x, dtype), base.weight, base.bias, self.lora_A[name].weight,
+                                 self.lora_B[name].weight, float(self.scaling[name]))
+
+
+def use_for(model) -> int:
+    """Give every peft LoRA linear of `model` the fused training pass; how many it changed."""
+    from peft.tuners.lora import Linear as LoraLinear
+
+    changed = 0
+    for module in model.modules():
+        if type(module) is LoraLinear:
+            module.forward = types.MethodType(_forward, module)
+            changed += 1
+    return changed
+
+
+def restore(model) -> int:
+    """Undo use_for: peft's own forward again (benches compare the two on the same batch)."""
+    changed = 0
+    for module in model.modules():
+        if vars(module).get("forward") is not None and getattr(module.forward, "__func__", None) is _forward:
+            del module.forward
+            changed += 1
+    return changed

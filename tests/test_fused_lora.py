@@ -1,0 +1,94 @@
+"""core.train.fused_lora: a LoRA layer's training pass as one autograd node gives peft's loss and
+gradients (equal in fp32, within bf16 rounding under autocast), and every case it does not cover
+keeps peft's own path."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+from core.train import fused_lora
+
+
+def _lora_pair(model, **lora):
+    """(peft's model, the same weights with the fused pass): adapters with non-zero B, so both
+    matrices' gradients matter."""
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", **lora)
+    peft_model = get_peft_model(model, config)
+    torch.manual_seed(1)
+    for name, parameter in peft_model.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(std=0.05)
+    fused = copy.deepcopy(peft_model)
+    assert fused_lora.use_for(fused) > 0
+    return peft_model, fused
+
+
+def _loss_and_grads(model, ids, autocast: bool):
+    model.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+    loss.backward()
+    return loss.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def _count_fused(monkeypatch) -> list:
+    calls = []
+    apply = fused_lora._LoraLinear.apply
+    monkeypatch.setattr(fused_lora._LoraLinear, "apply", lambda *args: calls.append(1) or apply(*args))
+    return calls
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
+def test_same_loss_and_gradients_as_peft(tiny, autocast, monkeypatch):
+    peft_model, fused = _lora_pair(copy.deepcopy(tiny))
+    ids = torch.randint(0, tiny.config.vocab_size, (1, 48), generator=torch.Generator().manual_seed(0))
+    calls = _count_fused(monkeypatch)
+    loss, grads = _loss_and_grads(fused, ids, autocast)
+    assert len(calls) == 2 * 7  # every projection of both layers took the fused pass
+    reference_loss, reference = _loss_and_grads(peft_model, ids, autocast)
+    assert grads.keys() == reference.keys() and len(grads) == 2 * 7 * 2
+    assert all(g.dtype == torch.float32 for g in grads.values())  # the adapters' gradients stay fp32
+    tolerance = 3e-2 if autocast else 1e-5  # bf16: the scaling is applied before B, and q/k/v's input gradient summed in bf16
+    assert loss == pytest.approx(reference_loss, rel=1e-3 if autocast else 1e-6)
+    for name, grad in grads.items():
+        error = (grad - reference[name]).norm() / reference[name].norm()
+        assert error < tolerance, (name, float(error))
+
+
+def test_paths_it_does_not_cover_stay_with_peft(tiny, monkeypatch):
+    ids = torch.randint(0, tiny.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
+    calls = _count_fused(monkeypatch)
+    _, fused = _lora_pair(copy.deepcopy(tiny))
+    with torch.no_grad():  # generation and evaluation
+        fused(input_ids=ids)
+    with fused.disable_adapter():  # DPO's reference pass
+        fused(input_ids=ids, labels=ids)
+    assert calls == []
+    for lora in ({"lora_dropout": 0.1}, {"use_dora": True}):
+        peft_model, fused = _lora_pair(copy.deepcopy(tiny), **lora)
+        torch.manual_seed(0)
+        loss = fused(input_ids=ids, labels=ids).loss
+        torch.manual_seed(0)
+        assert loss.item() == peft_model(input_ids=ids, labels=ids).loss.item()
+        assert calls == [], lora
+
+
+def test_an_input_read_by_several_layers_is_cast_once():
+    x = torch.randn(4, 8, requires_grad=True) * 1.0  # not a leaf: as the normed hidden states
+    first = fused_lora._compute_input(x, torch.bfloat16)
+    assert first.dtype == torch.bfloat16 and fused_lora._compute_input(x, torch.bfloat16) is first
+    assert fused_lora._compute_input(x.detach().clone(), torch.bfloat16) is not first  # another tensor
+    x.add_(1)  # changed in place: the cast is stale
+    again = fused_lora._compute_input(x, torch.bfloat16)
+    assert again is not first and torch.equal(again, x.to(torch.bfloat16))
+    assert fused_lora._compute_input(first, torch.bfloat16) is first  # already in the compute dtype

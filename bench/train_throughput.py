@@ -141,6 +141,7 @@ def _studio_run(recipe, steps, out, training, training_data) -> tuple[dict, list
     trainer.train()
     summary = summarize("(a) studio train", timer.durations, counter.batches)
     summary["losses"] = timer.losses
+    summary["first_step_s"] = round(timer.durations[0], 2)  # the warm-up, not timed
     return summary, prepared.train
 
 

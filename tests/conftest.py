@@ -16,6 +16,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Training precision is pinned for reproducible numbers; tests/test_precision.py covers the measured choice.
 os.environ.setdefault("STUDIO_CPU_PRECISION", "fp32")
+# LoRA layers pinned to the fused pass (core.train.fused_lora) for the same reason; tests/test_fused_lora.py covers the choice.
+os.environ.setdefault("STUDIO_FUSED_LORA", "on")
 
 import pytest
 

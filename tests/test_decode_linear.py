@@ -147,5 +147,7 @@ def test_studio_system_says_what_was_chosen_and_why(tiny_model_dir, capsys):
     assert set(map(int, rows)) == {torch.get_num_threads(), 1} and all(r in (0, 1, 2, 4, 8) for r in rows.values())
     timings = found["decode"]["timings_at_threads"]["seconds"]
     assert set(timings) == {"1", "2", "4", "8"} and found["precision"]["why"]
+    assert found["lora_layers"]["fused"] is True and "STUDIO_FUSED_LORA" in found["lora_layers"]["why"]  # pinned by conftest
     assert cli.main(["system", "--model", str(tiny_model_dir)]) == 0
-    assert "decoding on 1 thread(s):" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "decoding on 1 thread(s):" in out and "LoRA training layers: fused LoRA layers" in out

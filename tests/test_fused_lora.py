@@ -92,3 +92,36 @@ def test_an_input_read_by_several_layers_is_cast_once():
     again = fused_lora._compute_input(x, torch.bfloat16)
     assert again is not first and torch.equal(again, x.to(torch.bfloat16))
     assert fused_lora._compute_input(first, torch.bfloat16) is first  # already in the compute dtype
+
+
+def test_the_choice_is_measured_once_per_machine_and_shapes_and_can_be_overridden(tiny, monkeypatch):
+    _, model = _lora_pair(copy.deepcopy(tiny))
+    fused_lora.restore(model)
+    installed = lambda: sum("forward" in vars(m) for m in model.modules())  # noqa: E731
+    monkeypatch.setenv(fused_lora.ENV, "auto")
+    measured = []
+
+    def timer(speedup):
+        return lambda layers, autocast: measured.append((len(layers), autocast)) or {"speedup": speedup, "peft_s": 1.0,
+                                                                                     "fused_s": 1.0 / speedup}
+    slower = fused_lora.choose(model, None, timer=timer(0.9))
+    assert not slower["fused"] and "0.90x (slower)" in slower["why"] and installed() == 0  # never the slower path
+    again = fused_lora.choose(model, None, timer=timer(1.2))
+    assert again["cached"] and not again["fused"] and measured == [(7, None)]  # kept per machine: not measured twice
+    bf16 = fused_lora.choose(model, "bfloat16", timer=timer(1.2))  # another precision is another measurement
+    assert bf16["fused"] and "1.20x" in bf16["why"] and installed() == 14 and measured[-1] == (7, "bfloat16")
+    fused_lora.restore(model)
+    monkeypatch.setenv(fused_lora.ENV, "on")
+    assert fused_lora.choose(model, None)["fused"] and installed() == 14
+    fused_lora.restore(model)
+    monkeypatch.setenv(fused_lora.ENV, "off")
+    assert not fused_lora.choose(model, None)["fused"] and installed() == 0
+
+
+def test_the_measurement_is_real_and_leaves_the_layers_as_they_were(tiny):
+    _, model = _lora_pair(copy.deepcopy(tiny))
+    fused_lora.restore(model)
+    layers = fused_lora._lora_linears(model)[:7]
+    timings = fused_lora.measure(layers, "bfloat16", pairs=1)
+    assert timings["speedup"] > 0 and timings["peft_s"] > 0 and timings["fused_s"] > 0
+    assert all("forward" not in vars(layer) and all(p.grad is None for p in layer.parameters()) for layer in layers)

@@ -70,6 +70,7 @@ def test_the_choice_reaches_the_trainer_status_and_log(monkeypatch, tmp_path, ti
         # Every LoRA projection trains through core.train.fused_lora, in both precisions.
         assert all("forward" in vars(m) for m in trainer.model.modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A"))
         assert any(line.startswith("precision: ") for line in lines)
+        assert "lora layers: fused LoRA layers: set by STUDIO_FUSED_LORA" in lines
         records = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         losses[name] = [r["loss"] for r in records if r["split"] == "train"]
     assert len(losses["fp32"]) == len(losses["bf16"]) == 4

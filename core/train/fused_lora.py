@@ -16,15 +16,34 @@ gradient back once. Adapter weights, their gradients and the optimizer stay in t
 (fp32). Anything this does not cover (dropout, DoRA and other variants, an adapter bias, several
 adapters, merged or disabled adapters as in DPO's reference pass, inference) takes peft's own path.
 
+The gain is small and machine-dependent (on a 2-core AMX Xeon, alternated pass by pass with
+peft's: median 1.03-1.14x), so it is chosen by measurement, as core.precision and
+core.decode_linear choose theirs: `choose(model)` times one decoder layer's LoRA linears both ways
+on this machine (forward + backward over MEASURE_TOKENS rows, alternated, in the precision the run
+uses), keeps the numbers in the workspace's cache/ per machine and shapes, and the fused pass is
+taken only where it was not slower. STUDIO_FUSED_LORA=on|off overrides (the test suite pins on).
+
 It knows nothing of trainers or recipes: `use_for(model)` switches a peft model's LoRA linears.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import statistics
+import time
 import types
 
 import torch
 from torch import nn
+
+from core.precision import machine_key
+from core.workspace import read_json, workspace, write_atomic
+
+ENV = "STUDIO_FUSED_LORA"  # auto (default) | on | off
+CACHE_FILE = "fused_lora.json"
+MEASURE_TOKENS = 512
+PAIRS = 7
 
 _shared_cast: list = [None, -1, None]  # (source tensor, its version, the cast): the last input cast
 
@@ -100,16 +119,92 @@ def _forward(self, x, *args, **kwargs):
                                  self.lora_B[name].weight, float(self.scaling[name]))
 
 
-def use_for(model) -> int:
-    """Give every peft LoRA linear of `model` the fused training pass; how many it changed."""
+def _lora_linears(model) -> list:
     from peft.tuners.lora import Linear as LoraLinear
 
-    changed = 0
-    for module in model.modules():
-        if type(module) is LoraLinear:
-            module.forward = types.MethodType(_forward, module)
-            changed += 1
-    return changed
+    return [module for module in model.modules() if type(module) is LoraLinear]
+
+
+def use_for(model) -> int:
+    """Give every peft LoRA linear of `model` the fused training pass; how many it changed."""
+    layers = _lora_linears(model)
+    for module in layers:
+        module.forward = types.MethodType(_forward, module)
+    return len(layers)
+
+
+def choose(model, autocast: str | None = None, *, timer=None) -> dict:
+    """Whether `model`'s LoRA linears train through the fused pass on this machine, in the run's
+    precision (`autocast`: "bfloat16" or None): {"fused", "why", "speedup", "cached"}; applies it."""
+    wanted = os.environ.get(ENV, "auto").strip().lower()
+    layers = _lora_linears(model)
+    if not layers:
+        return {"fused": False, "why": "no LoRA linear layers", "speedup": None, "cached": False}
+    if wanted in ("on", "off"):
+        found = {"fused": wanted == "on", "why": f"{'fused' if wanted == 'on' else 'peft'} LoRA layers: set by {ENV}",
+                 "speedup": None, "cached": False}
+    else:
+        found = _measured(layers, autocast, timer)
+    if found["fused"]:
+        use_for(model)
+    return found
+
+
+def _measured(layers: list, autocast: str | None, timer) -> dict:
+    sample = layers[:7]  # one decoder layer's projections in a transformers model
+    shapes = [tuple(layer.get_base_layer().weight.shape) for layer in sample]
+    key = (f"{machine_key()} {sample[0].get_base_layer().weight.dtype} autocast {autocast} r "
+           f"{sample[0].lora_A[sample[0].active_adapters[0]].weight.shape[0]} shapes {shapes}")
+    path = workspace().root / "cache" / CACHE_FILE
+    known = read_json(path)
+    cached = isinstance(known.get(key), dict) and isinstance(known[key].get("speedup"), (int, float))
+    if cached:
+        timings = known[key]
+    else:
+        timings = (timer or measure)(sample, autocast)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps({**known, key: timings}, indent=2))
+    speedup = float(timings["speedup"])
+    if speedup >= 1.0:
+        why = f"fused LoRA layers: measured {speedup:.2f}x peft's on this machine"
+    else:
+        why = f"peft's LoRA layers: the fused pass measured {speedup:.2f}x (slower) on this machine"
+    return {"fused": speedup >= 1.0, "why": why, "speedup": speedup, "cached": cached, "timings": timings}
+
+
+def measure(layers: list, autocast: str | None, pairs: int = PAIRS) -> dict:
+    """Seconds of a forward + backward through `layers` (each on its own input of MEASURE_TOKENS
+    rows), peft's pass and the fused one alternated `pairs` times after a warm-up; the median of
+    the per-pair ratios is the speedup. The adapters' gradients are cleared afterwards."""
+    inputs = [torch.randn(MEASURE_TOKENS, layer.in_features, requires_grad=True) for layer in layers]
+    times: dict[str, list] = {"peft": [], "fused": []}
+
+    def one_pass(fused: bool) -> float:
+        for layer in layers:
+            if fused:
+                layer.forward = types.MethodType(_forward, layer)
+            else:
+                vars(layer).pop("forward", None)
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast == "bfloat16"):
+            total = sum(layer(x).float().square().mean() for layer, x in zip(layers, inputs))
+        total.backward()
+        return time.perf_counter() - started
+
+    try:
+        for index in range(pairs + 1):
+            for name in times:
+                seconds = one_pass(name == "fused")
+                if index:
+                    times[name].append(seconds)
+    finally:
+        for layer in layers:
+            vars(layer).pop("forward", None)
+            for parameter in layer.parameters():
+                parameter.grad = None
+    speedup = statistics.median(p / f for p, f in zip(times["peft"], times["fused"]))
+    return {"speedup": round(speedup, 3), "peft_s": round(statistics.median(times["peft"]), 5),
+            "fused_s": round(statistics.median(times["fused"]), 5), "pairs": pairs, "tokens": MEASURE_TOKENS}
 
 
 def restore(model) -> int:

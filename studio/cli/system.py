@@ -1,5 +1,6 @@
 """`studio system`: what this machine measured and chose, with the numbers that decided it: the
-training precision on a CPU (bf16 autocast or fp32) and, per thread count, whether decoding takes
+training precision on a CPU (bf16 autocast or fp32), whether LoRA layers train through
+core.train.fused_lora's pass or peft's and, per thread count, whether decoding takes
 core.decode_linear's path or F.linear, for how many rows, with both paths' times. Measures what is
 not cached yet (a few seconds, once per machine and model), so the answer is the one a run or a
 chat would use. Registered by studio.cli.commands (`add_parser`, `COMMAND`)."""
@@ -18,6 +19,17 @@ def add_parser(sub) -> None:
     system.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def _lora_choice(model, autocast: str | None) -> dict:
+    """core.train.fused_lora's measured choice for this model's shapes (rank 16 on every linear, as the recipes)."""
+    from peft import LoraConfig, get_peft_model
+
+    from core.train import fused_lora
+
+    peft_model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    found = fused_lora.choose(peft_model, autocast)
+    return {key: found[key] for key in ("fused", "why", "speedup", "cached") if key in found} | {"timings": found.get("timings")}
+
+
 def run(args) -> int:
     import torch
     from torch import nn
@@ -33,11 +45,18 @@ def run(args) -> int:
         found["decode"]["rows_by_threads"] = chosen["by_threads"]
         found["decode"]["timings_at_threads"] = {"threads": torch.get_num_threads(), "seconds": chosen["timings"],
                                                  "cached": chosen["cached"]}
+    found["lora_layers"] = _lora_choice(model, found["precision"]["autocast"]) if layers else None
     if args.json:
         print_json(found)
         return 0
     print(f"machine: {found['machine']}")
     print(f"training precision: {found['precision']['why']}")
+    if found["lora_layers"]:
+        lora = found["lora_layers"]
+        timings = lora.get("timings") or {}
+        measured = (f" ({timings['peft_s']:.4f} s vs {timings['fused_s']:.4f} s a forward + backward through one layer's "
+                    f"LoRA projections, {timings['tokens']} tokens, median of {timings['pairs']} alternated pairs)") if timings else ""
+        print(f"LoRA training layers: {lora['why']}{measured}")
     if not layers:
         print("decoding: no CPU linear layers to time (a GPU model decodes with F.linear)")
         return 0

@@ -115,6 +115,16 @@ def _choose_at(layers: list[nn.Linear], threads: int, timer) -> dict:
     return {**found, "cached": cached}
 
 
+def cached_limit() -> int | None:
+    """The row limit this machine measured at the thread count in use (for any model), without
+    measuring; None when nothing was measured here yet."""
+    prefix = machine_key() + " "
+    for key, found in read_json(workspace().root / "cache" / CACHE_FILE).items():
+        if key.startswith(prefix) and isinstance(found, dict) and isinstance(found.get("limit"), int):
+            return found["limit"]
+    return None
+
+
 def limit_from(timings: dict) -> int:
     """The largest row count up to which weight @ rows.T was at least MIN_GAIN faster at every
     count (a row count it loses at ends the range); 0 when it never won."""

@@ -70,6 +70,15 @@ def cpu_choice() -> dict:
             "why": f"fp32: bf16 autocast measured only {speedup:.2f}x fp32 on this CPU ({', '.join(flags)})"}
 
 
+def cached_choice() -> dict | None:
+    """cpu_choice() where it needs no measuring (an override, no native bf16, or a measurement
+    kept for this machine); None when it would have to measure first."""
+    if os.environ.get(ENV, "auto").strip().lower() not in ("fp32", "float32", "bf16", "bfloat16") and native_bf16():
+        if not isinstance(read_json(workspace().root / "cache" / CACHE_FILE).get(machine_key()), (int, float)):
+            return None
+    return cpu_choice()
+
+
 # Environment variables that cap the instruction sets oneDNN (bf16 matmuls) and MKL (fp32) use.
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 

@@ -151,3 +151,26 @@ def test_studio_system_says_what_was_chosen_and_why(tiny_model_dir, capsys):
     assert cli.main(["system", "--model", str(tiny_model_dir)]) == 0
     out = capsys.readouterr().out
     assert "decoding on 1 thread(s):" in out and "LoRA training layers: fused LoRA layers" in out
+
+
+def test_the_header_shows_what_this_machine_chose_without_measuring(monkeypatch):
+    import json
+
+    from core.precision import machine_key
+    from core.workspace import workspace
+    from studio.ui import app, language
+
+    monkeypatch.setattr(decode_linear, "measure_paths", lambda *a, **k: pytest.fail("a page load must not measure"))
+    header = app.header_markdown()
+    # The suite pins fp32 and the fused LoRA layers; nothing measured the decoding path in this workspace yet.
+    assert header.endswith(" · **Measured here** training fp32, LoRA fused, decoding —"), header
+    cache = workspace().root / "cache" / decode_linear.CACHE_FILE
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({f"{machine_key()} torch.float32 shapes 3x[(4, 4)]": {"limit": 0, "threads": 2}}))
+    header = app.header_markdown()
+    assert header.endswith("decoding F.linear"), header
+    assert language.translate(header, "es").endswith(" · **Medido aquí** entrenamiento fp32, LoRA fused, decodificación F.linear")
+
+    monkeypatch.setenv("STUDIO_DEMO", "1")  # the demo line and the measured one, both in Spanish
+    spanish = language.translate(app.header_markdown(), "es")
+    assert "**modo demo** (modelo incluido, ejecuciones cortas)" in spanish and "**Medido aquí**" in spanish, spanish

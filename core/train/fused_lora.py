@@ -150,6 +150,19 @@ def choose(model, autocast: str | None = None, *, timer=None) -> dict:
     return found
 
 
+def cached_choice() -> dict | None:
+    """What this machine chose (the override, else the first measurement kept for it), without
+    measuring: {"fused", "speedup"}; None when nothing was measured here yet."""
+    wanted = os.environ.get(ENV, "auto").strip().lower()
+    if wanted in ("on", "off"):
+        return {"fused": wanted == "on", "speedup": None}
+    prefix = machine_key() + " "
+    for key, found in read_json(workspace().root / "cache" / CACHE_FILE).items():
+        if key.startswith(prefix) and isinstance(found, dict) and isinstance(found.get("speedup"), (int, float)):
+            return {"fused": found["speedup"] >= 1.0, "speedup": found["speedup"]}
+    return None
+
+
 def _measured(layers: list, autocast: str | None, timer) -> dict:
     sample = layers[:7]  # one decoder layer's projections in a transformers model
     shapes = [tuple(layer.get_base_layer().weight.shape) for layer in sample]

@@ -31,10 +31,30 @@ def header_markdown() -> str:
         where = f"**Workspace** your own ({who})" if current_visitor() else "**Workspace** this studio's"
     else:
         where = f"**Workspace** `{workspace().root}`"
+    measured = _measured_here() if policy.device == "cpu" else ""
     return (
         f"{where} · **Device** {policy.device} ({policy.dtype_name}) · "
-        f"**Default model** embedded (SmolLM2-135M-Instruct){demo}"
+        f"**Default model** embedded (SmolLM2-135M-Instruct){demo}{measured}"
     )
+
+
+def _measured_here() -> str:
+    """The CPU paths this machine measured and chose (`studio system` has the numbers), read from
+    the workspace's cache: a page load never measures. A dash where nothing was measured yet."""
+    from core import decode_linear, precision
+    from core.train import fused_lora
+
+    chosen, lora, limit = precision.cached_choice(), fused_lora.cached_choice(), decode_linear.cached_limit()
+    if chosen is None:
+        training = "—"
+    elif chosen["autocast"]:
+        training = "bf16" + (f" ({chosen['speedup']:.2f}x fp32)" if chosen.get("speedup") else "")
+    else:
+        training = "fp32"
+    lora_path = "—" if lora is None else ("fused" if lora["fused"] else "peft") + (
+        f" ({lora['speedup']:.2f}x)" if lora["speedup"] else "")
+    decode = "—" if limit is None else "F.linear" if limit == 0 else f"weight @ rows.T ≤ {limit}"
+    return f" · **Measured here** training {training}, LoRA {lora_path}, decoding {decode}"
 
 
 def build_app() -> gr.Blocks:

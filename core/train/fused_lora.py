@@ -3,9 +3,10 @@
 peft computes a LoRA layer as `base(x) + lora_B(lora_A(dropout(x))) * scaling`: under CPU
 bf16 autocast that is two casts of the input (base and lora_A each cast it), a cast of each
 adapter matrix, a scaling multiply and an add over the whole output, and as many autograd nodes,
-each with its own cast or multiply in the backward pass. On the embedded model those small
-element-wise passes and casts were a fifth of a LoRA step (torch.profiler, smoke recipe), more
-than the adapters' matmuls themselves.
+each with its own cast or multiply in the backward pass. On the embedded model (frozen weights
+already bf16, core.precision.lean_adapters) those casts and element-wise passes were about a
+sixth of a LoRA step (a dispatch-level profile of a smoke-recipe step), more than the adapters'
+matmuls themselves.
 
 Here the same arithmetic is one node: forward `x W^T + (s x A^T) B^T` (the adapter's product
 accumulated into the base output in place), backward the input gradient `g W + (s g B) A` and

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.precision import machine_key
+from core.precision import cached_for_machine, machine_key
 from core.workspace import read_json, workspace, write_atomic
 
 ROW_COUNTS = (1, 2, 4, 8)  # the rows a chat decodes at once: one answer, a pair, an A/B batch
@@ -118,11 +118,7 @@ def _choose_at(layers: list[nn.Linear], threads: int, timer) -> dict:
 def cached_limit() -> int | None:
     """The row limit this machine measured at the thread count in use (for any model), without
     measuring; None when nothing was measured here yet."""
-    prefix = machine_key() + " "
-    for key, found in read_json(workspace().root / "cache" / CACHE_FILE).items():
-        if key.startswith(prefix) and isinstance(found, dict) and isinstance(found.get("limit"), int):
-            return found["limit"]
-    return None
+    return cached_for_machine(CACHE_FILE, "limit", int)
 
 
 def limit_from(timings: dict) -> int:

@@ -95,6 +95,17 @@ def machine_key() -> str:
     return key
 
 
+def cached_for_machine(cache_file: str, field: str, kind: type = (int, float)):
+    """The `field` of the first measurement in the workspace's cache/<cache_file> taken on this
+    machine (its key starts with machine_key(), whatever it measured: shapes, precision, model),
+    when it is of `kind`; None when nothing was measured here yet. Never measures."""
+    prefix = machine_key() + " "
+    for key, found in read_json(workspace().root / "cache" / cache_file).items():
+        if key.startswith(prefix) and isinstance(found, dict) and isinstance(found.get(field), kind):
+            return found[field]
+    return None
+
+
 def _cached_speedup() -> float:
 
 

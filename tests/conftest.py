@@ -18,6 +18,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("STUDIO_CPU_PRECISION", "fp32")
 # LoRA layers pinned to the fused pass (core.train.fused_lora) for the same reason; tests/test_fused_lora.py covers the choice.
 os.environ.setdefault("STUDIO_FUSED_LORA", "on")
+# Gradio's upload/cache folder (read when gradio is imported, by this process and every server it starts)
+# lives in a temporary folder of this session's own, removed at the end: tests write nowhere else.
+if "GRADIO_TEMP_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["GRADIO_TEMP_DIR"] = _GRADIO_TEMP = tempfile.mkdtemp(prefix="studio-tests-gradio-")
+else:
+    _GRADIO_TEMP = None
 
 import pytest
 
@@ -130,6 +138,10 @@ def pytest_sessionfinish(session, exitstatus):
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+    if _GRADIO_TEMP:
+        import shutil
+
+        shutil.rmtree(_GRADIO_TEMP, ignore_errors=True)
     if problems and session.exitstatus == 0:
         session.exitstatus = 1
     session.config._hygiene = problems

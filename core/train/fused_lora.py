@@ -38,7 +38,7 @@ import types
 import torch
 from torch import nn
 
-from core.precision import machine_key
+from core.precision import cached_for_machine, machine_key
 from core.workspace import read_json, workspace, write_atomic
 
 ENV = "STUDIO_FUSED_LORA"  # auto (default) | on | off
@@ -157,11 +157,8 @@ def cached_choice() -> dict | None:
     wanted = os.environ.get(ENV, "auto").strip().lower()
     if wanted in ("on", "off"):
         return {"fused": wanted == "on", "speedup": None}
-    prefix = machine_key() + " "
-    for key, found in read_json(workspace().root / "cache" / CACHE_FILE).items():
-        if key.startswith(prefix) and isinstance(found, dict) and isinstance(found.get("speedup"), (int, float)):
-            return {"fused": found["speedup"] >= 1.0, "speedup": found["speedup"]}
-    return None
+    speedup = cached_for_machine(CACHE_FILE, "speedup")
+    return None if speedup is None else {"fused": speedup >= 1.0, "speedup": speedup}
 
 
 def _measured(layers: list, autocast: str | None, timer) -> dict:

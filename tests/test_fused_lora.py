@@ -65,6 +65,24 @@ def test_same_loss_and_gradients_as_peft(tiny, autocast, monkeypatch):
         assert error < tolerance, (name, float(error))
 
 
+def test_layers_that_decode_a_few_rows_faster_train_through_the_fused_pass_too(tiny, monkeypatch):
+    """A CPU where core.decode_linear measured its path faster switches every nn.Linear to DecodeLinear
+    before peft wraps them (training.load_policy_model): the fused pass must still apply there."""
+    from core import decode_linear
+
+    model = copy.deepcopy(tiny)
+    assert decode_linear.use_for(model, measure=False) > 0
+    peft_model, fused = _lora_pair(model)
+    assert type(fused_lora._lora_linears(fused)[0].get_base_layer()) is decode_linear.DecodeLinear
+    ids = torch.randint(0, tiny.config.vocab_size, (1, 32), generator=torch.Generator().manual_seed(0))
+    calls = _count_fused(monkeypatch)
+    loss, grads = _loss_and_grads(fused, ids, False)
+    assert len(calls) == 2 * 7
+    reference_loss, reference = _loss_and_grads(peft_model, ids, False)
+    assert loss == pytest.approx(reference_loss, rel=1e-6)
+    assert all((grads[name] - reference[name]).norm() <= 1e-5 * reference[name].norm() for name in grads)
+
+
 def test_paths_it_does_not_cover_stay_with_peft(tiny, monkeypatch):
     ids = torch.randint(0, tiny.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
     calls = _count_fused(monkeypatch)
@@ -74,13 +92,45 @@ def test_paths_it_does_not_cover_stay_with_peft(tiny, monkeypatch):
     with fused.disable_adapter():  # DPO's reference pass
         fused(input_ids=ids, labels=ids)
     assert calls == []
-    for lora in ({"lora_dropout": 0.1}, {"use_dora": True}):
-        peft_model, fused = _lora_pair(copy.deepcopy(tiny), **lora)
-        torch.manual_seed(0)
-        loss = fused(input_ids=ids, labels=ids).loss
-        torch.manual_seed(0)
-        assert loss.item() == peft_model(input_ids=ids, labels=ids).loss.item()
-        assert calls == [], lora
+    peft_model, fused = _lora_pair(copy.deepcopy(tiny), use_dora=True)
+    torch.manual_seed(0)
+    loss = fused(input_ids=ids, labels=ids).loss
+    torch.manual_seed(0)
+    assert loss.item() == peft_model(input_ids=ids, labels=ids).loss.item()
+    assert calls == []
+
+
+def test_lora_dropout_is_fused_with_the_same_mask_in_forward_and_backward():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 24, 16, generator=generator, requires_grad=True)
+    weight = torch.randn(32, 16, generator=generator)
+    a = torch.randn(4, 16, generator=generator, requires_grad=True)
+    b = torch.randn(32, 4, generator=generator, requires_grad=True)
+    grad = torch.randn(2, 24, 32, generator=generator)
+    torch.manual_seed(7)
+    out = fused_lora._LoraLinear.apply(x, weight, None, a, b, 2.0, 0.25)
+    out.backward(grad)
+    fused_grads = [t.grad.clone() for t in (x, a, b)]
+    for t in (x, a, b):
+        t.grad = None
+    torch.manual_seed(7)  # the same draw: nn.Dropout's keep-mask, scaled by 1 / (1 - p)
+    keep = torch.empty(48, 16).bernoulli_(0.75).div_(0.75).view(2, 24, 16)
+    assert 0 < (keep == 0).float().mean() < 0.5
+    expected = x @ weight.t() + ((x * keep) @ a.t() * 2.0) @ b.t()
+    expected.backward(grad)
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert all(torch.allclose(f, t.grad, atol=1e-4) for f, t in zip(fused_grads, (x, a, b)))
+
+
+def test_a_model_with_lora_dropout_takes_the_fused_pass_and_none_in_eval_mode(tiny, monkeypatch):
+    ids = torch.randint(0, tiny.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
+    calls = _count_fused(monkeypatch)
+    peft_model, fused = _lora_pair(copy.deepcopy(tiny), lora_dropout=0.1)
+    fused.train()
+    fused(input_ids=ids, labels=ids).loss.backward()
+    assert len(calls) == 2 * 7
+    fused.eval(), peft_model.eval()  # dropout off: the same loss as peft's, with gradients still on
+    assert fused(input_ids=ids, labels=ids).loss.item() == pytest.approx(peft_model(input_ids=ids, labels=ids).loss.item(), rel=1e-6)
 
 
 def test_an_input_read_by_several_layers_is_cast_once():

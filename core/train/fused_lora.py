@@ -14,8 +14,10 @@ the adapters' gradients `g^T (s x A^T)`, `(s g B)^T x`. The input is cast to the
 once per tensor, however many layers read it (q, k and v read the same normed hidden states):
 that cast is an ordinary autograd op shared by them, so the backward pass also casts the summed
 gradient back once. Adapter weights, their gradients and the optimizer stay in their own dtype
-(fp32). Anything this does not cover (dropout, DoRA and other variants, an adapter bias, several
-adapters, merged or disabled adapters as in DPO's reference pass, inference) takes peft's own path.
+(fp32). LoRA dropout (nn.Dropout on the adapter's input, 0.05 in a recipe by default) is drawn as
+a scaled keep-mask that the backward reuses. Anything this does not cover (DoRA and other variants,
+an adapter bias, several adapters, merged or disabled adapters as in DPO's reference pass,
+inference) takes peft's own path.
 
 The gain is small and machine-dependent (on a 2-core AMX Xeon, alternated pass by pass with
 peft's: median 1.03-1.14x), so it is chosen by measurement, as core.precision and
@@ -38,11 +40,12 @@ import types
 import torch
 from torch import nn
 
+from core.decode_linear import DecodeLinear
 from core.precision import cached_for_machine, machine_key
 from core.workspace import read_json, workspace, write_atomic
 
 ENV = "STUDIO_FUSED_LORA"  # auto (default) | on | off
-CACHE_FILE = "fused_lora.json"
+CACHE_FILE = "fused_lora_v2.json"  # v2: measurements before the fix for DecodeLinear bases compared peft with itself
 MEASURE_TOKENS = 512
 PAIRS = 7
 
@@ -50,34 +53,42 @@ _shared_cast: list = [None, -1, None]  # (source tensor, its version, the cast):
 
 
 class _LoraLinear(torch.autograd.Function):
-    """y = x W^T [+ bias] + (s x A^T) B^T for a frozen W (and bias) and trainable A, B."""
+    """y = x W^T [+ bias] + (s dropout(x) A^T) B^T for a frozen W (and bias) and trainable A, B."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float):
+    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float, dropout: float = 0.0):
         dtype = x.dtype
         weight = weight if weight.dtype == dtype else weight.to(dtype)
         a, b = lora_a.to(dtype), lora_b.to(dtype)
         rows = x.reshape(-1, x.shape[-1])
-        down = torch.mm(rows, a.t()).mul_(scaling)  # [tokens, r]: small
+        keep = None
+        if dropout:  # as nn.Dropout: each input kept with probability 1 - p and scaled by 1 / (1 - p)
+            keep = torch.empty_like(rows).bernoulli_(1.0 - dropout).div_(1.0 - dropout)
+        dropped = rows if keep is None else rows * keep
+        down = torch.mm(dropped, a.t()).mul_(scaling)  # [tokens, r]: small
         out = torch.mm(rows, weight.t()) if bias is None else torch.addmm(bias.to(dtype), rows, weight.t())
         out.addmm_(down, b.t())
-        ctx.save_for_backward(rows, down, weight, a, b)
+        ctx.save_for_backward(dropped, down, weight, a, b, keep)
         ctx.scaling, ctx.shape, ctx.adapter_dtypes = scaling, x.shape, (lora_a.dtype, lora_b.dtype)
         return out.view(*x.shape[:-1], out.shape[-1])
 
     @staticmethod
     def backward(ctx, grad):
-        rows, down, weight, a, b = ctx.saved_tensors
-        grad = grad.reshape(-1, grad.shape[-1]).to(rows.dtype)
+        dropped, down, weight, a, b, keep = ctx.saved_tensors
+        grad = grad.reshape(-1, grad.shape[-1]).to(dropped.dtype)
         up = torch.mm(grad, b).mul_(ctx.scaling)  # [tokens, r]
         grad_x = grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.mm(grad, weight).addmm_(up, a).view(ctx.shape)
+            if keep is None:
+                grad_x = torch.mm(grad, weight).addmm_(up, a)
+            else:
+                grad_x = torch.mm(grad, weight).add_(torch.mm(up, a).mul_(keep))
+            grad_x = grad_x.view(ctx.shape)
         if ctx.needs_input_grad[3]:
-            grad_a = torch.mm(up.t(), rows).to(ctx.adapter_dtypes[0])
+            grad_a = torch.mm(up.t(), dropped).to(ctx.adapter_dtypes[0])
         if ctx.needs_input_grad[4]:
             grad_b = torch.mm(grad.t(), down).to(ctx.adapter_dtypes[1])
-        return grad_x, None, None, grad_a, grad_b, None
+        return grad_x, None, None, grad_a, grad_b, None, None
 
 
 def _compute_input(x, dtype):
@@ -93,7 +104,8 @@ def _compute_input(x, dtype):
 
 
 def _adapter(layer, x, args, kwargs):
-    """The one active plain LoRA adapter when this call can take the fused path, else None."""
+    """(the one active plain LoRA adapter, its dropout probability in this pass) when this call can
+    take the fused path, else None."""
     if args or kwargs or not torch.is_grad_enabled() or x.device.type != "cpu":
         return None
     if layer.disable_adapters or layer.merged or len(layer.active_adapters) != 1:
@@ -102,22 +114,29 @@ def _adapter(layer, x, args, kwargs):
     if name not in layer.lora_A or name in getattr(layer, "lora_variant", {}):
         return None
     base, lora_a, lora_b = layer.get_base_layer(), layer.lora_A[name], layer.lora_B[name]
-    if type(base) is not nn.Linear or base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad):
+    # DecodeLinear (core.decode_linear, on machines that decode a few rows faster) computes F.linear for a pass with gradients
+    if type(base) not in (nn.Linear, DecodeLinear) or base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad):
         return None
-    if not isinstance(layer.lora_dropout[name], nn.Identity) or lora_a.bias is not None or lora_b.bias is not None:
+    if lora_a.bias is not None or lora_b.bias is not None:
         return None
-    return name
+    dropout = layer.lora_dropout[name]
+    if isinstance(dropout, nn.Identity):
+        return name, 0.0
+    if type(dropout) is nn.Dropout:
+        return name, float(dropout.p) if dropout.training else 0.0
+    return None
 
 
 def _forward(self, x, *args, **kwargs):
-    name = _adapter(self, x, args, kwargs)
-    if name is None:
+    found = _adapter(self, x, args, kwargs)
+    if found is None:
         return type(self).forward(self, x, *args, **kwargs)
+    name, dropout = found
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
     base = self.get_base_layer()
     with torch.autocast("cpu", enabled=False):
         return _LoraLinear.apply(_compute_input(x, dtype), base.weight, base.bias, self.lora_A[name].weight,
-                                 self.lora_B[name].weight, float(self.scaling[name]))
+                                 self.lora_B[name].weight, float(self.scaling[name]), dropout)
 
 
 def _lora_linears(model) -> list:

@@ -319,18 +319,13 @@ def bare_loop(recipe, samples, steps: int) -> dict:
     return summarize("(c) bare forward+backward loop", durations, collate.batches)
 
 
-def paired_layers(recipe, samples, pairs: int = 8) -> dict:
-    """The studio's LoRA layers (core.train.fused_lora) against peft's own, on one model and one
-    batch, alternated pass by pass (forward + backward), so a drift in the machine's speed hits
-    both alike: the median of the per-pair time ratios, and whether the losses agree."""
-    import statistics
-
-    import torch
+def _pair_model_and_batch(recipe, samples):
+    """A LoRA model as the studio trains it (bf16 frozen weights under autocast) and one padding-free batch."""
     from peft import get_peft_model
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from core.precision import lean_adapters
-    from core.train import fused_lora, trainer_configs, training, training_data
+    from core.train import trainer_configs, training, training_data
 
     tokenizer = training.load_tokenizer(recipe.model.name)
     model = get_peft_model(training.load_policy_model(recipe), trainer_configs.lora_config(recipe))
@@ -340,30 +335,72 @@ def paired_layers(recipe, samples, pairs: int = 8) -> dict:
     rows = training_data.sft_dataset(samples)
     batch = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)(
         [rows[i % len(rows)] for i in range(recipe.training.batch_size)])
+    return model, batch
 
-    def one_pass() -> tuple[float, float]:
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST[0]):
-            loss = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"],
-                         use_cache=False, **training.trained_positions(batch["labels"])).loss
-        loss.backward()
-        model.zero_grad(set_to_none=True)
-        return time.perf_counter() - start, loss.item()
 
-    times: dict[str, list] = {"fused": [], "peft": []}
+def _alternated(model, batch, variants: dict, pairs: int) -> dict:
+    """Forward + backward of `batch` under each variant ({name: (setup, loss_fn)}), alternated pass
+    by pass, so a drift in the machine's speed hits them alike; the first round warms up."""
+    import torch
+
+    times: dict[str, list] = {name: [] for name in variants}
     losses: dict[str, float] = {}
-    for index in range(pairs + 1):  # the first pair warms up
-        for name in times:
-            fused_lora.use_for(model) if name == "fused" else fused_lora.restore(model)
-            seconds, losses[name] = one_pass()
+    for index in range(pairs + 1):
+        for name, (setup, loss_fn) in variants.items():
+            setup()
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST[0]):
+                loss = loss_fn()
+            loss.backward()
+            model.zero_grad(set_to_none=True)
             if index:
-                times[name].append(seconds)
-    ratios = [p / f for f, p in zip(times["fused"], times["peft"])]
-    return {"pairs": pairs, "tokens": int(batch["input_ids"].numel()),
-            "fused_s_median": round(statistics.median(times["fused"]), 3), "peft_s_median": round(statistics.median(times["peft"]), 3),
-            "peft_over_fused_median": round(statistics.median(ratios), 3), "peft_over_fused_spread": spread(ratios),
-            "fused_faster_in": sum(r > 1 for r in ratios),
-            "loss_relative_difference": round(abs(losses["fused"] - losses["peft"]) / abs(losses["peft"]), 5)}
+                times[name].append(time.perf_counter() - start)
+            losses[name] = loss.item()
+    return {"times": times, "losses": losses}
+
+
+def _compared(new: str, old: str, found: dict, pairs: int, tokens: int) -> dict:
+    import statistics
+
+    times, losses = found["times"], found["losses"]
+    ratios = [o / n for n, o in zip(times[new], times[old])]
+    return {"pairs": pairs, "tokens": tokens,
+            f"{new}_s_median": round(statistics.median(times[new]), 3), f"{old}_s_median": round(statistics.median(times[old]), 3),
+            f"{old}_over_{new}_median": round(statistics.median(ratios), 3), f"{old}_over_{new}_spread": spread(ratios),
+            f"{new}_faster_in": sum(r > 1 for r in ratios),
+            "loss_relative_difference": round(abs(losses[new] - losses[old]) / abs(losses[old]), 5)}
+
+
+def paired_layers(recipe, samples, pairs: int = 8) -> dict:
+    """The studio's LoRA layers (core.train.fused_lora) against peft's own, on one model and one
+    batch, alternated pass by pass: the median of the per-pair time ratios, and whether the losses agree."""
+    from core.train import fused_lora, training
+
+    model, batch = _pair_model_and_batch(recipe, samples)
+
+    def model_loss():
+        return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], labels=batch["labels"],
+                     use_cache=False, **training.trained_positions(batch["labels"])).loss
+    found = _alternated(model, batch, {"fused": (lambda: fused_lora.use_for(model), model_loss),
+                                       "peft": (lambda: fused_lora.restore(model), model_loss)}, pairs)
+    return _compared("fused", "peft", found, pairs, int(batch["input_ids"].numel()))
+
+
+def paired_head(recipe, samples, pairs: int = 8) -> dict:
+    """The LM head and its loss chunk by chunk (core.train.head_loss) against the model's own head
+    and cross-entropy (as the studio ran it before: trained positions only), one model and batch,
+    the studio's LoRA layers in both, alternated pass by pass."""
+    from core.train import fused_lora, head_loss, training
+
+    model, batch = _pair_model_and_batch(recipe, samples)
+    fused_lora.use_for(model)
+    inputs = {key: batch[key] for key in ("input_ids", "position_ids", "labels")}
+
+    def model_loss():
+        return model(**inputs, use_cache=False, **training.trained_positions(batch["labels"])).loss
+    found = _alternated(model, batch, {"chunked": (lambda: None, lambda: head_loss.causal_lm_loss(model, inputs)),
+                                       "model": (lambda: None, model_loss)}, pairs)
+    return _compared("chunked", "model", found, pairs, int(batch["input_ids"].numel()))
 
 
 def cpu_bf16_support() -> str:
@@ -427,6 +464,7 @@ def main(argv=None) -> int:
             runs["d"].append(trl_tuned_run(fresh(), args.steps, f"{out}/d{repeat}"))
         b = None if args.skip_defaults else trl_defaults_run(fresh(), args.baseline_steps, out + "/b")
     layers = paired_layers(fresh(), samples, args.layer_pairs)
+    head_pairs = paired_head(fresh(), samples, args.layer_pairs)
     peak["float32_after"] = matmul_peak("float32")  # the load may change during the run: show both ends
     params = linear_params(fresh())
     head = head_params(fresh())
@@ -484,7 +522,7 @@ def main(argv=None) -> int:
                "mfu_c_shape_spread": spread([shape_flops(r) / x for r, x in zip(runs["c"], ceilings["c"])]),
                "mfu_shape_formula": ("4 * (decoder weights * processed tokens/s + LM head * trained tokens/s) / FLOP/s of the "
                                      "same frozen-weight matmuls at the model's shapes and the step's token count"),
-               "lora_layers": layers,
+               "lora_layers": layers, "head_loss": head_pairs,
                "real_token_share_a": a["real_token_share"], "cpu_bf16": bf16, "precision": precision_check or choice["why"],
                "load": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None}
     for row in (a, runs["a32"][-1] if runs["a32"] else None, b, c, d):
@@ -511,6 +549,11 @@ def main(argv=None) -> int:
           f"alternated {layers['pairs']} times: peft/fused median {layers['peft_over_fused_median']} spread "
           f"{layers['peft_over_fused_spread']} (fused faster in {layers['fused_faster_in']}/{layers['pairs']}; medians "
           f"{layers['fused_s_median']} s vs {layers['peft_s_median']} s; losses differ by {layers['loss_relative_difference']:.3%})")
+    print(f"LM head and loss, chunked (core.train.head_loss) vs the model's own, same batch, whole forward + backward "
+          f"alternated {head_pairs['pairs']} times: model/chunked median {head_pairs['model_over_chunked_median']} spread "
+          f"{head_pairs['model_over_chunked_spread']} (chunked faster in {head_pairs['chunked_faster_in']}/{head_pairs['pairs']}; medians "
+          f"{head_pairs['chunked_s_median']} s vs {head_pairs['model_s_median']} s; "
+          f"losses differ by {head_pairs['loss_relative_difference']:.3%})")
     print(f"real-token share (a) = {results['real_token_share_a']}  (target >= 0.95); load {results['load']}")
     if precision_check:
         print(f"precision: {choice['why']}; (a) vs the same run in fp32: {precision_check['autocast_over_fp32']}x tokens/s; "

@@ -18,6 +18,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("STUDIO_CPU_PRECISION", "fp32")
 # LoRA layers pinned to the fused pass (core.train.fused_lora) for the same reason; tests/test_fused_lora.py covers the choice.
 os.environ.setdefault("STUDIO_FUSED_LORA", "on")
+# And the LM head's chunked loss (core.train.head_loss); tests/test_head_loss.py covers the choice.
+os.environ.setdefault("STUDIO_FUSED_HEAD", "on")
 # Gradio's upload/cache folder (read when gradio is imported, by this process and every server it starts)
 # lives in a temporary folder of this session's own, removed at the end: tests write nowhere else.
 if "GRADIO_TEMP_DIR" not in os.environ:

@@ -49,7 +49,7 @@ def test_probe_time_bench_runs_base_and_tuned(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_throughput_bench_runs_and_compares_the_lora_layers_pass_by_pass(tmp_path, tiny_model_dir):
+def test_train_throughput_bench_runs_and_compares_the_lora_layers_and_the_head_pass_by_pass(tmp_path, tiny_model_dir):
     out = tmp_path / "train.json"
     _run(["bench/train_throughput.py", "--set", f"model.name={tiny_model_dir}", "--steps", "2", "--repeats", "1",
           "--skip-defaults", "--layer-pairs", "2", "--json", str(out)], tmp_path)
@@ -58,3 +58,5 @@ def test_train_throughput_bench_runs_and_compares_the_lora_layers_pass_by_pass(t
     layers = result["lora_layers"]
     assert layers["pairs"] == 2 and layers["peft_over_fused_median"] > 0
     assert layers["loss_relative_difference"] < 0.02  # the same model either way
+    head = result["head_loss"]
+    assert head["pairs"] == 2 and head["model_over_chunked_median"] > 0 and head["loss_relative_difference"] < 0.02

@@ -148,9 +148,11 @@ def test_studio_system_says_what_was_chosen_and_why(tiny_model_dir, capsys):
     timings = found["decode"]["timings_at_threads"]["seconds"]
     assert set(timings) == {"1", "2", "4", "8"} and found["precision"]["why"]
     assert found["lora_layers"]["fused"] is True and "STUDIO_FUSED_LORA" in found["lora_layers"]["why"]  # pinned by conftest
+    assert found["loss"]["fused"] is True and "STUDIO_FUSED_HEAD" in found["loss"]["why"]
     assert cli.main(["system", "--model", str(tiny_model_dir)]) == 0
     out = capsys.readouterr().out
     assert "decoding on 1 thread(s):" in out and "LoRA training layers: fused LoRA layers" in out
+    assert "loss: chunked's head and loss: set by STUDIO_FUSED_HEAD" in out
 
 
 def test_the_header_shows_what_this_machine_chose_without_measuring(monkeypatch):
@@ -162,14 +164,15 @@ def test_the_header_shows_what_this_machine_chose_without_measuring(monkeypatch)
 
     monkeypatch.setattr(decode_linear, "measure_paths", lambda *a, **k: pytest.fail("a page load must not measure"))
     header = app.header_markdown()
-    # The suite pins fp32 and the fused LoRA layers; nothing measured the decoding path in this workspace yet.
-    assert header.endswith(" · **Measured here** training fp32, LoRA fused, decoding —"), header
+    # The suite pins fp32, the fused LoRA layers and the chunked loss; nothing measured the decoding path here yet.
+    assert header.endswith(" · **Measured here** training fp32, LoRA fused, loss chunked, decoding —"), header
     cache = workspace().root / "cache" / decode_linear.CACHE_FILE
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({f"{machine_key()} torch.float32 shapes 3x[(4, 4)]": {"limit": 0, "threads": 2}}))
     header = app.header_markdown()
     assert header.endswith("decoding F.linear"), header
-    assert language.translate(header, "es").endswith(" · **Medido aquí** entrenamiento fp32, LoRA fused, decodificación F.linear")
+    spanish = language.translate(header, "es")
+    assert spanish.endswith(" · **Medido aquí** entrenamiento fp32, LoRA fused, pérdida chunked, decodificación F.linear"), spanish
 
     monkeypatch.setenv("STUDIO_DEMO", "1")  # the demo line and the measured one, both in Spanish
     spanish = language.translate(app.header_markdown(), "es")

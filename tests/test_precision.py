@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from core import precision
-from core.train import trainer_configs, training
+from core.train import fused_lora, trainer_configs, training
 from tests.helpers.data import make_recipe, write_chats
 
 
@@ -55,12 +55,16 @@ def test_the_measurement_is_a_real_ratio():
 
 def test_the_choice_reaches_the_trainer_status_and_log(monkeypatch, tmp_path, tiny_model_dir):
     recipe = make_recipe(tiny_model_dir, write_chats(tmp_path / "d.jsonl"), max_steps=4, logging_steps=1)
-    losses = {}
+    recipe.lora.dropout = 0.0  # as the bundled CPU recipes: LoRA dropout keeps peft's own pass (core.train.fused_lora)
+    losses, fused_calls = {}, []
+    apply = fused_lora._LoraLinear.apply
+    monkeypatch.setattr(fused_lora._LoraLinear, "apply", lambda *args: fused_calls.append(1) or apply(*args))
     for name in ("fp32", "bf16"):
         monkeypatch.setenv(precision.ENV, name)
         config = trainer_configs.sft_config(recipe, str(tmp_path / name), steps_per_epoch=4, has_eval=False)
         assert config.bf16 is (name == "bf16")
         status, lines = {}, []
+        fused_calls.clear()
         trainer, _ = training.train(recipe, tmp_path / name, log=lines.append, update_status=status.update)
         assert status["precision"]["autocast"] == ("bfloat16" if name == "bf16" else None)
         # Under autocast the frozen projections keep bf16 weights (no cast at every call); the adapters stay fp32.
@@ -69,8 +73,10 @@ def test_the_choice_reaches_the_trainer_status_and_log(monkeypatch, tmp_path, ti
         assert dtypes == {"base_layer": torch.bfloat16 if name == "bf16" else torch.float32, "default": torch.float32}, dtypes
         # Every LoRA projection trains through core.train.fused_lora, in both precisions.
         assert all("forward" in vars(m) for m in trainer.model.modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A"))
+        assert len(fused_calls) >= 4 * 2 * 7  # and took it at every step (the layers may be DecodeLinear: core.decode_linear)
         assert any(line.startswith("precision: ") for line in lines)
         assert "lora layers: fused LoRA layers: set by STUDIO_FUSED_LORA" in lines
+        assert "loss: chunked's head and loss: set by STUDIO_FUSED_HEAD" in lines and trainer.studio_fused_head["fused"]
         records = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         losses[name] = [r["loss"] for r in records if r["split"] == "train"]
     assert len(losses["fp32"]) == len(losses["bf16"]) == 4

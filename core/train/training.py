@@ -17,7 +17,7 @@ from core.hosting import enforce_demo_limits
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import lean_adapters, training_policy
 from core.recipes import PAIRED, Recipe
-from core.train import advice, fused_lora, packed_attention, trackers, trainer_configs, training_data
+from core.train import advice, fused_lora, head_loss, packed_attention, trackers, trainer_configs, training_data
 from core.train.grpo_data import CompletionLog, trl_rewards
 from core.train.preflight import bad_row_where, data_warnings, preflight
 from core.train.rewards import build_rewards
@@ -63,6 +63,8 @@ def build_trainer(recipe: Recipe, output_dir: Path, *, tokenizer, model, prepare
             lean_adapters(trainer.model)  # frozen weights in bf16: no cast at every call (core.precision)
         # one autograd node a LoRA layer, the input cast once: where this machine measured it not slower
         trainer.studio_fused_lora = fused_lora.choose(trainer.model, policy.autocast)
+        if recipe.training.method == "sft":  # the LM head and its loss chunk by chunk, where measured faster
+            trainer.studio_fused_head = head_loss.choose(trainer.model, policy.autocast)
     return trainer
 
 
@@ -123,6 +125,14 @@ def _sft_trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if not self.args.use_cpu:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            chunked = getattr(self, "studio_fused_head", None) or {}
+            if chunked.get("fused") and not return_outputs and inputs.get("labels") is not None and head_loss.applies(model):
+                # The head and its cross-entropy chunk by chunk (core.train.head_loss), scaled as Trainer scales the model's loss.
+                with self.accelerator.autocast():  # the model's forward runs under it; this skips that forward
+                    loss = head_loss.causal_lm_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
+                if self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+                    loss = loss * self.accelerator.num_processes
+                return loss
             inputs["use_cache"] = False  # with a cache, transformers skips the padding-free sequence mask
             inputs.update(trained_positions(inputs.get("labels")))
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
@@ -187,6 +197,8 @@ def train(recipe: Recipe, run_dir: Path, *, resume: str | None = None, update_st
                             callbacks=callbacks, completion_log=completion_log, policy=policy)
     if getattr(trainer, "studio_fused_lora", None):
         log(f"lora layers: {trainer.studio_fused_lora['why']}")
+    if getattr(trainer, "studio_fused_head", None):
+        log(f"loss: {trainer.studio_fused_head['why']}")
     checkpoint = _checkpoint_to_resume(run_dir, resume)
     if checkpoint:
         log(f"resuming from {checkpoint}")

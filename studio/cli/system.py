@@ -1,6 +1,7 @@
 """`studio system`: what this machine measured and chose, with the numbers that decided it: the
 training precision on a CPU (bf16 autocast or fp32), whether LoRA layers train through
-core.train.fused_lora's pass or peft's and, per thread count, whether decoding takes
+core.train.fused_lora's pass or peft's, whether the LM head and its loss go chunk by chunk
+(core.train.head_loss) and, per thread count, whether decoding takes
 core.decode_linear's path or F.linear, for how many rows, with both paths' times. Measures what is
 not cached yet (a few seconds, once per machine and model), so the answer is the one a run or a
 chat would use. Registered by studio.cli.commands (`add_parser`, `COMMAND`)."""
@@ -19,15 +20,16 @@ def add_parser(sub) -> None:
     system.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _lora_choice(model, autocast: str | None) -> dict:
-    """core.train.fused_lora's measured choice for this model's shapes (rank 16 on every linear, as the recipes)."""
+def _training_choices(model, autocast: str | None) -> tuple[dict, dict]:
+    """core.train.fused_lora's and core.train.head_loss's measured choices for this model's shapes,
+    as a LoRA run (rank 16 on every linear, as the recipes) meets them."""
     from peft import LoraConfig, get_peft_model
 
-    from core.train import fused_lora
+    from core.train import fused_lora, head_loss
 
     peft_model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
-    found = fused_lora.choose(peft_model, autocast)
-    return {key: found[key] for key in ("fused", "why", "speedup", "cached") if key in found} | {"timings": found.get("timings")}
+    picked = [found for found in (fused_lora.choose(peft_model, autocast), head_loss.choose(peft_model, autocast))]
+    return tuple({key: found.get(key) for key in ("fused", "why", "speedup", "cached", "timings")} for found in picked)
 
 
 def run(args) -> int:
@@ -45,7 +47,7 @@ def run(args) -> int:
         found["decode"]["rows_by_threads"] = chosen["by_threads"]
         found["decode"]["timings_at_threads"] = {"threads": torch.get_num_threads(), "seconds": chosen["timings"],
                                                  "cached": chosen["cached"]}
-    found["lora_layers"] = _lora_choice(model, found["precision"]["autocast"]) if layers else None
+    found["lora_layers"], found["loss"] = _training_choices(model, found["precision"]["autocast"]) if layers else (None, None)
     if args.json:
         print_json(found)
         return 0
@@ -57,6 +59,11 @@ def run(args) -> int:
         measured = (f" ({timings['peft_s']:.4f} s vs {timings['fused_s']:.4f} s a forward + backward through one layer's "
                     f"LoRA projections, {timings['tokens']} tokens, median of {timings['pairs']} alternated pairs)") if timings else ""
         print(f"LoRA training layers: {lora['why']}{measured}")
+    if found["loss"]:
+        head, timings = found["loss"], found["loss"].get("timings") or {}
+        measured = (f" ({timings['model_s']:.4f} s vs {timings['chunked_s']:.4f} s the head's forward + backward with its loss "
+                    f"over {timings['rows']} rows, median of {timings['pairs']} alternated pairs)") if timings else ""
+        print(f"loss: {head['why']}{measured}")
     if not layers:
         print("decoding: no CPU linear layers to time (a GPU model decodes with F.linear)")
         return 0

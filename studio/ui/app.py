@@ -42,9 +42,10 @@ def _measured_here() -> str:
     """The CPU paths this machine measured and chose (`studio system` has the numbers), read from
     the workspace's cache: a page load never measures. A dash where nothing was measured yet."""
     from core import decode_linear, precision
-    from core.train import fused_lora
+    from core.train import fused_lora, head_loss
 
     chosen, lora, limit = precision.cached_choice(), fused_lora.cached_choice(), decode_linear.cached_limit()
+    head = head_loss.cached_choice()
     if chosen is None:
         training = "—"
     elif chosen["autocast"]:
@@ -53,8 +54,10 @@ def _measured_here() -> str:
         training = "fp32"
     lora_path = "—" if lora is None else ("fused" if lora["fused"] else "peft") + (
         f" ({lora['speedup']:.2f}x)" if lora["speedup"] else "")
+    loss = "—" if head is None else ("chunked" if head["fused"] else "plain") + (
+        f" ({head['speedup']:.2f}x)" if head["speedup"] else "")
     decode = "—" if limit is None else "F.linear" if limit == 0 else f"weight @ rows.T ≤ {limit}"
-    return f" · **Measured here** training {training}, LoRA {lora_path}, decoding {decode}"
+    return f" · **Measured here** training {training}, LoRA {lora_path}, loss {loss}, decoding {decode}"
 
 
 def build_app() -> gr.Blocks:

@@ -24,6 +24,22 @@ def test_trimming_the_heap_works_here():
     TrimHeap().on_step_end(None, None, None)
 
 
+def test_the_heap_is_trimmed_only_when_a_step_left_more_than_the_slack(monkeypatch):
+    held, trims = [1000], []
+    monkeypatch.setattr(cpu_memory, "resident_bytes", lambda: held[0])
+    monkeypatch.setattr(cpu_memory, "trim", lambda: trims.append(held[0]) or True)
+    monkeypatch.setattr(cpu_memory, "_held", [0])
+    steps = [1000, 1050, 990, 1101, 1000, 1040, 1200]  # slack 100: the first step after a trim sets the mark
+    done = [cpu_memory.trim_if_grown(slack=100) for held[0] in steps]
+    assert done == [False, False, False, True, False, False, True] and trims == [1101, 1200]
+    monkeypatch.setattr(cpu_memory, "resident_bytes", lambda: 0)  # no /proc: every step trims, as before
+    assert cpu_memory.trim_if_grown() and cpu_memory.trim_if_grown()
+
+
+def test_resident_memory_is_read_here():
+    assert cpu_memory.resident_bytes() > 10 * 2**20
+
+
 def test_a_child_process_reports_its_own_peak_not_its_parents():
     import subprocess
     import sys

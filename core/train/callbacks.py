@@ -50,11 +50,11 @@ def _finite(value):
 
 
 class TrimHeap(TrainerCallback):
-    """CPU runs: after each optimizer step (its activations are freed by then), hand the heap's
-    free memory back, so the process holds what the run needs (core.train.cpu_memory)."""
+    """CPU runs: after an optimizer step (its activations are freed by then) that left the process
+    holding more than a step needs, hand the heap's free memory back (core.train.cpu_memory)."""
 
     def on_step_end(self, args, state, control, **kwargs):
-        cpu_memory.trim()
+        cpu_memory.trim_if_grown()
 
 
 class RunCallback(TrainerCallback):

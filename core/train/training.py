@@ -17,7 +17,7 @@ from core.hosting import enforce_demo_limits
 from core.models import ModelNotFound, device_policy, load_model, load_tokenizer
 from core.precision import lean_adapters, training_policy
 from core.recipes import PAIRED, Recipe
-from core.train import advice, fused_lora, head_loss, packed_attention, trackers, trainer_configs, training_data
+from core.train import advice, fused_lora, fused_norm, head_loss, packed_attention, trackers, trainer_configs, training_data
 from core.train.grpo_data import CompletionLog, trl_rewards
 from core.train.preflight import bad_row_where, data_warnings, preflight
 from core.train.rewards import build_rewards
@@ -27,8 +27,9 @@ from core.workspace import write_atomic
 
 def load_policy_model(recipe: Recipe, policy=None):
     """The model to train: 4-bit for QLoRA (prepared for k-bit training), else the policy's dtype;
-    on a CPU with attention one sequence at a time over packed batches (core.train.packed_attention)
-    and linear layers that decode a few rows at the memory's speed (core.decode_linear)."""
+    on a CPU with attention one sequence at a time over packed batches (core.train.packed_attention),
+    RMSNorm as one autograd node (core.train.fused_norm) and linear layers that decode a few rows at
+    the memory's speed (core.decode_linear)."""
     policy = policy or device_policy()
     quantize = recipe.training.tuning == "qlora"
     model = load_model(recipe.model.name, quantize_4bit=quantize, trust_remote_code=recipe.model.trust_remote_code,
@@ -39,6 +40,7 @@ def load_policy_model(recipe: Recipe, policy=None):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.training.gradient_checkpointing)
     elif policy.device == "cpu":  # proven on CPU; CUDA keeps transformers' SDPA (docs/gpu-check.md)
         packed_attention.use_for(model)
+        fused_norm.use_for(model)  # RMSNorm's training pass as one node (frozen norm weights only)
         decode_linear.use_for(model)  # GRPO's generations; every pass with gradients keeps F.linear
     return model
 

@@ -403,38 +403,24 @@ def paired_head(recipe, samples, pairs: int = 8) -> dict:
     return _compared("chunked", "model", found, pairs, int(batch["input_ids"].numel()))
 
 
-def paired_norm_rotary(recipe, samples, pairs: int = 8) -> dict:
-    """RMSNorm as one autograd node (core.train.fused_norm) and contiguous rotary inputs
-    (core.train.packed_attention.contiguous_rotary) against transformers' own norm and rotary, one
+def paired_norm(recipe, samples, pairs: int = 8) -> dict:
+    """RMSNorm as one autograd node (core.train.fused_norm) against transformers' own norm, one
     model and batch, the studio's LoRA layers and head loss in both, alternated pass by pass."""
-    import sys
-
-    from core.train import fused_lora, fused_norm, head_loss, packed_attention
+    from core.train import fused_lora, fused_norm, head_loss
 
     model, batch = _pair_model_and_batch(recipe, samples)
     fused_lora.use_for(model)
-    inner = model.get_base_model()
-    packed_attention.contiguous_rotary(inner)
-    module = sys.modules[type(inner).__module__]
-    wrapped = module.apply_rotary_pos_emb
     norms = [m for m in model.modules() if type(m).__name__ in fused_norm.NORMS]
     inputs = {key: batch[key] for key in ("input_ids", "position_ids", "labels")}
-
-    def studio():
-        fused_norm.use_for(model)
-        module.apply_rotary_pos_emb = wrapped
 
     def transformers_own():
         for norm in norms:
             vars(norm).pop("forward", None)
-        module.apply_rotary_pos_emb = getattr(wrapped, "__wrapped__", wrapped)
 
     def loss():
         return head_loss.causal_lm_loss(model, inputs)
-    try:
-        found = _alternated(model, batch, {"studio": (studio, loss), "transformers": (transformers_own, loss)}, pairs)
-    finally:
-        module.apply_rotary_pos_emb = wrapped
+    found = _alternated(model, batch, {"studio": (lambda: fused_norm.use_for(model), loss),
+                                       "transformers": (transformers_own, loss)}, pairs)
     return _compared("studio", "transformers", found, pairs, int(batch["input_ids"].numel()))
 
 
@@ -500,7 +486,7 @@ def main(argv=None) -> int:
         b = None if args.skip_defaults else trl_defaults_run(fresh(), args.baseline_steps, out + "/b")
     layers = paired_layers(fresh(), samples, args.layer_pairs)
     head_pairs = paired_head(fresh(), samples, args.layer_pairs)
-    norm_rotary = paired_norm_rotary(fresh(), samples, args.layer_pairs)
+    norm_pairs = paired_norm(fresh(), samples, args.layer_pairs)
     peak["float32_after"] = matmul_peak("float32")  # the load may change during the run: show both ends
     params = linear_params(fresh())
     head = head_params(fresh())
@@ -563,7 +549,7 @@ def main(argv=None) -> int:
                "mfu_c_shape_vs_best": spread([shape_flops(r) / best_ceiling for r in runs["c"]]),
                "mfu_shape_formula": ("4 * (decoder weights * processed tokens/s + LM head * trained tokens/s) / FLOP/s of the "
                                      "same frozen-weight matmuls at the model's shapes and the step's token count"),
-               "lora_layers": layers, "head_loss": head_pairs, "norm_and_rotary": norm_rotary,
+               "lora_layers": layers, "head_loss": head_pairs, "rms_norm": norm_pairs,
                "real_token_share_a": a["real_token_share"], "cpu_bf16": bf16, "precision": precision_check or choice["why"],
                "load": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None}
     for row in (a, runs["a32"][-1] if runs["a32"] else None, b, c, d):
@@ -597,10 +583,10 @@ def main(argv=None) -> int:
           f"{head_pairs['model_over_chunked_spread']} (chunked faster in {head_pairs['chunked_faster_in']}/{head_pairs['pairs']}; medians "
           f"{head_pairs['chunked_s_median']} s vs {head_pairs['model_s_median']} s; "
           f"losses differ by {head_pairs['loss_relative_difference']:.3%})")
-    print(f"RMSNorm as one node and contiguous rotary inputs (core.train.fused_norm, packed_attention.contiguous_rotary) vs "
-          f"transformers' own, same batch, alternated {norm_rotary['pairs']} times: transformers/studio median "
-          f"{norm_rotary['transformers_over_studio_median']} spread {norm_rotary['transformers_over_studio_spread']} (faster in "
-          f"{norm_rotary['studio_faster_in']}/{norm_rotary['pairs']}; losses differ by {norm_rotary['loss_relative_difference']:.3%})")
+    print(f"RMSNorm as one node (core.train.fused_norm) vs transformers' own, same batch, alternated {norm_pairs['pairs']} "
+          f"times: transformers/studio median {norm_pairs['transformers_over_studio_median']} spread "
+          f"{norm_pairs['transformers_over_studio_spread']} (faster in {norm_pairs['studio_faster_in']}/{norm_pairs['pairs']}; "
+          f"losses differ by {norm_pairs['loss_relative_difference']:.3%})")
     print(f"real-token share (a) = {results['real_token_share_a']}  (target >= 0.95); load {results['load']}")
     if precision_check:
         print(f"precision: {choice['why']}; (a) vs the same run in fp32: {precision_check['autocast_over_fp32']}x tokens/s; "

@@ -60,5 +60,5 @@ def test_train_throughput_bench_runs_and_compares_the_lora_layers_and_the_head_p
     assert layers["loss_relative_difference"] < 0.02  # the same model either way
     head = result["head_loss"]
     assert head["pairs"] == 2 and head["model_over_chunked_median"] > 0 and head["loss_relative_difference"] < 0.02
-    passes = result["norm_and_rotary"]
+    passes = result["rms_norm"]
     assert passes["transformers_over_studio_median"] > 0 and passes["loss_relative_difference"] < 0.02

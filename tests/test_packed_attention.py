@@ -103,23 +103,3 @@ def test_under_bf16_autocast_attention_stays_close_to_fp32(tiny):
     assert bf16_loss == pytest.approx(fp32_loss, rel=0.02)
     assert torch.isfinite(grads).all()
 
-
-def test_rotary_inputs_are_made_contiguous_with_the_same_values(tiny):
-    """Under bf16 autocast the queries and keys reach the rotary as transposed bf16 views and the
-    tables are fp32: the wrapper makes them contiguous fp32 first, and the result is the same."""
-    import sys
-
-    module = sys.modules[type(tiny).__module__]
-    packed_attention.contiguous_rotary(tiny)
-    rotary = module.apply_rotary_pos_emb
-    assert rotary.studio_contiguous and not packed_attention.contiguous_rotary(tiny)  # wrapped once
-    original = rotary.__wrapped__
-    generator = torch.Generator().manual_seed(0)
-    q = torch.randn(1, 12, 4, 16, generator=generator).to(torch.bfloat16).transpose(1, 2)  # [batch, heads, length, dim]
-    k = torch.randn(1, 12, 2, 16, generator=generator).to(torch.bfloat16).transpose(1, 2)
-    cos, sin = torch.randn(1, 12, 16, generator=generator), torch.randn(1, 12, 16, generator=generator)
-    assert not q.is_contiguous()
-    for got, expected in zip(rotary(q, k, cos, sin), original(q, k, cos, sin)):
-        assert got.dtype == expected.dtype == torch.float32 and torch.equal(got, expected)
-    same = rotary(q.float(), k.float(), cos, sin)  # anything else passes through untouched
-    assert all(torch.equal(a, b) for a, b in zip(same, original(q.float(), k.float(), cos, sin)))

@@ -19,8 +19,8 @@ a scaled keep-mask that the backward reuses. Anything this does not cover (DoRA 
 an adapter bias, several adapters, merged or disabled adapters as in DPO's reference pass,
 inference) takes peft's own path.
 
-The gain is small and machine-dependent (on a 2-core AMX Xeon, alternated pass by pass with
-peft's: median 1.03-1.14x), so it is chosen by measurement, as core.precision and
+The gain is small and machine-dependent (alternated pass by pass with peft's: median 1.03-1.14x on
+a 2-core AMX Xeon, 1.02x on a 2-core AMD EPYC), so it is chosen by measurement, as core.precision and
 core.decode_linear choose theirs: `choose(model)` times one decoder layer's LoRA linears both ways
 on this machine (forward + backward over MEASURE_TOKENS rows, alternated, in the precision the run
 uses), keeps the numbers in the workspace's cache/ per machine and shapes, and the fused pass is

@@ -6,8 +6,10 @@ and in the backward pass about twice as many, each a full pass over the hidden s
 step on the embedded model runs 61 of them forward and backward. Here the forward computes the
 same operations in the same order (bit-identical output) and the backward is the closed form
 `dx = rstd * (g w - x * rstd^2 * mean(g w x))`: one multiply, one dot product per row and one
-fused multiply-add (3.5x the composite's forward + backward on one layer's 590 x 576 hidden
-states, 2-core AMD EPYC; gradients equal within 1e-7 relative).
+fused multiply-add. On one norm's 590 x 576 hidden states, forward + backward: 0.70 ms against
+2.33 ms (2.9x, quiet 2-core AMD EPYC; gradients equal within 1e-7 relative). A whole LoRA step
+alternated with and without it (bench/train_throughput.py) measured 1.00x there (faster in 4 of 8
+pairs): the saving is real but inside the machine's step-to-step drift.
 
 It applies to a pass with gradients over fp32 hidden states on a CPU with a frozen norm weight
 (LoRA; a full fine-tune trains the weight and keeps transformers' pass), for the norm classes in

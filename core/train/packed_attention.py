@@ -113,44 +113,12 @@ def eligible(config) -> bool:
     return all(kind == "full_attention" for kind in getattr(config, "layer_types", None) or ["full_attention"])
 
 
-def contiguous_rotary(model) -> bool:
-    """Under CPU bf16 autocast the projections give bf16 queries and keys, viewed per head as a
-    transposed (non-contiguous) tensor, and the rotary tables are fp32: PyTorch's CPU kernel for a
-    mixed-dtype multiply over such a layout runs element by element (9.5 ms against 0.14 ms for
-    the same product of contiguous tensors, one layer's queries on the embedded model). The model's
-    `apply_rotary_pos_emb` is wrapped to make them contiguous fp32 first: the same values (a bf16 to
-    fp32 cast is exact and the product was computed in fp32 anyway), the same output dtype.
-    Every other call is passed through untouched. True when the model's module was wrapped now."""
-    import functools
-    import sys
-
-    import torch
-
-    module = sys.modules.get(type(model).__module__)
-    original = getattr(module, "apply_rotary_pos_emb", None)
-    if original is None or getattr(original, "studio_contiguous", False):
-        return False
-
-    @functools.wraps(original)
-    def rotary(q, k, cos, sin, *args, **kwargs):
-        if (q.device.type == "cpu" and cos.dtype == torch.float32 and q.dtype in (torch.bfloat16, torch.float16)
-                and k.dtype == q.dtype and not q.is_contiguous()):
-            q, k = q.contiguous().float(), k.contiguous().float()
-        return original(q, k, cos, sin, *args, **kwargs)
-
-    rotary.studio_contiguous = True
-    module.apply_rotary_pos_emb = rotary
-    return True
-
-
 def use_for(model) -> bool:
     """Switch `model` (a transformers causal LM, before peft wraps it) to per-sequence attention
-    when eligible, with contiguous rotary inputs (contiguous_rotary); True when it did. The saved
-    config does not record it."""
+    when eligible; True when it did. The saved config does not record it."""
     config = getattr(model, "config", None)
     if config is None or not eligible(config) or not hasattr(model, "set_attn_implementation"):
         return False
     register()
     model.set_attn_implementation(NAME)
-    contiguous_rotary(model)
     return True

@@ -31,7 +31,6 @@ It knows nothing of trainers or recipes: `use_for(model)` switches a peft model'
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -41,8 +40,7 @@ import torch
 from torch import nn
 
 from core.decode_linear import DecodeLinear
-from core.precision import cached_for_machine, machine_key
-from core.workspace import read_json, workspace, write_atomic
+from core.precision import cached_for_machine, machine_key, measured_once
 
 ENV = "STUDIO_FUSED_LORA"  # auto (default) | on | off
 CACHE_FILE = "fused_lora_v2.json"  # v2: measurements before the fix for DecodeLinear bases compared peft with itself
@@ -185,15 +183,7 @@ def _measured(layers: list, autocast: str | None, timer) -> dict:
     shapes = [tuple(layer.get_base_layer().weight.shape) for layer in sample]
     key = (f"{machine_key()} {sample[0].get_base_layer().weight.dtype} autocast {autocast} r "
            f"{sample[0].lora_A[sample[0].active_adapters[0]].weight.shape[0]} shapes {shapes}")
-    path = workspace().root / "cache" / CACHE_FILE
-    known = read_json(path)
-    cached = isinstance(known.get(key), dict) and isinstance(known[key].get("speedup"), (int, float))
-    if cached:
-        timings = known[key]
-    else:
-        timings = (timer or measure)(sample, autocast)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({**known, key: timings}, indent=2))
+    timings, cached = measured_once(CACHE_FILE, key, lambda: (timer or measure)(sample, autocast))
     speedup = float(timings["speedup"])
     if speedup >= 1.0:
         why = f"fused LoRA layers: measured {speedup:.2f}x peft's on this machine"

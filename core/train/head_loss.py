@@ -25,13 +25,11 @@ pass where it measured slower. STUDIO_FUSED_HEAD=on|off overrides (the suite pin
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
 
-from core.precision import cached_for_machine, machine_key
-from core.workspace import read_json, workspace, write_atomic
+from core.precision import cached_for_machine, machine_key, measured_once
 
 ENV = "STUDIO_FUSED_HEAD"  # auto (default) | on | off
 CACHE_FILE = "fused_head.json"
@@ -182,15 +180,7 @@ def choose(model, autocast: str | None = None, *, timer=None) -> dict:
                 "speedup": None, "cached": False}
     weight = _inner_model(model).get_output_embeddings().weight
     key = f"{machine_key()} {weight.dtype} autocast {autocast} head {tuple(weight.shape)}"
-    path = workspace().root / "cache" / CACHE_FILE
-    known = read_json(path)
-    cached = isinstance(known.get(key), dict) and isinstance(known[key].get("speedup"), (int, float))
-    if cached:
-        timings = known[key]
-    else:
-        timings = (timer or measure)(model, autocast)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({**known, key: timings}, indent=2))
+    timings, cached = measured_once(CACHE_FILE, key, lambda: (timer or measure)(model, autocast))
     speedup = float(timings["speedup"])
     why = (f"chunked head and loss: measured {speedup:.2f}x the model's own on this machine" if speedup >= 1.0 else
            f"the model's own head and loss: the chunked pass measured {speedup:.2f}x (slower) on this machine")

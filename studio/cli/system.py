@@ -28,8 +28,8 @@ def _training_choices(model, autocast: str | None) -> tuple[dict, dict]:
     from core.train import fused_lora, head_loss
 
     peft_model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
-    picked = [found for found in (fused_lora.choose(peft_model, autocast), head_loss.choose(peft_model, autocast))]
-    return tuple({key: found.get(key) for key in ("fused", "why", "speedup", "cached", "timings")} for found in picked)
+    chosen = (fused_lora.choose(peft_model, autocast), head_loss.choose(peft_model, autocast))
+    return tuple({key: found.get(key) for key in ("fused", "why", "speedup", "cached", "timings")} for found in chosen)
 
 
 def run(args) -> int:

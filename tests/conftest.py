@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -20,16 +23,16 @@ os.environ.setdefault("STUDIO_CPU_PRECISION", "fp32")
 os.environ.setdefault("STUDIO_FUSED_LORA", "on")
 # And the LM head's chunked loss (core.train.head_loss); tests/test_head_loss.py covers the choice.
 os.environ.setdefault("STUDIO_FUSED_HEAD", "on")
-# Gradio's upload/cache folder (read when gradio is imported, by this process and every server it starts)
-# lives in a temporary folder of this session's own, removed at the end: tests write nowhere else.
-if "GRADIO_TEMP_DIR" not in os.environ:
-    import tempfile
-
-    os.environ["GRADIO_TEMP_DIR"] = _GRADIO_TEMP = tempfile.mkdtemp(prefix="studio-tests-gradio-")
-else:
-    _GRADIO_TEMP = None
-
-import pytest
+# Every temporary file of the session (gradio's upload cache, read when gradio is imported; torch's
+# and the servers' own) goes to one folder of this session's, TMPDIR for this process and every
+# process it starts, removed at the end: tests write nowhere else. pytest's own numbered folders
+# stay where they were (PYTEST_DEBUG_TEMPROOT), kept for a look after a failure.
+_SESSION_TMP = None
+if "STUDIO_TESTS_TMP" not in os.environ:
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+    os.environ["STUDIO_TESTS_TMP"] = os.environ["TMPDIR"] = _SESSION_TMP = tempfile.mkdtemp(prefix="studio-tests-")
+    tempfile.tempdir = _SESSION_TMP
+    os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(_SESSION_TMP, "gradio"))
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -140,10 +143,10 @@ def pytest_sessionfinish(session, exitstatus):
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-    if _GRADIO_TEMP:
+    if _SESSION_TMP:
         import shutil
 
-        shutil.rmtree(_GRADIO_TEMP, ignore_errors=True)
+        shutil.rmtree(_SESSION_TMP, ignore_errors=True)
     if problems and session.exitstatus == 0:
         session.exitstatus = 1
     session.config._hygiene = problems

@@ -41,6 +41,8 @@ def test_the_ab_grows_into_the_report(tiny_model_dir, adapter_source, tmp_path, 
     assert "keyword coverage" in list(table["metric"]) and set(topics["topic"]) == {"capitals", "other"}
     assert chart is not None and {trace.name for trace in chart.data} == {"base", "tuned"}
     assert {Path(f).name for f in files} >= {"report.md", "report.json", "rows.csv", "rows.jsonl"}
+    # offered from the exports folder the server serves, not copied to a temporary folder no one removes
+    assert all(Path(f).resolve().is_relative_to((studio_home / "exports").resolve()) for f in files), files
 
     # The same A/B with a pairwise judge: a local model (here the tiny one, a folder the operator allows), both orders.
     judged = list(eval_view.run_ab_report(None, str(upload), None, str(tiny_model_dir), str(tuned), [], *SETTINGS,

@@ -70,4 +70,7 @@ def test_guard_verdict_up_front_and_the_ab_report(studio, guarded_run, page, sho
     page.locator("#ab-chart .js-plotly-plot").first.wait_for(timeout=30_000)
     page.locator("#ab-chart").scroll_into_view_if_needed()
     shot(page, "ab-report")
-    assert "report.md" in page.content()
+    link = page.locator("a[href*='report.md']").first  # the download the page offers, fetched as the browser would
+    answer = page.request.get(link.get_attribute("href"))
+    assert answer.ok and "verdict" in answer.text().lower(), (answer.status, answer.text()[:300])
+    assert list((studio.home / "exports").glob("ab-*-report/report.md")), "the report is kept in the workspace's exports"

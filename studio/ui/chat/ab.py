@@ -4,8 +4,6 @@ studio.ui.chat.eval_view builds the report on top of it; the tab lays out its wi
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -58,12 +56,12 @@ def aggregate_view(table: list[dict], patterns=None):
 
 
 def _downloads(rows: list[dict], tuned: str | None) -> list[str]:
-    """Save the results (core.eval.report.save_results) and copy the two downloads into the temp
-    folder that gradio may serve (it refuses files outside the working folder and the temp folder)."""
+    """Save the results (core.eval.report.save_results) and offer the workspace's exports/ab-<time>
+    .csv and .jsonl: the exports folder is what the server serves for download (launch_kwargs), so
+    nothing is copied to a temporary folder that no one removes."""
     from core.eval.report import save_results
 
-    served = Path(tempfile.mkdtemp(prefix="studio-ab-"))
-    return [str(shutil.copy(saved, served / saved.name)) for saved in save_results(rows, tuned)[:2]]
+    return [str(saved) for saved in save_results(rows, tuned)[:2]]
 
 
 @gpu  # ZeroGPU: a GPU is attached for the whole prompt set (no-op elsewhere)

@@ -8,7 +8,6 @@ functions tests call; core.eval is imported when first needed, so the app starts
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -109,12 +108,13 @@ def category_chart(report: dict | None):
     return fig
 
 
-def report_downloads(report: dict, rows: list[dict]) -> list[str]:
-    """report.md, report.json, rows.csv, rows.jsonl in a temp folder gradio may serve."""
+def report_downloads(report: dict, rows: list[dict], beside: str | Path) -> list[str]:
+    """report.md, report.json, rows.csv, rows.jsonl in exports/<the A/B's name>-report/, beside the
+    A/B's own downloads (`beside`: one of them), in the folder the server serves for download."""
     from core.eval.report import save_report
 
-    served = Path(tempfile.mkdtemp(prefix="studio-eval-"))
-    return [str(path) for path in save_report(report, rows, served)]
+    beside = Path(beside)
+    return [str(path) for path in save_report(report, rows, beside.parent / f"{beside.stem}-report")]
 
 
 def _rows_from(files: list[str] | None) -> list[dict]:
@@ -150,7 +150,7 @@ def run_ab_report(set_choice, upload, patterns_upload, base_model, tuned_choice,
         judged, note = _judge(judge.strip(), rows, prompts)
     report = build_report(rows, prompt_set=Path(source).name, settings=settings, retrieval=retrieval, tuned=tuned, judge=judged)
     metrics, topics = report_frames(report)
-    yield (note or gr.skip(), gr.skip(), gr.skip(), files + report_downloads(report, rows),
+    yield (note or gr.skip(), gr.skip(), gr.skip(), files + report_downloads(report, rows, files[0]),
            verdict_markdown(report, title="A/B verdict"), metrics, topics, category_chart(report))
 
 

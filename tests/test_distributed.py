@@ -4,6 +4,8 @@ run on CPU (gloo) against the 1-process run with the same global batch."""
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -83,6 +85,9 @@ def test_two_cpu_processes_match_one_process_with_the_same_global_batch(tmp_path
     assert (two / "adapter" / "adapter_model.safetensors").is_file() and (two / "best" / "best.json").is_file()
     assert runs.latest_checkpoint(two).name == "checkpoint-6"
     assert json.loads((two / "status.json").read_text())["step"] == 6
+    # torchrun's per-rank folders are kept with the run, none left in the temporary folder
+    assert (two / distributed.LAUNCHER_LOGS).is_dir()
+    assert not list(Path(tempfile.gettempdir()).glob("torchelastic_*")), "torchrun left a folder in the temporary folder"
 
 
 @pytest.mark.slow

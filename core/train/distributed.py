@@ -2,7 +2,7 @@
 own config file, kept in the run folder.
 
 A recipe with `training.num_processes` above 1 (or a user's accelerate config file) runs as
-`python -m accelerate.commands.launch --config_file RUN/accelerate_config.yaml -m core.train.worker RUN`.
+`python -m accelerate.commands.launch --config_file RUN/accelerate_config.yaml --log_dir RUN/launcher -m core.train.worker RUN`.
 The file is written once, when the run folder is created, from `training.distributed` (DDP, FSDP or
 DeepSpeed ZeRO-2), or copied from the user's own file; resume reuses it, and the UI shows it. On a
 machine without CUDA the same DDP file runs data-parallel CPU processes over torch's gloo backend
@@ -23,6 +23,7 @@ from core.recipes import Recipe, RecipeError
 from core.workspace import write_atomic
 
 CONFIG_FILE = "accelerate_config.yaml"
+LAUNCHER_LOGS = "launcher"  # torchrun's per-rank folders, inside the run folder
 
 # accelerate's distributed_type -> the recipe's training.distributed
 _KINDS = {"MULTI_GPU": "ddp", "MULTI_CPU": "ddp", "FSDP": "fsdp", "DEEPSPEED": "deepspeed"}
@@ -112,9 +113,11 @@ def config_path(run_dir: str | Path) -> Path | None:
 
 
 def launch_argv(run_dir: str | Path, config_file: str | Path) -> list[str]:
-    """`accelerate launch` through this Python, so the launcher is the one installed beside torch."""
+    """`accelerate launch` through this Python, so the launcher is the one installed beside torch.
+    torchrun's per-rank folders go to RUN/launcher/ (without --log_dir it makes one in the system's
+    temporary folder for every run and never removes it)."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file),
-            "-m", "core.train.worker", str(run_dir)]
+            "--log_dir", str(Path(run_dir) / LAUNCHER_LOGS), "-m", "core.train.worker", str(run_dir)]
 
 
 def shown(command: list[str]) -> str:

@@ -97,12 +97,14 @@ def launch_kwargs() -> dict:
     from starlette.middleware import Middleware
 
     css = CSS_FILE.read_text() if CSS_FILE.is_file() else None
-    # Exports (A/B results, exported datasets and models) are served for download; nothing else
-    # in the workspace is. Before a login only the login page is served (studio/login_wall.py);
+    # Exports (A/B results and reports, exported models) and datasets (a reviewed set is exported
+    # beside its review) are served for download; nothing else in the workspace is (runs, models,
+    # the cache). Before a login only the login page is served (studio/login_wall.py);
     # FastAPI's own /openapi.json is off (gradio serves its API description behind the login).
     return {"css": css, "js": chat_tab.SHOW_ANSWERS_JS, "theme": gr.themes.Soft(), "max_file_size": MAX_UPLOAD,
             "auth": auth_from_env(),
-            "allowed_paths": [str(server_root() / VISITORS) if shared_workspaces() else str(workspace().exports)],
+            "allowed_paths": [str(server_root() / VISITORS)] if shared_workspaces() else [str(workspace().exports),
+                                                                                      str(workspace().datasets)],
             "i18n": language.gradio_i18n(),
             "app_kwargs": {"openapi_url": None, "middleware": [Middleware(LoginWall), Middleware(language.RememberLanguage)]}}
 

@@ -23,7 +23,8 @@ def test_dry_run_shows_the_users_accelerate_config(tmp_path, tiny_model_dir, cap
     config.write_text("distributed_type: DEEPSPEED\nnum_processes: 4\ndeepspeed_config:\n  zero_stage: 3\n")
     assert cli.main(["train", _recipe_file(tmp_path, tiny_model_dir), "--accelerate-config", str(config), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "Launch: accelerate launch --config_file <run-dir>/accelerate_config.yaml -m core.train.worker" in out
+    assert ("Launch: accelerate launch --config_file <run-dir>/accelerate_config.yaml --log_dir <run-dir>/launcher "
+            "-m core.train.worker") in out
     assert "zero_stage: 3" in out
 
 

@@ -130,7 +130,7 @@ def test_accelerate_command_shown_for_multi_gpu():
     data = yaml.safe_load(text)
     data["training"].update(distributed="ddp", num_processes=2)
     *_, note = train_tab.yaml_changed(yaml.safe_dump(data))
-    assert "accelerate launch --config_file <run-dir>/accelerate_config.yaml -m core.train.worker" in note
+    assert "accelerate launch --config_file <run-dir>/accelerate_config.yaml --log_dir <run-dir>/launcher -m core.train.worker" in note
     assert "distributed_type: MULTI_GPU" in note and "num_processes: 2" in note  # the config it will write
 
 

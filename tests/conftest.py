@@ -34,6 +34,13 @@ if "STUDIO_TESTS_TMP" not in os.environ:
     tempfile.tempdir = _SESSION_TMP
     os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(_SESSION_TMP, "gradio"))
 
+# `make test` runs the suite in one process per core (pytest-xdist): each gets its share of the
+# cores for torch and for every process it starts, so two workers training at once do not fight
+# over the same cores (two threads each on 2 cores made a KTO run 4x slower).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS)))
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -101,6 +108,28 @@ def tiny_model_is_a_model_folder(request, monkeypatch):
         monkeypatch.setenv("STUDIO_MODEL_DIRS", str(request.getfixturevalue("tiny_model_dir")))
 
 
+# ---------------------------------------------------------------- one process per core
+
+
+def pytest_collection_modifyitems(config, items):
+    """With workers (`-n 2 --dist loadgroup`): a module's tests stay on one worker (its module
+    fixtures are built once), the browser tests on one worker one after another (one Chromium and
+    one studio server at a time), and the longest of these units are handed out first, so the
+    last unit to finish is a short one. The order inside a module is kept."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
+    def unit(item) -> str:
+        parts = Path(item.path).relative_to(ROOT).parts
+        return "browser" if "e2e" in parts else "/".join(parts)
+
+    slow_units = {unit(item) for item in items if item.get_closest_marker("slow")}
+    rank = {name: (name != "browser", name not in slow_units) for name in map(unit, items)}
+    items.sort(key=lambda item: rank[unit(item)])  # stable: modules stay whole and in order
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(unit(item)))
+
+
 # ---------------------------------------------------------------- the suite leaves nothing behind
 
 
@@ -117,15 +146,19 @@ def _tree_state() -> set[str] | None:
 
 
 def pytest_sessionstart(session):
-    session.config._tree_before = _tree_state()
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        session.config._tree_before = _tree_state()
 
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if a test wrote into the checkout or left a studio process running (the
-    leftovers are ended, and named)."""
+    leftovers are ended, and named). With workers, the main process looks once they have all
+    finished: a worker done early must not take the other's running processes for leftovers."""
     import signal
     import time
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     problems = []
     before, after = getattr(session.config, "_tree_before", None), _tree_state()
     if before is not None and after is not None and after - before:

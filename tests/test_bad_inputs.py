@@ -29,6 +29,15 @@ def _studio(*args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
+def _studio_each(commands: list[tuple[str, ...]]) -> list[tuple[int, str, str]]:
+    """`_studio` for each command, as many at once as the machine has cores (each is a fresh
+    process that spends its time importing): the answers in the commands' order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        return list(pool.map(lambda args: _studio(*args), commands))
+
+
 def _problems(case: bad_inputs.Case, code: int, expected: int, out: str, err: str, says: list[str]) -> list[str]:
     text = out + err
     found = []
@@ -45,10 +54,13 @@ def _problems(case: bad_inputs.Case, code: int, expected: int, out: str, err: st
 def test_check_answers_every_bad_dataset(corpus):
     folder, cases = corpus
     problems = []
-    for case in (c for c in cases if c.check_rc is not None):
-        code, out, err = _studio("check", str(folder / case.path))
+    checked = [c for c in cases if c.check_rc is not None]
+    answers = iter(_studio_each([args for c in checked for args in (("check", str(folder / c.path)),
+                                                                     ("check", str(folder / c.path), "--json"))]))
+    for case in checked:
+        code, out, err = next(answers)
         problems += _problems(case, code, case.check_rc, out, err, case.check_says)
-        code, out, err = _studio("check", str(folder / case.path), "--json")
+        code, out, err = next(answers)
         try:
             report = json.loads(out)
         except json.JSONDecodeError:
@@ -62,8 +74,8 @@ def test_check_answers_every_bad_dataset(corpus):
 def test_dry_run_refuses_every_bad_dataset_and_recipe_in_one_line(corpus):
     folder, cases = corpus
     problems = []
-    for case in (c for c in cases if c.train_rc == 2):
-        code, out, err = _studio("train", str(folder / case.recipe), "--dry-run")
+    refused = [c for c in cases if c.train_rc == 2]
+    for case, (code, out, err) in zip(refused, _studio_each([("train", str(folder / c.recipe), "--dry-run") for c in refused])):
         problems += _problems(case, code, 2, out, err, case.train_says)
     assert not problems, "\n".join(problems)
 
@@ -78,7 +90,7 @@ def test_dry_run_plans_the_usable_messy_datasets(corpus):
     """Messy but usable: the plan counts the bad rows and trains on the rest."""
     folder, cases = corpus
     problems = []
-    for case in (c for c in cases if c.train_rc == 0 and c.name in PLANNED):
-        code, out, err = _studio("train", str(folder / case.recipe), "--dry-run")
+    planned = [c for c in cases if c.train_rc == 0 and c.name in PLANNED]
+    for case, (code, out, err) in zip(planned, _studio_each([("train", str(folder / c.recipe), "--dry-run") for c in planned])):
         problems += _problems(case, code, 0, out, err, ["Steps:", *case.train_says])
     assert not problems, "\n".join(problems)

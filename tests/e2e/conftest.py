@@ -46,7 +46,7 @@ def browser():
 def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(60_000)  # a bound, not a wait: the other test worker may be training meanwhile
     yield page
     context.close()
 

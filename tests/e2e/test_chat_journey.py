@@ -24,7 +24,7 @@ def test_side_by_side_and_ab(studio, adapter_in_workspace, page, shot, tmp_path)
     message.fill("What is the capital of France?")
     message.press("Enter")
     # the answers' panes come into view (within a pixel: scrolling lands a fraction off)
-    page.wait_for_function("() => document.querySelector('#chat-base').getBoundingClientRect().top > -2", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('#chat-base').getBoundingClientRect().top > -2", timeout=30_000)
     for pane in ("#chat-base-stats", "#chat-tuned-stats"):
         stats = page.locator(pane)
         stats.get_by_text("first token after").wait_for(timeout=120_000)

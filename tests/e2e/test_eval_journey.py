@@ -51,7 +51,7 @@ def test_guard_verdict_up_front_and_the_ab_report(studio, guarded_run, page, sho
     tuned = page.get_by_label("Tuned side")
     tuned.fill(str(guarded_run / "best"))
     tuned.press("Enter")
-    page.locator("#chat-run-verdict").get_by_text("Evaluation after training", exact=False).wait_for(timeout=30_000)
+    page.locator("#chat-run-verdict").get_by_text("Evaluation after training", exact=False).wait_for(timeout=60_000)
     shot(page, "chat-verdict")
 
     page.get_by_text("Settings (shared by both panes)").click()
@@ -67,7 +67,7 @@ def test_guard_verdict_up_front_and_the_ab_report(studio, guarded_run, page, sho
     table = page.locator("#ab-report").inner_text()
     assert "keyword coverage" in table and "substantive rate" in table and "change [95% CI]" in table
     assert "capitals" in page.locator("#ab-topics").inner_text()
-    page.locator("#ab-chart .js-plotly-plot").first.wait_for(timeout=30_000)
+    page.locator("#ab-chart .js-plotly-plot").first.wait_for(timeout=60_000)
     page.locator("#ab-chart").scroll_into_view_if_needed()
     shot(page, "ab-report")
     link = page.locator("a[href*='report.md']").first  # the download the page offers, fetched as the browser would

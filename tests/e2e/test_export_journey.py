@@ -57,7 +57,7 @@ def test_export_to_gguf_with_verification_and_no_token_leak(studio, finished_run
     page.get_by_role("button", name="Export", exact=True).click()
     page.locator("#export-status").get_by_text("Export finished").wait_for(timeout=400_000)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('table')].some(t => t.innerText.includes('agree'))", timeout=30_000)
+        "() => [...document.querySelectorAll('table')].some(t => t.innerText.includes('agree'))", timeout=60_000)
     shot(page, "verified")
     status = page.locator("#export-status").inner_text()
     assert "Steps that failed: hub, ollama" in status, status

@@ -37,7 +37,7 @@ def test_grpo_run_shows_the_reward_chart(studio, page, shot):
     page.wait_for_function("() => document.querySelector('#train-progress').innerText.includes('completed')",
                            timeout=540_000)
     page.wait_for_function("() => { const p = document.querySelector('#grpo-rewards-plot .js-plotly-plot');"
-                           " return p && p.data && p.data.some(t => t.name === 'total (weighted)'); }", timeout=30_000)
+                           " return p && p.data && p.data.some(t => t.name === 'total (weighted)'); }", timeout=60_000)
     assert _reward_points(page) == MAX_STEPS
     names = page.evaluate("() => document.querySelector('#grpo-rewards-plot .js-plotly-plot').data.map(t => t.name)")
     assert {"format", "answer", "total (weighted)"} <= set(names)

@@ -44,7 +44,7 @@ def test_thumbs_review_then_a_kto_run(studio, page, shot):
                            timeout=540_000)
     page.wait_for_function("() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(p => p.data"
                            " && p.data.some(t => t.name === 'kl') && p.data.some(t => t.name === 'rewards/margins'))",
-                           timeout=30_000)
+                           timeout=60_000)
     shot(page, "kto-chart")
     run_dir = next(p for p in (studio.home / "runs").iterdir() if (p / "status.json").is_file())
     log = (run_dir / "train.log").read_text()

@@ -16,10 +16,10 @@ studio: setup
 
 test:
 	@bash scripts/setup.sh --browser
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow and not e2e"
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow and not e2e"
 
 bench: setup
 	$(VENV)/bin/python bench/train_throughput.py

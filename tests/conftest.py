@@ -109,25 +109,39 @@ def tiny_model_is_a_model_folder(request, monkeypatch):
 
 
 # ---------------------------------------------------------------- one process per core
+# With workers (`-n 2 --dist loadscope`, as `make test` runs it), a unit of work is a test module
+# (its module fixtures are built once), and the browser tests are one unit (one Chromium and one
+# studio server at a time, on one worker); the longest units are handed out first, so the last to
+# finish is a short one. (pytest-xdist's own `loadgroup` marks rename the tests, which pytest 9
+# no longer allows, so the scheduler is told the units directly.)
+
+BROWSER = "tests/e2e/"
+
+
+def _unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return "browser" if path.startswith(BROWSER) else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None  # xdist's own scheduler for the other modes
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return Units(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    """With workers (`-n 2 --dist loadgroup`): a module's tests stay on one worker (its module
-    fixtures are built once), the browser tests on one worker one after another (one Chromium and
-    one studio server at a time), and the longest of these units are handed out first, so the
-    last unit to finish is a short one. The order inside a module is kept."""
+    """In each worker: the browser unit first, then the modules with slow tests, then the rest;
+    the order inside a module is kept (the sort is stable)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-
-    def unit(item) -> str:
-        parts = Path(item.path).relative_to(ROOT).parts
-        return "browser" if "e2e" in parts else "/".join(parts)
-
-    slow_units = {unit(item) for item in items if item.get_closest_marker("slow")}
-    rank = {name: (name != "browser", name not in slow_units) for name in map(unit, items)}
-    items.sort(key=lambda item: rank[unit(item)])  # stable: modules stay whole and in order
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(unit(item)))
+    slow_units = {_unit(item.nodeid) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (_unit(item.nodeid) != "browser", _unit(item.nodeid) not in slow_units))
 
 
 # ---------------------------------------------------------------- the suite leaves nothing behind

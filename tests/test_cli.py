@@ -83,6 +83,8 @@ def test_studio_check_grades_against_the_targets_for_the_kind_of_data(tmp_path, 
     assert cli.main(["check", str(data), "--json"]) == 0
     auto = json.loads(capsys.readouterr().out)
     assert auto["targets"]["name"] == "general" and auto["warnings"] == []
+    assert cli.main(["check", str(data)]) == 0  # a metric this kind sets no target for says so in words a person reads
+    assert "Short replies (40 words or fewer): 0% (target any for this kind)" in capsys.readouterr().out
     assert cli.main(["check", str(data), "--targets", "short-replies", "--strict"]) == 1
     out = capsys.readouterr().out
     assert "quality targets: short conversational replies" in out and "quality target(s) missed" in out

@@ -123,6 +123,7 @@ def _unit(nodeid: str) -> str:
     return "browser" if path.startswith(BROWSER) else path
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: the suite also runs without it
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadscope":
         return None  # xdist's own scheduler for the other modes

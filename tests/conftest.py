@@ -37,9 +37,9 @@ if "STUDIO_TESTS_TMP" not in os.environ:
 # `make test` runs the suite in one process per core (pytest-xdist): each gets its share of the
 # cores for torch and for every process it starts, so two workers training at once do not fight
 # over the same cores (two threads each on 2 cores made a KTO run 4x slower).
-WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS)))
+IN_WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))  # one of xdist's test processes, not the main one
+if IN_WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -139,10 +139,11 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     """In each worker: the browser unit first, then the modules with slow tests, then the rest;
     the order inside a module is kept (the sort is stable)."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    if not IN_WORKER:
         return
-    slow_units = {_unit(item.nodeid) for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: (_unit(item.nodeid) != "browser", _unit(item.nodeid) not in slow_units))
+    units = {item: _unit(item.nodeid) for item in items}
+    slow_units = {units[item] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (units[item] != "browser", units[item] not in slow_units))
 
 
 # ---------------------------------------------------------------- the suite leaves nothing behind
@@ -161,7 +162,7 @@ def _tree_state() -> set[str] | None:
 
 
 def pytest_sessionstart(session):
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    if not IN_WORKER:
         session.config._tree_before = _tree_state()
 
 
@@ -172,7 +173,7 @@ def pytest_sessionfinish(session, exitstatus):
     import signal
     import time
 
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if IN_WORKER:
         return
     problems = []
     before, after = getattr(session.config, "_tree_before", None), _tree_state()

@@ -55,12 +55,11 @@ def test_check_answers_every_bad_dataset(corpus):
     folder, cases = corpus
     problems = []
     checked = [c for c in cases if c.check_rc is not None]
-    answers = iter(_studio_each([args for c in checked for args in (("check", str(folder / c.path)),
-                                                                     ("check", str(folder / c.path), "--json"))]))
-    for case in checked:
-        code, out, err = next(answers)
+    answers = _studio_each([args for c in checked for args in (("check", str(folder / c.path)),
+                                                               ("check", str(folder / c.path), "--json"))])
+    for case, (code, out, err), as_json in zip(checked, answers[::2], answers[1::2]):
         problems += _problems(case, code, case.check_rc, out, err, case.check_says)
-        code, out, err = next(answers)
+        code, out, err = as_json
         try:
             report = json.loads(out)
         except json.JSONDecodeError:

@@ -155,21 +155,20 @@ def test_every_event_with_hostile_values_reads_lists_and_deletes_nothing_outside
     started = time.monotonic()
     for value in values:
         session = uuid.uuid4().hex  # state set by one event (an opened run or dataset) meets the next
-        client = httpx.Client(timeout=120)  # one browser per session: a new client per event costs ~50 ms
-        first = [(index, fn) for index, fn, chosen in plan if value in chosen]
-        # Then once more for the handlers that read state, so a value one handler stored reaches them all.
-        again = [(index, fn) for index, fn in first if any(block.stateful for block in fn.inputs)]
-        for index, fn in first + again:
-            trigger = fn.targets[0][0] if fn.targets else None
-            answer = queue_call(base, session, index, _inputs(app, fn, value, sentinel), _event_data(value), trigger, client=client)
-            answered += 1
-            completed += "process_completed" in answer
-            assert SECRET not in answer, f"{fn.name} with {value!r} read outside the workspace:\n{answer[:2000]}"
-            assert LISTED not in answer, f"{fn.name} with {value!r} listed a folder outside the workspace"
-            _assert_untouched(sentinel)
-            written = _outside_files(sentinel) - before
-            assert not written, f"{fn.name} with {value!r} wrote outside the workspace: {sorted(written)}"
-        client.close()
+        with httpx.Client(timeout=120) as client:  # one browser per session: a new client per event costs ~50 ms
+            first = [(index, fn) for index, fn, chosen in plan if value in chosen]
+            # Then once more for the handlers that read state, so a value one handler stored reaches them all.
+            again = [(index, fn) for index, fn in first if any(block.stateful for block in fn.inputs)]
+            for index, fn in first + again:
+                trigger = fn.targets[0][0] if fn.targets else None
+                answer = queue_call(base, session, index, _inputs(app, fn, value, sentinel), _event_data(value), trigger, client=client)
+                answered += 1
+                completed += "process_completed" in answer
+                assert SECRET not in answer, f"{fn.name} with {value!r} read outside the workspace:\n{answer[:2000]}"
+                assert LISTED not in answer, f"{fn.name} with {value!r} listed a folder outside the workspace"
+                _assert_untouched(sentinel)
+                written = _outside_files(sentinel) - before
+                assert not written, f"{fn.name} with {value!r} wrote outside the workspace: {sorted(written)}"
     print(f"{answered} events posted in {time.monotonic() - started:.0f} s")
     assert completed > answered * 0.9, "most events must run their handler, not be turned away before it"
     assert (home / "runs" / "real-run" / "status.json").is_file()
